@@ -1,0 +1,67 @@
+//! Chancery's application: the pages and server functions shared by the server
+//! (SSR) and the browser (hydration), plus the server-only domain in [`server`].
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod model;
+mod pages;
+pub mod time;
+pub mod validate;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+pub use error::AppError;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser: this marks the page as interactive, which
+    // browser tests wait for before they click.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/chancery.css"/>
+        <Title formatter=|page: String| if page.is_empty() { "Chancery".to_string() } else { format!("{page} · Chancery") }/>
+        <Router>
+            <Routes fallback=pages::NotFound>
+                <Route path=path!("/") view=pages::Home ssr=SsrMode::Async/>
+                <Route path=path!("/signup") view=pages::SignUpPage/>
+                <Route path=path!("/login") view=pages::LogInPage/>
+                <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin") view=pages::AdminPage ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}

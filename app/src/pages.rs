@@ -1,0 +1,190 @@
+//! Pages. Each works without JavaScript (plain form posts) and better with it.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{Redirect, A};
+
+use crate::{
+    api::{self, CreateOrganization, LogIn, LogOut, SignUp},
+    error::AppError,
+    model::{AdminOverview, Landing},
+    validate::PASSWORD_MIN_CHARS,
+};
+
+/// `/`: sends each visitor where they belong.
+#[component]
+pub fn Home() -> impl IntoView {
+    let landing = Resource::new(|| (), |_| api::get_landing());
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let path = match landing.await {
+                    Ok(landing) => landing.path(),
+                    Err(_) => Landing::LogIn.path(),
+                };
+                view! { <Redirect path=path/> }
+            })}
+        </Suspense>
+    }
+}
+
+/// The message of the last failed submission, announced to screen readers.
+#[component]
+fn FormError(#[prop(into)] value: Signal<Option<Result<(), AppError>>>) -> impl IntoView {
+    move || {
+        value.get().and_then(Result::err).map(|err| {
+            view! { <p class="form-error" role="alert" data-field=err.field().map(str::to_string)>{err.to_string()}</p> }
+        })
+    }
+}
+
+#[component]
+fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <Title text=title/>
+        <main class="auth">
+            <div class="card">
+                <p class="brand">"Chancery"</p>
+                <h1>{title}</h1>
+                {children()}
+            </div>
+        </main>
+    }
+}
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    view! {
+        <AuthCard title="Create your account">
+            <ActionForm action=action>
+                <label>"Name" <input type="text" name="name" autocomplete="name" required/></label>
+                <label>"Work email" <input type="email" name="email" autocomplete="email" required/></label>
+                <label>
+                    "Password"
+                    <input type="password" name="password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                    <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters.")}</span>
+                </label>
+                <FormError value=action.value()/>
+                <button type="submit" disabled=move || action.pending().get()>"Sign up"</button>
+            </ActionForm>
+            <p class="switch">"Already have an account? " <A href="/login">"Log in"</A></p>
+        </AuthCard>
+    }
+}
+
+#[component]
+pub fn LogInPage() -> impl IntoView {
+    let action = ServerAction::<LogIn>::new();
+    view! {
+        <AuthCard title="Log in">
+            <ActionForm action=action>
+                <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
+                <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                <FormError value=action.value()/>
+                <button type="submit" disabled=move || action.pending().get()>"Log in"</button>
+            </ActionForm>
+            <p class="switch">"New to Chancery? " <A href="/signup">"Create an account"</A></p>
+        </AuthCard>
+    }
+}
+
+/// Asks a signed-in person without an organization to name one.
+#[component]
+pub fn OnboardingPage() -> impl IntoView {
+    let landing = Resource::new(|| (), |_| api::get_landing());
+    let action = ServerAction::<CreateOrganization>::new();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match landing.await {
+                    Ok(Landing::NameOrganization(user)) => view! {
+                        <AuthCard title="Name your organization">
+                            <p>{format!("Welcome, {}. Your organization holds your members, workspaces and billing; you will be its Admin.", user.name)}</p>
+                            <ActionForm action=action>
+                                <label>"Organization name" <input type="text" name="name" autocomplete="organization" required/></label>
+                                <FormError value=action.value()/>
+                                <button type="submit" disabled=move || action.pending().get()>"Create organization"</button>
+                            </ActionForm>
+                        </AuthCard>
+                    }.into_any(),
+                    Ok(other) => view! { <Redirect path=other.path()/> }.into_any(),
+                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The Admin Panel's home for the current organization.
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| api::get_admin_overview());
+    view! {
+        <Title text="Admin Panel"/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(overview) => view! { <AdminHome overview/> }.into_any(),
+                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
+                    Err(AppError::NotFound) => view! { <Redirect path="/onboarding"/> }.into_any(),
+                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AdminHome(overview: AdminOverview) -> impl IntoView {
+    let log_out = ServerAction::<LogOut>::new();
+    let AdminOverview { user, org, workspaces } = overview;
+    let roles = org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
+    view! {
+        <header class="topbar">
+            <span class="brand">"Chancery"</span>
+            <span class="org-name" data-testid="org-name">{org.name.clone()}</span>
+            <span class="spacer"></span>
+            <span class="who">{user.name.clone()} " · " {roles}</span>
+            <ActionForm action=log_out>
+                <button type="submit" class="link">"Log out"</button>
+            </ActionForm>
+        </header>
+        <main class="panel">
+            <h1>{org.name.clone()}</h1>
+            <p class="muted">"Organization ID " <code>{org.id.to_string()}</code></p>
+            <section>
+                <h2>"Workspaces"</h2>
+                <table class="table">
+                    <thead><tr><th>"Name"</th><th>"Members"</th><th>"ID"</th></tr></thead>
+                    <tbody>
+                        {workspaces.into_iter().map(|w| view! {
+                            <tr data-testid="workspace-row">
+                                <td>
+                                    {w.name}
+                                    {w.is_default.then(|| view! { <span class="badge">"Default"</span> })}
+                                </td>
+                                <td>{w.member_count}</td>
+                                <td><code>{w.id.to_string()}</code></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        </main>
+    }
+}
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <AuthCard title="Page not found">
+            <p>"There is nothing at this address."</p>
+            <p><A href="/">"Go to Chancery"</A></p>
+        </AuthCard>
+    }
+}

@@ -1,0 +1,153 @@
+//! Accounts: sign-up and log-in.
+
+use std::time::Instant;
+
+use sqlx::FromRow;
+
+use super::{
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    db::{is_unique_violation, Db},
+    password,
+    throttle::LoginThrottle,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{OrgId, UserId},
+    model::CurrentUser,
+    time::Timestamp,
+    validate,
+};
+
+/// Deliberately the same for an unknown email and a wrong password.
+pub const BAD_CREDENTIALS: &str = "Email or password is incorrect.";
+
+#[derive(Clone, Debug)]
+pub struct SignUp {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: UserId,
+    name: String,
+    email: String,
+}
+
+impl From<UserRow> for CurrentUser {
+    fn from(row: UserRow) -> Self {
+        Self { id: row.id, name: row.name, email: row.email }
+    }
+}
+
+/// Creates an account. The new person is the actor of their own `user.create` event.
+pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<CurrentUser> {
+    let name = validate::person_name(&input.name)?;
+    let email = validate::email(&input.email)?;
+    validate::new_password(&input.password)?;
+    let password_hash = password::hash(input.password).await?;
+
+    let user = CurrentUser { id: UserId::new(), name, email: email.display };
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, name, email, email_normalized, password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user.id)
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(&email.normalized)
+    .bind(password_hash)
+    .bind(Timestamp::now())
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(err) if is_unique_violation(&err) => {
+            return Err(AppError::conflict(
+                "email",
+                "An account with this email already exists. Log in instead.",
+            ))
+        }
+        other => other?,
+    };
+    let actor = Actor::User { id: user.id, email: user.email.clone() };
+    audit::record(&mut tx, &actor, client, AuditEvent::new("user.create", "user", user.id)).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, "account created");
+    Ok(user)
+}
+
+/// Checks credentials. Failures are throttled per account and per client
+/// address, and never say whether the email or the password was wrong.
+pub async fn log_in(
+    db: &Db,
+    throttle: &LoginThrottle,
+    client: &Client,
+    email: &str,
+    password: String,
+) -> AppResult<CurrentUser> {
+    let email = validate::email(email)?;
+    let now = Instant::now();
+    if let Err(wait) = throttle.check(&email.normalized, client.ip.as_deref(), now) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return Err(AppError::TooManyRequests {
+            message: format!("Too many failed log-in attempts. Try again in {minutes} minute(s)."),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+
+    let row: Option<(UserId, String, String, String)> =
+        sqlx::query_as("SELECT id, name, email, password_hash FROM users WHERE email_normalized = $1")
+            .bind(&email.normalized)
+            .fetch_optional(db.pool())
+            .await?;
+    let stored_hash = row.as_ref().map(|(_, _, _, hash)| hash.clone());
+    let verified = password::verify(password, stored_hash).await;
+
+    let Some((id, name, stored_email, _)) = row else {
+        throttle.record_failure(&email.normalized, client.ip.as_deref(), now);
+        return Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()));
+    };
+    let actor = Actor::User { id, email: stored_email.clone() };
+    let mut tx = db.begin().await?;
+    let orgs: Vec<(OrgId,)> = sqlx::query_as("SELECT org_id FROM org_members WHERE user_id = $1")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let action = if verified { "user.log_in" } else { "user.log_in_failed" };
+    // One event per organization, so each one's log shows its members' log-ins.
+    let mut events: Vec<AuditEvent> =
+        orgs.iter().map(|(org,)| AuditEvent::new(action, "user", id).in_org(*org)).collect();
+    if events.is_empty() {
+        events.push(AuditEvent::new(action, "user", id));
+    }
+    for event in events {
+        audit::record(&mut tx, &actor, client, event).await?;
+    }
+    if verified {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(Timestamp::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+
+    if verified {
+        throttle.record_success(&email.normalized);
+        Ok(CurrentUser { id, name, email: stored_email })
+    } else {
+        throttle.record_failure(&email.normalized, client.ip.as_deref(), now);
+        Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()))
+    }
+}
+
+pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<CurrentUser>> {
+    let row: Option<UserRow> = sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(Into::into))
+}

@@ -1,0 +1,17 @@
+//! Server-only code: the database, sessions, and the domain functions every
+//! adapter (server functions, Admin API, CLI) goes through.
+//!
+//! A domain function takes the acting identity, checks permission, validates
+//! input, and writes its change and the audit event in one transaction.
+
+pub mod accounts;
+pub mod actor;
+pub mod audit;
+pub mod db;
+pub mod orgs;
+pub mod password;
+pub mod request;
+pub mod session;
+pub mod session_store;
+pub mod state;
+pub mod throttle;

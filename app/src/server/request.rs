@@ -1,0 +1,83 @@
+//! What server functions need from the request they serve: state, session,
+//! client address, the signed-in user, and the mapping of errors to statuses.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+use tower_sessions::Session;
+
+use super::{accounts, actor::Client, session, state::AppState};
+use crate::{
+    error::{AppError, AppResult},
+    model::CurrentUser,
+};
+
+pub fn state() -> AppResult<AppState> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::Internal
+    })
+}
+
+pub async fn session() -> AppResult<Session> {
+    leptos_axum::extract::<Session>().await.map_err(|err| {
+        tracing::error!(error = %err, "session layer missing");
+        AppError::Internal
+    })
+}
+
+/// The client address: the socket peer, or the first `X-Forwarded-For` hop
+/// when the operator said a trusted proxy sits in front.
+pub fn client(state: &AppState) -> Client {
+    let Some(parts) = use_context::<http::request::Parts>() else {
+        return Client::default();
+    };
+    let forwarded = state
+        .trust_proxy_headers
+        .then(|| {
+            parts
+                .headers
+                .get("x-forwarded-for")?
+                .to_str()
+                .ok()?
+                .split(',')
+                .next()
+                .map(|ip| ip.trim().to_string())
+        })
+        .flatten()
+        .filter(|ip| !ip.is_empty());
+    let peer =
+        || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    Client { ip: forwarded.or_else(peer) }
+}
+
+/// The signed-in user, or `Unauthenticated`. A session whose user is gone is ended.
+pub async fn signed_in_user(state: &AppState, session: &Session) -> AppResult<CurrentUser> {
+    let signed_out = || AppError::Unauthenticated("Please log in.".into());
+    let Some(user_id) = session::user_id(session).await? else {
+        return Err(signed_out());
+    };
+    match accounts::find_user(&state.db, user_id).await? {
+        Some(user) => Ok(user),
+        None => {
+            session::log_out(session).await?;
+            Err(signed_out())
+        }
+    }
+}
+
+/// Gives a server function's error its HTTP status (and `Retry-After`), so
+/// plain HTTP clients see the same codes as the Admin API's.
+pub fn respond<T>(result: AppResult<T>) -> AppResult<T> {
+    if let (Err(err), Some(response)) = (&result, use_context::<ResponseOptions>()) {
+        response.set_status(
+            http::StatusCode::from_u16(err.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        );
+        if let AppError::TooManyRequests { retry_after_secs, .. } = err {
+            response.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(*retry_after_secs));
+        }
+    }
+    result
+}

@@ -1,0 +1,39 @@
+//! What the session cookie carries: the signed-in user and the organization
+//! they are looking at. Only ids; everything else is read fresh per request.
+
+use tower_sessions::Session;
+
+use crate::{
+    error::AppResult,
+    ids::{OrgId, UserId},
+};
+
+pub const USER_KEY: &str = "user_id";
+const ORG_KEY: &str = "org_id";
+
+/// Starts a signed-in session under a new id, so an id planted before log-in is worthless.
+pub async fn log_in(session: &Session, user_id: UserId) -> AppResult<()> {
+    session.cycle_id().await?;
+    session.clear().await;
+    session.insert(USER_KEY, user_id).await?;
+    Ok(())
+}
+
+/// Ends the session: the record is deleted and the cookie cleared.
+pub async fn log_out(session: &Session) -> AppResult<()> {
+    session.flush().await?;
+    Ok(())
+}
+
+pub async fn user_id(session: &Session) -> AppResult<Option<UserId>> {
+    Ok(session.get(USER_KEY).await?)
+}
+
+pub async fn current_org(session: &Session) -> AppResult<Option<OrgId>> {
+    Ok(session.get(ORG_KEY).await?)
+}
+
+pub async fn set_current_org(session: &Session, org_id: OrgId) -> AppResult<()> {
+    session.insert(ORG_KEY, org_id).await?;
+    Ok(())
+}

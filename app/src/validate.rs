@@ -1,0 +1,129 @@
+//! Input rules, shared by the browser (early hints) and the server (the rule).
+//! Each returns the cleaned value or an error naming the field.
+
+use crate::error::AppError;
+
+pub const PASSWORD_MIN_CHARS: usize = 12;
+/// Bounds argon2's work per attempt.
+pub const PASSWORD_MAX_CHARS: usize = 256;
+pub const NAME_MAX_CHARS: usize = 100;
+const EMAIL_MAX_CHARS: usize = 254;
+
+/// A person's display name: trimmed, 1 to 100 characters.
+pub fn person_name(input: &str) -> Result<String, AppError> {
+    named_text("name", "Name", input)
+}
+
+/// An organization or workspace name: trimmed, 1 to 100 characters.
+pub fn org_name(input: &str) -> Result<String, AppError> {
+    named_text("name", "Organization name", input)
+}
+
+fn named_text(field: &str, what: &str, input: &str) -> Result<String, AppError> {
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(AppError::invalid(field, format!("{what} is required.")));
+    }
+    if text.chars().count() > NAME_MAX_CHARS {
+        return Err(AppError::invalid(field, format!("{what} must be at most {NAME_MAX_CHARS} characters.")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(AppError::invalid(field, format!("{what} cannot contain control characters.")));
+    }
+    Ok(text.to_string())
+}
+
+/// An email address as typed (trimmed), and its lower-cased form, the key that
+/// makes addresses unique regardless of case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email {
+    pub display: String,
+    pub normalized: String,
+}
+
+pub fn email(input: &str) -> Result<Email, AppError> {
+    let display = input.trim();
+    let invalid = || AppError::invalid("email", "Enter a valid email address, like name@example.com.");
+    if display.is_empty() {
+        return Err(AppError::invalid("email", "Email is required."));
+    }
+    if display.len() > EMAIL_MAX_CHARS || display.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = display.split_once('@').ok_or_else(invalid)?;
+    let domain_ok = !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(invalid());
+    }
+    Ok(Email { display: display.to_string(), normalized: display.to_lowercase() })
+}
+
+/// A new password: 12 to 256 characters. Spaces count; nothing is trimmed.
+pub fn new_password(input: &str) -> Result<(), AppError> {
+    let chars = input.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(AppError::invalid(
+            "password",
+            format!("Password must be at least {PASSWORD_MIN_CHARS} characters."),
+        ));
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(AppError::invalid(
+            "password",
+            format!("Password must be at most {PASSWORD_MAX_CHARS} characters."),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_normalized_to_lower_case() {
+        let e = email("  Ada.Lovelace@Example.COM ").unwrap();
+        assert_eq!(e.display, "Ada.Lovelace@Example.COM");
+        assert_eq!(e.normalized, "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused_naming_the_field() {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@exa_mple.com",
+            "ada@-x.com",
+        ] {
+            let err = email(bad).unwrap_err();
+            assert_eq!(err.field(), Some("email"), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn passwords_need_twelve_characters() {
+        assert_eq!(new_password("short-pass1").unwrap_err().field(), Some("password"));
+        assert!(new_password("twelve chars").is_ok());
+        assert!(new_password(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(person_name("  Ada  ").unwrap(), "Ada");
+        assert!(person_name("   ").is_err());
+        assert!(org_name(&"x".repeat(101)).is_err());
+        assert!(org_name("Acme\u{0007}").is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! Configuration: command-line flags, each with an environment variable and a default
+//! that runs Chancery on this machine with nothing else installed.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chancery.db?mode=rwc";
+
+#[derive(Clone, Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path?mode=rwc` (created and migrated on first start)
+    /// or `postgres://user@host:5432/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// The URL people use to reach Chancery (links in emails; `https://` turns on Secure cookies).
+    /// Defaults to `http://<listen address>`.
+    #[arg(long, env = "CHANCERY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Defaults to true when the
+    /// public URL is `https://`.
+    #[arg(long, env = "CHANCERY_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+
+    /// Take the client address from `X-Forwarded-For`. Only behind a proxy you control.
+    #[arg(long, env = "CHANCERY_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+}
+
+impl ServeArgs {
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| self.public_url().starts_with("https://"))
+    }
+}

@@ -1,0 +1,98 @@
+//! The Chancery server: HTTP routing and start-up around the `app` crate.
+
+pub mod config;
+
+use std::{net::SocketAddr, time::Duration};
+
+use app::{server::state::AppState, shell, App};
+use axum::{routing::get, Router};
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http_csrf::csrf::CsrfLayer;
+use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
+
+pub use app::server::db::Db;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "chancery_session";
+/// A session ends after this long without a request.
+const SESSION_IDLE: time::Duration = time::Duration::days(7);
+
+/// Every route of the application. Pages and server functions sit behind the
+/// session and cross-origin (CSRF) layers; machine APIs will not.
+pub fn router(state: AppState, secure_cookies: bool) -> Router {
+    let routes = generate_route_list(App);
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
+    let web = Router::new()
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function.
+        .layer(CsrfLayer::new())
+        .layer(sessions);
+    Router::new().route("/healthz", get(|| async { "ok" })).merge(web).with_state(state)
+}
+
+/// Binds, serves until Ctrl-C or SIGTERM, and removes expired sessions meanwhile.
+pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
+    let db = Db::connect_and_migrate(&args.database.database_url).await?;
+    let leptos_options = leptos_options(args.listen)?;
+    let state = AppState::new(leptos_options, db.clone(), args.trust_proxy);
+    tokio::spawn(delete_expired_sessions(state.clone()));
+    let app = router(state, args.secure_cookies());
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %app::server::db::redact(&args.database.database_url), "Chancery is listening");
+    println!("Chancery is running at {} (listening on http://{address})", args.public_url());
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Leptos options from the environment (set by cargo-leptos), listening where we were told.
+pub fn leptos_options(listen: SocketAddr) -> anyhow::Result<LeptosOptions> {
+    let mut options = leptos::config::get_configuration(None)?.leptos_options;
+    options.site_addr = listen;
+    Ok(options)
+}
+
+async fn delete_expired_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match state.sessions.delete_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "expired sessions deleted"),
+            Err(err) => tracing::warn!(error = %err, "could not delete expired sessions"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
