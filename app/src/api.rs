@@ -1,7 +1,7 @@
 //! Server functions: the browser's entry points. Each is a thin adapter that
-//! reads the request (session, client address), calls one domain function and
-//! maps its error to an HTTP status. They live under `/_fn`, so `/api` and
-//! `/v1` belong to the machine APIs alone.
+//! reads the request (session, client address) and calls one domain function;
+//! the server maps a returned `AppError` to its HTTP status in one place. They
+//! live under `/_fn`, so `/api` and `/v1` belong to the machine APIs alone.
 
 use leptos::prelude::*;
 
@@ -14,66 +14,46 @@ use crate::{
 #[server(prefix = "/_fn", endpoint = "sign_up")]
 pub async fn sign_up(name: String, email: String, password: String) -> Result<(), AppError> {
     use crate::server::{accounts, request, session};
-    request::respond(
-        async {
-            let state = request::state()?;
-            let session = request::session().await?;
-            let input = accounts::SignUp { name, email, password };
-            let user = accounts::sign_up(&state.db, &request::client(&state), input).await?;
-            session::log_in(&session, user.id).await?;
-            leptos_axum::redirect(Landing::NameOrganization(user).path());
-            Ok(())
-        }
-        .await,
-    )
+    let state = request::state()?;
+    let session = request::session().await?;
+    let input = accounts::SignUp { name, email, password };
+    let user = accounts::sign_up(&state.db, &request::client(&state), input).await?;
+    session::log_in(&session, user.id).await?;
+    leptos_axum::redirect(Landing::NameOrganization(user).path());
+    Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "log_in")]
 pub async fn log_in(email: String, password: String) -> Result<(), AppError> {
     use crate::server::{accounts, request, session};
-    request::respond(
-        async {
-            let state = request::state()?;
-            let session = request::session().await?;
-            let client = request::client(&state);
-            let user = accounts::log_in(&state.db, &state.login_throttle, &client, &email, password).await?;
-            session::log_in(&session, user.id).await?;
-            leptos_axum::redirect(landing_of(&state, user).await?.path());
-            Ok(())
-        }
-        .await,
-    )
+    let state = request::state()?;
+    let session = request::session().await?;
+    let client = request::client(&state);
+    let user = accounts::log_in(&state.db, &state.login_throttle, &client, &email, password).await?;
+    session::log_in(&session, user.id).await?;
+    leptos_axum::redirect(landing_of(&state, user).await?.path());
+    Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "log_out")]
 pub async fn log_out() -> Result<(), AppError> {
     use crate::server::{request, session};
-    request::respond(
-        async {
-            session::log_out(&request::session().await?).await?;
-            leptos_axum::redirect(Landing::LogIn.path());
-            Ok(())
-        }
-        .await,
-    )
+    session::log_out(&request::session().await?).await?;
+    leptos_axum::redirect(Landing::LogIn.path());
+    Ok(())
 }
 
 /// Where the visitor belongs: log-in, naming a first organization, or the Admin Panel.
-#[server(prefix = "/_fn", endpoint = "landing")]
+#[server(prefix = "/_fn", endpoint = "get_landing")]
 pub async fn get_landing() -> Result<Landing, AppError> {
     use crate::server::request;
-    request::respond(
-        async {
-            let state = request::state()?;
-            let session = request::session().await?;
-            match request::signed_in_user(&state, &session).await {
-                Ok(user) => landing_of(&state, user).await,
-                Err(AppError::Unauthenticated(_)) => Ok(Landing::LogIn),
-                Err(err) => Err(err),
-            }
-        }
-        .await,
-    )
+    let state = request::state()?;
+    let session = request::session().await?;
+    match request::signed_in_user(&state, &session).await {
+        Ok(user) => landing_of(&state, user).await,
+        Err(AppError::Unauthenticated(_)) => Ok(Landing::LogIn),
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(feature = "ssr")]
@@ -89,42 +69,31 @@ async fn landing_of(
 #[server(prefix = "/_fn", endpoint = "create_organization")]
 pub async fn create_organization(name: String) -> Result<(), AppError> {
     use crate::server::{actor::Actor, orgs, request, session};
-    request::respond(
-        async {
-            let state = request::state()?;
-            let session = request::session().await?;
-            let user = request::signed_in_user(&state, &session).await?;
-            let actor = Actor::User { id: user.id, email: user.email };
-            let org =
-                orgs::create_first_organization(&state.db, &actor, &request::client(&state), &name).await?;
-            session::set_current_org(&session, org.id).await?;
-            leptos_axum::redirect("/admin");
-            Ok(())
-        }
-        .await,
-    )
+    let state = request::state()?;
+    let session = request::session().await?;
+    let user = request::signed_in_user(&state, &session).await?;
+    let actor = Actor::User { id: user.id, email: user.email };
+    let org = orgs::create_first_organization(&state.db, &actor, &request::client(&state), &name).await?;
+    session::set_current_org(&session, org.id).await?;
+    leptos_axum::redirect("/admin");
+    Ok(())
 }
 
 /// The Admin Panel's home: the current organization and its workspaces.
 /// `Unauthenticated` when signed out; `NotFound` when in no organization yet.
-#[server(prefix = "/_fn", endpoint = "admin_overview")]
+#[server(prefix = "/_fn", endpoint = "get_admin_overview")]
 pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
     use crate::server::{orgs, request, session};
-    request::respond(
-        async {
-            let state = request::state()?;
-            let session = request::session().await?;
-            let user = request::signed_in_user(&state, &session).await?;
-            let memberships = orgs::memberships(&state.db, user.id).await?;
-            let chosen = session::current_org(&session).await?;
-            // The organization picked in this session, if still a member; else the first one.
-            let org = memberships
-                .iter()
-                .find(|org| Some(org.id) == chosen)
-                .or(memberships.first())
-                .ok_or(AppError::NotFound)?;
-            orgs::admin_overview(&state.db, user, org.id).await
-        }
-        .await,
-    )
+    let state = request::state()?;
+    let session = request::session().await?;
+    let user = request::signed_in_user(&state, &session).await?;
+    let memberships = orgs::memberships(&state.db, user.id).await?;
+    let chosen = session::current_org(&session).await?;
+    // The organization picked in this session, if still a member; else the first one.
+    let org = memberships
+        .iter()
+        .find(|org| Some(org.id) == chosen)
+        .or(memberships.first())
+        .ok_or(AppError::NotFound)?;
+    orgs::admin_overview(&state.db, user, org.id).await
 }

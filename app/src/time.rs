@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn formats_for_people_and_machines() {
         let t = Timestamp(1_795_000_000_123);
-        assert_eq!(t.rfc3339(), "2026-11-18T08:26:40.123Z");
-        assert_eq!(t.display(), "2026-11-18 08:26 UTC");
+        assert_eq!(t.rfc3339(), "2026-11-18T11:06:40.123Z");
+        assert_eq!(t.display(), "2026-11-18 11:06 UTC");
     }
 }

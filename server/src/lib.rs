@@ -4,8 +4,17 @@ pub mod config;
 
 use std::{net::SocketAddr, time::Duration};
 
+use app::AppError;
 use app::{server::state::AppState, shell, App};
-use axum::{routing::get, Router};
+use axum::{
+    body::Body,
+    extract::Request,
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+    Router,
+};
+use http::{header, HeaderValue, StatusCode};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http_csrf::csrf::CsrfLayer;
@@ -34,10 +43,32 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(server_fn_error_status))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function.
         .layer(CsrfLayer::new())
         .layer(sessions);
     Router::new().route("/healthz", get(|| async { "ok" })).merge(web).with_state(state)
+}
+
+/// Server functions answer every error with 500; this gives each `AppError`
+/// its own status (and `Retry-After`), in one place for all of them.
+async fn server_fn_error_status(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let is_server_fn_error = response.headers().contains_key("serverfnerror");
+    if !is_server_fn_error || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let AppError::TooManyRequests { retry_after_secs, .. } = err {
+            parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Binds, serves until Ctrl-C or SIGTERM, and removes expired sessions meanwhile.

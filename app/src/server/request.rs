@@ -1,11 +1,10 @@
 //! What server functions need from the request they serve: state, session,
-//! client address, the signed-in user, and the mapping of errors to statuses.
+//! client address and the signed-in user.
 
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use leptos::prelude::use_context;
-use leptos_axum::ResponseOptions;
 use tower_sessions::Session;
 
 use super::{accounts, actor::Client, session, state::AppState};
@@ -66,18 +65,4 @@ pub async fn signed_in_user(state: &AppState, session: &Session) -> AppResult<Cu
             Err(signed_out())
         }
     }
-}
-
-/// Gives a server function's error its HTTP status (and `Retry-After`), so
-/// plain HTTP clients see the same codes as the Admin API's.
-pub fn respond<T>(result: AppResult<T>) -> AppResult<T> {
-    if let (Err(err), Some(response)) = (&result, use_context::<ResponseOptions>()) {
-        response.set_status(
-            http::StatusCode::from_u16(err.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-        );
-        if let AppError::TooManyRequests { retry_after_secs, .. } = err {
-            response.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(*retry_after_secs));
-        }
-    }
-    result
 }

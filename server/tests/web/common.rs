@@ -1,0 +1,220 @@
+//! Test harness: a fresh database per test (SQLite file or PostgreSQL
+//! database), the real router, and a cookie-keeping client.
+
+use std::net::SocketAddr;
+
+use app::server::{db::Db, state::AppState};
+use axum::{body::Body, extract::ConnectInfo, Router};
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use leptos::config::LeptosOptions;
+use tower::ServiceExt;
+
+/// Declares each listed test twice: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::TestApp::sqlite().await).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::TestApp::postgres().await).await
+                }
+            )+
+        }
+    };
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub db: Db,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("chancery-test-{}.db", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::start(&url, TestDatabase::SqliteFile(path)).await
+    }
+
+    pub async fn postgres() -> Self {
+        let server = postgres_server_url();
+        let name = format!("chancery_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Db::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {server} for these tests: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(admin.pool())
+            .await
+            .expect("create test database");
+        admin.close().await;
+        Self::start(&format!("{server}/{name}"), TestDatabase::Postgres { server, name }).await
+    }
+
+    async fn start(url: &str, database: TestDatabase) -> Self {
+        let db = Db::connect_and_migrate(url).await.expect("connect and migrate");
+        let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
+        let state = AppState::new(options, db.clone(), false);
+        Self { router: server::router(state, false), db, _database: database }
+    }
+
+    /// A new client with an empty cookie jar, seen as coming from `ip`.
+    pub fn client(&self, ip: &str) -> Client<'_> {
+        Client { app: self, cookie: None, ip: format!("{ip}:40000").parse().expect("ip") }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) =
+            sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.pool()).await.unwrap();
+        n
+    }
+
+    /// `(action, actor_label, target_type, ip)` of every audit event, oldest first.
+    pub async fn audit_trail(&self) -> Vec<(String, String, String, Option<String>)> {
+        sqlx::query_as("SELECT action, actor_label, target_type, ip FROM audit_events ORDER BY id")
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
+    }
+}
+
+fn postgres_server_url() -> String {
+    std::env::var("CHANCERY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+enum TestDatabase {
+    SqliteFile(std::path::PathBuf),
+    Postgres { server: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match self {
+            Self::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Self::Postgres { server, name } => {
+                let (server, name) = (server.clone(), name.clone());
+                // Drop runs inside the test's runtime; drop the database from a thread of its own.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(async {
+                        if let Ok(admin) = Db::connect(&format!("{server}/postgres")).await {
+                            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                            let _ = sqlx::query(&drop).execute(admin.pool()).await;
+                            admin.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// A browser-like client: keeps the session cookie between requests.
+pub struct Client<'a> {
+    app: &'a TestApp,
+    pub cookie: Option<String>,
+    ip: SocketAddr,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Client<'_> {
+    /// Calls a server function the way the hydrated page does (form-encoded POST, same origin).
+    pub async fn call(&mut self, path: &str, form: &[(&str, &str)]) -> TestResponse {
+        let body = serde_urlencoded(form);
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> TestResponse {
+        self.send(Request::get(path).header(header::ACCEPT, "text/html").body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn send(&mut self, mut request: Request<Body>) -> TestResponse {
+        request.extensions_mut().insert(ConnectInfo(self.ip));
+        if let Some(cookie) = &self.cookie {
+            request.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+        }
+        let response = self.app.router.clone().oneshot(request).await.expect("router is infallible");
+        if let Some(set_cookie) = response.headers().get(header::SET_COOKIE) {
+            let pair = set_cookie.to_str().unwrap().split(';').next().unwrap().to_string();
+            // An emptied cookie (log-out) leaves the jar empty.
+            self.cookie = pair.split_once('=').filter(|(_, v)| !v.is_empty()).map(|_| pair.clone());
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        TestResponse { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    pub async fn sign_up(&mut self, name: &str, email: &str, password: &str) -> TestResponse {
+        self.call("/_fn/sign_up", &[("name", name), ("email", email), ("password", password)]).await
+    }
+
+    pub async fn log_in(&mut self, email: &str, password: &str) -> TestResponse {
+        self.call("/_fn/log_in", &[("email", email), ("password", password)]).await
+    }
+
+    pub async fn create_organization(&mut self, name: &str) -> TestResponse {
+        self.call("/_fn/create_organization", &[("name", name)]).await
+    }
+
+    pub async fn overview(&mut self) -> TestResponse {
+        self.call("/_fn/get_admin_overview", &[]).await
+    }
+
+    pub async fn landing(&mut self) -> TestResponse {
+        self.call("/_fn/get_landing", &[]).await
+    }
+}
+
+fn serde_urlencoded(form: &[(&str, &str)]) -> String {
+    form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";

@@ -1,0 +1,6 @@
+//! HTTP-level tests of the web application (pages and server functions),
+//! through the real router, on SQLite and on PostgreSQL.
+
+mod accounts;
+mod common;
+mod security;
