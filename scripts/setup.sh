@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what building (and, with --test, testing) Chancery needs. Idempotent:
+# each tool is checked first and installed only when missing or at the wrong version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.10     # 0.3.11 does not build on rustc 1.95
+WASM_BINDGEN_VERSION=0.2.130    # must equal the wasm-bindgen crate pinned in Cargo.toml
+export PATH="$HOME/.cargo/bin:$PATH"
+
+with_tests=false
+[[ "${1:-}" == "--test" ]] && with_tests=true
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "Adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
+  step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 15 minutes on 2 cores)"
+  cargo install --locked "cargo-leptos@$CARGO_LEPTOS_VERSION" --features no_downloads
+fi
+
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$WASM_BINDGEN_VERSION"* ]]; then
+  step "Installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # Not --locked: its lockfile wants a webpki-roots release the registry does not serve.
+  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+fi
+
+# wasm-opt for release builds, from npm: Debian's binaryen 108 emits wasm that fails to hydrate.
+if [[ ! -x tools/node_modules/.bin/wasm-opt ]]; then
+  step "Installing binaryen (wasm-opt) from npm"
+  (cd tools && npm ci --no-audit --no-fund)
+fi
+
+if $with_tests; then
+  apt_packages=()
+  command -v chromium >/dev/null || apt_packages+=(chromium)
+  command -v psql >/dev/null || apt_packages+=(postgresql)
+  if ((${#apt_packages[@]})); then
+    step "Installing ${apt_packages[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    step "Starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+  fi
+  if [[ ! -d end2end/node_modules/@playwright/test ]]; then
+    step "Installing Playwright (no browser download: Debian's Chromium is used)"
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+fi
