@@ -64,4 +64,8 @@ uuid_id! {
     OrgId;
     /// A Workspace inside one Organization.
     WorkspaceId;
+    /// An Enterprise Account: links Organizations, managed in the Backoffice.
+    EnterpriseId;
+    /// An Admin API key (its row, not its secret).
+    AdminKeyId;
 }

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OrgId, UserId, WorkspaceId};
+use crate::{
+    ids::{AdminKeyId, EnterpriseId, OrgId, UserId, WorkspaceId},
+    time::Timestamp,
+};
 
 /// Organization roles. A member may hold several; permissions add up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -36,6 +39,32 @@ impl OrgRole {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == name)
     }
+
+    /// Fixed, so automation can hard-code them (`GET /api/admin/roles` lists them).
+    pub fn uuid(self) -> uuid::Uuid {
+        uuid::Uuid::from_u128(match self {
+            Self::Admin => 0x6a1d2c3e_0001_4a00_8000_000000000001,
+            Self::Billing => 0x6a1d2c3e_0001_4a00_8000_000000000002,
+            Self::Member => 0x6a1d2c3e_0001_4a00_8000_000000000003,
+        })
+    }
+
+    /// The Admin API's name for the role, as Mistral's API spells it.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Self::Admin => "organization_admin",
+            Self::Billing => "billing_manager",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Admin => "Manages members, workspaces, keys, billing, limits and settings.",
+            Self::Billing => "Sees and manages billing, spending limits and usage.",
+            Self::Member => "Uses the workspaces they belong to.",
+        }
+    }
 }
 
 /// Roles inside one workspace.
@@ -54,8 +83,31 @@ impl WorkspaceRole {
         }
     }
 
+    pub const ALL: [WorkspaceRole; 2] = [WorkspaceRole::Admin, WorkspaceRole::Member];
+
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Admin, Self::Member].into_iter().find(|r| r.as_str() == name)
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    pub fn uuid(self) -> uuid::Uuid {
+        uuid::Uuid::from_u128(match self {
+            Self::Admin => 0x6a1d2c3e_0002_4a00_8000_000000000001,
+            Self::Member => 0x6a1d2c3e_0002_4a00_8000_000000000002,
+        })
+    }
+
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Self::Admin => "workspace_admin",
+            Self::Member => "workspace_member",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Admin => "Manages the workspace's members, API keys and limits.",
+            Self::Member => "Uses the workspace and creates their own API keys.",
+        }
     }
 }
 
@@ -111,4 +163,60 @@ impl Landing {
             Self::AdminPanel(_) => "/admin",
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnterpriseSummary {
+    pub id: EnterpriseId,
+    pub name: String,
+}
+
+/// The Backoffice's entry: the viewer's Enterprise Account, and invitations waiting for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackofficeHome {
+    pub user: CurrentUser,
+    pub enterprise: Option<EnterpriseSummary>,
+    pub invitations: Vec<EnterpriseSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnterpriseMember {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    /// Linked Organizations this person belongs to.
+    pub organizations: Vec<String>,
+    pub last_login_at: Option<Timestamp>,
+    /// "Invite pending" until they accept.
+    pub pending: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnterpriseOrg {
+    pub id: OrgId,
+    pub name: String,
+    pub member_count: i64,
+    /// Whether the viewer is an Admin of it (else "Promote to admin" is offered).
+    pub viewer_is_admin: bool,
+}
+
+/// An Admin API key as lists show it: never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminKeyView {
+    pub id: AdminKeyId,
+    pub name: String,
+    pub org_id: OrgId,
+    pub org_name: String,
+    pub masked_key: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A key just created: the only time `key` (the full secret) is ever returned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedAdminKey {
+    pub view: AdminKeyView,
+    pub key: String,
 }

@@ -19,6 +19,11 @@ pub fn org_name(input: &str) -> Result<String, AppError> {
     named_text("name", "Organization name", input)
 }
 
+/// A name for an Enterprise Account or an API key: trimmed, 1 to 100 characters.
+pub fn label(field: &str, what: &str, input: &str) -> Result<String, AppError> {
+    named_text(field, what, input)
+}
+
 fn named_text(field: &str, what: &str, input: &str) -> Result<String, AppError> {
     let text = input.trim();
     if text.is_empty() {
@@ -63,6 +68,27 @@ pub fn email(input: &str) -> Result<Email, AppError> {
         return Err(invalid());
     }
     Ok(Email { display: display.to_string(), normalized: display.to_lowercase() })
+}
+
+/// A key's optional expiration date, `YYYY-MM-DD` (as date inputs send it). The key
+/// works through that whole day (UTC) and stops at the next midnight. Past dates are refused.
+pub fn expiry_date(
+    input: &str,
+    today: chrono::NaiveDate,
+) -> Result<Option<crate::time::Timestamp>, AppError> {
+    let input = input.trim();
+    if input.is_empty() {
+        return Ok(None);
+    }
+    let date = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d")
+        .map_err(|_| AppError::invalid("expires_on", "Enter the expiration date as YYYY-MM-DD."))?;
+    if date < today {
+        return Err(AppError::invalid("expires_on", "The expiration date must be today or later."));
+    }
+    let end_of_day = date.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+    let end_of_day =
+        end_of_day.ok_or_else(|| AppError::invalid("expires_on", "That date is too far away."))?;
+    Ok(Some(crate::time::Timestamp(end_of_day.timestamp_millis())))
 }
 
 /// A new password: 12 to 256 characters. Spaces count; nothing is trimmed.
@@ -117,6 +143,16 @@ mod tests {
         assert_eq!(new_password("short-pass1").unwrap_err().field(), Some("password"));
         assert!(new_password("twelve chars").is_ok());
         assert!(new_password(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn expiry_dates_run_through_the_day_and_never_lie_in_the_past() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(expiry_date("", today).unwrap(), None);
+        let end = expiry_date("2026-11-23", today).unwrap().unwrap();
+        assert_eq!(end.rfc3339(), "2026-11-24T00:00:00.000Z");
+        assert_eq!(expiry_date("2026-11-22", today).unwrap_err().field(), Some("expires_on"));
+        assert_eq!(expiry_date("23/11/2026", today).unwrap_err().field(), Some("expires_on"));
     }
 
     #[test]

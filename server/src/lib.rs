@@ -1,5 +1,6 @@
 //! The Chancery server: HTTP routing and start-up around the `app` crate.
 
+pub mod admin_api;
 pub mod config;
 
 use std::{net::SocketAddr, time::Duration};
@@ -47,7 +48,13 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function.
         .layer(CsrfLayer::new())
         .layer(sessions);
-    Router::new().route("/healthz", get(|| async { "ok" })).merge(web).with_state(state)
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        // Machine APIs: no session, no cookies; their own authentication.
+        .nest("/api/admin", admin_api::router())
+        .nest("/v1/admin", admin_api::router())
+        .merge(web)
+        .with_state(state)
 }
 
 /// Server functions answer every error with 500; this gives each `AppError`

@@ -1,5 +1,12 @@
 //! `chancery`: the server binary and the operator's command line.
 
+use app::{
+    ids::{EnterpriseId, OrgId},
+    server::{
+        actor::{Actor, Client},
+        enterprise,
+    },
+};
 use clap::{Parser, Subcommand};
 use server::config::{DatabaseArgs, ServeArgs};
 use tracing_subscriber::EnvFilter;
@@ -21,6 +28,38 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(DatabaseArgs),
+    /// Operator commands for Enterprise Accounts.
+    #[command(subcommand)]
+    Enterprise(EnterpriseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EnterpriseCommand {
+    /// Create a company's first Enterprise Account, linking existing Organizations.
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The Enterprise Account's name.
+        #[arg(long)]
+        name: String,
+        /// Id of an Organization to link (repeat for several).
+        #[arg(long = "org", required = true)]
+        orgs: Vec<OrgId>,
+        /// Email of an admin of one of those Organizations: the first Enterprise Account admin.
+        #[arg(long)]
+        admin: String,
+    },
+    /// Link one more Organization to an Enterprise Account.
+    LinkOrg {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The Enterprise Account's id.
+        #[arg(long)]
+        enterprise: EnterpriseId,
+        /// The Organization's id.
+        #[arg(long)]
+        org: OrgId,
+    },
 }
 
 /// `serve` with only its environment variables and defaults.
@@ -53,6 +92,19 @@ async fn run() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             server::Db::connect_and_migrate(&args.database_url).await?;
             println!("Database is up to date.");
+            Ok(())
+        }
+        Command::Enterprise(EnterpriseCommand::Create { database, name, orgs, admin }) => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            let created =
+                enterprise::create(&db, &Actor::Operator, &Client::default(), &name, &orgs, &admin).await?;
+            println!("Created Enterprise Account {:?} with id {}.", created.name, created.id);
+            Ok(())
+        }
+        Command::Enterprise(EnterpriseCommand::LinkOrg { database, enterprise: id, org }) => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            enterprise::link_org(&db, &Actor::Operator, &Client::default(), id, org).await?;
+            println!("Linked Organization {org} to Enterprise Account {id}.");
             Ok(())
         }
     }

@@ -6,11 +6,14 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod admin_keys;
 pub mod audit;
 pub mod db;
+pub mod enterprise;
 pub mod orgs;
 pub mod password;
 pub mod request;
+pub mod secret_key;
 pub mod session;
 pub mod session_store;
 pub mod state;

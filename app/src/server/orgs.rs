@@ -1,6 +1,6 @@
 //! Organizations and what their members see of them.
 
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::{
     actor::{Actor, Client},
@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
-    ids::{OrgId, UserId, WorkspaceId},
+    ids::{EnterpriseId, OrgId, UserId, WorkspaceId},
     model::{AdminOverview, CurrentUser, OrgRole, OrgSummary, WorkspaceRole, WorkspaceSummary},
     time::Timestamp,
     validate,
@@ -39,61 +39,103 @@ pub async fn create_first_organization(
         return Err(AppError::conflict("name", "You already belong to an organization."));
     }
 
+    let (org_id, workspace_id) = insert_organization(&mut tx, &name, None, Some(user_id)).await?;
+    join_as_admin(&mut tx, org_id, workspace_id, user_id).await?;
+    audit_creation(&mut tx, actor, client, org_id, workspace_id, &name).await?;
+    tx.commit().await?;
+
+    tracing::info!(%org_id, %user_id, "organization created");
+    Ok(OrgSummary { id: org_id, name, roles: vec![OrgRole::Admin] })
+}
+
+/// Inserts an organization and its Default workspace, with no members yet.
+pub(super) async fn insert_organization(
+    conn: &mut AnyConnection,
+    name: &str,
+    enterprise: Option<EnterpriseId>,
+    created_by: Option<UserId>,
+) -> Result<(OrgId, WorkspaceId), sqlx::Error> {
     let now = Timestamp::now();
     let org_id = OrgId::new();
     let workspace_id = WorkspaceId::new();
     sqlx::query(
-        "INSERT INTO organizations (id, name, default_workspace_id, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO organizations (id, name, default_workspace_id, enterprise_account_id, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(org_id)
-    .bind(&name)
+    .bind(name)
     .bind(workspace_id)
-    .bind(user_id)
+    .bind(enterprise)
+    .bind(created_by)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("INSERT INTO workspaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
         .bind(workspace_id)
         .bind(org_id)
         .bind(DEFAULT_WORKSPACE_NAME)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO org_members (org_id, user_id, created_at) VALUES ($1, $2, $3)")
-        .bind(org_id)
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(org_id)
-        .bind(user_id)
-        .bind(OrgRole::Admin.as_str())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(workspace_id)
-    .bind(user_id)
-    .bind(WorkspaceRole::Admin.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    Ok((org_id, workspace_id))
+}
 
+pub(super) async fn audit_creation(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    name: &str,
+) -> Result<(), sqlx::Error> {
     let created = AuditEvent::new("organization.create", "organization", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": name }));
-    audit::record(&mut tx, actor, client, created).await?;
+    audit::record(&mut *conn, actor, client, created).await?;
     let workspace = AuditEvent::new("workspace.create", "workspace", workspace_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": DEFAULT_WORKSPACE_NAME, "is_default": true }));
-    audit::record(&mut tx, actor, client, workspace).await?;
-    tx.commit().await?;
+    audit::record(conn, actor, client, workspace).await
+}
 
-    tracing::info!(%org_id, %user_id, "organization created");
-    Ok(OrgSummary { id: org_id, name, roles: vec![OrgRole::Admin] })
+/// Makes `user_id` an Admin of the organization (adding the role if already a
+/// member) and an Admin of its Default workspace. True if they were not a member.
+pub(super) async fn join_as_admin(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    default_workspace: WorkspaceId,
+    user_id: UserId,
+) -> Result<bool, sqlx::Error> {
+    let now = Timestamp::now();
+    let joined = sqlx::query(
+        "INSERT INTO org_members (org_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    sqlx::query(
+        "INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(OrgRole::Admin.as_str())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(default_workspace)
+    .bind(user_id)
+    .bind(WorkspaceRole::Admin.as_str())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(joined)
 }
 
 /// The organizations a person belongs to, with their roles in each, oldest membership first.
@@ -140,30 +182,132 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
         memberships(db, user.id).await?.into_iter().find(|org| org.id == org_id).ok_or(AppError::NotFound)?;
     // Admins see every workspace; others only those they are members of.
     let sees_all = org.roles.contains(&OrgRole::Admin);
-    let rows: Vec<WorkspaceRow> = sqlx::query_as(
-        "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
-                (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.id) AS member_count
-         FROM workspaces w
-         JOIN organizations o ON o.id = w.org_id
+    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
+        "{SELECT_WORKSPACES}
          WHERE w.org_id = $1 AND w.archived_at IS NULL
            AND ($2 = 1 OR EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = $3))
-         ORDER BY w.created_at, w.name",
-    )
+         ORDER BY w.created_at, w.name"
+    ))
     .bind(org_id)
     .bind(i64::from(sees_all))
     .bind(user.id)
     .fetch_all(db.pool())
     .await?;
-    let workspaces = rows
-        .into_iter()
-        .map(|row| WorkspaceSummary {
+    let workspaces = rows.into_iter().map(Into::into).collect();
+    Ok(AdminOverview { user, org, workspaces })
+}
+
+/// Whether `actor` may administer `org_id`: an Admin API key of that
+/// organization, or one of its Admins. Anyone else is told it does not exist.
+pub(super) async fn require_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<()> {
+    let allowed = match actor {
+        Actor::AdminApiKey { org_id: key_org, .. } => *key_org == org_id,
+        Actor::User { id, .. } => {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND user_id = $2 AND role = $3",
+            )
+            .bind(org_id)
+            .bind(id)
+            .bind(OrgRole::Admin.as_str())
+            .fetch_one(conn)
+            .await?;
+            n > 0
+        }
+        Actor::Operator => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// One page of results and the total count, as the Admin API pages them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: i64,
+    pub page_size: i64,
+    pub total: i64,
+}
+
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// Checks `page` (from 1) and `page_size` (1 to 100).
+pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64, i64)> {
+    let page = page.unwrap_or(1);
+    let page_size = page_size.unwrap_or(20);
+    if page < 1 {
+        return Err(AppError::invalid("page", "page starts at 1."));
+    }
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(AppError::invalid(
+            "page_size",
+            format!("page_size must be between 1 and {MAX_PAGE_SIZE}."),
+        ));
+    }
+    Ok((page, page_size))
+}
+
+const SELECT_WORKSPACES: &str = "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
+        (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.id) AS member_count
+    FROM workspaces w JOIN organizations o ON o.id = w.org_id";
+
+impl From<WorkspaceRow> for WorkspaceSummary {
+    fn from(row: WorkspaceRow) -> Self {
+        Self {
             is_default: row.default_workspace_id == Some(row.id),
             id: row.id,
             name: row.name,
             description: row.description,
             icon: row.icon,
             member_count: row.member_count,
-        })
-        .collect();
-    Ok(AdminOverview { user, org, workspaces })
+        }
+    }
+}
+
+/// The organization's active workspaces, oldest first, for its administrators.
+pub async fn workspaces_page(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> AppResult<Page<WorkspaceSummary>> {
+    let (page, page_size) = page_bounds(page, page_size)?;
+    let mut conn = db.pool().acquire().await?;
+    require_admin(&mut conn, actor, org_id).await?;
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND archived_at IS NULL")
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
+        "{SELECT_WORKSPACES} WHERE w.org_id = $1 AND w.archived_at IS NULL
+         ORDER BY w.created_at, w.id LIMIT $2 OFFSET $3"
+    ))
+    .bind(org_id)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
+}
+
+/// One workspace of the organization; another organization's is `NotFound`.
+pub async fn workspace(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    id: WorkspaceId,
+) -> AppResult<WorkspaceSummary> {
+    let mut conn = db.pool().acquire().await?;
+    require_admin(&mut conn, actor, org_id).await?;
+    let row: Option<WorkspaceRow> =
+        sqlx::query_as(&format!("{SELECT_WORKSPACES} WHERE w.id = $1 AND w.org_id = $2"))
+            .bind(id)
+            .bind(org_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(Into::into).ok_or(AppError::NotFound)
 }

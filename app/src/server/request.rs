@@ -1,9 +1,6 @@
 //! What server functions need from the request they serve: state, session,
 //! client address and the signed-in user.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use leptos::prelude::use_context;
 use tower_sessions::Session;
 
@@ -27,29 +24,10 @@ pub async fn session() -> AppResult<Session> {
     })
 }
 
-/// The client address: the socket peer, or the first `X-Forwarded-For` hop
-/// when the operator said a trusted proxy sits in front.
 pub fn client(state: &AppState) -> Client {
-    let Some(parts) = use_context::<http::request::Parts>() else {
-        return Client::default();
-    };
-    let forwarded = state
-        .trust_proxy_headers
-        .then(|| {
-            parts
-                .headers
-                .get("x-forwarded-for")?
-                .to_str()
-                .ok()?
-                .split(',')
-                .next()
-                .map(|ip| ip.trim().to_string())
-        })
-        .flatten()
-        .filter(|ip| !ip.is_empty());
-    let peer =
-        || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-    Client { ip: forwarded.or_else(peer) }
+    use_context::<http::request::Parts>()
+        .map(|parts| Client::of_request(&parts, state.trust_proxy_headers))
+        .unwrap_or_default()
 }
 
 /// The signed-in user, or `Unauthenticated`. A session whose user is gone is ended.

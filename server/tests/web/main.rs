@@ -3,4 +3,5 @@
 
 mod accounts;
 mod common;
+mod enterprise;
 mod security;

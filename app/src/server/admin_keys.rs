@@ -1,0 +1,211 @@
+//! Admin API keys: made in the Backoffice, each administering one Organization
+//! of the Enterprise Account, sent by machines as `x-api-key`.
+
+use sqlx::FromRow;
+
+use super::{
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    db::Db,
+    enterprise::require_member,
+    secret_key,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{AdminKeyId, EnterpriseId, OrgId},
+    model::{AdminKeyView, CreatedAdminKey},
+    time::Timestamp,
+    validate,
+};
+
+pub const PREFIX: &str = "chy_admin";
+/// `last used` is written at most this often per key.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+#[derive(Clone, Debug)]
+pub struct NewAdminKey {
+    pub name: String,
+    pub org_id: OrgId,
+    /// `YYYY-MM-DD` or empty for a key that never expires.
+    pub expires_on: String,
+}
+
+#[derive(FromRow)]
+struct KeyRow {
+    id: AdminKeyId,
+    name: String,
+    org_id: OrgId,
+    org_name: String,
+    public_id: String,
+    secret_last4: String,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<KeyRow> for AdminKeyView {
+    fn from(row: KeyRow) -> Self {
+        Self {
+            masked_key: secret_key::masked(PREFIX, &row.public_id, &row.secret_last4),
+            id: row.id,
+            name: row.name,
+            org_id: row.org_id,
+            org_name: row.org_name,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+const SELECT_KEYS: &str = "SELECT k.id, k.name, k.org_id, o.name AS org_name, k.public_id, k.secret_last4,
+        k.created_at, k.last_used_at, k.expires_at, k.revoked_at
+    FROM admin_api_keys k JOIN organizations o ON o.id = k.org_id";
+
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    enterprise: EnterpriseId,
+    input: NewAdminKey,
+) -> AppResult<CreatedAdminKey> {
+    let name = validate::label("name", "Key name", &input.name)?;
+    let expires_at = validate::expiry_date(&input.expires_on, chrono::Utc::now().date_naive())?;
+    let mut tx = db.begin().await?;
+    let creator = require_member(&mut tx, actor, enterprise).await?;
+    let linked: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM organizations WHERE id = $1 AND enterprise_account_id = $2")
+            .bind(input.org_id)
+            .bind(enterprise)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if linked.is_none() {
+        return Err(AppError::invalid("org_id", "Choose an Organization linked to this Enterprise Account."));
+    }
+    let key = secret_key::generate(PREFIX);
+    let id = AdminKeyId::new();
+    sqlx::query(
+        "INSERT INTO admin_api_keys (id, enterprise_account_id, org_id, name, public_id, secret_sha256, secret_last4,
+                                     created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(id)
+    .bind(enterprise)
+    .bind(input.org_id)
+    .bind(&name)
+    .bind(&key.public_id)
+    .bind(&key.secret_sha256)
+    .bind(&key.secret_last4)
+    .bind(creator)
+    .bind(Timestamp::now())
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    let event = AuditEvent::new("admin_api_key.create", "admin_api_key", id)
+        .in_org(input.org_id)
+        .with_details(serde_json::json!({ "name": name, "expires_at": expires_at.map(Timestamp::rfc3339) }));
+    audit::record(&mut tx, actor, client, event).await?;
+    let row: KeyRow =
+        sqlx::query_as(&format!("{SELECT_KEYS} WHERE k.id = $1")).bind(id).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(CreatedAdminKey { view: row.into(), key: key.full })
+}
+
+pub async fn list(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppResult<Vec<AdminKeyView>> {
+    let mut conn = db.pool().acquire().await?;
+    require_member(&mut conn, actor, enterprise).await?;
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "{SELECT_KEYS} WHERE k.enterprise_account_id = $1 ORDER BY k.created_at DESC, k.id"
+    ))
+    .bind(enterprise)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+pub async fn revoke(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    enterprise: EnterpriseId,
+    key: AdminKeyId,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    require_member(&mut tx, actor, enterprise).await?;
+    let row: Option<(OrgId, Option<Timestamp>)> = sqlx::query_as(
+        "SELECT org_id, revoked_at FROM admin_api_keys WHERE id = $1 AND enterprise_account_id = $2",
+    )
+    .bind(key)
+    .bind(enterprise)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((org_id, revoked_at)) = row else {
+        return Err(AppError::NotFound);
+    };
+    if revoked_at.is_some() {
+        return Ok(()); // revoking twice changes nothing
+    }
+    sqlx::query("UPDATE admin_api_keys SET revoked_at = $1 WHERE id = $2")
+        .bind(Timestamp::now())
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        actor,
+        client,
+        AuditEvent::new("admin_api_key.revoke", "admin_api_key", key).in_org(org_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The actor behind a presented `x-api-key`. Unknown, malformed, revoked and
+/// expired keys are all `Unauthenticated`.
+pub async fn authenticate(db: &Db, presented: Option<&str>) -> AppResult<Actor> {
+    let invalid = || AppError::Unauthenticated("Invalid or missing Admin API key (x-api-key header).".into());
+    let (public_id, secret) =
+        presented.and_then(|k| secret_key::parse(PREFIX, k.trim())).ok_or_else(invalid)?;
+    #[derive(FromRow)]
+    struct StoredKey {
+        id: AdminKeyId,
+        org_id: OrgId,
+        name: String,
+        secret_sha256: String,
+        expires_at: Option<Timestamp>,
+        revoked_at: Option<Timestamp>,
+        last_used_at: Option<Timestamp>,
+    }
+    let stored: Option<StoredKey> = sqlx::query_as(
+        "SELECT id, org_id, name, secret_sha256, expires_at, revoked_at, last_used_at
+         FROM admin_api_keys WHERE public_id = $1",
+    )
+    .bind(public_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(StoredKey { id, org_id, name, secret_sha256, expires_at, revoked_at, last_used_at }) = stored
+    else {
+        return Err(invalid());
+    };
+    if !secret_key::secret_matches(secret, &secret_sha256) {
+        return Err(invalid());
+    }
+    let now = Timestamp::now();
+    if revoked_at.is_some() {
+        return Err(AppError::Unauthenticated("This Admin API key has been revoked.".into()));
+    }
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(AppError::Unauthenticated("This Admin API key has expired.".into()));
+    }
+    if last_used_at.is_none_or(|at| now.0 - at.0 >= LAST_USED_RESOLUTION_MS) {
+        sqlx::query("UPDATE admin_api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(Actor::AdminApiKey { id, org_id, name })
+}

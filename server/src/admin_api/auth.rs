@@ -1,0 +1,29 @@
+//! `x-api-key` authentication.
+
+use app::{
+    ids::OrgId,
+    server::{actor::Actor, actor::Client, admin_keys, state::AppState},
+    AppError,
+};
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+
+use super::ApiError;
+
+/// The authenticated Admin API key: who acts, for which Organization, from where.
+pub struct AdminKey {
+    pub actor: Actor,
+    pub org_id: OrgId,
+    pub client: Client,
+}
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        let actor = admin_keys::authenticate(&state.db, presented).await?;
+        let org_id = actor.key_org().ok_or(AppError::Internal)?;
+        Ok(Self { actor, org_id, client: Client::of_request(parts, state.trust_proxy_headers) })
+    }
+}

@@ -1,0 +1,67 @@
+//! The Admin API's error body and the query extractor that reports bad input in it.
+
+use app::AppError;
+use axum::{
+    extract::{FromRequestParts, Query},
+    response::{IntoResponse, Response},
+    Json,
+};
+use http::{header, request::Parts, HeaderValue, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// An `AppError` on its way out of the Admin API.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        Self(err)
+    }
+}
+
+/// The OpenAI/Mistral-style `type` of an error.
+fn error_type(err: &AppError) -> &'static str {
+    match err {
+        AppError::Unauthenticated(_) => "authentication_error",
+        AppError::Forbidden => "permission_error",
+        AppError::NotFound => "not_found_error",
+        AppError::TooManyRequests { .. } => "rate_limit_error",
+        AppError::Internal => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({
+            "error": {
+                "type": error_type(&err),
+                "code": err.code(),
+                "message": err.to_string(),
+                "param": err.field(),
+            }
+        });
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::TooManyRequests { retry_after_secs, .. } = err {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// `Query<T>` whose failures are 400s in the Admin API's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The Admin API: `/api/admin/...` and the same routes under `/v1/admin/...`.
+//!
+//! Machines authenticate with an Admin API key in `x-api-key`; each key
+//! administers exactly one Organization, and every handler is a thin adapter
+//! over the domain functions the Admin Panel uses too. Errors are JSON:
+//! `{"error": {"type", "code", "message", "param"}}`.
+
+mod auth;
+mod error;
+mod reference;
+mod roles;
+mod workspaces;
+
+use app::server::state::AppState;
+use axum::{routing::get, Json, Router};
+use utoipa::{
+    openapi::security::{ApiKey, ApiKeyValue, SecurityScheme},
+    Modify, OpenApi,
+};
+
+pub use auth::AdminKey;
+pub use error::{ApiError, ApiQuery};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Chancery Admin API",
+        description = "Automates the administration of one Organization. Authenticate with an Admin API key \
+                       (made in the Backoffice) in the `x-api-key` header. Every path also answers under `/v1/admin`."
+    ),
+    servers((url = "/api/admin"), (url = "/v1/admin")),
+    paths(roles::list_roles, workspaces::list_workspaces, workspaces::get_workspace),
+    modifiers(&ApiKeyHeader),
+    security(("api_key" = [])),
+    tags(
+        (name = "roles", description = "The role catalogue"),
+        (name = "workspaces", description = "Workspaces of the Organization"),
+    )
+)]
+pub struct ApiDoc;
+
+struct ApiKeyHeader;
+
+impl Modify for ApiKeyHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+    }
+}
+
+/// The Admin API's routes, to be nested under both prefixes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/roles", get(roles::list_roles))
+        .route("/workspaces", get(workspaces::list_workspaces))
+        .route("/workspaces/{workspace_uuid}", get(workspaces::get_workspace))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/docs", get(reference::page))
+        .fallback(|| async { ApiError(app::AppError::NotFound) })
+}

@@ -1,0 +1,67 @@
+//! A browsable API reference, rendered on the server from the OpenAPI document
+//! (no JavaScript, nothing fetched from elsewhere).
+
+use axum::response::Html;
+use serde_json::Value;
+use utoipa::OpenApi;
+
+use super::ApiDoc;
+
+pub async fn page() -> Html<String> {
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut html = String::from(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Admin API reference · Chancery</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/chancery.css\"></head><body><main class=\"panel\">",
+    );
+    html += &format!("<h1>{}</h1>", escape(doc["info"]["title"].as_str().unwrap_or("Admin API")));
+    html += &format!("<p>{}</p>", escape(doc["info"]["description"].as_str().unwrap_or_default()));
+    html += "<p>Machine-readable: <a href=\"/api/admin/openapi.json\">openapi.json</a> (OpenAPI ";
+    html += &escape(doc["openapi"].as_str().unwrap_or_default());
+    html += ").</p>";
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                html += &operation(method, path, op);
+            }
+        }
+    }
+    html += "</main></body></html>";
+    Html(html)
+}
+
+fn operation(method: &str, path: &str, op: &Value) -> String {
+    let mut out = format!(
+        "<section class=\"endpoint\"><h2><code>{} {}</code></h2><p>{}</p>",
+        escape(&method.to_uppercase()),
+        escape(path),
+        escape(op["summary"].as_str().or(op["description"].as_str()).unwrap_or_default())
+    );
+    if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
+        out += "<table class=\"table\"><thead><tr><th>Parameter</th><th>In</th><th>Description</th></tr></thead><tbody>";
+        for p in params {
+            out += &format!(
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(p["name"].as_str().unwrap_or_default()),
+                escape(p["in"].as_str().unwrap_or_default()),
+                escape(p["description"].as_str().unwrap_or_default())
+            );
+        }
+        out += "</tbody></table>";
+    }
+    if let Some(responses) = op["responses"].as_object() {
+        out += "<ul>";
+        for (status, response) in responses {
+            out += &format!(
+                "<li><code>{}</code> {}</li>",
+                escape(status),
+                escape(response["description"].as_str().unwrap_or_default())
+            );
+        }
+        out += "</ul>";
+    }
+    out + "</section>"
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,262 @@
+//! Enterprise Accounts, the Backoffice's rules, Admin API keys and the Admin API's foundation.
+
+use app::{
+    ids::{EnterpriseId, OrgId, UserId},
+    model::CurrentUser,
+    server::{
+        actor::{Actor, Client},
+        admin_keys::{self, NewAdminKey},
+        enterprise, orgs,
+    },
+    AppError,
+};
+use axum::body::Body;
+use http::{Request, StatusCode};
+
+use crate::common::{TestApp, PASSWORD};
+
+crate::on_both_databases!(
+    operator_errors_are_clear_and_write_nothing,
+    only_admins_of_linked_organizations_can_be_added,
+    promote_to_admin_opens_the_admin_panel,
+    admin_api_key_is_shown_once_and_scoped_to_its_organization,
+    expired_and_revoked_keys_are_refused,
+    admin_api_describes_itself,
+);
+
+/// Signs `email` up through the web and names their first organization.
+async fn org_admin(app: &TestApp, name: &str, email: &str, org: &str) -> (Actor, OrgId) {
+    let mut client = app.client("203.0.113.7");
+    client.sign_up(name, email, PASSWORD).await;
+    client.create_organization(org).await;
+    let overview = client.overview().await.json();
+    let user_id: UserId = overview["user"]["id"].as_str().unwrap().parse().unwrap();
+    let org_id: OrgId = overview["org"]["id"].as_str().unwrap().parse().unwrap();
+    (Actor::User { id: user_id, email: email.to_string() }, org_id)
+}
+
+async fn enterprise_for(app: &TestApp, org: OrgId, admin_email: &str) -> EnterpriseId {
+    enterprise::create(&app.db, &Actor::Operator, &Client::default(), "Acme Group", &[org], admin_email)
+        .await
+        .expect("operator creates the Enterprise Account")
+        .id
+}
+
+fn user(actor: &Actor) -> CurrentUser {
+    match actor {
+        Actor::User { id, email } => CurrentUser { id: *id, name: String::new(), email: email.clone() },
+        _ => unreachable!(),
+    }
+}
+
+async fn operator_errors_are_clear_and_write_nothing(app: TestApp) {
+    let (_, org) = org_admin(&app, "Ada", "ada@example.com", "Engines").await;
+    let (_, other_org) = org_admin(&app, "Bob", "bob@example.com", "Looms").await;
+    let operator = Actor::Operator;
+    let client = Client::default();
+
+    let missing = OrgId::new();
+    let err = enterprise::create(&app.db, &operator, &client, "Acme", &[missing], "ada@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(err, AppError::invalid("org", format!("No Organization has the id {missing}.")));
+    let err =
+        enterprise::create(&app.db, &operator, &client, "Acme", &[org], "bob@example.com").await.unwrap_err();
+    assert_eq!(err.field(), Some("admin"), "Bob is no admin of Engines: {err}");
+    assert!(err.to_string().contains("not an admin"), "{err}");
+    assert_eq!(app.count("enterprise_accounts").await, 0, "a refused creation leaves nothing behind");
+
+    let acme = enterprise_for(&app, org, "ADA@example.com").await;
+    let err = enterprise::create(&app.db, &operator, &client, "Other", &[org], "ada@example.com")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already linked to another"), "{err}");
+    let err =
+        enterprise::link_org(&app.db, &operator, &client, EnterpriseId::new(), other_org).await.unwrap_err();
+    assert_eq!(err.field(), Some("enterprise"));
+    enterprise::link_org(&app.db, &operator, &client, acme, other_org).await.unwrap();
+    let bob_as_user = Actor::User { id: UserId::new(), email: "bob@example.com".into() };
+    let refused = enterprise::link_org(&app.db, &bob_as_user, &client, acme, other_org).await.unwrap_err();
+    assert_eq!(refused, AppError::Forbidden, "only the operator links organizations");
+}
+
+async fn only_admins_of_linked_organizations_can_be_added(app: TestApp) {
+    let (ada, engines) = org_admin(&app, "Ada", "ada@example.com", "Engines").await;
+    let (bob, looms) = org_admin(&app, "Bob", "bob@example.com", "Looms").await;
+    let (_, _) = org_admin(&app, "Eve", "eve@example.com", "Unlinked").await;
+    let acme = enterprise_for(&app, engines, "ada@example.com").await;
+    enterprise::link_org(&app.db, &Actor::Operator, &Client::default(), acme, looms).await.unwrap();
+    let client = Client::default();
+
+    for outsider in ["eve@example.com", "nobody@example.com"] {
+        let err = enterprise::add_member(&app.db, &ada, &client, acme, outsider).await.unwrap_err();
+        assert_eq!(err, AppError::invalid("email", enterprise::NOT_AN_ORG_ADMIN), "{outsider}");
+    }
+    enterprise::add_member(&app.db, &ada, &client, acme, "Bob@Example.com").await.unwrap();
+    let members = enterprise::list_members(&app.db, &ada, acme).await.unwrap();
+    let bob_row = members.iter().find(|m| m.email == "bob@example.com").unwrap();
+    assert!(bob_row.pending, "Invite pending until Bob accepts");
+    assert_eq!(bob_row.organizations, ["Looms"]);
+    assert_eq!(
+        enterprise::list_orgs(&app.db, &bob, acme).await.unwrap_err(),
+        AppError::NotFound,
+        "not yet a member"
+    );
+
+    enterprise::accept_invitation(&app.db, &bob, &client, acme).await.unwrap();
+    let members = enterprise::list_members(&app.db, &bob, acme).await.unwrap();
+    assert!(members.iter().all(|m| !m.pending));
+    assert_eq!(members.len(), 2);
+
+    enterprise::remove_member(&app.db, &ada, &client, acme, user(&bob).id).await.unwrap();
+    let last = enterprise::remove_member(&app.db, &ada, &client, acme, user(&ada).id).await.unwrap_err();
+    assert!(last.to_string().contains("last member"), "{last}");
+}
+
+async fn promote_to_admin_opens_the_admin_panel(app: TestApp) {
+    let (ada, engines) = org_admin(&app, "Ada", "ada@example.com", "Engines").await;
+    let acme = enterprise_for(&app, engines, "ada@example.com").await;
+    let client = Client::default();
+
+    let research = enterprise::create_org(&app.db, &ada, &client, acme, "Research").await.unwrap();
+    let listed = enterprise::list_orgs(&app.db, &ada, acme).await.unwrap();
+    let row = listed.iter().find(|o| o.id == research.id).unwrap();
+    assert_eq!((row.member_count, row.viewer_is_admin), (0, false));
+    let no_access = orgs::admin_overview(&app.db, user(&ada), research.id).await.unwrap_err();
+    assert_eq!(no_access, AppError::NotFound, "an EA admin has no Admin Panel access by default");
+
+    let promoted = enterprise::promote_to_admin(&app.db, &ada, &client, acme, research.id).await.unwrap();
+    assert_eq!(promoted.name, "Research");
+    let overview = orgs::admin_overview(&app.db, user(&ada), research.id).await.unwrap();
+    assert_eq!(overview.workspaces.len(), 1, "the Default workspace came with the Organization");
+    assert!(overview.workspaces[0].is_default);
+    let listed = enterprise::list_orgs(&app.db, &ada, acme).await.unwrap();
+    assert!(listed.iter().find(|o| o.id == research.id).unwrap().viewer_is_admin);
+
+    let (mallory, _) = org_admin(&app, "Mallory", "mallory@example.com", "Elsewhere").await;
+    let refused = enterprise::promote_to_admin(&app.db, &mallory, &client, acme, engines).await.unwrap_err();
+    assert_eq!(refused, AppError::NotFound, "a stranger cannot promote themself");
+    let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
+    assert!(actions.contains(&"user.organization.role.update".to_string()));
+}
+
+fn api(path: &str, key: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+async fn admin_api_key_is_shown_once_and_scoped_to_its_organization(app: TestApp) {
+    let (ada, engines) = org_admin(&app, "Ada", "ada@example.com", "Engines").await;
+    let acme = enterprise_for(&app, engines, "ada@example.com").await;
+    let client = Client::default();
+    let research = enterprise::create_org(&app.db, &ada, &client, acme, "Research").await.unwrap();
+    let new_key = |org_id, name: &str| NewAdminKey { name: name.into(), org_id, expires_on: String::new() };
+
+    let created = admin_keys::create(&app.db, &ada, &client, acme, new_key(engines, "CI")).await.unwrap();
+    assert!(created.key.starts_with("chy_admin_"));
+    let listed = admin_keys::list(&app.db, &ada, acme).await.unwrap();
+    let listed_json = serde_json::to_string(&listed).unwrap();
+    let secret = created.key.rsplit('_').next().unwrap();
+    assert!(!listed_json.contains(secret), "lists never carry the secret");
+    assert_eq!(listed[0].masked_key, created.view.masked_key);
+    assert!(listed[0].masked_key.ends_with(&secret[secret.len() - 4..]));
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT secret_sha256 FROM admin_api_keys").fetch_one(app.db.pool()).await.unwrap();
+    assert_ne!(stored, secret, "stored hashed");
+
+    let mut machine = app.client("192.0.2.10");
+    let roles = machine.send(api("/api/admin/roles", Some(&created.key))).await;
+    assert_eq!(roles.status, StatusCode::OK, "{}", roles.body);
+    let roles = roles.json();
+    let names: Vec<&str> =
+        roles["organization_roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["organization_admin", "billing_manager", "member"]);
+    assert_eq!(machine.send(api("/v1/admin/roles", Some(&created.key))).await.status, StatusCode::OK);
+    let used = admin_keys::list(&app.db, &ada, acme).await.unwrap();
+    assert!(used[0].last_used_at.is_some(), "last used is recorded");
+
+    let workspaces = machine.send(api("/api/admin/workspaces", Some(&created.key))).await.json();
+    assert_eq!(workspaces["total"], 1);
+    let own = workspaces["items"][0]["uuid"].as_str().unwrap().to_string();
+    assert_eq!(
+        machine.send(api(&format!("/api/admin/workspaces/{own}"), Some(&created.key))).await.status,
+        StatusCode::OK
+    );
+    let research_key =
+        admin_keys::create(&app.db, &ada, &client, acme, new_key(research.id, "R")).await.unwrap();
+    let foreign = machine.send(api(&format!("/api/admin/workspaces/{own}"), Some(&research_key.key))).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "a key of one Organization sees nothing of another");
+    assert_eq!(foreign.json()["error"]["code"], "not_found");
+    let bad_page = machine.send(api("/api/admin/workspaces?page_size=1000", Some(&created.key))).await;
+    assert_eq!(bad_page.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_page.json()["error"]["param"], "page_size");
+
+    // Neither a missing key, a session cookie nor a made-up key gets in.
+    let anonymous = machine.send(api("/api/admin/roles", None)).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.json()["error"]["type"], "authentication_error");
+    let mut browser = app.client("203.0.113.7");
+    browser.log_in("ada@example.com", PASSWORD).await;
+    assert!(browser.cookie.is_some());
+    assert_eq!(browser.send(api("/api/admin/roles", None)).await.status, StatusCode::UNAUTHORIZED);
+    let forged = format!("{}x", &created.key[..created.key.len() - 1]);
+    assert_eq!(machine.send(api("/api/admin/roles", Some(&forged))).await.status, StatusCode::UNAUTHORIZED);
+
+    let outsider = Actor::User { id: UserId::new(), email: "x@example.com".into() };
+    assert_eq!(admin_keys::list(&app.db, &outsider, acme).await.unwrap_err(), AppError::NotFound);
+    let unlinked =
+        admin_keys::create(&app.db, &ada, &client, acme, new_key(OrgId::new(), "X")).await.unwrap_err();
+    assert_eq!(unlinked.field(), Some("org_id"));
+}
+
+async fn expired_and_revoked_keys_are_refused(app: TestApp) {
+    let (ada, engines) = org_admin(&app, "Ada", "ada@example.com", "Engines").await;
+    let acme = enterprise_for(&app, engines, "ada@example.com").await;
+    let client = Client::default();
+    let today = chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string();
+    let input = NewAdminKey { name: "Nightly".into(), org_id: engines, expires_on: today };
+    let key = admin_keys::create(&app.db, &ada, &client, acme, input.clone()).await.unwrap();
+    let mut machine = app.client("192.0.2.10");
+    assert_eq!(
+        machine.send(api("/api/admin/roles", Some(&key.key))).await.status,
+        StatusCode::OK,
+        "valid all day"
+    );
+
+    let past = NewAdminKey { expires_on: "2020-01-01".into(), ..input };
+    assert_eq!(
+        admin_keys::create(&app.db, &ada, &client, acme, past).await.unwrap_err().field(),
+        Some("expires_on")
+    );
+
+    sqlx::query("UPDATE admin_api_keys SET expires_at = 1").execute(app.db.pool()).await.unwrap();
+    let expired = machine.send(api("/api/admin/roles", Some(&key.key))).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert!(expired.json()["error"]["message"].as_str().unwrap().contains("expired"));
+
+    sqlx::query("UPDATE admin_api_keys SET expires_at = NULL").execute(app.db.pool()).await.unwrap();
+    admin_keys::revoke(&app.db, &ada, &client, acme, key.view.id).await.unwrap();
+    let revoked = machine.send(api("/api/admin/roles", Some(&key.key))).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    assert!(revoked.json()["error"]["message"].as_str().unwrap().contains("revoked"));
+    let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
+    assert!(actions.ends_with(&["admin_api_key.revoke".to_string()]), "{actions:?}");
+}
+
+async fn admin_api_describes_itself(app: TestApp) {
+    let mut machine = app.client("192.0.2.10");
+    let spec = machine.send(api("/api/admin/openapi.json", None)).await.json();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"), "{}", spec["openapi"]);
+    assert!(spec["paths"]["/roles"]["get"].is_object());
+    assert!(spec["paths"]["/workspaces/{workspace_uuid}"]["get"].is_object());
+    assert_eq!(spec["components"]["securitySchemes"]["api_key"]["name"], "x-api-key");
+    let docs = machine.send(api("/api/admin/docs", None)).await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.body.contains("GET /workspaces/{workspace_uuid}"));
+    let unknown = machine.send(api("/api/admin/nothing-here", None)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+}
