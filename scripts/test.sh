@@ -34,6 +34,8 @@ for _ in $(seq 1 100); do
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
   sleep 0.2
 done
+# The operator's CLI in the journeys works on the same database as the server.
+export CHANCERY_BIN="$PWD/target/release/chancery" DATABASE_URL="sqlite://$work/e2e.db?mode=rwc"
 if ! (cd end2end && BASE_URL="http://127.0.0.1:$port" npx playwright test) | tee "$work/e2e.log"; then
   echo "--- server log"; cat "$work/server.log"; exit 1
 fi

@@ -15,7 +15,7 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
+    components::{Redirect, Route, Router, Routes},
     path, SsrMode,
 };
 
@@ -62,6 +62,10 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::LogInPage/>
                 <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::AdminPage ssr=SsrMode::Async/>
+                <Route path=path!("/backoffice") view=|| view! { <Redirect path="/backoffice/members"/> }/>
+                <Route path=path!("/backoffice/members") view=pages::backoffice::BackofficeMembersPage ssr=SsrMode::Async/>
+                <Route path=path!("/backoffice/organizations") view=pages::backoffice::BackofficeOrganizationsPage ssr=SsrMode::Async/>
+                <Route path=path!("/backoffice/api-keys") view=pages::backoffice::BackofficeApiKeysPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

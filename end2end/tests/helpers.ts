@@ -13,10 +13,12 @@ export async function open(page: Page, path: string): Promise<void> {
   await expect(page.locator("body[data-hydrated]")).toBeAttached();
 }
 
+/** Signs up and waits to be asked for the organization's name. */
 export async function signUp(page: Page, name: string, email: string): Promise<void> {
   await open(page, "/signup");
   await page.getByLabel("Name").fill(name);
   await page.getByLabel("Work email").fill(email);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Sign up" }).click();
+  await expect(page).toHaveURL(/\/onboarding$/);
 }

@@ -4,7 +4,12 @@
 use leptos::prelude::use_context;
 use tower_sessions::Session;
 
-use super::{accounts, actor::Client, session, state::AppState};
+use super::{
+    accounts,
+    actor::{Actor, Client},
+    session,
+    state::AppState,
+};
 use crate::{
     error::{AppError, AppResult},
     model::CurrentUser,
@@ -43,4 +48,13 @@ pub async fn signed_in_user(state: &AppState, session: &Session) -> AppResult<Cu
             Err(signed_out())
         }
     }
+}
+
+/// The signed-in person as an actor, and the Enterprise Account they administer.
+/// Someone in none gets `NotFound`.
+pub async fn enterprise_admin() -> AppResult<(AppState, Actor, crate::ids::EnterpriseId)> {
+    let state = state()?;
+    let user = signed_in_user(&state, &session().await?).await?;
+    let enterprise = super::enterprise::of_user(&state.db, user.id).await?.ok_or(AppError::NotFound)?;
+    Ok((state, Actor::User { id: user.id, email: user.email }, enterprise.id))
 }

@@ -1,5 +1,7 @@
 //! Pages. Each works without JavaScript (plain form posts) and better with it.
 
+pub mod backoffice;
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
@@ -30,7 +32,10 @@ pub fn Home() -> impl IntoView {
 
 /// The message of the last failed submission, announced to screen readers.
 #[component]
-fn FormError(#[prop(into)] value: Signal<Option<Result<(), AppError>>>) -> impl IntoView {
+pub(crate) fn FormError<T>(#[prop(into)] value: Signal<Option<Result<T, AppError>>>) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+{
     move || {
         value.get().and_then(Result::err).map(|err| {
             view! { <p class="form-error" role="alert" data-field=err.field().map(str::to_string)>{err.to_string()}</p> }
@@ -39,7 +44,7 @@ fn FormError(#[prop(into)] value: Signal<Option<Result<(), AppError>>>) -> impl 
 }
 
 #[component]
-fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
+pub(crate) fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
     view! {
         <Title text=title/>
         <main class="auth">

@@ -3,10 +3,13 @@
 //! the server maps a returned `AppError` to its HTTP status in one place. They
 //! live under `/_fn`, so `/api` and `/v1` belong to the machine APIs alone.
 
+pub mod backoffice;
+
 use leptos::prelude::*;
 
 use crate::{
     error::AppError,
+    ids::OrgId,
     model::{AdminOverview, Landing},
 };
 
@@ -96,4 +99,20 @@ pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
         .or(memberships.first())
         .ok_or(AppError::NotFound)?;
     orgs::admin_overview(&state.db, user, org.id).await
+}
+
+/// Opens the Admin Panel on one of the signed-in person's organizations.
+#[server(prefix = "/_fn", endpoint = "open_organization")]
+pub async fn open_organization(org_id: OrgId) -> Result<(), AppError> {
+    use crate::server::{orgs, request, session};
+    let state = request::state()?;
+    let session = request::session().await?;
+    let user = request::signed_in_user(&state, &session).await?;
+    let member = orgs::memberships(&state.db, user.id).await?.iter().any(|org| org.id == org_id);
+    if !member {
+        return Err(AppError::NotFound);
+    }
+    session::set_current_org(&session, org_id).await?;
+    leptos_axum::redirect("/admin");
+    Ok(())
 }

@@ -1,0 +1,320 @@
+//! The Backoffice (`/backoffice/...`): Enterprise Account members, linked
+//! Organizations and Admin API keys, for Enterprise Account admins only.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{Redirect, A};
+
+use super::{AuthCard, FormError};
+use crate::{
+    api::{
+        backoffice::{
+            self, AcceptEnterpriseInvitation, AddEnterpriseMember, CreateAdminKey, CreateEnterpriseOrg,
+            PromoteToAdmin, RemoveEnterpriseMember, RevokeAdminKey,
+        },
+        LogOut, OpenOrganization,
+    },
+    error::AppError,
+    model::{BackofficeHome, CreatedAdminKey, Landing},
+    time::Timestamp,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Members,
+    Organizations,
+    ApiKeys,
+}
+
+impl Section {
+    fn title(self) -> &'static str {
+        match self {
+            Self::Members => "Enterprise Account Members",
+            Self::Organizations => "Organizations",
+            Self::ApiKeys => "API Keys",
+        }
+    }
+}
+
+#[component]
+pub fn BackofficeMembersPage() -> impl IntoView {
+    view! { <BackofficeShell section=Section::Members><Members/></BackofficeShell> }
+}
+
+#[component]
+pub fn BackofficeOrganizationsPage() -> impl IntoView {
+    view! { <BackofficeShell section=Section::Organizations><Organizations/></BackofficeShell> }
+}
+
+#[component]
+pub fn BackofficeApiKeysPage() -> impl IntoView {
+    view! { <BackofficeShell section=Section::ApiKeys><ApiKeys/></BackofficeShell> }
+}
+
+/// Checks who is here, then frames a section with the Backoffice's navigation.
+#[component]
+fn BackofficeShell(section: Section, children: ChildrenFn) -> impl IntoView {
+    let home = Resource::new(|| (), |_| backoffice::get_backoffice());
+    let children = StoredValue::new(children);
+    view! {
+        <Title text=format!("{} · Backoffice", section.title())/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match home.await {
+                    Ok(BackofficeHome { user, enterprise: Some(enterprise), .. }) => {
+                        let log_out = ServerAction::<LogOut>::new();
+                        view! {
+                            <header class="topbar">
+                                <span class="brand">"Chancery Backoffice"</span>
+                                <span class="org-name" data-testid="enterprise-name">{enterprise.name}</span>
+                                <span class="spacer"></span>
+                                <span class="who">{user.name}</span>
+                                <ActionForm action=log_out><button type="submit" class="link">"Log out"</button></ActionForm>
+                            </header>
+                            <div class="with-sidebar">
+                                <nav class="sidebar" aria-label="Backoffice">
+                                    <NavLink href="/backoffice/members" active=section == Section::Members>"Enterprise Account Members"</NavLink>
+                                    <NavLink href="/backoffice/organizations" active=section == Section::Organizations>"Organizations"</NavLink>
+                                    <NavLink href="/backoffice/api-keys" active=section == Section::ApiKeys>"API Keys"</NavLink>
+                                </nav>
+                                <main class="panel">
+                                    <h1>{section.title()}</h1>
+                                    {children.with_value(|children| children())}
+                                </main>
+                            </div>
+                        }.into_any()
+                    }
+                    Ok(BackofficeHome { invitations, .. }) => view! { <Invitations invitations/> }.into_any(),
+                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
+                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn NavLink(href: &'static str, active: bool, children: Children) -> impl IntoView {
+    view! { <A href=href attr:class=if active { "active" } else { "" }>{children()}</A> }
+}
+
+/// For a signed-in person in no Enterprise Account: their pending invitations, if any.
+#[component]
+fn Invitations(invitations: Vec<crate::model::EnterpriseSummary>) -> impl IntoView {
+    let accept = ServerAction::<AcceptEnterpriseInvitation>::new();
+    // Once accepted, reload so the Backoffice opens.
+    Effect::new(move |_| {
+        if matches!(accept.value().get(), Some(Ok(()))) {
+            let _ = window().location().reload();
+        }
+    });
+    view! {
+        <AuthCard title="Backoffice">
+            {if invitations.is_empty() {
+                view! { <p>"You are not an admin of an Enterprise Account. Ask one of its admins to add you."</p> }.into_any()
+            } else {
+                invitations.into_iter().map(|e| view! {
+                    <ActionForm action=accept>
+                        <p>{format!("You are invited to administer the Enterprise Account {}.", e.name)}</p>
+                        <input type="hidden" name="enterprise_id" value=e.id.to_string()/>
+                        <button type="submit">"Accept invitation"</button>
+                    </ActionForm>
+                }).collect_view().into_any()
+            }}
+            <FormError value=accept.value()/>
+            <p class="switch"><A href="/admin">"Go to the Admin Panel"</A></p>
+        </AuthCard>
+    }
+}
+
+fn when(t: Option<Timestamp>) -> String {
+    t.map(Timestamp::display).unwrap_or_else(|| "—".into())
+}
+
+#[component]
+fn Members() -> impl IntoView {
+    let add = ServerAction::<AddEnterpriseMember>::new();
+    let remove = ServerAction::<RemoveEnterpriseMember>::new();
+    let members = Resource::new(
+        move || (add.version().get(), remove.version().get()),
+        |_| backoffice::list_enterprise_members(),
+    );
+    view! {
+        <ActionForm action=add attr:class="inline-form">
+            <label>"Add a member by email" <input type="email" name="email" required placeholder="admin@example.com"/></label>
+            <button type="submit">"Add member"</button>
+        </ActionForm>
+        <p class="hint">"Only admins of an Organization linked to this Enterprise Account can be added."</p>
+        <FormError value=add.value()/>
+        <FormError value=remove.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                members.await.map(|members| view! {
+                    <table class="table">
+                        <thead><tr><th>"Name"</th><th>"Email"</th><th>"Account ID"</th><th>"Organizations"</th><th>"Last login"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                        <tbody>
+                            {members.into_iter().map(|m| view! {
+                                <tr data-testid="member-row">
+                                    <td>{m.name}</td>
+                                    <td>{m.email}</td>
+                                    <td><code>{m.user_id.to_string()}</code></td>
+                                    <td>{m.organizations.join(", ")}</td>
+                                    <td>{when(m.last_login_at)}</td>
+                                    <td>{if m.pending { "Invite pending" } else { "Active" }}</td>
+                                    <td>
+                                        <ActionForm action=remove>
+                                            <input type="hidden" name="user_id" value=m.user_id.to_string()/>
+                                            <button type="submit" class="link danger">"Remove"</button>
+                                        </ActionForm>
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Organizations() -> impl IntoView {
+    let create = ServerAction::<CreateEnterpriseOrg>::new();
+    let promote = ServerAction::<PromoteToAdmin>::new();
+    let open = ServerAction::<OpenOrganization>::new();
+    let orgs = Resource::new(
+        move || (create.version().get(), promote.version().get()),
+        |_| backoffice::list_enterprise_orgs(),
+    );
+    view! {
+        <ActionForm action=create attr:class="inline-form">
+            <label>"New Organization" <input type="text" name="name" required placeholder="Name"/></label>
+            <button type="submit">"Create Organization"</button>
+        </ActionForm>
+        <FormError value=create.value()/>
+        <FormError value=promote.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                orgs.await.map(|orgs| view! {
+                    <table class="table">
+                        <thead><tr><th>"Name"</th><th>"Organization ID"</th><th>"Members"</th><th>"Actions"</th></tr></thead>
+                        <tbody>
+                            {orgs.into_iter().map(|o| {
+                                let id = o.id.to_string();
+                                view! {
+                                    <tr data-testid="org-row">
+                                        <td>{o.name}</td>
+                                        <td><code>{id.clone()}</code></td>
+                                        <td>{o.member_count}</td>
+                                        <td>
+                                            {if o.viewer_is_admin {
+                                                view! {
+                                                    <ActionForm action=open>
+                                                        <input type="hidden" name="org_id" value=id/>
+                                                        <button type="submit" class="link">"Open Admin Panel"</button>
+                                                    </ActionForm>
+                                                }.into_any()
+                                            } else {
+                                                view! {
+                                                    <ActionForm action=promote>
+                                                        <input type="hidden" name="org_id" value=id/>
+                                                        <button type="submit" class="link">"Promote to admin"</button>
+                                                    </ActionForm>
+                                                }.into_any()
+                                            }}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ApiKeys() -> impl IntoView {
+    let create = ServerAction::<CreateAdminKey>::new();
+    let revoke = ServerAction::<RevokeAdminKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| backoffice::list_admin_keys(),
+    );
+    let orgs = Resource::new(|| (), |_| backoffice::list_enterprise_orgs());
+    let created = move || create.value().get().and_then(Result::ok);
+    view! {
+        <ActionForm action=create attr:class="inline-form">
+            <label>"Name" <input type="text" name="name" required placeholder="CI provisioning"/></label>
+            <label>
+                "Organization"
+                <select name="org_id" required>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            orgs.await.unwrap_or_default().into_iter().map(|o| view! {
+                                <option value=o.id.to_string()>{o.name}</option>
+                            }).collect_view()
+                        })}
+                    </Suspense>
+                </select>
+            </label>
+            <label>"Expiration date (optional)" <input type="date" name="expires_on"/></label>
+            <button type="submit">"Create Key"</button>
+        </ActionForm>
+        <FormError value=create.value()/>
+        {move || created().map(|created| view! { <NewKey created/> })}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                keys.await.map(|keys| view! {
+                    <table class="table">
+                        <thead><tr><th>"Name"</th><th>"Organization"</th><th>"Key"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Actions"</th></tr></thead>
+                        <tbody>
+                            {keys.into_iter().map(|k| view! {
+                                <tr data-testid="key-row">
+                                    <td>{k.name}</td>
+                                    <td>{k.org_name}</td>
+                                    <td><code>{k.masked_key}</code></td>
+                                    <td>{k.created_at.display()}</td>
+                                    <td>{when(k.last_used_at)}</td>
+                                    <td>{k.expires_at.map(Timestamp::display).unwrap_or_else(|| "Never".into())}</td>
+                                    <td>
+                                        {if k.revoked_at.is_some() {
+                                            view! { <span class="muted">"Revoked"</span> }.into_any()
+                                        } else {
+                                            view! {
+                                                <ActionForm action=revoke>
+                                                    <input type="hidden" name="key_id" value=k.id.to_string()/>
+                                                    <button type="submit" class="link danger">"Revoke"</button>
+                                                </ActionForm>
+                                            }.into_any()
+                                        }}
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
+    }
+}
+
+/// The full key, once, with a copy button.
+#[component]
+fn NewKey(created: CreatedAdminKey) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let key = created.key.clone();
+    let copy = move |_| {
+        let _ = window().navigator().clipboard().write_text(&key);
+        copied.set(true);
+    };
+    view! {
+        <div class="new-key" role="status">
+            <p><strong>{format!("Key \u{201c}{}\u{201d} created.", created.view.name)}</strong>
+               " Copy it now: it will not be shown again."</p>
+            <code data-testid="new-key">{created.key}</code>
+            <button type="button" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+        </div>
+    }
+}
