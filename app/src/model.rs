@@ -143,6 +143,8 @@ pub struct AdminOverview {
     pub user: CurrentUser,
     pub org: OrgSummary,
     pub workspaces: Vec<WorkspaceSummary>,
+    /// The viewer administers an Enterprise Account: offer the Backoffice.
+    pub backoffice_access: bool,
 }
 
 /// Where a signed-in person belongs next.

@@ -24,9 +24,18 @@ test("an Enterprise Account admin creates an Organization, promotes themself and
 
   operator("enterprise", "create", "--name", "Acme Group", "--org", orgId, "--admin", email);
 
-  // Organizations: create one, then promote ourselves to its admin.
-  await open(page, "/backoffice/organizations");
+  // The Admin Panel now leads to the Backoffice, which opens on its members.
+  await open(page, "/admin");
+  await page.getByRole("link", { name: "Backoffice" }).click();
+  await expect(page).toHaveURL(/\/backoffice\/members$/);
   await expect(page.getByTestId("enterprise-name")).toHaveText("Acme Group");
+  const me = page.getByTestId("member-row").filter({ hasText: email });
+  await expect(me).toContainText("Engines");
+  await expect(me).toContainText("Active");
+
+  // Organizations: create one, then promote ourselves to its admin.
+  await page.getByRole("link", { name: "Organizations" }).click();
+  await expect(page).toHaveURL(/\/backoffice\/organizations$/);
   await page.getByLabel("New Organization").fill("Research");
   await page.getByRole("button", { name: "Create Organization" }).click();
   const research = page.getByTestId("org-row").filter({ hasText: "Research" });

@@ -143,13 +143,14 @@ pub fn AdminPage() -> impl IntoView {
 #[component]
 fn AdminHome(overview: AdminOverview) -> impl IntoView {
     let log_out = ServerAction::<LogOut>::new();
-    let AdminOverview { user, org, workspaces } = overview;
+    let AdminOverview { user, org, workspaces, backoffice_access } = overview;
     let roles = org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
     view! {
         <header class="topbar">
             <span class="brand">"Chancery"</span>
             <span class="org-name" data-testid="org-name">{org.name.clone()}</span>
             <span class="spacer"></span>
+            {backoffice_access.then(|| view! { <a href="/backoffice">"Backoffice"</a> })}
             <span class="who">{user.name.clone()} " · " {roles}</span>
             <ActionForm action=log_out>
                 <button type="submit" class="link">"Log out"</button>

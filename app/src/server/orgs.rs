@@ -194,7 +194,8 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
     .fetch_all(db.pool())
     .await?;
     let workspaces = rows.into_iter().map(Into::into).collect();
-    Ok(AdminOverview { user, org, workspaces })
+    let backoffice_access = super::enterprise::of_user(db, user.id).await?.is_some();
+    Ok(AdminOverview { user, org, workspaces, backoffice_access })
 }
 
 /// Whether `actor` may administer `org_id`: an Admin API key of that

@@ -22,6 +22,7 @@ crate::on_both_databases!(
     admin_api_key_is_shown_once_and_scoped_to_its_organization,
     expired_and_revoked_keys_are_refused,
     admin_api_describes_itself,
+    backoffice_server_functions_serve_enterprise_admins_only,
 );
 
 /// Signs `email` up through the web and names their first organization.
@@ -259,4 +260,53 @@ async fn admin_api_describes_itself(app: TestApp) {
     let unknown = machine.send(api("/api/admin/nothing-here", None)).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+}
+
+async fn backoffice_server_functions_serve_enterprise_admins_only(app: TestApp) {
+    let (_, engines) = org_admin(&app, "Ada", "ada@example.com", "Engines").await;
+    let (_, _) = org_admin(&app, "Bob", "bob@example.com", "Looms").await;
+    enterprise_for(&app, engines, "ada@example.com").await;
+
+    // Bob administers an Organization, but no Enterprise Account: every Backoffice call is refused.
+    let mut bob = app.client("198.51.100.4");
+    bob.log_in("bob@example.com", PASSWORD).await;
+    let engines_id = engines.to_string();
+    let refused: [(&str, &[(&str, &str)]); 6] = [
+        ("/_fn/backoffice/members", &[]),
+        ("/_fn/backoffice/organizations", &[]),
+        ("/_fn/backoffice/api_keys", &[]),
+        ("/_fn/backoffice/create_organization", &[("name", "Sneaky")]),
+        ("/_fn/backoffice/promote_to_admin", &[("org_id", &engines_id)]),
+        ("/_fn/backoffice/create_api_key", &[("name", "k"), ("org_id", &engines_id), ("expires_on", "")]),
+    ];
+    for (path, form) in refused {
+        let response = bob.call(path, form).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}: {}", response.body);
+    }
+    assert_eq!(app.count("admin_api_keys").await, 0);
+    assert_eq!(app.count("organizations").await, 2);
+    let mut anonymous = app.client("198.51.100.5");
+    assert_eq!(anonymous.call("/_fn/backoffice/members", &[]).await.status, StatusCode::UNAUTHORIZED);
+
+    // Ada is its admin: the key comes back once, and never again.
+    let mut ada = app.client("203.0.113.7");
+    ada.log_in("ada@example.com", PASSWORD).await;
+    let home = ada.call("/_fn/backoffice/home", &[]).await.json();
+    assert_eq!(home["enterprise"]["name"], "Acme Group");
+    let created = ada
+        .call(
+            "/_fn/backoffice/create_api_key",
+            &[("name", "CI"), ("org_id", &engines_id), ("expires_on", "")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let key = created.json()["key"].as_str().unwrap().to_string();
+    let listed = ada.call("/_fn/backoffice/api_keys", &[]).await;
+    assert!(!listed.body.contains(&key[key.len() - 20..]), "the list never repeats the secret");
+    assert_eq!(listed.json()[0]["name"], "CI");
+    let no_org = ada
+        .call("/_fn/backoffice/create_api_key", &[("name", "CI"), ("org_id", ""), ("expires_on", "")])
+        .await;
+    assert_eq!(no_org.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_org.json()["Invalid"]["field"], "org_id");
 }
