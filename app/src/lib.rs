@@ -61,7 +61,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/signup") view=pages::SignUpPage/>
                 <Route path=path!("/login") view=pages::LogInPage/>
                 <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
-                <Route path=path!("/admin") view=pages::AdminPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin") view=pages::admin::AdminWorkspacesPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/audit-log") view=pages::admin::AdminAuditLogPage ssr=SsrMode::Async/>
                 <Route path=path!("/backoffice") view=|| view! { <Redirect path="/backoffice/members"/> }/>
                 <Route path=path!("/backoffice/members") view=pages::backoffice::BackofficeMembersPage ssr=SsrMode::Async/>
                 <Route path=path!("/backoffice/organizations") view=pages::backoffice::BackofficeOrganizationsPage ssr=SsrMode::Async/>

@@ -222,3 +222,48 @@ pub struct CreatedAdminKey {
     pub view: AdminKeyView,
     pub key: String,
 }
+
+/// One page of results and the total count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: i64,
+    pub page_size: i64,
+    pub total: i64,
+}
+
+impl<T> Page<T> {
+    pub fn has_next(&self) -> bool {
+        self.page * self.page_size < self.total
+    }
+}
+
+/// One audit log event as the Admin Panel, the Admin API and exports show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub created_at: Timestamp,
+    /// `user`, `admin_api_key` or `operator`.
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub actor_label: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    /// A JSON object, when the event carries before/after values or other facts.
+    pub details: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Filters of the audit log. Empty strings mean "any".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditQuery {
+    /// Part of the actor's email or key name, or an actor id.
+    pub actor: String,
+    /// An action (`user.log_in`) or a prefix of one (`organization.`).
+    pub action: String,
+    /// Dates, `YYYY-MM-DD`, inclusive, UTC.
+    pub from: String,
+    pub to: String,
+}

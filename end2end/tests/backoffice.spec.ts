@@ -20,7 +20,7 @@ test("an Enterprise Account admin creates an Organization, promotes themself and
   await page.getByLabel("Organization name").fill("Engines");
   await page.getByRole("button", { name: "Create organization" }).click();
   await expect(page).toHaveURL(/\/admin$/);
-  const orgId = (await page.locator("main code").first().textContent())!.trim();
+  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
 
   operator("enterprise", "create", "--name", "Acme Group", "--org", orgId, "--admin", email);
 

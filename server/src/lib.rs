@@ -5,11 +5,16 @@ pub mod config;
 
 use std::{net::SocketAddr, time::Duration};
 
-use app::AppError;
+use admin_api::ApiError;
+use app::{
+    model::AuditQuery,
+    server::{actor::Actor, audit, request},
+    AppError,
+};
 use app::{server::state::AppState, shell, App};
 use axum::{
     body::Body,
-    extract::Request,
+    extract::{Query, Request, State},
     middleware::{self, Next},
     response::Response,
     routing::get,
@@ -19,7 +24,7 @@ use http::{header, HeaderValue, StatusCode};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http_csrf::csrf::CsrfLayer;
-use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
+use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 
 pub use app::server::db::Db;
 
@@ -43,6 +48,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+        .route("/admin/audit-log.csv", get(audit_log_csv))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function.
@@ -76,6 +82,24 @@ async fn server_fn_error_status(request: Request, next: Next) -> Response {
         }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The audit log as a CSV download, with the Admin Panel's filters.
+async fn audit_log_csv(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let user = request::signed_in_user(&state, &session).await?;
+    let org = request::current_org(&state, &session, &user).await?;
+    let actor = Actor::User { id: user.id, email: user.email };
+    let entries = audit::export(&state.db, &actor, org.id, &query).await?;
+    let filename = format!("attachment; filename=\"audit-log-{}.csv\"", org.id);
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(header::CONTENT_DISPOSITION, filename)
+        .body(Body::from(audit::to_csv(&entries)))
+        .map_err(|_| AppError::Internal)?)
 }
 
 /// Binds, serves until Ctrl-C or SIGTERM, and removes expired sessions meanwhile.

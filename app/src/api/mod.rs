@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::OrgId,
-    model::{AdminOverview, Landing},
+    model::{AdminOverview, AuditEntry, AuditQuery, Landing, Page},
 };
 
 /// Creates an account, signs it in, and goes on to naming the first organization.
@@ -86,20 +86,30 @@ pub async fn create_organization(name: String) -> Result<(), AppError> {
 /// `Unauthenticated` when signed out; `NotFound` when in no organization yet.
 #[server(prefix = "/_fn", endpoint = "get_admin_overview")]
 pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
-    use crate::server::{orgs, request, session};
+    use crate::server::{orgs, request};
     let state = request::state()?;
     let session = request::session().await?;
     let user = request::signed_in_user(&state, &session).await?;
-    let memberships = orgs::memberships(&state.db, user.id).await?;
-    let chosen = session::current_org(&session).await?;
-    // The organization picked in this session, if still a member; else the first one.
-    let org = memberships
-        .iter()
-        .find(|org| Some(org.id) == chosen)
-        .or(memberships.first())
-        .ok_or(AppError::NotFound)?;
+    let org = request::current_org(&state, &session, &user).await?;
     orgs::admin_overview(&state.db, user, org.id).await
 }
+
+/// One page of the current organization's audit log, filtered.
+#[server(prefix = "/_fn", endpoint = "audit_log")]
+pub async fn get_audit_log(
+    actor: String,
+    action: String,
+    from: String,
+    to: String,
+    page: i64,
+) -> Result<Page<AuditEntry>, AppError> {
+    use crate::server::{audit, request};
+    let (state, me, org) = request::org_member().await?;
+    let query = AuditQuery { actor, action, from, to };
+    audit::search(&state.db, &me, org.id, &query, Some(page), Some(AUDIT_PAGE_SIZE)).await
+}
+
+pub const AUDIT_PAGE_SIZE: i64 = 50;
 
 /// Opens the Admin Panel on one of the signed-in person's organizations.
 #[server(prefix = "/_fn", endpoint = "open_organization")]

@@ -5,14 +5,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
-use super::{AuthCard, FormError};
+use super::{layout::Frame, AuthCard, FormError};
 use crate::{
     api::{
         backoffice::{
             self, AcceptEnterpriseInvitation, AddEnterpriseMember, CreateAdminKey, CreateEnterpriseOrg,
             PromoteToAdmin, RemoveEnterpriseMember, RevokeAdminKey,
         },
-        LogOut, OpenOrganization,
+        OpenOrganization,
     },
     error::AppError,
     model::{BackofficeHome, CreatedAdminKey, Landing},
@@ -27,6 +27,16 @@ enum Section {
 }
 
 impl Section {
+    const ALL: [Section; 3] = [Section::Members, Section::Organizations, Section::ApiKeys];
+
+    fn href(self) -> &'static str {
+        match self {
+            Self::Members => "/backoffice/members",
+            Self::Organizations => "/backoffice/organizations",
+            Self::ApiKeys => "/backoffice/api-keys",
+        }
+    }
+
     fn title(self) -> &'static str {
         match self {
             Self::Members => "Enterprise Account Members",
@@ -61,29 +71,20 @@ fn BackofficeShell(section: Section, children: ChildrenFn) -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match home.await {
-                    Ok(BackofficeHome { user, enterprise: Some(enterprise), .. }) => {
-                        let log_out = ServerAction::<LogOut>::new();
-                        view! {
-                            <header class="topbar">
-                                <span class="brand">"Chancery Backoffice"</span>
-                                <span class="org-name" data-testid="enterprise-name">{enterprise.name}</span>
-                                <span class="spacer"></span>
-                                <span class="who">{user.name}</span>
-                                <ActionForm action=log_out><button type="submit" class="link">"Log out"</button></ActionForm>
-                            </header>
-                            <div class="with-sidebar">
-                                <nav class="sidebar" aria-label="Backoffice">
-                                    <NavLink href="/backoffice/members" active=section == Section::Members>"Enterprise Account Members"</NavLink>
-                                    <NavLink href="/backoffice/organizations" active=section == Section::Organizations>"Organizations"</NavLink>
-                                    <NavLink href="/backoffice/api-keys" active=section == Section::ApiKeys>"API Keys"</NavLink>
-                                </nav>
-                                <main class="panel">
-                                    <h1>{section.title()}</h1>
-                                    {children.with_value(|children| children())}
-                                </main>
-                            </div>
-                        }.into_any()
-                    }
+                    Ok(BackofficeHome { user, enterprise: Some(enterprise), .. }) => view! {
+                        <Frame
+                            brand="Chancery Backoffice"
+                            context=enterprise.name
+                            context_testid="enterprise-name"
+                            who=user.name
+                            nav=Section::ALL.iter().map(|s| (s.href(), s.title())).collect()
+                            active=section.href()
+                            title=section.title().to_string()
+                            elsewhere=Some(("/admin", "Admin Panel"))
+                        >
+                            {children.with_value(|children| children())}
+                        </Frame>
+                    }.into_any(),
                     Ok(BackofficeHome { invitations, .. }) => view! { <Invitations invitations/> }.into_any(),
                     Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
                     Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
@@ -91,11 +92,6 @@ fn BackofficeShell(section: Section, children: ChildrenFn) -> impl IntoView {
             })}
         </Suspense>
     }
-}
-
-#[component]
-fn NavLink(href: &'static str, active: bool, children: Children) -> impl IntoView {
-    view! { <A href=href attr:class=if active { "active" } else { "" }>{children()}</A> }
 }
 
 /// For a signed-in person in no Enterprise Account: their pending invitations, if any.

@@ -1,15 +1,17 @@
 //! Pages. Each works without JavaScript (plain form posts) and better with it.
 
+pub mod admin;
 pub mod backoffice;
+mod layout;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
 use crate::{
-    api::{self, CreateOrganization, LogIn, LogOut, SignUp},
+    api::{self, CreateOrganization, LogIn, SignUp},
     error::AppError,
-    model::{AdminOverview, Landing},
+    model::Landing,
     validate::PASSWORD_MIN_CHARS,
 };
 
@@ -118,66 +120,6 @@ pub fn OnboardingPage() -> impl IntoView {
                 }
             })}
         </Suspense>
-    }
-}
-
-/// The Admin Panel's home for the current organization.
-#[component]
-pub fn AdminPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| api::get_admin_overview());
-    view! {
-        <Title text="Admin Panel"/>
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match overview.await {
-                    Ok(overview) => view! { <AdminHome overview/> }.into_any(),
-                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
-                    Err(AppError::NotFound) => view! { <Redirect path="/onboarding"/> }.into_any(),
-                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
-}
-
-#[component]
-fn AdminHome(overview: AdminOverview) -> impl IntoView {
-    let log_out = ServerAction::<LogOut>::new();
-    let AdminOverview { user, org, workspaces, backoffice_access } = overview;
-    let roles = org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
-    view! {
-        <header class="topbar">
-            <span class="brand">"Chancery"</span>
-            <span class="org-name" data-testid="org-name">{org.name.clone()}</span>
-            <span class="spacer"></span>
-            {backoffice_access.then(|| view! { <a href="/backoffice">"Backoffice"</a> })}
-            <span class="who">{user.name.clone()} " · " {roles}</span>
-            <ActionForm action=log_out>
-                <button type="submit" class="link">"Log out"</button>
-            </ActionForm>
-        </header>
-        <main class="panel">
-            <h1>{org.name.clone()}</h1>
-            <p class="muted">"Organization ID " <code>{org.id.to_string()}</code></p>
-            <section>
-                <h2>"Workspaces"</h2>
-                <table class="table">
-                    <thead><tr><th>"Name"</th><th>"Members"</th><th>"ID"</th></tr></thead>
-                    <tbody>
-                        {workspaces.into_iter().map(|w| view! {
-                            <tr data-testid="workspace-row">
-                                <td>
-                                    {w.name}
-                                    {w.is_default.then(|| view! { <span class="badge">"Default"</span> })}
-                                </td>
-                                <td>{w.member_count}</td>
-                                <td><code>{w.id.to_string()}</code></td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </section>
-        </main>
     }
 }
 

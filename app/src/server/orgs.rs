@@ -10,7 +10,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{EnterpriseId, OrgId, UserId, WorkspaceId},
-    model::{AdminOverview, CurrentUser, OrgRole, OrgSummary, WorkspaceRole, WorkspaceSummary},
+    model::{AdminOverview, CurrentUser, OrgRole, OrgSummary, Page, WorkspaceRole, WorkspaceSummary},
     time::Timestamp,
     validate,
 };
@@ -221,15 +221,6 @@ pub(super) async fn require_admin(conn: &mut AnyConnection, actor: &Actor, org_i
     } else {
         Err(AppError::NotFound)
     }
-}
-
-/// One page of results and the total count, as the Admin API pages them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub page: i64,
-    pub page_size: i64,
-    pub total: i64,
 }
 
 pub const MAX_PAGE_SIZE: i64 = 100;

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
-    model::CurrentUser,
+    model::{CurrentUser, OrgSummary},
 };
 
 pub fn state() -> AppResult<AppState> {
@@ -57,4 +57,22 @@ pub async fn enterprise_admin() -> AppResult<(AppState, Actor, crate::ids::Enter
     let user = signed_in_user(&state, &session().await?).await?;
     let enterprise = super::enterprise::of_user(&state.db, user.id).await?.ok_or(AppError::NotFound)?;
     Ok((state, Actor::User { id: user.id, email: user.email }, enterprise.id))
+}
+
+/// The organization `user` is looking at: the one picked in this session if
+/// they still belong to it, else their first. `NotFound` when in none.
+pub async fn current_org(state: &AppState, session: &Session, user: &CurrentUser) -> AppResult<OrgSummary> {
+    let memberships = super::orgs::memberships(&state.db, user.id).await?;
+    let chosen = session::current_org(session).await?;
+    let position = memberships.iter().position(|org| Some(org.id) == chosen).unwrap_or(0);
+    memberships.into_iter().nth(position).ok_or(AppError::NotFound)
+}
+
+/// The signed-in person as an actor, and their current organization.
+pub async fn org_member() -> AppResult<(AppState, Actor, OrgSummary)> {
+    let state = state()?;
+    let session = session().await?;
+    let user = signed_in_user(&state, &session).await?;
+    let org = current_org(&state, &session, &user).await?;
+    Ok((state, Actor::User { id: user.id, email: user.email }, org))
 }

@@ -5,6 +5,7 @@
 //! over the domain functions the Admin Panel uses too. Errors are JSON:
 //! `{"error": {"type", "code", "message", "param"}}`.
 
+mod audit_logs;
 mod auth;
 mod error;
 mod reference;
@@ -29,12 +30,13 @@ pub use error::{ApiError, ApiQuery};
                        (made in the Backoffice) in the `x-api-key` header. Every path also answers under `/v1/admin`."
     ),
     servers((url = "/api/admin"), (url = "/v1/admin")),
-    paths(roles::list_roles, workspaces::list_workspaces, workspaces::get_workspace),
+    paths(roles::list_roles, workspaces::list_workspaces, workspaces::get_workspace, audit_logs::list_audit_logs),
     modifiers(&ApiKeyHeader),
     security(("api_key" = [])),
     tags(
         (name = "roles", description = "The role catalogue"),
         (name = "workspaces", description = "Workspaces of the Organization"),
+        (name = "audit-logs", description = "Who changed what, when, from where"),
     )
 )]
 pub struct ApiDoc;
@@ -57,6 +59,7 @@ pub fn router() -> Router<AppState> {
         .route("/roles", get(roles::list_roles))
         .route("/workspaces", get(workspaces::list_workspaces))
         .route("/workspaces/{workspace_uuid}", get(workspaces::get_workspace))
+        .route("/audit-logs", get(audit_logs::list_audit_logs))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/docs", get(reference::page))
         .fallback(|| async { ApiError(app::AppError::NotFound) })

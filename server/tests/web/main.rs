@@ -2,6 +2,7 @@
 //! through the real router, on SQLite and on PostgreSQL.
 
 mod accounts;
+mod audit;
 mod common;
 mod enterprise;
 mod security;

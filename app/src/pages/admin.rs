@@ -1,0 +1,213 @@
+//! The Admin Panel (`/admin/...`): one organization at a time.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    components::{Form, Redirect, A},
+    hooks::use_query_map,
+};
+
+use super::layout::{Frame, NavItem};
+use crate::{
+    api::{self, AUDIT_PAGE_SIZE},
+    error::AppError,
+    model::{AdminOverview, AuditEntry, Landing, OrgRole},
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Workspaces,
+    AuditLog,
+}
+
+impl Section {
+    fn href(self) -> &'static str {
+        match self {
+            Self::Workspaces => "/admin",
+            Self::AuditLog => "/admin/audit-log",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Workspaces => "Workspaces",
+            Self::AuditLog => "Audit log",
+        }
+    }
+
+    /// The sections `roles` may open.
+    fn visible_to(roles: &[OrgRole]) -> Vec<NavItem> {
+        let admin = roles.contains(&OrgRole::Admin);
+        [Self::Workspaces, Self::AuditLog]
+            .into_iter()
+            .filter(|s| admin || *s == Self::Workspaces)
+            .map(|s| (s.href(), s.title()))
+            .collect()
+    }
+}
+
+#[component]
+pub fn AdminWorkspacesPage() -> impl IntoView {
+    view! { <AdminShell section=Section::Workspaces><Workspaces/></AdminShell> }
+}
+
+#[component]
+pub fn AdminAuditLogPage() -> impl IntoView {
+    view! { <AdminShell section=Section::AuditLog><AuditLog/></AdminShell> }
+}
+
+/// Checks who is here and frames a section. Sections read the overview from context.
+#[component]
+fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
+    let overview = Resource::new(|| (), |_| api::get_admin_overview());
+    let children = StoredValue::new(children);
+    view! {
+        <Title text=format!("{} · Admin Panel", section.title())/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(overview) => {
+                        let roles = overview.org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
+                        let frame = view! {
+                            <Frame
+                                brand="Chancery"
+                                context=overview.org.name.clone()
+                                context_testid="org-name"
+                                who=format!("{} · {roles}", overview.user.name)
+                                nav=Section::visible_to(&overview.org.roles)
+                                active=section.href()
+                                title=if section == Section::Workspaces { overview.org.name.clone() } else { section.title().to_string() }
+                                elsewhere=overview.backoffice_access.then_some(("/backoffice", "Backoffice"))
+                            >
+                                {
+                                    provide_context(overview.clone());
+                                    children.with_value(|children| children())
+                                }
+                            </Frame>
+                        };
+                        frame.into_any()
+                    }
+                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
+                    Err(AppError::NotFound) => view! { <Redirect path="/onboarding"/> }.into_any(),
+                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Workspaces() -> impl IntoView {
+    let AdminOverview { org, workspaces, .. } = expect_context::<AdminOverview>();
+    view! {
+        <p class="muted">"Organization ID " <code data-testid="org-id">{org.id.to_string()}</code></p>
+        <h2>"Workspaces"</h2>
+        <table class="table">
+            <thead><tr><th>"Name"</th><th>"Members"</th><th>"ID"</th></tr></thead>
+            <tbody>
+                {workspaces.into_iter().map(|w| view! {
+                    <tr data-testid="workspace-row">
+                        <td>
+                            {w.name}
+                            {w.is_default.then(|| view! { <span class="badge">"Default"</span> })}
+                        </td>
+                        <td>{w.member_count}</td>
+                        <td><code>{w.id.to_string()}</code></td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// Filters live in the address (`?actor=&action=&from=&to=&page=`), so a view can be bookmarked.
+#[component]
+fn AuditLog() -> impl IntoView {
+    let query = use_query_map();
+    let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
+    let page = move || param("page").parse::<i64>().unwrap_or(1).max(1);
+    let events = Resource::new(
+        move || (param("actor"), param("action"), param("from"), param("to"), page()),
+        |(actor, action, from, to, page)| api::get_audit_log(actor, action, from, to, page),
+    );
+    let link = move |page: Option<i64>, csv: bool| {
+        let mut pairs: Vec<(String, String)> = ["actor", "action", "from", "to"]
+            .into_iter()
+            .map(|name| (name.to_string(), param(name)))
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        if let Some(page) = page {
+            pairs.push(("page".into(), page.to_string()));
+        }
+        let base = if csv { "/admin/audit-log.csv" } else { "/admin/audit-log" };
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        if query.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", query.join("&"))
+        }
+    };
+    view! {
+        <Form method="GET" action="/admin/audit-log" attr:class="inline-form">
+            <label>"Actor" <input type="search" name="actor" placeholder="email or key name" prop:value=move || param("actor")/></label>
+            <label>"Action" <input type="search" name="action" placeholder="e.g. user.log_in or organization." prop:value=move || param("action")/></label>
+            <label>"From" <input type="date" name="from" prop:value=move || param("from")/></label>
+            <label>"To" <input type="date" name="to" prop:value=move || param("to")/></label>
+            <button type="submit">"Filter"</button>
+            <a href=move || link(None, true) rel="external" download class="button-link">"Export CSV"</a>
+        </Form>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match events.await {
+                    Ok(page) => {
+                        let summary = format!("{} event(s)", page.total);
+                        let newer = (page.page > 1).then(|| link(Some(page.page - 1), false));
+                        let older = page.has_next().then(|| link(Some(page.page + 1), false));
+                        view! {
+                            <p class="muted" data-testid="audit-total">{summary}</p>
+                            <table class="table">
+                                <thead><tr><th>"Time"</th><th>"Actor"</th><th>"Action"</th><th>"Target"</th><th>"IP"</th><th>"Details"</th></tr></thead>
+                                <tbody>{page.items.into_iter().map(|e| view! { <AuditRow entry=e/> }).collect_view()}</tbody>
+                            </table>
+                            <p class="pager">
+                                {newer.map(|href| view! { <A href=href>"← Newer"</A> })}
+                                {older.map(|href| view! { <A href=href>"Older →"</A> })}
+                            </p>
+                        }.into_any()
+                    }
+                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <p class="hint">{format!("{AUDIT_PAGE_SIZE} events per page. Events cannot be changed or deleted.")}</p>
+    }
+}
+
+#[component]
+fn AuditRow(entry: AuditEntry) -> impl IntoView {
+    let actor = match entry.actor_type.as_str() {
+        "admin_api_key" => entry.actor_label.clone(),
+        "operator" => "Platform operator".to_string(),
+        _ => entry.actor_label.clone(),
+    };
+    view! {
+        <tr data-testid="audit-row">
+            <td>{entry.created_at.display()}</td>
+            <td>{actor}</td>
+            <td><code>{entry.action}</code></td>
+            <td>{entry.target_type} " " <code>{entry.target_id.unwrap_or_default()}</code></td>
+            <td>{entry.ip.unwrap_or_default()}</td>
+            <td><code>{entry.details.unwrap_or_default()}</code></td>
+        </tr>
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
