@@ -267,3 +267,43 @@ pub struct AuditQuery {
     pub from: String,
     pub to: String,
 }
+
+/// A member of an organization, as the Members page lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    pub roles: Vec<OrgRole>,
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// An invitation that has not been accepted (it may have expired).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub roles: Vec<OrgRole>,
+    pub invited_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub expired: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    pub members: Vec<Member>,
+    pub invitations: Vec<Invitation>,
+}
+
+/// What `/invite/{token}` shows before anything is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationPreview {
+    pub org_name: String,
+    pub email: String,
+    pub roles: Vec<OrgRole>,
+    /// An account with this email exists: log in to accept, rather than sign up.
+    pub account_exists: bool,
+    /// Who is signed in in this browser, if anyone.
+    pub signed_in_as: Option<CurrentUser>,
+}

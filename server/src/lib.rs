@@ -106,7 +106,7 @@ async fn audit_log_csv(
 pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let db = Db::connect_and_migrate(&args.database.database_url).await?;
     let leptos_options = leptos_options(args.listen)?;
-    let state = AppState::new(leptos_options, db.clone(), args.trust_proxy);
+    let state = AppState::new(leptos_options, db.clone(), args.trust_proxy, args.public_url());
     tokio::spawn(delete_expired_sessions(state.clone()));
     let app = router(state, args.secure_cookies());
 

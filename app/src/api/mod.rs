@@ -4,6 +4,7 @@
 //! live under `/_fn`, so `/api` and `/v1` belong to the machine APIs alone.
 
 pub mod backoffice;
+pub mod members;
 
 use leptos::prelude::*;
 

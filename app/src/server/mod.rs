@@ -10,6 +10,8 @@ pub mod admin_keys;
 pub mod audit;
 pub mod db;
 pub mod enterprise;
+pub mod mail;
+pub mod members;
 pub mod orgs;
 pub mod password;
 pub mod request;

@@ -50,7 +50,7 @@ pub fn masked(prefix: &str, public_id: &str, secret_last4: &str) -> String {
     format!("{prefix}_{public_id}_…{secret_last4}")
 }
 
-fn sha256_hex(text: &str) -> String {
+pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 

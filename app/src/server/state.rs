@@ -15,16 +15,19 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy_headers: bool,
+    /// How people reach Chancery, without a trailing slash: links in emails start with it.
+    pub public_url: String,
 }
 
 impl AppState {
-    pub fn new(leptos_options: LeptosOptions, db: Db, trust_proxy_headers: bool) -> Self {
+    pub fn new(leptos_options: LeptosOptions, db: Db, trust_proxy_headers: bool, public_url: String) -> Self {
         Self {
             leptos_options,
             sessions: DbSessionStore::new(db.clone()),
             db,
             login_throttle: Arc::default(),
             trust_proxy_headers,
+            public_url,
         }
     }
 }

@@ -63,7 +63,7 @@ impl TestApp {
     async fn start(url: &str, database: TestDatabase) -> Self {
         let db = Db::connect_and_migrate(url).await.expect("connect and migrate");
         let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-        let state = AppState::new(options, db.clone(), false);
+        let state = AppState::new(options, db.clone(), false, PUBLIC_URL.into());
         Self { router: server::router(state, false), db, _database: database }
     }
 
@@ -217,4 +217,5 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+pub const PUBLIC_URL: &str = "http://chancery.test";
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -5,4 +5,5 @@ mod accounts;
 mod audit;
 mod common;
 mod enterprise;
+mod members;
 mod security;

@@ -1,0 +1,141 @@
+//! Server functions of the Admin Panel's Members and Settings pages, and of
+//! the invitation page. The organization is always the session's current one.
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    ids::UserId,
+    model::{InvitationPreview, Members, OrgRole},
+};
+
+/// Roles from the form's checkboxes (`role_admin=on`, ...).
+fn checked_roles(admin: Option<String>, billing: Option<String>, member: Option<String>) -> Vec<OrgRole> {
+    [(admin, OrgRole::Admin), (billing, OrgRole::Billing), (member, OrgRole::Member)]
+        .into_iter()
+        .filter_map(|(checked, role)| checked.filter(|v| !v.is_empty()).map(|_| role))
+        .collect()
+}
+
+#[server(prefix = "/_fn", endpoint = "members")]
+pub async fn list_members() -> Result<Members, AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    members::list(&state.db, &me, org.id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "members/invite")]
+pub async fn invite_member(
+    email: String,
+    role_admin: Option<String>,
+    role_billing: Option<String>,
+    role_member: Option<String>,
+) -> Result<(), AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    let roles = checked_roles(role_admin, role_billing, role_member);
+    let client = request::client(&state);
+    members::invite(&state.db, &me, &client, org.id, &state.public_url, &email, &roles).await.map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "members/resend_invitation")]
+pub async fn resend_invitation(invitation_id: uuid::Uuid) -> Result<(), AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    members::resend(&state.db, &me, &request::client(&state), org.id, &state.public_url, invitation_id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "members/revoke_invitation")]
+pub async fn revoke_invitation(invitation_id: uuid::Uuid) -> Result<(), AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    members::revoke(&state.db, &me, &request::client(&state), org.id, invitation_id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "members/set_roles")]
+pub async fn set_member_roles(
+    user_id: UserId,
+    role_admin: Option<String>,
+    role_billing: Option<String>,
+    role_member: Option<String>,
+) -> Result<(), AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    let roles = checked_roles(role_admin, role_billing, role_member);
+    members::set_roles(&state.db, &me, &request::client(&state), org.id, user_id, &roles).await.map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "members/remove")]
+pub async fn remove_member(user_id: UserId) -> Result<(), AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    members::remove(&state.db, &state.sessions, &me, &request::client(&state), org.id, user_id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/allowed_domains")]
+pub async fn get_allowed_domains() -> Result<Vec<String>, AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    members::allowed_domains(&state.db, &me, org.id).await
+}
+
+/// `domains`: separated by commas, spaces or new lines; empty allows any domain.
+#[server(prefix = "/_fn", endpoint = "settings/set_allowed_domains")]
+pub async fn set_allowed_domains(domains: String) -> Result<(), AppError> {
+    use crate::server::{members, request};
+    let (state, me, org) = request::org_member().await?;
+    let list: Vec<String> = domains.split([',', ' ', '\n', '\r']).map(str::to_string).collect();
+    members::set_allowed_domains(&state.db, &me, &request::client(&state), org.id, &list).await.map(|_| ())
+}
+
+/// What `/invite/{token}` shows. Works signed in or not.
+#[server(prefix = "/_fn", endpoint = "invitation")]
+pub async fn get_invitation(token: String) -> Result<InvitationPreview, AppError> {
+    use crate::server::{members, request};
+    let state = request::state()?;
+    let signed_in = request::signed_in_user(&state, &request::session().await?).await.ok();
+    members::preview(&state.db, &token, signed_in).await
+}
+
+/// The signed-in person accepts; the Admin Panel opens on the organization.
+#[server(prefix = "/_fn", endpoint = "invitation/accept")]
+pub async fn accept_invitation(token: String) -> Result<(), AppError> {
+    use crate::server::{members, request, session};
+    let state = request::state()?;
+    let session = request::session().await?;
+    let user = request::signed_in_user(&state, &session).await?;
+    let org = members::accept(&state.db, &request::client(&state), &token, &user).await?;
+    session::set_current_org(&session, org).await?;
+    leptos_axum::redirect("/admin");
+    Ok(())
+}
+
+/// A newcomer signs up from the invitation and lands in the organization.
+#[server(prefix = "/_fn", endpoint = "invitation/sign_up")]
+pub async fn sign_up_from_invitation(token: String, name: String, password: String) -> Result<(), AppError> {
+    use crate::server::{members, request, session};
+    let state = request::state()?;
+    let session = request::session().await?;
+    let (user, org) =
+        members::sign_up_and_accept(&state.db, &request::client(&state), &token, name, password).await?;
+    session::log_in(&session, user.id).await?;
+    session::set_current_org(&session, org).await?;
+    leptos_axum::redirect("/admin");
+    Ok(())
+}
+
+/// Someone with an account logs in from the invitation and accepts it.
+#[server(prefix = "/_fn", endpoint = "invitation/log_in")]
+pub async fn log_in_from_invitation(token: String, password: String) -> Result<(), AppError> {
+    use crate::server::{accounts, members, request, session};
+    let state = request::state()?;
+    let session = request::session().await?;
+    let client = request::client(&state);
+    let invited = members::preview(&state.db, &token, None).await?;
+    let user = accounts::log_in(&state.db, &state.login_throttle, &client, &invited.email, password).await?;
+    session::log_in(&session, user.id).await?;
+    let org = members::accept(&state.db, &client, &token, &user).await?;
+    session::set_current_org(&session, org).await?;
+    leptos_axum::redirect("/admin");
+    Ok(())
+}

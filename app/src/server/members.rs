@@ -1,0 +1,576 @@
+//! Members of an organization, their roles, and invitations.
+//!
+//! Rules: an invitation goes to an address inside the allowed email domains
+//! (if any are set), lasts 7 days, is single-use, and only the person owning
+//! the invited address can accept it. The last Admin can be neither removed
+//! nor demoted. A removed member's sessions end at once.
+
+use std::collections::BTreeSet;
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::{
+    accounts,
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    db::Db,
+    mail, orgs, secret_key,
+    session_store::DbSessionStore,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{OrgId, UserId, WorkspaceId},
+    model::{CurrentUser, Invitation, InvitationPreview, Member, Members, OrgRole, WorkspaceRole},
+    time::Timestamp,
+    validate,
+};
+
+pub const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+const TOKEN_PREFIX: &str = "inv";
+
+/// `admin,billing` ⇄ roles, as the `invitations.roles` column keeps them.
+fn roles_to_text(roles: &BTreeSet<OrgRole>) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn roles_from_text(text: &str) -> Vec<OrgRole> {
+    text.split(',').filter_map(OrgRole::parse).collect()
+}
+
+fn require_roles(roles: &[OrgRole]) -> AppResult<BTreeSet<OrgRole>> {
+    let set: BTreeSet<OrgRole> = roles.iter().copied().collect();
+    if set.is_empty() {
+        return Err(AppError::invalid("roles", "Choose at least one role."));
+    }
+    Ok(set)
+}
+
+pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_admin(&mut conn, actor, org_id).await?;
+    let rows: Vec<(UserId, String, String, Option<Timestamp>, String)> = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, u.last_login_at, r.role
+         FROM org_members m JOIN users u ON u.id = m.user_id
+         JOIN org_member_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
+         WHERE m.org_id = $1 ORDER BY u.name, u.id, r.role",
+    )
+    .bind(org_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut members: Vec<Member> = Vec::new();
+    for (user_id, name, email, last_login_at, role) in rows {
+        if members.last().is_none_or(|m| m.user_id != user_id) {
+            members.push(Member { user_id, name, email, roles: Vec::new(), last_login_at });
+        }
+        if let (Some(member), Some(role)) = (members.last_mut(), OrgRole::parse(&role)) {
+            member.roles.push(role);
+            member.roles.sort();
+        }
+    }
+    let now = Timestamp::now();
+    let invites: Vec<(String, String, String, String, Timestamp, Timestamp)> = sqlx::query_as(
+        "SELECT id, email, roles, invited_by_label, created_at, expires_at FROM invitations
+         WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL ORDER BY created_at",
+    )
+    .bind(org_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let invitations = invites
+        .into_iter()
+        .filter_map(|(id, email, roles, invited_by, created_at, expires_at)| {
+            Some(Invitation {
+                id: id.parse().ok()?,
+                email,
+                roles: roles_from_text(&roles),
+                invited_by,
+                created_at,
+                expires_at,
+                expired: expires_at <= now,
+            })
+        })
+        .collect();
+    Ok(Members { members, invitations })
+}
+
+/// Invites `email` with `roles` and emails them a link to `/invite/{token}`.
+pub async fn invite(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    public_url: &str,
+    email: &str,
+    roles: &[OrgRole],
+) -> AppResult<Invitation> {
+    let email = validate::email(email)?;
+    let roles = require_roles(roles)?;
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    check_allowed_domain(&mut tx, org_id, &email.normalized).await?;
+    let (members,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = $1 AND u.email_normalized = $2",
+    )
+    .bind(org_id)
+    .bind(&email.normalized)
+    .fetch_one(&mut *tx)
+    .await?;
+    if members > 0 {
+        return Err(AppError::conflict("email", "This person is already a member."));
+    }
+    let now = Timestamp::now();
+    let (pending,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM invitations WHERE org_id = $1 AND email_normalized = $2
+           AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+    )
+    .bind(org_id)
+    .bind(&email.normalized)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    if pending > 0 {
+        return Err(AppError::conflict(
+            "email",
+            "This person is already invited. Resend the invitation instead.",
+        ));
+    }
+    let id = uuid::Uuid::new_v4();
+    let token = secret_key::generate(TOKEN_PREFIX);
+    let expires_at = Timestamp(now.0 + INVITATION_TTL_MS);
+    sqlx::query(
+        "INSERT INTO invitations (id, org_id, email, email_normalized, roles, token_sha256, invited_by_label,
+                                  created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id.to_string())
+    .bind(org_id)
+    .bind(&email.display)
+    .bind(&email.normalized)
+    .bind(roles_to_text(&roles))
+    .bind(&token.secret_sha256)
+    .bind(actor.label())
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    send_invitation_email(&mut tx, org_id, &email.display, public_url, &token.full).await?;
+    let event = AuditEvent::new("organization.invite.send", "invitation", id).in_org(org_id).with_details(
+        serde_json::json!({ "email": email.display, "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+    );
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(Invitation {
+        id,
+        email: email.display,
+        roles: roles.into_iter().collect(),
+        invited_by: actor.label(),
+        created_at: now,
+        expires_at,
+        expired: false,
+    })
+}
+
+async fn send_invitation_email(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    to: &str,
+    public_url: &str,
+    token: &str,
+) -> AppResult<()> {
+    let (org_name,): (String,) = sqlx::query_as("SELECT name FROM organizations WHERE id = $1")
+        .bind(org_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let body = format!(
+        "You are invited to join {org_name} on Chancery.\n\nAccept within 7 days: {public_url}/invite/{token}\n\n\
+         If you did not expect this invitation, ignore this email."
+    );
+    mail::queue(conn, to, &format!("Join {org_name} on Chancery"), &body).await?;
+    Ok(())
+}
+
+async fn check_allowed_domain(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    email_normalized: &str,
+) -> AppResult<()> {
+    let domains: Vec<(String,)> =
+        sqlx::query_as("SELECT domain FROM org_allowed_domains WHERE org_id = $1 ORDER BY domain")
+            .bind(org_id)
+            .fetch_all(conn)
+            .await?;
+    let domain = email_normalized.rsplit('@').next().unwrap_or_default();
+    if domains.is_empty() || domains.iter().any(|(d,)| d == domain) {
+        return Ok(());
+    }
+    let allowed = domains.into_iter().map(|(d,)| d).collect::<Vec<_>>().join(", ");
+    Err(AppError::invalid("email", format!("Invitations are limited to these email domains: {allowed}.")))
+}
+
+/// A fresh link (the old one stops working) and seven more days.
+pub async fn resend(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    public_url: &str,
+    invitation: uuid::Uuid,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT email FROM invitations WHERE id = $1 AND org_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(invitation.to_string())
+    .bind(org_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((email,)) = row else {
+        return Err(AppError::NotFound);
+    };
+    let token = secret_key::generate(TOKEN_PREFIX);
+    sqlx::query("UPDATE invitations SET token_sha256 = $1, expires_at = $2 WHERE id = $3")
+        .bind(&token.secret_sha256)
+        .bind(Timestamp(Timestamp::now().0 + INVITATION_TTL_MS))
+        .bind(invitation.to_string())
+        .execute(&mut *tx)
+        .await?;
+    send_invitation_email(&mut tx, org_id, &email, public_url, &token.full).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        client,
+        AuditEvent::new("organization.invite.resend", "invitation", invitation).in_org(org_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn revoke(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    invitation: uuid::Uuid,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let done = sqlx::query(
+        "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(Timestamp::now())
+    .bind(invitation.to_string())
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(AppError::NotFound);
+    }
+    audit::record(
+        &mut tx,
+        actor,
+        client,
+        AuditEvent::new("organization.invite.revoked", "invitation", invitation).in_org(org_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct InvitationRow {
+    id: String,
+    org_id: OrgId,
+    org_name: String,
+    email: String,
+    email_normalized: String,
+    roles: String,
+    expires_at: Timestamp,
+    accepted_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+}
+
+/// The invitation behind a link, if it can still be accepted.
+async fn usable_invitation(conn: &mut AnyConnection, token: &str) -> AppResult<InvitationRow> {
+    let unusable = || AppError::invalid("token", "This invitation link is invalid or has been replaced.");
+    let (_, secret) = secret_key::parse(TOKEN_PREFIX, token).ok_or_else(unusable)?;
+    let row: Option<InvitationRow> = sqlx::query_as(
+        "SELECT i.id, i.org_id, o.name AS org_name, i.email, i.email_normalized, i.roles, i.expires_at,
+                i.accepted_at, i.revoked_at
+         FROM invitations i JOIN organizations o ON o.id = i.org_id WHERE i.token_sha256 = $1",
+    )
+    .bind(secret_key::sha256_hex(secret))
+    .fetch_optional(conn)
+    .await?;
+    let row = row.ok_or_else(unusable)?;
+    if row.accepted_at.is_some() {
+        return Err(AppError::invalid("token", "This invitation has already been accepted."));
+    }
+    if row.revoked_at.is_some() {
+        return Err(AppError::invalid("token", "This invitation has been revoked."));
+    }
+    if row.expires_at <= Timestamp::now() {
+        return Err(AppError::invalid("token", "This invitation has expired. Ask for a new one."));
+    }
+    Ok(row)
+}
+
+pub async fn preview(
+    db: &Db,
+    token: &str,
+    signed_in_as: Option<CurrentUser>,
+) -> AppResult<InvitationPreview> {
+    let mut conn = db.pool().acquire().await?;
+    let row = usable_invitation(&mut conn, token).await?;
+    let (accounts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email_normalized = $1")
+        .bind(&row.email_normalized)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(InvitationPreview {
+        org_name: row.org_name,
+        email: row.email,
+        roles: roles_from_text(&row.roles),
+        account_exists: accounts > 0,
+        signed_in_as,
+    })
+}
+
+/// `user` accepts the invitation behind `token`: they join with its roles and
+/// become a member of the Default workspace.
+pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -> AppResult<OrgId> {
+    let mut tx = db.begin().await?;
+    let row = usable_invitation(&mut tx, token).await?;
+    if validate::email(&user.email)?.normalized != row.email_normalized {
+        return Err(AppError::invalid(
+            "token",
+            format!("This invitation is for {}. Log in with that address to accept it.", row.email),
+        ));
+    }
+    let now = Timestamp::now();
+    let joined = sqlx::query(
+        "INSERT INTO org_members (org_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(row.org_id)
+    .bind(user.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if joined.rows_affected() == 0 {
+        return Err(AppError::conflict("token", "You are already a member of this organization."));
+    }
+    for role in roles_from_text(&row.roles) {
+        sqlx::query("INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(row.org_id)
+            .bind(user.id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let (default_workspace,): (WorkspaceId,) =
+        sqlx::query_as("SELECT default_workspace_id FROM organizations WHERE id = $1")
+            .bind(row.org_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(default_workspace)
+    .bind(user.id)
+    .bind(WorkspaceRole::Member.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3")
+        .bind(now)
+        .bind(user.id)
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await?;
+    let actor = Actor::User { id: user.id, email: user.email.clone() };
+    let event = AuditEvent::new("organization.invite.accepted", "invitation", &row.id).in_org(row.org_id);
+    audit::record(&mut tx, &actor, client, event).await?;
+    tx.commit().await?;
+    Ok(row.org_id)
+}
+
+/// A newcomer creates their account from the invitation (its email, their name
+/// and password) and accepts it.
+pub async fn sign_up_and_accept(
+    db: &Db,
+    client: &Client,
+    token: &str,
+    name: String,
+    password: String,
+) -> AppResult<(CurrentUser, OrgId)> {
+    let invited = preview(db, token, None).await?;
+    if invited.account_exists {
+        return Err(AppError::conflict("email", "An account with this email exists. Log in to accept."));
+    }
+    let user =
+        accounts::sign_up(db, client, accounts::SignUp { name, email: invited.email, password }).await?;
+    let org = accept(db, client, token, &user).await?;
+    Ok((user, org))
+}
+
+/// Replaces a member's roles. The last Admin keeps the Admin role.
+pub async fn set_roles(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    user_id: UserId,
+    roles: &[OrgRole],
+) -> AppResult<Vec<OrgRole>> {
+    let roles = require_roles(roles)?;
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let before = member_roles(&mut tx, org_id, user_id).await?;
+    if before.contains(&OrgRole::Admin) && !roles.contains(&OrgRole::Admin) {
+        refuse_if_last_admin(&mut tx, org_id, "demoted").await?;
+    }
+    sqlx::query("DELETE FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    for role in &roles {
+        sqlx::query("INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let names = |roles: &BTreeSet<OrgRole>| roles.iter().map(|r| r.as_str()).collect::<Vec<_>>();
+    let event = AuditEvent::new("user.organization.role.update", "user", user_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": names(&before), "after": names(&roles) }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(roles.into_iter().collect())
+}
+
+/// Removes a member from the organization and its workspaces, and ends their sessions.
+pub async fn remove(
+    db: &Db,
+    sessions: &DbSessionStore,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    user_id: UserId,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let before = member_roles(&mut tx, org_id, user_id).await?;
+    if before.contains(&OrgRole::Admin) {
+        refuse_if_last_admin(&mut tx, org_id, "removed").await?;
+    }
+    sqlx::query(
+        "DELETE FROM workspace_members WHERE user_id = $1
+           AND workspace_id IN (SELECT id FROM workspaces WHERE org_id = $2)",
+    )
+    .bind(user_id)
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let names: Vec<&str> = before.iter().map(|r| r.as_str()).collect();
+    let event = AuditEvent::new("user.organization.delete", "user", user_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "roles": names }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    sessions.delete_for_user(user_id).await?;
+    Ok(())
+}
+
+/// A member's roles; `NotFound` for someone who is not a member.
+async fn member_roles(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    user_id: UserId,
+) -> AppResult<BTreeSet<OrgRole>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT role FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_all(conn)
+            .await?;
+    if rows.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Ok(rows.iter().filter_map(|(r,)| OrgRole::parse(r)).collect())
+}
+
+async fn refuse_if_last_admin(conn: &mut AnyConnection, org_id: OrgId, what: &str) -> AppResult<()> {
+    let (admins,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND role = $2")
+            .bind(org_id)
+            .bind(OrgRole::Admin.as_str())
+            .fetch_one(conn)
+            .await?;
+    if admins <= 1 {
+        return Err(AppError::conflict(
+            "roles",
+            format!("The last Admin cannot be {what}. Make someone else an Admin first."),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn allowed_domains(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<String>> {
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_admin(&mut conn, actor, org_id).await?;
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT domain FROM org_allowed_domains WHERE org_id = $1 ORDER BY domain")
+            .bind(org_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(|(d,)| d).collect())
+}
+
+/// Replaces the allowed email domains; an empty list allows any domain.
+pub async fn set_allowed_domains(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    domains: &[String],
+) -> AppResult<Vec<String>> {
+    let mut clean = BTreeSet::new();
+    for domain in
+        domains.iter().map(|d| d.trim().trim_start_matches('@').to_lowercase()).filter(|d| !d.is_empty())
+    {
+        validate::email(&format!("x@{domain}"))
+            .map_err(|_| AppError::invalid("domains", format!("{domain} is not a valid domain.")))?;
+        clean.insert(domain);
+    }
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let before: Vec<(String,)> =
+        sqlx::query_as("SELECT domain FROM org_allowed_domains WHERE org_id = $1 ORDER BY domain")
+            .bind(org_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    sqlx::query("DELETE FROM org_allowed_domains WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+    for domain in &clean {
+        sqlx::query("INSERT INTO org_allowed_domains (org_id, domain) VALUES ($1, $2)")
+            .bind(org_id)
+            .bind(domain)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let before: Vec<String> = before.into_iter().map(|(d,)| d).collect();
+    let event = AuditEvent::new("organization.allowed_domains.update", "organization", org_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": before, "after": clean }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(clean.into_iter().collect())
+}
