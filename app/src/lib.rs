@@ -62,7 +62,10 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::LogInPage/>
                 <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::admin::AdminWorkspacesPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/members") view=pages::admin::AdminMembersPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/audit-log") view=pages::admin::AdminAuditLogPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/settings") view=pages::admin::AdminSettingsPage ssr=SsrMode::Async/>
+                <Route path=path!("/invite/:token") view=pages::invitation::InvitationPage ssr=SsrMode::Async/>
                 <Route path=path!("/backoffice") view=|| view! { <Redirect path="/backoffice/members"/> }/>
                 <Route path=path!("/backoffice/members") view=pages::backoffice::BackofficeMembersPage ssr=SsrMode::Async/>
                 <Route path=path!("/backoffice/organizations") view=pages::backoffice::BackofficeOrganizationsPage ssr=SsrMode::Async/>

@@ -1,13 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { expect, test } from "@playwright/test";
-import { open, signUp, uniqueEmail } from "./helpers";
-
-/** The platform operator's CLI, against the database the server under test uses. */
-function operator(...args: string[]): string {
-  const bin = process.env.CHANCERY_BIN;
-  if (!bin || !process.env.DATABASE_URL) throw new Error("CHANCERY_BIN and DATABASE_URL must be set (scripts/test.sh does)");
-  return execFileSync(bin, args, { env: { ...process.env, RUST_LOG: "warn" } }).toString();
-}
+import { open, operator, signUp, uniqueEmail } from "./helpers";
 
 test("an Enterprise Account admin creates an Organization, promotes themself and makes a working Admin API key", async ({
   page,

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { expect, type Page } from "@playwright/test";
 
 export const PASSWORD = "correct horse battery staple";
@@ -21,4 +22,20 @@ export async function signUp(page: Page, name: string, email: string): Promise<v
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Sign up" }).click();
   await expect(page).toHaveURL(/\/onboarding$/);
+}
+
+/** The platform operator's CLI, against the database the server under test uses. */
+export function operator(...args: string[]): string {
+  const bin = process.env.CHANCERY_BIN;
+  if (!bin || !process.env.DATABASE_URL) throw new Error("CHANCERY_BIN and DATABASE_URL must be set (scripts/test.sh does)");
+  return execFileSync(bin, args, { env: { ...process.env, RUST_LOG: "warn" } }).toString();
+}
+
+/** The invitation link last emailed to `email`, read from the outbox as an operator would. */
+export function invitationLink(email: string): string {
+  const outbox = operator("outbox", "--limit", "50");
+  const message = outbox.split("To: ").find((m) => m.startsWith(email));
+  const link = message?.match(/https?:\/\/\S+\/invite\/\S+/)?.[0];
+  if (!link) throw new Error(`no invitation for ${email} in the outbox:\n${outbox}`);
+  return new URL(link).pathname;
 }

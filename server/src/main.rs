@@ -4,7 +4,7 @@ use app::{
     ids::{EnterpriseId, OrgId},
     server::{
         actor::{Actor, Client},
-        enterprise,
+        enterprise, mail,
     },
 };
 use clap::{Parser, Subcommand};
@@ -28,6 +28,14 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(DatabaseArgs),
+    /// Print the newest queued emails (invitations...), for operators without SMTP.
+    Outbox {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// How many messages, newest first.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
     /// Operator commands for Enterprise Accounts.
     #[command(subcommand)]
     Enterprise(EnterpriseCommand),
@@ -92,6 +100,19 @@ async fn run() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             server::Db::connect_and_migrate(&args.database_url).await?;
             println!("Database is up to date.");
+            Ok(())
+        }
+        Command::Outbox { database, limit } => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            for message in mail::outbox(&db, limit).await? {
+                println!(
+                    "To: {}\nDate: {}\nSubject: {}\n\n{}\n",
+                    message.to_email,
+                    message.created_at.rfc3339(),
+                    message.subject,
+                    message.body
+                );
+            }
             Ok(())
         }
         Command::Enterprise(EnterpriseCommand::Create { database, name, orgs, admin }) => {

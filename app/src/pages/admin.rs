@@ -7,7 +7,10 @@ use leptos_router::{
     hooks::use_query_map,
 };
 
-use super::layout::{Frame, NavItem};
+use super::{
+    layout::{Frame, NavItem},
+    members::{MembersSection, SettingsSection},
+};
 use crate::{
     api::{self, AUDIT_PAGE_SIZE},
     error::AppError,
@@ -17,28 +20,34 @@ use crate::{
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
     Workspaces,
+    Members,
     AuditLog,
+    Settings,
 }
 
 impl Section {
     fn href(self) -> &'static str {
         match self {
             Self::Workspaces => "/admin",
+            Self::Members => "/admin/members",
             Self::AuditLog => "/admin/audit-log",
+            Self::Settings => "/admin/settings",
         }
     }
 
     fn title(self) -> &'static str {
         match self {
             Self::Workspaces => "Workspaces",
+            Self::Members => "Members",
             Self::AuditLog => "Audit log",
+            Self::Settings => "Settings",
         }
     }
 
     /// The sections `roles` may open.
     fn visible_to(roles: &[OrgRole]) -> Vec<NavItem> {
         let admin = roles.contains(&OrgRole::Admin);
-        [Self::Workspaces, Self::AuditLog]
+        [Self::Workspaces, Self::Members, Self::AuditLog, Self::Settings]
             .into_iter()
             .filter(|s| admin || *s == Self::Workspaces)
             .map(|s| (s.href(), s.title()))
@@ -49,6 +58,16 @@ impl Section {
 #[component]
 pub fn AdminWorkspacesPage() -> impl IntoView {
     view! { <AdminShell section=Section::Workspaces><Workspaces/></AdminShell> }
+}
+
+#[component]
+pub fn AdminMembersPage() -> impl IntoView {
+    view! { <AdminShell section=Section::Members><MembersSection/></AdminShell> }
+}
+
+#[component]
+pub fn AdminSettingsPage() -> impl IntoView {
+    view! { <AdminShell section=Section::Settings><SettingsSection/></AdminShell> }
 }
 
 #[component]
@@ -67,6 +86,7 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(overview) => {
+                        let allowed = Section::visible_to(&overview.org.roles).iter().any(|(href, _)| *href == section.href());
                         let roles = overview.org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
                         let frame = view! {
                             <Frame
@@ -79,10 +99,12 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
                                 title=if section == Section::Workspaces { overview.org.name.clone() } else { section.title().to_string() }
                                 elsewhere=overview.backoffice_access.then_some(("/backoffice", "Backoffice"))
                             >
-                                {
+                                {if allowed {
                                     provide_context(overview.clone());
-                                    children.with_value(|children| children())
-                                }
+                                    children.with_value(|children| children()).into_any()
+                                } else {
+                                    view! { <p class="form-error" role="alert">"Only Admins of this organization can open this page."</p> }.into_any()
+                                }}
                             </Frame>
                         };
                         frame.into_any()

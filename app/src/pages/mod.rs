@@ -2,7 +2,9 @@
 
 pub mod admin;
 pub mod backoffice;
+pub mod invitation;
 mod layout;
+mod members;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

@@ -1,0 +1,95 @@
+//! `/invite/{token}`: an invited person accepts, with a new account or an existing one.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use super::{AuthCard, FormError};
+use crate::{
+    api::{
+        members::{self, AcceptInvitation, LogInFromInvitation, SignUpFromInvitation},
+        LogOut,
+    },
+    model::InvitationPreview,
+    validate::PASSWORD_MIN_CHARS,
+};
+
+#[component]
+pub fn InvitationPage() -> impl IntoView {
+    let params = use_params_map();
+    let token = move || params.with(|p| p.get("token").unwrap_or_default());
+    let preview = Resource::new(token, members::get_invitation);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match preview.await {
+                    Ok(preview) => view! { <Accept preview token=token()/> }.into_any(),
+                    Err(err) => view! {
+                        <AuthCard title="Invitation">
+                            <p class="form-error" role="alert">{err.to_string()}</p>
+                        </AuthCard>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
+    let accept = ServerAction::<AcceptInvitation>::new();
+    let log_in = ServerAction::<LogInFromInvitation>::new();
+    let sign_up = ServerAction::<SignUpFromInvitation>::new();
+    let log_out = ServerAction::<LogOut>::new();
+    let roles = preview.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
+    let intro = format!("You are invited to join {} as {roles}.", preview.org_name);
+    let for_me = preview.signed_in_as.as_ref().map(|u| u.email.eq_ignore_ascii_case(&preview.email));
+    let body = match (for_me, preview.account_exists) {
+        (Some(true), _) => view! {
+            <ActionForm action=accept>
+                <input type="hidden" name="token" value=token/>
+                <FormError value=accept.value()/>
+                <button type="submit">"Accept invitation"</button>
+            </ActionForm>
+        }
+        .into_any(),
+        (Some(false), _) => view! {
+            <p class="form-error" role="alert">
+                {format!("This invitation is for {}, and you are logged in as {}.", preview.email,
+                    preview.signed_in_as.map(|u| u.email).unwrap_or_default())}
+            </p>
+            <ActionForm action=log_out><button type="submit">"Log out"</button></ActionForm>
+        }
+        .into_any(),
+        (None, true) => view! {
+            <ActionForm action=log_in>
+                <input type="hidden" name="token" value=token/>
+                <label>"Email" <input type="email" value=preview.email.clone() readonly/></label>
+                <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                <FormError value=log_in.value()/>
+                <button type="submit">"Log in and accept"</button>
+            </ActionForm>
+        }
+        .into_any(),
+        (None, false) => view! {
+            <ActionForm action=sign_up>
+                <input type="hidden" name="token" value=token/>
+                <label>"Email" <input type="email" value=preview.email.clone() readonly/></label>
+                <label>"Name" <input type="text" name="name" autocomplete="name" required/></label>
+                <label>
+                    "Password"
+                    <input type="password" name="password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                    <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters.")}</span>
+                </label>
+                <FormError value=sign_up.value()/>
+                <button type="submit">"Create account and join"</button>
+            </ActionForm>
+        }
+        .into_any(),
+    };
+    view! {
+        <AuthCard title="Join your team">
+            <p>{intro}</p>
+            {body}
+        </AuthCard>
+    }
+}

@@ -1,0 +1,162 @@
+//! The Admin Panel's Members and Settings sections.
+
+use leptos::prelude::*;
+
+use super::FormError;
+use crate::{
+    api::members::{
+        self, InviteMember, RemoveMember, ResendInvitation, RevokeInvitation, SetAllowedDomains,
+        SetMemberRoles,
+    },
+    model::{Invitation, Member, OrgRole},
+    time::Timestamp,
+};
+
+/// One checkbox per role, named `role_admin`, `role_billing`, `role_member`.
+#[component]
+fn RoleBoxes(checked: Vec<OrgRole>) -> impl IntoView {
+    OrgRole::ALL
+        .into_iter()
+        .map(|role| {
+            let name = format!("role_{}", role.as_str());
+            view! {
+                <label class="check">
+                    <input type="checkbox" name=name checked=checked.contains(&role)/>
+                    {role.label()}
+                </label>
+            }
+        })
+        .collect_view()
+}
+
+#[component]
+pub(super) fn MembersSection() -> impl IntoView {
+    let invite = ServerAction::<InviteMember>::new();
+    let set_roles = ServerAction::<SetMemberRoles>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let resend = ServerAction::<ResendInvitation>::new();
+    let revoke = ServerAction::<RevokeInvitation>::new();
+    let list = Resource::new(
+        move || {
+            (
+                invite.version().get(),
+                set_roles.version().get(),
+                remove.version().get(),
+                resend.version().get(),
+                revoke.version().get(),
+            )
+        },
+        |_| members::list_members(),
+    );
+    view! {
+        <ActionForm action=invite attr:class="inline-form">
+            <label>"Invite by email" <input type="email" name="email" required placeholder="colleague@example.com"/></label>
+            <fieldset class="roles"><legend>"Roles"</legend><RoleBoxes checked=vec![OrgRole::Member]/></fieldset>
+            <button type="submit">"Send invitation"</button>
+        </ActionForm>
+        {move || matches!(invite.value().get(), Some(Ok(()))).then(|| view! {
+            <p class="notice" role="status">"Invitation sent. It is valid for 7 days."</p>
+        })}
+        <FormError value=invite.value()/>
+        <FormError value=set_roles.value()/>
+        <FormError value=remove.value()/>
+        <FormError value=resend.value()/>
+        <FormError value=revoke.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                list.await.map(|list| view! {
+                    <table class="table">
+                        <thead><tr><th>"Name"</th><th>"Email"</th><th>"Roles"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
+                        <tbody>
+                            {list.members.into_iter().map(|m| view! { <MemberRow member=m set_roles remove/> }).collect_view()}
+                            {list.invitations.into_iter().map(|i| view! { <InvitationRow invitation=i resend revoke/> }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn MemberRow(
+    member: Member,
+    set_roles: ServerAction<SetMemberRoles>,
+    remove: ServerAction<RemoveMember>,
+) -> impl IntoView {
+    let (roles_id, remove_id) = (member.user_id.to_string(), member.user_id.to_string());
+    view! {
+        <tr data-testid="member-row">
+            <td>{member.name}</td>
+            <td>{member.email}</td>
+            <td>
+                <ActionForm action=set_roles attr:class="roles-form">
+                    <input type="hidden" name="user_id" value=roles_id/>
+                    <RoleBoxes checked=member.roles/>
+                    <button type="submit" class="link">"Save roles"</button>
+                </ActionForm>
+            </td>
+            <td>"Active"</td>
+            <td>{member.last_login_at.map(Timestamp::display).unwrap_or_else(|| "—".into())}</td>
+            <td>
+                <ActionForm action=remove>
+                    <input type="hidden" name="user_id" value=remove_id/>
+                    <button type="submit" class="link danger">"Remove"</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn InvitationRow(
+    invitation: Invitation,
+    resend: ServerAction<ResendInvitation>,
+    revoke: ServerAction<RevokeInvitation>,
+) -> impl IntoView {
+    let (resend_id, revoke_id) = (invitation.id.to_string(), invitation.id.to_string());
+    let roles = invitation.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
+    view! {
+        <tr data-testid="invitation-row">
+            <td class="muted">"—"</td>
+            <td>{invitation.email}</td>
+            <td>{roles}</td>
+            <td>{if invitation.expired { "Expired".to_string() } else { format!("Pending until {}", invitation.expires_at.display()) }}</td>
+            <td>{format!("Invited by {}", invitation.invited_by)}</td>
+            <td>
+                <ActionForm action=resend>
+                    <input type="hidden" name="invitation_id" value=resend_id/>
+                    <button type="submit" class="link">"Resend"</button>
+                </ActionForm>
+                <ActionForm action=revoke>
+                    <input type="hidden" name="invitation_id" value=revoke_id/>
+                    <button type="submit" class="link danger">"Revoke"</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+pub(super) fn SettingsSection() -> impl IntoView {
+    let save = ServerAction::<SetAllowedDomains>::new();
+    let domains = Resource::new(move || save.version().get(), |_| members::get_allowed_domains());
+    view! {
+        <h2>"Allowed email domains"</h2>
+        <p class="hint">"Invitations can only go to addresses in these domains. Leave empty to allow any domain."</p>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                domains.await.map(|domains| view! {
+                    <ActionForm action=save>
+                        <label>"Domains (one per line)"
+                            <textarea name="domains" rows="4">{domains.join("\n")}</textarea>
+                        </label>
+                        <button type="submit">"Save domains"</button>
+                    </ActionForm>
+                })
+            })}
+        </Transition>
+        {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Saved."</p> })}
+        <FormError value=save.value()/>
+    }
+}
