@@ -91,6 +91,54 @@ pub fn expiry_date(
     Ok(Some(crate::time::Timestamp(end_of_day.timestamp_millis())))
 }
 
+/// Organization roles as the Admin API accepts them: `roles` (UUIDs) or
+/// `role_names`, never both; the deprecated singular `role` / `role_name` too.
+/// Names may be the API's (`organization_admin`, `billing_manager`, `member`),
+/// the short ones (`admin`, `billing`) or the legacy codes (`A`, `B`, `M`).
+pub fn org_role_selection(
+    roles: Option<Vec<String>>,
+    role_names: Option<Vec<String>>,
+    role: Option<String>,
+    role_name: Option<String>,
+) -> Result<Vec<crate::model::OrgRole>, AppError> {
+    use crate::model::OrgRole;
+    let by_uuid = roles.or(role.map(|r| vec![r]));
+    let by_name = role_names.or(role_name.map(|r| vec![r]));
+    let parsed: Vec<OrgRole> = match (by_uuid, by_name) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid("roles", "Give either roles (UUIDs) or role_names, not both."))
+        }
+        (None, None) => return Err(AppError::invalid("role_names", "Give the member's roles.")),
+        (Some(uuids), None) => uuids
+            .iter()
+            .map(|u| {
+                OrgRole::ALL
+                    .into_iter()
+                    .find(|r| r.uuid().to_string().eq_ignore_ascii_case(u.trim()))
+                    .ok_or_else(|| AppError::invalid("roles", format!("Unknown role UUID {u}.")))
+            })
+            .collect::<Result<_, _>>()?,
+        (None, Some(names)) => names
+            .iter()
+            .map(|n| {
+                let n = n.trim();
+                OrgRole::ALL
+                    .into_iter()
+                    .find(|r| {
+                        n.eq_ignore_ascii_case(r.api_name())
+                            || n.eq_ignore_ascii_case(r.as_str())
+                            || n == &r.as_str()[..1].to_uppercase()
+                    })
+                    .ok_or_else(|| AppError::invalid("role_names", format!("Unknown role {n}.")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if parsed.is_empty() {
+        return Err(AppError::invalid("role_names", "Give at least one role."));
+    }
+    Ok(parsed)
+}
+
 /// A new password: 12 to 256 characters. Spaces count; nothing is trimmed.
 pub fn new_password(input: &str) -> Result<(), AppError> {
     let chars = input.chars().count();
@@ -153,6 +201,38 @@ mod tests {
         assert_eq!(end.rfc3339(), "2026-11-24T00:00:00.000Z");
         assert_eq!(expiry_date("2026-11-22", today).unwrap_err().field(), Some("expires_on"));
         assert_eq!(expiry_date("23/11/2026", today).unwrap_err().field(), Some("expires_on"));
+    }
+
+    #[test]
+    fn roles_come_by_uuid_or_by_name_never_both() {
+        use crate::model::OrgRole;
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            org_role_selection(None, names(&["organization_admin", "billing"]), None, None).unwrap(),
+            [OrgRole::Admin, OrgRole::Billing]
+        );
+        let uuid = OrgRole::Member.uuid().to_string();
+        assert_eq!(org_role_selection(names(&[&uuid]), None, None, None).unwrap(), [OrgRole::Member]);
+        assert_eq!(
+            org_role_selection(None, None, None, Some("M".into())).unwrap(),
+            [OrgRole::Member],
+            "legacy"
+        );
+        assert_eq!(
+            org_role_selection(None, None, Some(uuid.clone()), None).unwrap(),
+            [OrgRole::Member],
+            "deprecated"
+        );
+        assert_eq!(
+            org_role_selection(names(&[&uuid]), names(&["member"]), None, None).unwrap_err().field(),
+            Some("roles")
+        );
+        assert_eq!(
+            org_role_selection(None, names(&["owner"]), None, None).unwrap_err().field(),
+            Some("role_names")
+        );
+        assert!(org_role_selection(None, None, None, None).is_err());
+        assert!(org_role_selection(None, names(&[]), None, None).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use app::AppError;
 use axum::{
-    extract::{FromRequestParts, Query},
+    extract::{FromRequest, FromRequestParts, Query, Request},
     response::{IntoResponse, Response},
     Json,
 };
@@ -61,6 +61,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
+        }
+    }
+}
+
+/// `Json<T>` whose failures (wrong content type, bad JSON, missing fields) are
+/// 400s in the Admin API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
         }
     }

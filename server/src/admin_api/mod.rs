@@ -10,17 +10,21 @@ mod auth;
 mod error;
 mod reference;
 mod roles;
+mod users;
 mod workspaces;
 
 use app::server::state::AppState;
-use axum::{routing::get, Json, Router};
+use axum::{
+    routing::{delete, get, post},
+    Json, Router,
+};
 use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, SecurityScheme},
     Modify, OpenApi,
 };
 
 pub use auth::AdminKey;
-pub use error::{ApiError, ApiQuery};
+pub use error::{ApiError, ApiJson, ApiQuery};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,11 +34,24 @@ pub use error::{ApiError, ApiQuery};
                        (made in the Backoffice) in the `x-api-key` header. Every path also answers under `/v1/admin`."
     ),
     servers((url = "/api/admin"), (url = "/v1/admin")),
-    paths(roles::list_roles, workspaces::list_workspaces, workspaces::get_workspace, audit_logs::list_audit_logs),
+    paths(
+        roles::list_roles,
+        users::list_users,
+        users::get_user,
+        users::update_user,
+        users::delete_user,
+        users::invite_users,
+        users::list_invites,
+        users::revoke_invite,
+        workspaces::list_workspaces,
+        workspaces::get_workspace,
+        audit_logs::list_audit_logs,
+    ),
     modifiers(&ApiKeyHeader),
     security(("api_key" = [])),
     tags(
         (name = "roles", description = "The role catalogue"),
+        (name = "users", description = "Members and invitations"),
         (name = "workspaces", description = "Workspaces of the Organization"),
         (name = "audit-logs", description = "Who changed what, when, from where"),
     )
@@ -57,6 +74,10 @@ impl Modify for ApiKeyHeader {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/roles", get(roles::list_roles))
+        .route("/users", get(users::list_users))
+        .route("/users/{user_id}", get(users::get_user).patch(users::update_user).delete(users::delete_user))
+        .route("/users-invite", get(users::list_invites).post(users::invite_users))
+        .route("/users-invite/{invite_uuid}", delete(users::revoke_invite))
         .route("/workspaces", get(workspaces::list_workspaces))
         .route("/workspaces/{workspace_uuid}", get(workspaces::get_workspace))
         .route("/audit-logs", get(audit_logs::list_audit_logs))

@@ -2,6 +2,7 @@
 //! through the real router, on SQLite and on PostgreSQL.
 
 mod accounts;
+mod admin_api_users;
 mod audit;
 mod common;
 mod enterprise;

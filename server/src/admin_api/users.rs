@@ -1,0 +1,258 @@
+//! Members and invitations: `/users`, `/users/{user_id}`, `/users-invite`.
+
+use app::{
+    model::{Invitation, Member, OrgRole},
+    server::{members, state::AppState},
+    validate, AppError,
+};
+use axum::{
+    extract::{Path, State},
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AdminKey, ApiError, ApiJson, ApiQuery};
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberOut {
+    pub user_id: uuid::Uuid,
+    pub email: String,
+    pub name: String,
+    /// Role names: `organization_admin`, `billing_manager`, `member`.
+    pub role_names: Vec<&'static str>,
+    /// Role UUIDs, as `GET /roles` lists them.
+    pub roles: Vec<uuid::Uuid>,
+    pub last_login_at: Option<String>,
+}
+
+impl From<Member> for MemberOut {
+    fn from(m: Member) -> Self {
+        Self {
+            user_id: m.user_id.0,
+            email: m.email,
+            name: m.name,
+            role_names: m.roles.iter().map(|r| r.api_name()).collect(),
+            roles: m.roles.iter().map(|r| r.uuid()).collect(),
+            last_login_at: m.last_login_at.map(|t| t.rfc3339()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InviteOut {
+    pub uuid: uuid::Uuid,
+    pub email: String,
+    pub role_names: Vec<&'static str>,
+    pub roles: Vec<uuid::Uuid>,
+    pub created_at: String,
+    pub expires_at: String,
+    /// `pending` or `expired`.
+    pub status: &'static str,
+}
+
+impl From<Invitation> for InviteOut {
+    fn from(i: Invitation) -> Self {
+        Self {
+            uuid: i.id,
+            email: i.email,
+            role_names: i.roles.iter().map(|r| r.api_name()).collect(),
+            roles: i.roles.iter().map(|r| r.uuid()).collect(),
+            created_at: i.created_at.rfc3339(),
+            expires_at: i.expires_at.rfc3339(),
+            status: if i.expired { "expired" } else { "pending" },
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsersOut {
+    pub members: Vec<MemberOut>,
+    pub invites: Vec<InviteOut>,
+    pub page: i64,
+    pub page_size: i64,
+    /// Members matching the query (invites are all listed on page 1).
+    pub total: i64,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct UsersQuery {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    /// Only this email (case-insensitive).
+    pub email: Option<String>,
+}
+
+/// List members and pending invitations.
+#[utoipa::path(get, path = "/users", tag = "users", params(UsersQuery), responses((status = 200, body = UsersOut)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiQuery(q): ApiQuery<UsersQuery>,
+) -> Result<Json<UsersOut>, ApiError> {
+    let (page, page_size) = app::server::orgs::page_bounds(q.page, q.page_size)?;
+    let all = members::list(&state.db, &key.actor, key.org_id).await?;
+    let wanted = |email: &str| q.email.as_deref().is_none_or(|w| w.trim().eq_ignore_ascii_case(email));
+    let matching: Vec<Member> = all.members.into_iter().filter(|m| wanted(&m.email)).collect();
+    let total = matching.len() as i64;
+    let start = ((page - 1) * page_size) as usize;
+    Ok(Json(UsersOut {
+        members: matching.into_iter().skip(start).take(page_size as usize).map(Into::into).collect(),
+        invites: if page == 1 {
+            all.invitations.into_iter().filter(|i| wanted(&i.email)).map(Into::into).collect()
+        } else {
+            Vec::new()
+        },
+        page,
+        page_size,
+        total,
+    }))
+}
+
+/// Get one member.
+#[utoipa::path(get, path = "/users/{user_id}", tag = "users",
+    responses((status = 200, body = MemberOut), (status = 404, description = "Not a member of this Organization")))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(user_id): Path<String>,
+) -> Result<Json<MemberOut>, ApiError> {
+    let id: app::ids::UserId = user_id.parse().map_err(|_| AppError::NotFound)?;
+    let all = members::list(&state.db, &key.actor, key.org_id).await?;
+    let member = all.members.into_iter().find(|m| m.user_id == id).ok_or(AppError::NotFound)?;
+    Ok(Json(member.into()))
+}
+
+/// Roles in a request body: `roles` (UUIDs) or `role_names`; `role` / `role_name` are deprecated.
+#[derive(Deserialize, ToSchema)]
+pub struct RolesIn {
+    pub roles: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    #[schema(deprecated)]
+    pub role: Option<String>,
+    #[schema(deprecated)]
+    pub role_name: Option<String>,
+}
+
+impl RolesIn {
+    fn parse(self) -> Result<Vec<OrgRole>, AppError> {
+        validate::org_role_selection(self.roles, self.role_names, self.role, self.role_name)
+    }
+}
+
+/// Change a member's roles. The last Admin keeps the Admin role.
+#[utoipa::path(patch, path = "/users/{user_id}", tag = "users", request_body = RolesIn,
+    responses((status = 200, body = MemberOut), (status = 400, description = "Bad roles"),
+              (status = 409, description = "Would leave the Organization without an Admin")))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(user_id): Path<String>,
+    ApiJson(body): ApiJson<RolesIn>,
+) -> Result<Json<MemberOut>, ApiError> {
+    let id: app::ids::UserId = user_id.parse().map_err(|_| AppError::NotFound)?;
+    let roles = body.parse()?;
+    members::set_roles(&state.db, &key.actor, &key.client, key.org_id, id, &roles).await?;
+    get_user(State(state), key, Path(user_id)).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeleteOut {
+    pub message: String,
+}
+
+/// Remove a member; their sessions end at once.
+#[utoipa::path(delete, path = "/users/{user_id}", tag = "users",
+    responses((status = 200, body = DeleteOut), (status = 409, description = "The last Admin")))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(user_id): Path<String>,
+) -> Result<Json<DeleteOut>, ApiError> {
+    let id = user_id.parse().map_err(|_| AppError::NotFound)?;
+    members::remove(&state.db, &state.sessions, &key.actor, &key.client, key.org_id, id).await?;
+    Ok(Json(DeleteOut { message: "Member removed.".into() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InviteIn {
+    /// One address, or several separated by commas or new lines.
+    pub email: String,
+    #[serde(flatten)]
+    pub roles: RolesIn,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitesCreatedOut {
+    pub already_members: Vec<String>,
+    /// Malformed, outside the allowed domains, or already invited: with the reason.
+    pub invalid_emails: Vec<String>,
+    pub invited_members_count: i64,
+}
+
+/// Invite people by email.
+#[utoipa::path(post, path = "/users-invite", tag = "users", request_body = InviteIn,
+    responses((status = 200, body = InvitesCreatedOut), (status = 400, description = "Bad roles")))]
+pub async fn invite_users(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<InviteIn>,
+) -> Result<Json<InvitesCreatedOut>, ApiError> {
+    let roles = body.roles.parse()?;
+    let mut out = InvitesCreatedOut {
+        already_members: Vec::new(),
+        invalid_emails: Vec::new(),
+        invited_members_count: 0,
+    };
+    for email in body.email.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+        match members::invite(
+            &state.db,
+            &key.actor,
+            &key.client,
+            key.org_id,
+            &state.public_url,
+            email,
+            &roles,
+        )
+        .await
+        {
+            Ok(_) => out.invited_members_count += 1,
+            Err(AppError::Conflict { message, .. }) if message.contains("already a member") => {
+                out.already_members.push(email.to_string())
+            }
+            Err(AppError::Invalid { message, .. } | AppError::Conflict { message, .. }) => {
+                out.invalid_emails.push(format!("{email}: {message}"))
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Revoke a pending invitation.
+#[utoipa::path(delete, path = "/users-invite/{invite_uuid}", tag = "users",
+    responses((status = 200, body = DeleteOut), (status = 404, description = "No such pending invitation")))]
+pub async fn revoke_invite(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(invite_uuid): Path<String>,
+) -> Result<Json<DeleteOut>, ApiError> {
+    let id = invite_uuid.parse().map_err(|_| AppError::NotFound)?;
+    members::revoke(&state.db, &key.actor, &key.client, key.org_id, id).await?;
+    Ok(Json(DeleteOut { message: "Invitation revoked.".into() }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitesOut {
+    pub invites: Vec<InviteOut>,
+}
+
+/// List pending (and expired, not yet revoked) invitations.
+#[utoipa::path(get, path = "/users-invite", tag = "users", responses((status = 200, body = InvitesOut)))]
+pub async fn list_invites(
+    State(state): State<AppState>,
+    key: AdminKey,
+) -> Result<Json<InvitesOut>, ApiError> {
+    let all = members::list(&state.db, &key.actor, key.org_id).await?;
+    Ok(Json(InvitesOut { invites: all.invitations.into_iter().map(Into::into).collect() }))
+}

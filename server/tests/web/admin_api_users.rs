@@ -1,0 +1,150 @@
+//! The Admin API's members and invitations, acting as an Admin API key.
+
+use app::{
+    ids::OrgId,
+    server::{
+        actor::{Actor, Client},
+        admin_keys::{self, NewAdminKey},
+        enterprise,
+    },
+};
+use axum::body::Body;
+use http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{TestApp, TestResponse, PASSWORD};
+
+crate::on_both_databases!(admin_api_manages_members_and_invitations_of_its_organization_only);
+
+/// Ada's organization Engines and Bob's Looms in one Enterprise Account, with a key for each.
+async fn setup(app: &TestApp) -> (String, String, String) {
+    let mut ada = app.client("203.0.113.7");
+    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    ada.create_organization("Engines").await;
+    let overview = ada.overview().await.json();
+    let engines: OrgId = overview["org"]["id"].as_str().unwrap().parse().unwrap();
+    let ada_id = overview["user"]["id"].as_str().unwrap().to_string();
+    let mut bob = app.client("198.51.100.4");
+    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
+    bob.create_organization("Looms").await;
+    let looms: OrgId = bob.overview().await.json()["org"]["id"].as_str().unwrap().parse().unwrap();
+
+    let (operator, client) = (Actor::Operator, Client::default());
+    let acme = enterprise::create(&app.db, &operator, &client, "Acme", &[engines], "ada@example.com")
+        .await
+        .unwrap()
+        .id;
+    enterprise::link_org(&app.db, &operator, &client, acme, looms).await.unwrap();
+    let ada_actor = Actor::User { id: ada_id.parse().unwrap(), email: "ada@example.com".into() };
+    let key = |org_id| NewAdminKey { name: "automation".into(), org_id, expires_on: String::new() };
+    let engines_key = admin_keys::create(&app.db, &ada_actor, &client, acme, key(engines)).await.unwrap().key;
+    let looms_key = admin_keys::create(&app.db, &ada_actor, &client, acme, key(looms)).await.unwrap().key;
+    (engines_key, looms_key, ada_id)
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> TestResponse {
+    let request = Request::builder().method(method).uri(path).header("x-api-key", key);
+    let request = match body {
+        Some(body) => {
+            request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
+        }
+        None => request.body(Body::empty()),
+    };
+    app.client("192.0.2.50").send(request.unwrap()).await
+}
+
+async fn admin_api_manages_members_and_invitations_of_its_organization_only(app: TestApp) {
+    let (key, other_key, ada_id) = setup(&app).await;
+
+    let invited = call(
+        &app,
+        "POST",
+        "/api/admin/users-invite",
+        &key,
+        Some(json!({ "email": "grace@example.com, not-an-email\nada@example.com", "role_names": ["member", "billing_manager"] })),
+    )
+    .await;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let invited = invited.json();
+    assert_eq!(invited["invited_members_count"], 1);
+    assert_eq!(invited["already_members"], json!(["ada@example.com"]));
+    assert!(invited["invalid_emails"][0].as_str().unwrap().starts_with("not-an-email:"));
+
+    let both = call(&app, "POST", "/v1/admin/users-invite", &key,
+        Some(json!({ "email": "x@example.com", "roles": ["00000000-0000-0000-0000-000000000000"], "role_names": ["member"] }))).await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    assert_eq!(both.json()["error"]["param"], "roles");
+    let not_json = app
+        .client("192.0.2.50")
+        .send(
+            Request::post("/api/admin/users-invite")
+                .header("x-api-key", &key)
+                .body(Body::from("email=x"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_json.json()["error"]["type"], "invalid_request_error");
+
+    let users = call(&app, "GET", "/api/admin/users", &key, None).await.json();
+    assert_eq!(users["total"], 1);
+    assert_eq!(users["members"][0]["email"], "ada@example.com");
+    assert_eq!(users["members"][0]["role_names"], json!(["organization_admin"]));
+    assert_eq!(users["invites"][0]["email"], "grace@example.com");
+    assert_eq!(users["invites"][0]["role_names"], json!(["billing_manager", "member"]));
+    let invite_id = users["invites"][0]["uuid"].as_str().unwrap().to_string();
+    let pending = call(&app, "GET", "/api/admin/users-invite", &key, None).await.json();
+    assert_eq!(pending["invites"].as_array().unwrap().len(), 1);
+
+    let demote = call(
+        &app,
+        "PATCH",
+        &format!("/api/admin/users/{ada_id}"),
+        &key,
+        Some(json!({ "role_name": "member" })),
+    )
+    .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT, "the last Admin: {}", demote.body);
+    let same = call(
+        &app,
+        "PATCH",
+        &format!("/api/admin/users/{ada_id}"),
+        &key,
+        Some(json!({ "role_names": ["organization_admin", "billing_manager"] })),
+    )
+    .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    assert_eq!(same.json()["role_names"], json!(["organization_admin", "billing_manager"]));
+
+    // Another Organization's key sees none of it.
+    for (method, path) in [
+        ("GET", format!("/api/admin/users/{ada_id}")),
+        ("DELETE", format!("/api/admin/users/{ada_id}")),
+        ("DELETE", format!("/api/admin/users-invite/{invite_id}")),
+    ] {
+        let response = call(&app, method, &path, &other_key, None).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{method} {path}: {}", response.body);
+    }
+    let theirs = call(&app, "GET", "/api/admin/users", &other_key, None).await.json();
+    assert_eq!(theirs["members"][0]["email"], "bob@example.com");
+    assert_eq!(theirs["invites"], json!([]));
+
+    let revoked = call(&app, "DELETE", &format!("/api/admin/users-invite/{invite_id}"), &key, None).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(
+        call(&app, "DELETE", &format!("/api/admin/users-invite/{invite_id}"), &key, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let by_key: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor_type FROM audit_events WHERE actor_type = 'admin_api_key' ORDER BY id",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    let actions: Vec<&str> = by_key.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["organization.invite.send", "user.organization.role.update", "organization.invite.revoked"]
+    );
+}
