@@ -127,7 +127,7 @@ pub fn org_role_selection(
                     .find(|r| {
                         n.eq_ignore_ascii_case(r.api_name())
                             || n.eq_ignore_ascii_case(r.as_str())
-                            || n == &r.as_str()[..1].to_uppercase()
+                            || n == r.as_str()[..1].to_uppercase()
                     })
                     .ok_or_else(|| AppError::invalid("role_names", format!("Unknown role {n}.")))
             })
