@@ -15,7 +15,7 @@ mod workspaces;
 
 use app::server::state::AppState;
 use axum::{
-    routing::{delete, get, post},
+    routing::{delete, get},
     Json, Router,
 };
 use utoipa::{
