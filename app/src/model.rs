@@ -307,3 +307,12 @@ pub struct InvitationPreview {
     /// Who is signed in in this browser, if anyone.
     pub signed_in_as: Option<CurrentUser>,
 }
+
+/// A member of a workspace and their role there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceMember {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    pub role: WorkspaceRole,
+}

@@ -139,6 +139,50 @@ pub fn org_role_selection(
     Ok(parsed)
 }
 
+/// A workspace role given as UUIDs or names (`workspace_admin`, `workspace_member`,
+/// `admin`, `member`, legacy `A`/`M`), never both. A member holds one role in a
+/// workspace, so several collapse to the strongest.
+pub fn workspace_role_selection(
+    roles: Option<Vec<String>>,
+    role_names: Option<Vec<String>>,
+    role: Option<String>,
+    role_name: Option<String>,
+) -> Result<crate::model::WorkspaceRole, AppError> {
+    use crate::model::WorkspaceRole;
+    let by_uuid = roles.or(role.map(|r| vec![r]));
+    let by_name = role_names.or(role_name.map(|r| vec![r]));
+    let parsed: Vec<WorkspaceRole> = match (by_uuid, by_name) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid("roles", "Give either roles (UUIDs) or role_names, not both."))
+        }
+        (None, None) => return Ok(WorkspaceRole::Member),
+        (Some(uuids), None) => uuids
+            .iter()
+            .map(|u| {
+                WorkspaceRole::ALL
+                    .into_iter()
+                    .find(|r| r.uuid().to_string().eq_ignore_ascii_case(u.trim()))
+                    .ok_or_else(|| AppError::invalid("roles", format!("Unknown workspace role UUID {u}.")))
+            })
+            .collect::<Result<_, _>>()?,
+        (None, Some(names)) => names
+            .iter()
+            .map(|n| {
+                let n = n.trim();
+                WorkspaceRole::ALL
+                    .into_iter()
+                    .find(|r| {
+                        n.eq_ignore_ascii_case(r.api_name())
+                            || n.eq_ignore_ascii_case(r.as_str())
+                            || n == r.as_str()[..1].to_uppercase()
+                    })
+                    .ok_or_else(|| AppError::invalid("role_names", format!("Unknown workspace role {n}.")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(if parsed.contains(&WorkspaceRole::Admin) { WorkspaceRole::Admin } else { WorkspaceRole::Member })
+}
+
 /// A new password: 12 to 256 characters. Spaces count; nothing is trimmed.
 pub fn new_password(input: &str) -> Result<(), AppError> {
     let chars = input.chars().count();

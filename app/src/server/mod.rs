@@ -20,3 +20,4 @@ pub mod session;
 pub mod session_store;
 pub mod state;
 pub mod throttle;
+pub mod workspaces;

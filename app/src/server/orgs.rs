@@ -1,16 +1,17 @@
 //! Organizations and what their members see of them.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::AnyConnection;
 
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     db::Db,
+    workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
     ids::{EnterpriseId, OrgId, UserId, WorkspaceId},
-    model::{AdminOverview, CurrentUser, OrgRole, OrgSummary, Page, WorkspaceRole, WorkspaceSummary},
+    model::{AdminOverview, CurrentUser, OrgRole, OrgSummary, WorkspaceRole},
     time::Timestamp,
     validate,
 };
@@ -165,16 +166,6 @@ pub async fn memberships(db: &Db, user_id: UserId) -> AppResult<Vec<OrgSummary>>
     Ok(orgs)
 }
 
-#[derive(FromRow)]
-struct WorkspaceRow {
-    id: WorkspaceId,
-    name: String,
-    description: String,
-    icon: String,
-    default_workspace_id: Option<WorkspaceId>,
-    member_count: i64,
-}
-
 /// The Admin Panel's home for `user` in `org_id`. Someone outside the
 /// organization gets `NotFound`, as if it did not exist.
 pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppResult<AdminOverview> {
@@ -182,11 +173,12 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
         memberships(db, user.id).await?.into_iter().find(|org| org.id == org_id).ok_or(AppError::NotFound)?;
     // Admins see every workspace; others only those they are members of.
     let sees_all = org.roles.contains(&OrgRole::Admin);
-    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
-        "{SELECT_WORKSPACES}
+    let rows: Vec<workspaces::WorkspaceRow> = sqlx::query_as(&format!(
+        "{}
          WHERE w.org_id = $1 AND w.archived_at IS NULL
            AND ($2 = 1 OR EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = $3))
-         ORDER BY w.created_at, w.name"
+         ORDER BY w.created_at, w.name",
+        workspaces::SELECT_WORKSPACES
     ))
     .bind(org_id)
     .bind(i64::from(sees_all))
@@ -239,67 +231,4 @@ pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64,
         ));
     }
     Ok((page, page_size))
-}
-
-const SELECT_WORKSPACES: &str = "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
-        (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.id) AS member_count
-    FROM workspaces w JOIN organizations o ON o.id = w.org_id";
-
-impl From<WorkspaceRow> for WorkspaceSummary {
-    fn from(row: WorkspaceRow) -> Self {
-        Self {
-            is_default: row.default_workspace_id == Some(row.id),
-            id: row.id,
-            name: row.name,
-            description: row.description,
-            icon: row.icon,
-            member_count: row.member_count,
-        }
-    }
-}
-
-/// The organization's active workspaces, oldest first, for its administrators.
-pub async fn workspaces_page(
-    db: &Db,
-    actor: &Actor,
-    org_id: OrgId,
-    page: Option<i64>,
-    page_size: Option<i64>,
-) -> AppResult<Page<WorkspaceSummary>> {
-    let (page, page_size) = page_bounds(page, page_size)?;
-    let mut conn = db.pool().acquire().await?;
-    require_admin(&mut conn, actor, org_id).await?;
-    let (total,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND archived_at IS NULL")
-            .bind(org_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
-        "{SELECT_WORKSPACES} WHERE w.org_id = $1 AND w.archived_at IS NULL
-         ORDER BY w.created_at, w.id LIMIT $2 OFFSET $3"
-    ))
-    .bind(org_id)
-    .bind(page_size)
-    .bind((page - 1) * page_size)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
-}
-
-/// One workspace of the organization; another organization's is `NotFound`.
-pub async fn workspace(
-    db: &Db,
-    actor: &Actor,
-    org_id: OrgId,
-    id: WorkspaceId,
-) -> AppResult<WorkspaceSummary> {
-    let mut conn = db.pool().acquire().await?;
-    require_admin(&mut conn, actor, org_id).await?;
-    let row: Option<WorkspaceRow> =
-        sqlx::query_as(&format!("{SELECT_WORKSPACES} WHERE w.id = $1 AND w.org_id = $2"))
-            .bind(id)
-            .bind(org_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    row.map(Into::into).ok_or(AppError::NotFound)
 }

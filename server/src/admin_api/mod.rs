@@ -15,7 +15,7 @@ mod workspaces;
 
 use app::server::state::AppState;
 use axum::{
-    routing::{delete, get},
+    routing::{delete, get, patch, post},
     Json, Router,
 };
 use utoipa::{
@@ -45,6 +45,12 @@ pub use error::{ApiError, ApiJson, ApiQuery};
         users::revoke_invite,
         workspaces::list_workspaces,
         workspaces::get_workspace,
+        workspaces::create_workspace,
+        workspaces::update_workspace,
+        workspaces::archive_workspace,
+        workspaces::add_workspace_users,
+        workspaces::put_workspace_users,
+        workspaces::remove_workspace_users,
         audit_logs::list_audit_logs,
     ),
     modifiers(&ApiKeyHeader),
@@ -78,8 +84,16 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user_id}", get(users::get_user).patch(users::update_user).delete(users::delete_user))
         .route("/users-invite", get(users::list_invites).post(users::invite_users))
         .route("/users-invite/{invite_uuid}", delete(users::revoke_invite))
-        .route("/workspaces", get(workspaces::list_workspaces))
-        .route("/workspaces/{workspace_uuid}", get(workspaces::get_workspace))
+        .route("/workspaces", get(workspaces::list_workspaces).post(workspaces::create_workspace))
+        .route(
+            "/workspaces/{workspace_uuid}",
+            get(workspaces::get_workspace)
+                .patch(workspaces::update_workspace)
+                .delete(workspaces::archive_workspace),
+        )
+        .route("/workspaces/{workspace_uuid}/add-users", post(workspaces::add_workspace_users))
+        .route("/workspaces/{workspace_uuid}/users", patch(workspaces::put_workspace_users))
+        .route("/workspaces/{workspace_uuid}/remove-users", delete(workspaces::remove_workspace_users))
         .route("/audit-logs", get(audit_logs::list_audit_logs))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/docs", get(reference::page))

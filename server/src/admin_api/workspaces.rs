@@ -1,15 +1,23 @@
-//! `GET /workspaces` and `GET /workspaces/{workspace_uuid}`.
+//! Workspaces: list, get, create, edit, archive, and their members.
 
-use app::{model::WorkspaceSummary, server::orgs, AppError};
+use app::{
+    ids::{UserId, WorkspaceId},
+    model::{WorkspaceRole, WorkspaceSummary},
+    server::{
+        state::AppState,
+        workspaces::{self, WorkspaceFields},
+    },
+    validate, AppError,
+};
 use axum::{
     extract::{Path, State},
+    http::StatusCode,
     Json,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminKey, ApiError, ApiQuery};
-use app::server::state::AppState;
+use super::{AdminKey, ApiError, ApiJson, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct WorkspaceOut {
@@ -52,6 +60,11 @@ pub struct PageQuery {
     pub page_size: Option<i64>,
 }
 
+/// A malformed id names no workspace.
+fn workspace_id(text: &str) -> Result<WorkspaceId, ApiError> {
+    text.parse().map_err(|_| ApiError(AppError::NotFound))
+}
+
 /// List the Organization's active workspaces.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", params(PageQuery),
     responses((status = 200, body = WorkspacesOut), (status = 400, description = "Bad paging"),
@@ -61,7 +74,8 @@ pub async fn list_workspaces(
     key: AdminKey,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<WorkspacesOut>, ApiError> {
-    let page = orgs::workspaces_page(&state.db, &key.actor, key.org_id, query.page, query.page_size).await?;
+    let page =
+        workspaces::workspaces_page(&state.db, &key.actor, key.org_id, query.page, query.page_size).await?;
     Ok(Json(WorkspacesOut {
         items: page.items.into_iter().map(Into::into).collect(),
         object: "list",
@@ -80,7 +94,166 @@ pub async fn get_workspace(
     key: AdminKey,
     Path(workspace_uuid): Path<String>,
 ) -> Result<Json<WorkspaceOut>, ApiError> {
-    // A malformed id names no workspace.
-    let id = workspace_uuid.parse().map_err(|_| AppError::NotFound)?;
-    Ok(Json(orgs::workspace(&state.db, &key.actor, key.org_id, id).await?.into()))
+    let id = workspace_id(&workspace_uuid)?;
+    Ok(Json(workspaces::workspace(&state.db, &key.actor, key.org_id, id).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WorkspaceIn {
+    pub name: String,
+    /// An Organization member who becomes the workspace's Admin.
+    pub admin_user_id: uuid::Uuid,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub icon: String,
+}
+
+/// Create a workspace.
+#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = WorkspaceIn,
+    responses((status = 201, body = WorkspaceOut), (status = 400, description = "Bad input")))]
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<WorkspaceIn>,
+) -> Result<(StatusCode, Json<WorkspaceOut>), ApiError> {
+    let fields = WorkspaceFields { name: body.name, description: body.description, icon: body.icon };
+    let admin = Some(UserId(body.admin_user_id));
+    let created = workspaces::create(&state.db, &key.actor, &key.client, key.org_id, fields, admin).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WorkspaceUpdateIn {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+}
+
+/// Edit a workspace's name, description or icon.
+#[utoipa::path(patch, path = "/workspaces/{workspace_uuid}", tag = "workspaces", request_body = WorkspaceUpdateIn,
+    responses((status = 200, body = WorkspaceOut), (status = 404, description = "No such workspace")))]
+pub async fn update_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(workspace_uuid): Path<String>,
+    ApiJson(body): ApiJson<WorkspaceUpdateIn>,
+) -> Result<Json<WorkspaceOut>, ApiError> {
+    let id = workspace_id(&workspace_uuid)?;
+    let current = workspaces::workspace(&state.db, &key.actor, key.org_id, id).await?;
+    let fields = WorkspaceFields {
+        name: body.name.unwrap_or(current.name),
+        description: body.description.unwrap_or(current.description),
+        icon: body.icon.unwrap_or(current.icon),
+    };
+    Ok(Json(workspaces::update(&state.db, &key.actor, &key.client, key.org_id, id, fields).await?.into()))
+}
+
+/// Archive a workspace (never the Default one).
+#[utoipa::path(delete, path = "/workspaces/{workspace_uuid}", tag = "workspaces",
+    responses((status = 204, description = "Archived"), (status = 409, description = "The Default workspace")))]
+pub async fn archive_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(workspace_uuid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = workspace_id(&workspace_uuid)?;
+    workspaces::archive(&state.db, &key.actor, &key.client, key.org_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MemberGrantIn {
+    pub user_uuid: uuid::Uuid,
+    pub roles: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    #[schema(deprecated)]
+    pub role: Option<String>,
+    #[schema(deprecated)]
+    pub role_name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MembersIn {
+    pub members: Vec<MemberGrantIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembersChangedOut {
+    pub added_members_count: i64,
+    pub updated_members_count: i64,
+}
+
+fn grants(body: MembersIn) -> Result<Vec<(UserId, WorkspaceRole)>, AppError> {
+    body.members
+        .into_iter()
+        .map(|m| {
+            let role = validate::workspace_role_selection(m.roles, m.role_names, m.role, m.role_name)?;
+            Ok((UserId(m.user_uuid), role))
+        })
+        .collect()
+}
+
+/// Add members (or change their role) in a workspace.
+#[utoipa::path(patch, path = "/workspaces/{workspace_uuid}/users", tag = "workspaces", request_body = MembersIn,
+    responses((status = 200, body = MembersChangedOut)))]
+pub async fn put_workspace_users(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(workspace_uuid): Path<String>,
+    ApiJson(body): ApiJson<MembersIn>,
+) -> Result<Json<MembersChangedOut>, ApiError> {
+    let id = workspace_id(&workspace_uuid)?;
+    let grants = grants(body)?;
+    let (added, updated) =
+        workspaces::put_members(&state.db, &key.actor, &key.client, key.org_id, id, &grants).await?;
+    Ok(Json(MembersChangedOut { added_members_count: added, updated_members_count: updated }))
+}
+
+/// Add members to a workspace (`/add-users`, as Mistral names it).
+#[utoipa::path(post, path = "/workspaces/{workspace_uuid}/add-users", tag = "workspaces", request_body = MembersIn,
+    responses((status = 200, body = MembersChangedOut)))]
+pub async fn add_workspace_users(
+    state: State<AppState>,
+    key: AdminKey,
+    workspace_uuid: Path<String>,
+    body: ApiJson<MembersIn>,
+) -> Result<Json<MembersChangedOut>, ApiError> {
+    put_workspace_users(state, key, workspace_uuid, body).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MemberRefIn {
+    pub user_uuid: uuid::Uuid,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RemoveMembersIn {
+    pub members: Vec<MemberRefIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembersRemovedOut {
+    pub deleted_members_count: i64,
+    /// Users that were not members of the workspace.
+    pub not_deleted_members: Vec<uuid::Uuid>,
+}
+
+/// Remove members from a workspace (never from the Default one).
+#[utoipa::path(delete, path = "/workspaces/{workspace_uuid}/remove-users", tag = "workspaces", request_body = RemoveMembersIn,
+    responses((status = 200, body = MembersRemovedOut), (status = 409, description = "The Default workspace")))]
+pub async fn remove_workspace_users(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(workspace_uuid): Path<String>,
+    ApiJson(body): ApiJson<RemoveMembersIn>,
+) -> Result<Json<MembersRemovedOut>, ApiError> {
+    let id = workspace_id(&workspace_uuid)?;
+    let users: Vec<UserId> = body.members.iter().map(|m| UserId(m.user_uuid)).collect();
+    let (removed, not_removed) =
+        workspaces::remove_members(&state.db, &key.actor, &key.client, key.org_id, id, &users).await?;
+    Ok(Json(MembersRemovedOut {
+        deleted_members_count: removed,
+        not_deleted_members: not_removed.into_iter().map(|u| u.0).collect(),
+    }))
 }

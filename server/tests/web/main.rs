@@ -8,3 +8,4 @@ mod common;
 mod enterprise;
 mod members;
 mod security;
+mod workspaces;

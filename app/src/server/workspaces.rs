@@ -1,0 +1,352 @@
+//! Workspaces of an organization: create, edit, archive, list, and their
+//! members with workspace roles. Nobody leaves the Default workspace, and it
+//! is never archived. Managed by the organization's administrators.
+
+use sqlx::FromRow;
+
+use super::{
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    db::Db,
+    orgs,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{OrgId, UserId, WorkspaceId},
+    model::{Page, WorkspaceMember, WorkspaceRole, WorkspaceSummary},
+    time::Timestamp,
+    validate,
+};
+
+#[derive(FromRow)]
+pub(super) struct WorkspaceRow {
+    id: WorkspaceId,
+    name: String,
+    description: String,
+    icon: String,
+    default_workspace_id: Option<WorkspaceId>,
+    member_count: i64,
+}
+
+pub(super) const SELECT_WORKSPACES: &str =
+    "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
+        (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.id) AS member_count
+    FROM workspaces w JOIN organizations o ON o.id = w.org_id";
+
+impl From<WorkspaceRow> for WorkspaceSummary {
+    fn from(row: WorkspaceRow) -> Self {
+        Self {
+            is_default: row.default_workspace_id == Some(row.id),
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            icon: row.icon,
+            member_count: row.member_count,
+        }
+    }
+}
+
+/// The organization's active workspaces, oldest first, for its administrators.
+pub async fn workspaces_page(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> AppResult<Page<WorkspaceSummary>> {
+    let (page, page_size) = orgs::page_bounds(page, page_size)?;
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_admin(&mut conn, actor, org_id).await?;
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND archived_at IS NULL")
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
+        "{SELECT_WORKSPACES} WHERE w.org_id = $1 AND w.archived_at IS NULL
+         ORDER BY w.created_at, w.id LIMIT $2 OFFSET $3"
+    ))
+    .bind(org_id)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
+}
+
+/// One workspace of the organization; another organization's is `NotFound`.
+pub async fn workspace(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    id: WorkspaceId,
+) -> AppResult<WorkspaceSummary> {
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_admin(&mut conn, actor, org_id).await?;
+    let row: Option<WorkspaceRow> =
+        sqlx::query_as(&format!("{SELECT_WORKSPACES} WHERE w.id = $1 AND w.org_id = $2"))
+            .bind(id)
+            .bind(org_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(Into::into).ok_or(AppError::NotFound)
+}
+
+/// Name, description and icon of a workspace, as created or edited.
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceFields {
+    pub name: String,
+    pub description: String,
+    pub icon: String,
+}
+
+fn clean(fields: &WorkspaceFields) -> AppResult<WorkspaceFields> {
+    let description = fields.description.trim().to_string();
+    if description.chars().count() > 500 {
+        return Err(AppError::invalid("description", "Description must be at most 500 characters."));
+    }
+    let icon = fields.icon.trim().to_string();
+    if icon.chars().count() > 16 {
+        return Err(AppError::invalid(
+            "icon",
+            "Icon must be at most 16 characters (an emoji or a short name).",
+        ));
+    }
+    Ok(WorkspaceFields { name: validate::label("name", "Workspace name", &fields.name)?, description, icon })
+}
+
+/// Creates a workspace; `admin` (an organization member) becomes its workspace Admin.
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    fields: WorkspaceFields,
+    admin: Option<UserId>,
+) -> AppResult<WorkspaceSummary> {
+    let fields = clean(&fields)?;
+    let admin = admin.or(actor.user_id());
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let id = WorkspaceId::new();
+    let now = Timestamp::now();
+    sqlx::query("INSERT INTO workspaces (id, org_id, name, description, icon, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(id)
+        .bind(org_id)
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(&fields.icon)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(admin) = admin {
+        require_org_member(&mut tx, org_id, admin, "admin_user_id").await?;
+        upsert_member(&mut tx, id, admin, WorkspaceRole::Admin).await?;
+    }
+    let event = AuditEvent::new("workspace.create", "workspace", id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "name": fields.name, "admin_user_id": admin }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    workspace(db, actor, org_id, id).await
+}
+
+/// Changes name, description and icon; the event keeps the values before and after.
+pub async fn update(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: WorkspaceId,
+    fields: WorkspaceFields,
+) -> AppResult<WorkspaceSummary> {
+    let fields = clean(&fields)?;
+    let before = workspace(db, actor, org_id, id).await?;
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    sqlx::query("UPDATE workspaces SET name = $1, description = $2, icon = $3 WHERE id = $4 AND org_id = $5")
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(&fields.icon)
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let event =
+        AuditEvent::new("workspace.update", "workspace", id).in_org(org_id).with_details(serde_json::json!({
+            "before": { "name": before.name, "description": before.description, "icon": before.icon },
+            "after": { "name": fields.name, "description": fields.description, "icon": fields.icon },
+        }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    workspace(db, actor, org_id, id).await
+}
+
+/// Archives a workspace (never the Default one). Its data stays; it leaves the lists.
+pub async fn archive(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: WorkspaceId,
+) -> AppResult<()> {
+    let target = workspace(db, actor, org_id, id).await?;
+    if target.is_default {
+        return Err(AppError::conflict("workspace", "The Default workspace cannot be archived."));
+    }
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    sqlx::query(
+        "UPDATE workspaces SET archived_at = $1 WHERE id = $2 AND org_id = $3 AND archived_at IS NULL",
+    )
+    .bind(Timestamp::now())
+    .bind(id)
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        actor,
+        client,
+        AuditEvent::new("workspace.archive", "workspace", id).in_org(org_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn members(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    id: WorkspaceId,
+) -> AppResult<Vec<WorkspaceMember>> {
+    workspace(db, actor, org_id, id).await?;
+    let rows: Vec<(UserId, String, String, String)> = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, m.role FROM workspace_members m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = $1 ORDER BY u.name, u.id",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, name, email, role)| WorkspaceMember {
+            user_id,
+            name,
+            email,
+            role: WorkspaceRole::parse(&role).unwrap_or(WorkspaceRole::Member),
+        })
+        .collect())
+}
+
+/// Adds members, or changes the role of those already in. Returns `(added, updated)`.
+pub async fn put_members(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: WorkspaceId,
+    grants: &[(UserId, WorkspaceRole)],
+) -> AppResult<(i64, i64)> {
+    workspace(db, actor, org_id, id).await?;
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let (mut added, mut updated) = (0, 0);
+    for (user, role) in grants {
+        require_org_member(&mut tx, org_id, *user, "members").await?;
+        let before: Option<(String,)> =
+            sqlx::query_as("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(*user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if before.as_ref().is_some_and(|(r,)| r == role.as_str()) {
+            continue;
+        }
+        upsert_member(&mut tx, id, *user, *role).await?;
+        if before.is_some() {
+            updated += 1;
+        } else {
+            added += 1;
+        }
+        let event = AuditEvent::new("workspace.member.update", "user", user).in_org(org_id).with_details(
+            serde_json::json!({ "workspace_id": id, "before": before.map(|(r,)| r), "after": role.as_str() }),
+        );
+        audit::record(&mut tx, actor, client, event).await?;
+    }
+    tx.commit().await?;
+    Ok((added, updated))
+}
+
+/// Removes members; nobody leaves the Default workspace. Returns `(removed, not_removed)`.
+pub async fn remove_members(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: WorkspaceId,
+    users: &[UserId],
+) -> AppResult<(i64, Vec<UserId>)> {
+    let target = workspace(db, actor, org_id, id).await?;
+    if target.is_default {
+        return Err(AppError::conflict("workspace", "Nobody can be removed from the Default workspace."));
+    }
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let (mut removed, mut not_removed) = (0, Vec::new());
+    for user in users {
+        let done = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(*user)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            not_removed.push(*user);
+            continue;
+        }
+        removed += 1;
+        let event = AuditEvent::new("workspace.member.remove", "user", user)
+            .in_org(org_id)
+            .with_details(serde_json::json!({ "workspace_id": id }));
+        audit::record(&mut tx, actor, client, event).await?;
+    }
+    tx.commit().await?;
+    Ok((removed, not_removed))
+}
+
+async fn require_org_member(
+    conn: &mut sqlx::AnyConnection,
+    org_id: OrgId,
+    user: UserId,
+    field: &str,
+) -> AppResult<()> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user)
+        .fetch_one(conn)
+        .await?;
+    if n == 0 {
+        return Err(AppError::invalid(field, format!("User {user} is not a member of this organization.")));
+    }
+    Ok(())
+}
+
+async fn upsert_member(
+    conn: &mut sqlx::AnyConnection,
+    id: WorkspaceId,
+    user: UserId,
+    role: WorkspaceRole,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(role.as_str())
+    .bind(Timestamp::now())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

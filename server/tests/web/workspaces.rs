@@ -1,0 +1,177 @@
+//! Workspaces and their members, through the Admin API, as members see them.
+
+use app::{
+    ids::OrgId,
+    model::OrgRole,
+    server::{
+        actor::{Actor, Client},
+        admin_keys::{self, NewAdminKey},
+        enterprise, members,
+    },
+};
+use axum::body::Body;
+use http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{TestApp, TestResponse, PASSWORD, PUBLIC_URL};
+
+crate::on_both_databases!(workspaces_are_created_edited_staffed_and_archived);
+
+async fn call(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> TestResponse {
+    let request = Request::builder().method(method).uri(path).header("x-api-key", key);
+    let request = match body {
+        Some(body) => {
+            request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
+        }
+        None => request.body(Body::empty()),
+    };
+    app.client("192.0.2.60").send(request.unwrap()).await
+}
+
+async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
+    let mut ada = app.client("203.0.113.7");
+    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    ada.create_organization("Engines").await;
+    let overview = ada.overview().await.json();
+    let org: OrgId = overview["org"]["id"].as_str().unwrap().parse().unwrap();
+    let ada_id = overview["user"]["id"].as_str().unwrap().to_string();
+    let default_id = overview["workspaces"][0]["id"].as_str().unwrap().to_string();
+    let ada_actor = Actor::User { id: ada_id.parse().unwrap(), email: "ada@example.com".into() };
+    let client = Client::default();
+    members::invite(&app.db, &ada_actor, &client, org, PUBLIC_URL, "grace@example.com", &[OrgRole::Member])
+        .await
+        .unwrap();
+    let (body,): (String,) =
+        sqlx::query_as("SELECT body FROM outbox").fetch_one(app.db.pool()).await.unwrap();
+    let token = body
+        .split_whitespace()
+        .find(|w| w.contains("/invite/"))
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut grace = app.client("198.51.100.20");
+    grace
+        .call("/_fn/invitation/sign_up", &[("token", &token), ("name", "Grace"), ("password", PASSWORD)])
+        .await;
+    let grace_id = grace.overview().await.json()["user"]["id"].as_str().unwrap().to_string();
+
+    let acme = enterprise::create(&app.db, &Actor::Operator, &client, "Acme", &[org], "ada@example.com")
+        .await
+        .unwrap()
+        .id;
+    let key = |name: &str| NewAdminKey { name: name.into(), org_id: org, expires_on: String::new() };
+    let key = admin_keys::create(&app.db, &ada_actor, &client, acme, key("ops")).await.unwrap().key;
+
+    let stranger = uuid::Uuid::new_v4();
+    let refused = call(
+        &app,
+        "POST",
+        "/api/admin/workspaces",
+        &key,
+        Some(json!({ "name": "X", "admin_user_id": stranger })),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["param"], "admin_user_id");
+    assert_eq!(app.count("workspaces").await, 1, "nothing half-written");
+
+    let created = call(&app, "POST", "/api/admin/workspaces", &key,
+        Some(json!({ "name": "Research", "admin_user_id": ada_id, "icon": "🔬", "description": "Experiments" }))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let research = created.json();
+    assert_eq!(
+        (research["members_count"].as_i64(), research["is_default"].as_bool()),
+        (Some(1), Some(false))
+    );
+    let research_id = research["uuid"].as_str().unwrap().to_string();
+    let path = |tail: &str| format!("/api/admin/workspaces/{research_id}{tail}");
+
+    let renamed = call(&app, "PATCH", &path(""), &key, Some(json!({ "name": "Research Lab" }))).await.json();
+    assert_eq!((renamed["name"].as_str(), renamed["icon"].as_str()), (Some("Research Lab"), Some("🔬")));
+    let (details,): (String,) =
+        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'workspace.update'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert!(details.contains("\"before\":{") && details.contains("Research Lab"), "{details}");
+
+    assert_eq!(
+        grace.overview().await.json()["workspaces"].as_array().unwrap().len(),
+        1,
+        "a Member sees only their own"
+    );
+    let added = call(
+        &app,
+        "POST",
+        &path("/add-users"),
+        &key,
+        Some(json!({ "members": [{ "user_uuid": grace_id, "role_names": ["workspace_admin"] }] })),
+    )
+    .await;
+    assert_eq!(added.json()["added_members_count"], 1, "{}", added.body);
+    assert_eq!(grace.overview().await.json()["workspaces"].as_array().unwrap().len(), 2);
+    let changed = call(
+        &app,
+        "PATCH",
+        &path("/users"),
+        &key,
+        Some(json!({ "members": [{ "user_uuid": grace_id, "role_name": "workspace_member" }] })),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (changed["added_members_count"].as_i64(), changed["updated_members_count"].as_i64()),
+        (Some(0), Some(1))
+    );
+    let outsider = call(
+        &app,
+        "POST",
+        &path("/add-users"),
+        &key,
+        Some(json!({ "members": [{ "user_uuid": stranger }] })),
+    )
+    .await;
+    assert_eq!(outsider.status, StatusCode::BAD_REQUEST, "only organization members join workspaces");
+
+    let removed = call(
+        &app,
+        "DELETE",
+        &path("/remove-users"),
+        &key,
+        Some(json!({ "members": [{ "user_uuid": grace_id }, { "user_uuid": stranger }] })),
+    )
+    .await
+    .json();
+    assert_eq!(removed["deleted_members_count"], 1);
+    assert_eq!(removed["not_deleted_members"], json!([stranger]));
+    assert_eq!(grace.overview().await.json()["workspaces"].as_array().unwrap().len(), 1);
+    let from_default = call(
+        &app,
+        "DELETE",
+        &format!("/api/admin/workspaces/{default_id}/remove-users"),
+        &key,
+        Some(json!({ "members": [{ "user_uuid": grace_id }] })),
+    )
+    .await;
+    assert_eq!(from_default.status, StatusCode::CONFLICT, "nobody leaves the Default workspace");
+
+    assert_eq!(
+        call(&app, "DELETE", &format!("/api/admin/workspaces/{default_id}"), &key, None).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(call(&app, "DELETE", &path(""), &key, None).await.status, StatusCode::NO_CONTENT);
+    let listed = call(&app, "GET", "/api/admin/workspaces", &key, None).await.json();
+    assert_eq!(listed["total"], 1, "archived workspaces leave the list");
+    let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(a, ..)| a).collect();
+    for expected in [
+        "workspace.create",
+        "workspace.update",
+        "workspace.member.update",
+        "workspace.member.remove",
+        "workspace.archive",
+    ] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} audited: {actions:?}");
+    }
+}
