@@ -62,6 +62,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::LogInPage/>
                 <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::admin::AdminWorkspacesPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/workspaces/:id") view=pages::admin::AdminWorkspacePage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/members") view=pages::admin::AdminMembersPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/audit-log") view=pages::admin::AdminAuditLogPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/settings") view=pages::admin::AdminSettingsPage ssr=SsrMode::Async/>

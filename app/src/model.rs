@@ -316,3 +316,12 @@ pub struct WorkspaceMember {
     pub email: String,
     pub role: WorkspaceRole,
 }
+
+/// A workspace's page: itself, its members, and who else could join it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceDetail {
+    pub workspace: WorkspaceSummary,
+    pub members: Vec<WorkspaceMember>,
+    /// Organization members not in the workspace yet.
+    pub candidates: Vec<Member>,
+}

@@ -6,11 +6,17 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::UserId,
-    model::{InvitationPreview, Members, OrgRole},
+    model::{InvitationPreview, Members},
 };
 
 /// Roles from the form's checkboxes (`role_admin=on`, ...).
-fn checked_roles(admin: Option<String>, billing: Option<String>, member: Option<String>) -> Vec<OrgRole> {
+#[cfg(feature = "ssr")]
+fn checked_roles(
+    admin: Option<String>,
+    billing: Option<String>,
+    member: Option<String>,
+) -> Vec<crate::model::OrgRole> {
+    use crate::model::OrgRole;
     [(admin, OrgRole::Admin), (billing, OrgRole::Billing), (member, OrgRole::Member)]
         .into_iter()
         .filter_map(|(checked, role)| checked.filter(|v| !v.is_empty()).map(|_| role))

@@ -5,13 +5,14 @@
 
 pub mod backoffice;
 pub mod members;
+pub mod workspaces;
 
 use leptos::prelude::*;
 
 use crate::{
     error::AppError,
     ids::OrgId,
-    model::{AdminOverview, AuditEntry, AuditQuery, Landing, Page},
+    model::{AdminOverview, AuditEntry, Landing, Page},
 };
 
 /// Creates an account, signs it in, and goes on to naming the first organization.
@@ -106,7 +107,7 @@ pub async fn get_audit_log(
 ) -> Result<Page<AuditEntry>, AppError> {
     use crate::server::{audit, request};
     let (state, me, org) = request::org_member().await?;
-    let query = AuditQuery { actor, action, from, to };
+    let query = crate::model::AuditQuery { actor, action, from, to };
     audit::search(&state.db, &me, org.id, &query, Some(page), Some(AUDIT_PAGE_SIZE)).await
 }
 

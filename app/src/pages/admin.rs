@@ -4,17 +4,25 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{
     components::{Form, Redirect, A},
-    hooks::use_query_map,
+    hooks::{use_params_map, use_query_map},
 };
 
 use super::{
     layout::{Frame, NavItem},
     members::{MembersSection, SettingsSection},
+    FormError,
 };
 use crate::{
-    api::{self, AUDIT_PAGE_SIZE},
+    api::{
+        self,
+        workspaces::{
+            ArchiveWorkspace, CreateWorkspace, PutWorkspaceMember, RemoveWorkspaceMember, UpdateWorkspace,
+        },
+        AUDIT_PAGE_SIZE,
+    },
     error::AppError,
-    model::{AdminOverview, AuditEntry, Landing, OrgRole},
+    ids::WorkspaceId,
+    model::{AdminOverview, AuditEntry, Landing, OrgRole, WorkspaceRole},
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,25 +128,162 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
 
 #[component]
 fn Workspaces() -> impl IntoView {
-    let AdminOverview { org, workspaces, .. } = expect_context::<AdminOverview>();
+    let AdminOverview { org, .. } = expect_context::<AdminOverview>();
+    let is_admin = org.roles.contains(&OrgRole::Admin);
+    let create = ServerAction::<CreateWorkspace>::new();
+    let overview = Resource::new(move || create.version().get(), |_| api::get_admin_overview());
     view! {
         <p class="muted">"Organization ID " <code data-testid="org-id">{org.id.to_string()}</code></p>
         <h2>"Workspaces"</h2>
-        <table class="table">
-            <thead><tr><th>"Name"</th><th>"Members"</th><th>"ID"</th></tr></thead>
-            <tbody>
-                {workspaces.into_iter().map(|w| view! {
-                    <tr data-testid="workspace-row">
-                        <td>
-                            {w.name}
-                            {w.is_default.then(|| view! { <span class="badge">"Default"</span> })}
-                        </td>
-                        <td>{w.member_count}</td>
-                        <td><code>{w.id.to_string()}</code></td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
+        {is_admin.then(|| view! {
+            <ActionForm action=create attr:class="inline-form">
+                <label>"New workspace" <input type="text" name="name" required placeholder="Name"/></label>
+                <label>"Icon" <input type="text" name="icon" maxlength="16" placeholder="🧪" size="4"/></label>
+                <label>"Description" <input type="text" name="description" placeholder="What it is for"/></label>
+                <button type="submit">"Create workspace"</button>
+            </ActionForm>
+            <FormError value=create.value()/>
+        })}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                overview.await.map(|overview| view! {
+                    <table class="table">
+                        <thead><tr><th>"Name"</th><th>"Description"</th><th>"Members"</th><th>"ID"</th></tr></thead>
+                        <tbody>
+                            {overview.workspaces.into_iter().map(|w| {
+                                let name = format!("{} {}", w.icon, w.name).trim().to_string();
+                                view! {
+                                    <tr data-testid="workspace-row">
+                                        <td>
+                                            {if is_admin {
+                                                view! { <A href=format!("/admin/workspaces/{}", w.id)>{name}</A> }.into_any()
+                                            } else {
+                                                view! { <span>{name}</span> }.into_any()
+                                            }}
+                                            {w.is_default.then(|| view! { <span class="badge">"Default"</span> })}
+                                        </td>
+                                        <td>{w.description}</td>
+                                        <td>{w.member_count}</td>
+                                        <td><code>{w.id.to_string()}</code></td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn AdminWorkspacePage() -> impl IntoView {
+    view! { <AdminShell section=Section::Workspaces><WorkspaceDetailSection/></AdminShell> }
+}
+
+/// One workspace: edit it, staff it, archive it.
+#[component]
+fn WorkspaceDetailSection() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<WorkspaceId>().ok()));
+    let update = ServerAction::<UpdateWorkspace>::new();
+    let put = ServerAction::<PutWorkspaceMember>::new();
+    let remove = ServerAction::<RemoveWorkspaceMember>::new();
+    let archive = ServerAction::<ArchiveWorkspace>::new();
+    let detail = Resource::new(
+        move || (id(), update.version().get(), put.version().get(), remove.version().get()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => api::workspaces::get_workspace_detail(id).await,
+                None => Err(AppError::NotFound),
+            }
+        },
+    );
+    view! {
+        <FormError value=update.value()/>
+        <FormError value=put.value()/>
+        <FormError value=remove.value()/>
+        <FormError value=archive.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                detail.await.map(|d| {
+                    let ws_id = d.workspace.id;
+                    let is_default = d.workspace.is_default;
+                    view! {
+                        <h2 data-testid="workspace-name">{format!("{} {}", d.workspace.icon, d.workspace.name).trim().to_string()}</h2>
+                        <ActionForm action=update attr:class="inline-form">
+                            <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
+                            <label>"Name" <input type="text" name="name" required value=d.workspace.name.clone()/></label>
+                            <label>"Icon" <input type="text" name="icon" maxlength="16" size="4" value=d.workspace.icon.clone()/></label>
+                            <label>"Description" <input type="text" name="description" value=d.workspace.description.clone()/></label>
+                            <button type="submit">"Save"</button>
+                        </ActionForm>
+                        <h2>"Members"</h2>
+                        <table class="table">
+                            <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {d.members.into_iter().map(|m| {
+                                    let (user, user2) = (m.user_id.to_string(), m.user_id.to_string());
+                                    let (ws, ws2) = (ws_id.to_string(), ws_id.to_string());
+                                    let other = if m.role == WorkspaceRole::Admin { WorkspaceRole::Member } else { WorkspaceRole::Admin };
+                                    view! {
+                                        <tr data-testid="workspace-member-row">
+                                            <td>{m.name}</td>
+                                            <td>{m.email}</td>
+                                            <td>{if m.role == WorkspaceRole::Admin { "Admin" } else { "Member" }}</td>
+                                            <td>
+                                                <ActionForm action=put>
+                                                    <input type="hidden" name="workspace_id" value=ws/>
+                                                    <input type="hidden" name="user_id" value=user/>
+                                                    <input type="hidden" name="role" value=other.as_str()/>
+                                                    <button type="submit" class="link">{format!("Make {}", if other == WorkspaceRole::Admin { "Admin" } else { "Member" })}</button>
+                                                </ActionForm>
+                                                {(!is_default).then(|| view! {
+                                                    <ActionForm action=remove>
+                                                        <input type="hidden" name="workspace_id" value=ws2/>
+                                                        <input type="hidden" name="user_id" value=user2/>
+                                                        <button type="submit" class="link danger">"Remove"</button>
+                                                    </ActionForm>
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {(!d.candidates.is_empty()).then(|| view! {
+                            <ActionForm action=put attr:class="inline-form">
+                                <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
+                                <label>"Add a member"
+                                    <select name="user_id">
+                                        {d.candidates.into_iter().map(|m| view! {
+                                            <option value=m.user_id.to_string()>{format!("{} <{}>", m.name, m.email)}</option>
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>"Role"
+                                    <select name="role">
+                                        <option value="member">"Member"</option>
+                                        <option value="admin">"Admin"</option>
+                                    </select>
+                                </label>
+                                <button type="submit">"Add to workspace"</button>
+                            </ActionForm>
+                        })}
+                        {if is_default {
+                            view! { <p class="hint">"The Default workspace includes everyone and cannot be archived."</p> }.into_any()
+                        } else {
+                            view! {
+                                <ActionForm action=archive>
+                                    <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
+                                    <button type="submit" class="danger-button">"Archive workspace"</button>
+                                </ActionForm>
+                            }.into_any()
+                        }}
+                    }
+                })
+            })}
+        </Transition>
     }
 }
 

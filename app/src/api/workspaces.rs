@@ -1,0 +1,80 @@
+//! Server functions of the Admin Panel's Workspaces pages.
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    ids::{UserId, WorkspaceId},
+    model::WorkspaceDetail,
+};
+
+#[server(prefix = "/_fn", endpoint = "workspaces/create")]
+pub async fn create_workspace(name: String, description: String, icon: String) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let fields = workspaces::WorkspaceFields { name, description, icon };
+    workspaces::create(&state.db, &me, &request::client(&state), org.id, fields, None).await.map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "workspaces/update")]
+pub async fn update_workspace(
+    workspace_id: WorkspaceId,
+    name: String,
+    description: String,
+    icon: String,
+) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let fields = workspaces::WorkspaceFields { name, description, icon };
+    workspaces::update(&state.db, &me, &request::client(&state), org.id, workspace_id, fields)
+        .await
+        .map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "workspaces/archive")]
+pub async fn archive_workspace(workspace_id: WorkspaceId) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    workspaces::archive(&state.db, &me, &request::client(&state), org.id, workspace_id).await?;
+    leptos_axum::redirect("/admin");
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "workspaces/detail")]
+pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<WorkspaceDetail, AppError> {
+    use crate::server::{members, request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let workspace = workspaces::workspace(&state.db, &me, org.id, workspace_id).await?;
+    let in_workspace = workspaces::members(&state.db, &me, org.id, workspace_id).await?;
+    let candidates = members::list(&state.db, &me, org.id)
+        .await?
+        .members
+        .into_iter()
+        .filter(|m| !in_workspace.iter().any(|w| w.user_id == m.user_id))
+        .collect();
+    Ok(WorkspaceDetail { workspace, members: in_workspace, candidates })
+}
+
+#[server(prefix = "/_fn", endpoint = "workspaces/put_member")]
+pub async fn put_workspace_member(
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+    role: String,
+) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let role = crate::model::WorkspaceRole::parse(&role)
+        .ok_or_else(|| AppError::invalid("role", "Choose Admin or Member."))?;
+    let client = request::client(&state);
+    workspaces::put_members(&state.db, &me, &client, org.id, workspace_id, &[(user_id, role)])
+        .await
+        .map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "workspaces/remove_member")]
+pub async fn remove_workspace_member(workspace_id: WorkspaceId, user_id: UserId) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let client = request::client(&state);
+    workspaces::remove_members(&state.db, &me, &client, org.id, workspace_id, &[user_id]).await.map(|_| ())
+}
