@@ -9,10 +9,10 @@ use app::{
     },
 };
 use axum::body::Body;
-use http::{header, Request, StatusCode};
-use serde_json::{json, Value};
+use http::{Request, StatusCode};
+use serde_json::json;
 
-use crate::common::{TestApp, TestResponse, PASSWORD};
+use crate::common::{TestApp, PASSWORD};
 
 crate::on_both_databases!(admin_api_manages_members_and_invitations_of_its_organization_only);
 
@@ -42,22 +42,10 @@ async fn setup(app: &TestApp) -> (String, String, String) {
     (engines_key, looms_key, ada_id)
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> TestResponse {
-    let request = Request::builder().method(method).uri(path).header("x-api-key", key);
-    let request = match body {
-        Some(body) => {
-            request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
-        }
-        None => request.body(Body::empty()),
-    };
-    app.client("192.0.2.50").send(request.unwrap()).await
-}
-
 async fn admin_api_manages_members_and_invitations_of_its_organization_only(app: TestApp) {
     let (key, other_key, ada_id) = setup(&app).await;
 
-    let invited = call(
-        &app,
+    let invited = app.api(
         "POST",
         "/api/admin/users-invite",
         &key,
@@ -70,7 +58,7 @@ async fn admin_api_manages_members_and_invitations_of_its_organization_only(app:
     assert_eq!(invited["already_members"], json!(["ada@example.com"]));
     assert!(invited["invalid_emails"][0].as_str().unwrap().starts_with("not-an-email:"));
 
-    let both = call(&app, "POST", "/v1/admin/users-invite", &key,
+    let both = app.api( "POST", "/v1/admin/users-invite", &key,
         Some(json!({ "email": "x@example.com", "roles": ["00000000-0000-0000-0000-000000000000"], "role_names": ["member"] }))).await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST);
     assert_eq!(both.json()["error"]["param"], "roles");
@@ -86,33 +74,28 @@ async fn admin_api_manages_members_and_invitations_of_its_organization_only(app:
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
     assert_eq!(not_json.json()["error"]["type"], "invalid_request_error");
 
-    let users = call(&app, "GET", "/api/admin/users", &key, None).await.json();
+    let users = app.api("GET", "/api/admin/users", &key, None).await.json();
     assert_eq!(users["total"], 1);
     assert_eq!(users["members"][0]["email"], "ada@example.com");
     assert_eq!(users["members"][0]["role_names"], json!(["organization_admin"]));
     assert_eq!(users["invites"][0]["email"], "grace@example.com");
     assert_eq!(users["invites"][0]["role_names"], json!(["billing_manager", "member"]));
     let invite_id = users["invites"][0]["uuid"].as_str().unwrap().to_string();
-    let pending = call(&app, "GET", "/api/admin/users-invite", &key, None).await.json();
+    let pending = app.api("GET", "/api/admin/users-invite", &key, None).await.json();
     assert_eq!(pending["invites"].as_array().unwrap().len(), 1);
 
-    let demote = call(
-        &app,
-        "PATCH",
-        &format!("/api/admin/users/{ada_id}"),
-        &key,
-        Some(json!({ "role_name": "member" })),
-    )
-    .await;
+    let demote = app
+        .api("PATCH", &format!("/api/admin/users/{ada_id}"), &key, Some(json!({ "role_name": "member" })))
+        .await;
     assert_eq!(demote.status, StatusCode::CONFLICT, "the last Admin: {}", demote.body);
-    let same = call(
-        &app,
-        "PATCH",
-        &format!("/api/admin/users/{ada_id}"),
-        &key,
-        Some(json!({ "role_names": ["organization_admin", "billing_manager"] })),
-    )
-    .await;
+    let same = app
+        .api(
+            "PATCH",
+            &format!("/api/admin/users/{ada_id}"),
+            &key,
+            Some(json!({ "role_names": ["organization_admin", "billing_manager"] })),
+        )
+        .await;
     assert_eq!(same.status, StatusCode::OK, "{}", same.body);
     assert_eq!(same.json()["role_names"], json!(["organization_admin", "billing_manager"]));
 
@@ -122,17 +105,17 @@ async fn admin_api_manages_members_and_invitations_of_its_organization_only(app:
         ("DELETE", format!("/api/admin/users/{ada_id}")),
         ("DELETE", format!("/api/admin/users-invite/{invite_id}")),
     ] {
-        let response = call(&app, method, &path, &other_key, None).await;
+        let response = app.api(method, &path, &other_key, None).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{method} {path}: {}", response.body);
     }
-    let theirs = call(&app, "GET", "/api/admin/users", &other_key, None).await.json();
+    let theirs = app.api("GET", "/api/admin/users", &other_key, None).await.json();
     assert_eq!(theirs["members"][0]["email"], "bob@example.com");
     assert_eq!(theirs["invites"], json!([]));
 
-    let revoked = call(&app, "DELETE", &format!("/api/admin/users-invite/{invite_id}"), &key, None).await;
+    let revoked = app.api("DELETE", &format!("/api/admin/users-invite/{invite_id}"), &key, None).await;
     assert_eq!(revoked.status, StatusCode::OK);
     assert_eq!(
-        call(&app, "DELETE", &format!("/api/admin/users-invite/{invite_id}"), &key, None).await.status,
+        app.api("DELETE", &format!("/api/admin/users-invite/{invite_id}"), &key, None).await.status,
         StatusCode::NOT_FOUND
     );
 

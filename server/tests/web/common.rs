@@ -40,6 +40,24 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Calls the Admin API with `key`, sending `body` as JSON.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let request = Request::builder().method(method).uri(path).header("x-api-key", key);
+        let request = match body {
+            Some(body) => {
+                request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
+            }
+            None => request.body(Body::empty()),
+        };
+        self.client("192.0.2.50").send(request.unwrap()).await
+    }
+
     pub async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("chancery-test-{}.db", uuid::Uuid::new_v4().simple()));
         let url = format!("sqlite://{}?mode=rwc", path.display());

@@ -9,24 +9,12 @@ use app::{
         enterprise, members,
     },
 };
-use axum::body::Body;
-use http::{header, Request, StatusCode};
-use serde_json::{json, Value};
+use http::StatusCode;
+use serde_json::json;
 
-use crate::common::{TestApp, TestResponse, PASSWORD, PUBLIC_URL};
+use crate::common::{TestApp, PASSWORD, PUBLIC_URL};
 
 crate::on_both_databases!(workspaces_are_created_edited_staffed_and_archived);
-
-async fn call(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> TestResponse {
-    let request = Request::builder().method(method).uri(path).header("x-api-key", key);
-    let request = match body {
-        Some(body) => {
-            request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
-        }
-        None => request.body(Body::empty()),
-    };
-    app.client("192.0.2.60").send(request.unwrap()).await
-}
 
 async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     let mut ada = app.client("203.0.113.7");
@@ -65,19 +53,14 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     let key = admin_keys::create(&app.db, &ada_actor, &client, acme, key("ops")).await.unwrap().key;
 
     let stranger = uuid::Uuid::new_v4();
-    let refused = call(
-        &app,
-        "POST",
-        "/api/admin/workspaces",
-        &key,
-        Some(json!({ "name": "X", "admin_user_id": stranger })),
-    )
-    .await;
+    let refused = app
+        .api("POST", "/api/admin/workspaces", &key, Some(json!({ "name": "X", "admin_user_id": stranger })))
+        .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert_eq!(refused.json()["error"]["param"], "admin_user_id");
     assert_eq!(app.count("workspaces").await, 1, "nothing half-written");
 
-    let created = call(&app, "POST", "/api/admin/workspaces", &key,
+    let created = app.api( "POST", "/api/admin/workspaces", &key,
         Some(json!({ "name": "Research", "admin_user_id": ada_id, "icon": "🔬", "description": "Experiments" }))).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let research = created.json();
@@ -88,7 +71,7 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     let research_id = research["uuid"].as_str().unwrap().to_string();
     let path = |tail: &str| format!("/api/admin/workspaces/{research_id}{tail}");
 
-    let renamed = call(&app, "PATCH", &path(""), &key, Some(json!({ "name": "Research Lab" }))).await.json();
+    let renamed = app.api("PATCH", &path(""), &key, Some(json!({ "name": "Research Lab" }))).await.json();
     assert_eq!((renamed["name"].as_str(), renamed["icon"].as_str()), (Some("Research Lab"), Some("🔬")));
     let (details,): (String,) =
         sqlx::query_as("SELECT details FROM audit_events WHERE action = 'workspace.update'")
@@ -102,67 +85,62 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
         1,
         "a Member sees only their own"
     );
-    let added = call(
-        &app,
-        "POST",
-        &path("/add-users"),
-        &key,
-        Some(json!({ "members": [{ "user_uuid": grace_id, "role_names": ["workspace_admin"] }] })),
-    )
-    .await;
+    let added = app
+        .api(
+            "POST",
+            &path("/add-users"),
+            &key,
+            Some(json!({ "members": [{ "user_uuid": grace_id, "role_names": ["workspace_admin"] }] })),
+        )
+        .await;
     assert_eq!(added.json()["added_members_count"], 1, "{}", added.body);
     assert_eq!(grace.overview().await.json()["workspaces"].as_array().unwrap().len(), 2);
-    let changed = call(
-        &app,
-        "PATCH",
-        &path("/users"),
-        &key,
-        Some(json!({ "members": [{ "user_uuid": grace_id, "role_name": "workspace_member" }] })),
-    )
-    .await
-    .json();
+    let changed = app
+        .api(
+            "PATCH",
+            &path("/users"),
+            &key,
+            Some(json!({ "members": [{ "user_uuid": grace_id, "role_name": "workspace_member" }] })),
+        )
+        .await
+        .json();
     assert_eq!(
         (changed["added_members_count"].as_i64(), changed["updated_members_count"].as_i64()),
         (Some(0), Some(1))
     );
-    let outsider = call(
-        &app,
-        "POST",
-        &path("/add-users"),
-        &key,
-        Some(json!({ "members": [{ "user_uuid": stranger }] })),
-    )
-    .await;
+    let outsider = app
+        .api("POST", &path("/add-users"), &key, Some(json!({ "members": [{ "user_uuid": stranger }] })))
+        .await;
     assert_eq!(outsider.status, StatusCode::BAD_REQUEST, "only organization members join workspaces");
 
-    let removed = call(
-        &app,
-        "DELETE",
-        &path("/remove-users"),
-        &key,
-        Some(json!({ "members": [{ "user_uuid": grace_id }, { "user_uuid": stranger }] })),
-    )
-    .await
-    .json();
+    let removed = app
+        .api(
+            "DELETE",
+            &path("/remove-users"),
+            &key,
+            Some(json!({ "members": [{ "user_uuid": grace_id }, { "user_uuid": stranger }] })),
+        )
+        .await
+        .json();
     assert_eq!(removed["deleted_members_count"], 1);
     assert_eq!(removed["not_deleted_members"], json!([stranger]));
     assert_eq!(grace.overview().await.json()["workspaces"].as_array().unwrap().len(), 1);
-    let from_default = call(
-        &app,
-        "DELETE",
-        &format!("/api/admin/workspaces/{default_id}/remove-users"),
-        &key,
-        Some(json!({ "members": [{ "user_uuid": grace_id }] })),
-    )
-    .await;
+    let from_default = app
+        .api(
+            "DELETE",
+            &format!("/api/admin/workspaces/{default_id}/remove-users"),
+            &key,
+            Some(json!({ "members": [{ "user_uuid": grace_id }] })),
+        )
+        .await;
     assert_eq!(from_default.status, StatusCode::CONFLICT, "nobody leaves the Default workspace");
 
     assert_eq!(
-        call(&app, "DELETE", &format!("/api/admin/workspaces/{default_id}"), &key, None).await.status,
+        app.api("DELETE", &format!("/api/admin/workspaces/{default_id}"), &key, None).await.status,
         StatusCode::CONFLICT
     );
-    assert_eq!(call(&app, "DELETE", &path(""), &key, None).await.status, StatusCode::NO_CONTENT);
-    let listed = call(&app, "GET", "/api/admin/workspaces", &key, None).await.json();
+    assert_eq!(app.api("DELETE", &path(""), &key, None).await.status, StatusCode::NO_CONTENT);
+    let listed = app.api("GET", "/api/admin/workspaces", &key, None).await.json();
     assert_eq!(listed["total"], 1, "archived workspaces leave the list");
     let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(a, ..)| a).collect();
     for expected in [
