@@ -91,56 +91,97 @@ pub fn expiry_date(
     Ok(Some(crate::time::Timestamp(end_of_day.timestamp_millis())))
 }
 
-/// Organization roles as the Admin API accepts them: `roles` (UUIDs) or
-/// `role_names`, never both; the deprecated singular `role` / `role_name` too.
-/// Names may be the API's (`organization_admin`, `billing_manager`, `member`),
-/// the short ones (`admin`, `billing`) or the legacy codes (`A`, `B`, `M`).
+/// A role the Admin API names by UUID, by API name, by short name or by legacy code.
+pub trait NamedRole: Copy + PartialEq + 'static {
+    const ALL: &'static [Self];
+    fn uuid(self) -> uuid::Uuid;
+    fn api_name(self) -> &'static str;
+    fn as_str(self) -> &'static str;
+}
+
+impl NamedRole for crate::model::OrgRole {
+    const ALL: &'static [Self] = &crate::model::OrgRole::ALL;
+    fn uuid(self) -> uuid::Uuid {
+        self.uuid()
+    }
+    fn api_name(self) -> &'static str {
+        self.api_name()
+    }
+    fn as_str(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl NamedRole for crate::model::WorkspaceRole {
+    const ALL: &'static [Self] = &crate::model::WorkspaceRole::ALL;
+    fn uuid(self) -> uuid::Uuid {
+        self.uuid()
+    }
+    fn api_name(self) -> &'static str {
+        self.api_name()
+    }
+    fn as_str(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Roles given as `roles` (UUIDs) or `role_names`, never both; the deprecated
+/// singular `role` / `role_name` too. `None` when none were given. Names may be
+/// the API's (`organization_admin`), the short ones (`admin`) or legacy codes (`A`).
+fn role_selection<R: NamedRole>(
+    roles: Option<Vec<String>>,
+    role_names: Option<Vec<String>>,
+    role: Option<String>,
+    role_name: Option<String>,
+) -> Result<Option<Vec<R>>, AppError> {
+    let by_uuid = roles.or(role.map(|r| vec![r]));
+    let by_name = role_names.or(role_name.map(|r| vec![r]));
+    let find = |field: &str, text: &str, matches: &dyn Fn(R, &str) -> bool| {
+        let text = text.trim();
+        R::ALL
+            .iter()
+            .copied()
+            .find(|r| matches(*r, text))
+            .ok_or_else(|| AppError::invalid(field, format!("Unknown role {text}.")))
+    };
+    match (by_uuid, by_name) {
+        (Some(_), Some(_)) => {
+            Err(AppError::invalid("roles", "Give either roles (UUIDs) or role_names, not both."))
+        }
+        (None, None) => Ok(None),
+        (Some(uuids), None) => uuids
+            .iter()
+            .map(|u| find("roles", u, &|r, t| r.uuid().to_string().eq_ignore_ascii_case(t)))
+            .collect::<Result<_, _>>()
+            .map(Some),
+        (None, Some(names)) => names
+            .iter()
+            .map(|n| {
+                find("role_names", n, &|r, t| {
+                    t.eq_ignore_ascii_case(r.api_name())
+                        || t.eq_ignore_ascii_case(r.as_str())
+                        || t == r.as_str()[..1].to_uppercase()
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+    }
+}
+
+/// Organization roles for the Admin API: at least one is required.
 pub fn org_role_selection(
     roles: Option<Vec<String>>,
     role_names: Option<Vec<String>>,
     role: Option<String>,
     role_name: Option<String>,
 ) -> Result<Vec<crate::model::OrgRole>, AppError> {
-    use crate::model::OrgRole;
-    let by_uuid = roles.or(role.map(|r| vec![r]));
-    let by_name = role_names.or(role_name.map(|r| vec![r]));
-    let parsed: Vec<OrgRole> = match (by_uuid, by_name) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::invalid("roles", "Give either roles (UUIDs) or role_names, not both."))
-        }
-        (None, None) => return Err(AppError::invalid("role_names", "Give the member's roles.")),
-        (Some(uuids), None) => uuids
-            .iter()
-            .map(|u| {
-                OrgRole::ALL
-                    .into_iter()
-                    .find(|r| r.uuid().to_string().eq_ignore_ascii_case(u.trim()))
-                    .ok_or_else(|| AppError::invalid("roles", format!("Unknown role UUID {u}.")))
-            })
-            .collect::<Result<_, _>>()?,
-        (None, Some(names)) => names
-            .iter()
-            .map(|n| {
-                let n = n.trim();
-                OrgRole::ALL
-                    .into_iter()
-                    .find(|r| {
-                        n.eq_ignore_ascii_case(r.api_name())
-                            || n.eq_ignore_ascii_case(r.as_str())
-                            || n == r.as_str()[..1].to_uppercase()
-                    })
-                    .ok_or_else(|| AppError::invalid("role_names", format!("Unknown role {n}.")))
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    if parsed.is_empty() {
-        return Err(AppError::invalid("role_names", "Give at least one role."));
+    match role_selection(roles, role_names, role, role_name)? {
+        Some(parsed) if !parsed.is_empty() => Ok(parsed),
+        _ => Err(AppError::invalid("role_names", "Give at least one role.")),
     }
-    Ok(parsed)
 }
 
-/// A workspace role given as UUIDs or names (`workspace_admin`, `workspace_member`,
-/// `admin`, `member`, legacy `A`/`M`), never both. A member holds one role in a
+/// A workspace role (Member when none is given). A member holds one role in a
 /// workspace, so several collapse to the strongest.
 pub fn workspace_role_selection(
     roles: Option<Vec<String>>,
@@ -149,37 +190,7 @@ pub fn workspace_role_selection(
     role_name: Option<String>,
 ) -> Result<crate::model::WorkspaceRole, AppError> {
     use crate::model::WorkspaceRole;
-    let by_uuid = roles.or(role.map(|r| vec![r]));
-    let by_name = role_names.or(role_name.map(|r| vec![r]));
-    let parsed: Vec<WorkspaceRole> = match (by_uuid, by_name) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::invalid("roles", "Give either roles (UUIDs) or role_names, not both."))
-        }
-        (None, None) => return Ok(WorkspaceRole::Member),
-        (Some(uuids), None) => uuids
-            .iter()
-            .map(|u| {
-                WorkspaceRole::ALL
-                    .into_iter()
-                    .find(|r| r.uuid().to_string().eq_ignore_ascii_case(u.trim()))
-                    .ok_or_else(|| AppError::invalid("roles", format!("Unknown workspace role UUID {u}.")))
-            })
-            .collect::<Result<_, _>>()?,
-        (None, Some(names)) => names
-            .iter()
-            .map(|n| {
-                let n = n.trim();
-                WorkspaceRole::ALL
-                    .into_iter()
-                    .find(|r| {
-                        n.eq_ignore_ascii_case(r.api_name())
-                            || n.eq_ignore_ascii_case(r.as_str())
-                            || n == r.as_str()[..1].to_uppercase()
-                    })
-                    .ok_or_else(|| AppError::invalid("role_names", format!("Unknown workspace role {n}.")))
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let parsed: Vec<WorkspaceRole> = role_selection(roles, role_names, role, role_name)?.unwrap_or_default();
     Ok(if parsed.contains(&WorkspaceRole::Admin) { WorkspaceRole::Admin } else { WorkspaceRole::Member })
 }
 
