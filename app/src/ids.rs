@@ -68,4 +68,8 @@ uuid_id! {
     EnterpriseId;
     /// An Admin API key (its row, not its secret).
     AdminKeyId;
+    /// A user group of one Organization.
+    GroupId;
+    /// A workspace API key (its row, not its secret).
+    ApiKeyId;
 }

@@ -5,7 +5,9 @@ pub mod api;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod money;
 mod pages;
+pub mod payment;
 pub mod time;
 pub mod validate;
 
@@ -64,7 +66,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin") view=pages::admin::AdminWorkspacesPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/workspaces/:id") view=pages::admin::AdminWorkspacePage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/members") view=pages::admin::AdminMembersPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/groups") view=pages::admin::AdminGroupsPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/groups/:id") view=pages::admin::AdminGroupPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/audit-log") view=pages::admin::AdminAuditLogPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/billing") view=pages::admin::AdminBillingPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/usage") view=pages::admin::AdminUsagePage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/settings") view=pages::admin::AdminSettingsPage ssr=SsrMode::Async/>
                 <Route path=path!("/invite/:token") view=pages::invitation::InvitationPage ssr=SsrMode::Async/>
                 <Route path=path!("/backoffice") view=|| view! { <Redirect path="/backoffice/members"/> }/>

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ids::{AdminKeyId, EnterpriseId, OrgId, UserId, WorkspaceId},
+    ids::{AdminKeyId, ApiKeyId, EnterpriseId, GroupId, OrgId, UserId, WorkspaceId},
     time::Timestamp,
 };
 
@@ -87,6 +87,25 @@ impl WorkspaceRole {
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Admin => "Admin",
+            Self::Member => "Member",
+        }
+    }
+
+    /// The role someone holds in a workspace through several grants (direct and
+    /// through groups): permissions add up, so any Admin grant makes them Admin.
+    pub fn union(grants: impl IntoIterator<Item = WorkspaceRole>) -> Option<WorkspaceRole> {
+        grants.into_iter().reduce(|a, b| {
+            if a == Self::Admin || b == Self::Admin {
+                Self::Admin
+            } else {
+                Self::Member
+            }
+        })
     }
 
     pub fn uuid(self) -> uuid::Uuid {
@@ -322,6 +341,250 @@ pub struct WorkspaceMember {
 pub struct WorkspaceDetail {
     pub workspace: WorkspaceSummary,
     pub members: Vec<WorkspaceMember>,
+    /// Groups whose members reach the workspace through the group.
+    pub groups: Vec<GroupGrant>,
     /// Organization members not in the workspace yet.
     pub candidates: Vec<Member>,
+}
+
+/// A user group of an Organization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: GroupId,
+    pub name: String,
+    pub description: String,
+    pub member_count: i64,
+    pub workspace_count: i64,
+    pub created_at: Timestamp,
+}
+
+/// A person in a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+}
+
+/// A group's grant on a workspace: every member of the group holds `role` there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupGrant {
+    pub group_id: GroupId,
+    pub group_name: String,
+    pub workspace_id: WorkspaceId,
+    pub workspace_name: String,
+    pub role: WorkspaceRole,
+}
+
+/// A group's page: itself, its members, its workspaces, and what could be added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDetail {
+    pub group: GroupSummary,
+    pub members: Vec<GroupMember>,
+    pub workspaces: Vec<GroupGrant>,
+    /// Organization members not in the group yet.
+    pub candidates: Vec<Member>,
+    /// Active workspaces the group has no grant on yet.
+    pub open_workspaces: Vec<WorkspaceSummary>,
+}
+
+/// What a model of the catalogue does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Chat,
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embedding => "embedding",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Chat, Self::Embedding].into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// A model the gateway serves, with its prices in micro-USD per million tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueModel {
+    pub id: String,
+    pub kind: ModelKind,
+    pub input_micros_per_mtok: i64,
+    pub output_micros_per_mtok: i64,
+}
+
+/// A workspace's limits and what it spent this month. `None` means no limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceLimits {
+    pub workspace_id: WorkspaceId,
+    pub workspace_name: String,
+    /// `None`: every model of the catalogue.
+    pub allowed_models: Option<Vec<String>>,
+    pub requests_per_minute: Option<i64>,
+    pub monthly_budget_micros: Option<i64>,
+    pub month_spend_micros: i64,
+}
+
+/// The Billing page: payment method, the organization's limit, and each workspace's budget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingView {
+    pub active: bool,
+    pub payment_method: Option<crate::payment::PaymentMethod>,
+    pub monthly_limit_micros: Option<i64>,
+    pub month_spend_micros: i64,
+    pub workspaces: Vec<WorkspaceLimits>,
+}
+
+/// Where a workspace API key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyStatus {
+    Active,
+    /// Replaced by a rotation; works until the grace period ends.
+    Rotating,
+    Expired,
+    Revoked,
+}
+
+impl ApiKeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Rotating => "rotating",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A workspace API key as lists show it: masked, never usable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: ApiKeyId,
+    pub workspace_id: WorkspaceId,
+    pub workspace_name: String,
+    pub name: String,
+    pub masked_key: String,
+    /// `None`: the models the workspace allows.
+    pub allowed_models: Option<Vec<String>>,
+    pub owner_email: Option<String>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub rotated_to: Option<ApiKeyId>,
+    pub status: ApiKeyStatus,
+    /// Active but not used for 30 days (or never, 30 days after creation).
+    pub unused: bool,
+}
+
+/// A key just created or rotated: the only time `key` is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    pub view: ApiKeyView,
+    pub key: String,
+}
+
+/// The width of a usage report's time buckets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageWidth {
+    Hour,
+    #[default]
+    Day,
+}
+
+impl UsageWidth {
+    pub fn millis(self) -> i64 {
+        match self {
+            Self::Hour => 3_600_000,
+            Self::Day => 86_400_000,
+        }
+    }
+
+    /// `1h` / `1d`, as the usage APIs name them (`hour` and `day` too).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "1h" | "hour" => Some(Self::Hour),
+            "1d" | "day" => Some(Self::Day),
+            _ => None,
+        }
+    }
+}
+
+/// What a usage report's rows are grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageGroupBy {
+    Workspace,
+    Model,
+    Key,
+}
+
+impl UsageGroupBy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "workspace" | "workspace_id" | "project_id" => Some(Self::Workspace),
+            "model" => Some(Self::Model),
+            "key" | "api_key_id" => Some(Self::Key),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Workspace => "workspace",
+            Self::Model => "model",
+            Self::Key => "key",
+        }
+    }
+}
+
+/// One group's usage in a bucket (or over the whole report).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// The workspace id, model id or key id; empty when ungrouped.
+    pub group_id: String,
+    pub group_name: String,
+    pub requests: i64,
+    pub failed: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageBucket {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// By cost, highest first.
+    pub rows: Vec<UsageRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// Every bucket of the range, oldest first, empty ones included.
+    pub buckets: Vec<UsageBucket>,
+    /// Per group over the whole range, by cost.
+    pub totals: Vec<UsageRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkspaceRole::{self, Admin, Member};
+
+    #[test]
+    fn workspace_access_is_the_union_of_grants() {
+        assert_eq!(WorkspaceRole::union([]), None);
+        assert_eq!(WorkspaceRole::union([Member]), Some(Member));
+        assert_eq!(WorkspaceRole::union([Member, Member]), Some(Member));
+        assert_eq!(WorkspaceRole::union([Member, Admin]), Some(Admin));
+        assert_eq!(WorkspaceRole::union([Admin, Member]), Some(Admin));
+    }
 }

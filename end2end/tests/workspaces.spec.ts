@@ -22,7 +22,7 @@ test("an Admin creates a workspace, renames it and archives it; the Default one 
   await expect(page.getByTestId("workspace-member-row")).toContainText("Admin");
 
   await page.getByLabel("Name", { exact: true }).fill("Research Lab");
-  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("button", { name: "Save", exact: true }).click();
   await expect(page.getByTestId("workspace-name")).toHaveText("🔬 Research Lab");
 
   await page.getByRole("button", { name: "Archive workspace" }).click();

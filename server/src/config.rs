@@ -37,9 +37,35 @@ pub struct ServeArgs {
     /// Take the client address from `X-Forwarded-For`. Only behind a proxy you control.
     #[arg(long, env = "CHANCERY_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
+
+    /// SMTP server that delivers emails (invitations...): `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://user:pass@host:465`, or `smtp://host:25` for a local relay. Without it, emails
+    /// stay in the outbox (`chancery outbox`).
+    #[arg(long, env = "CHANCERY_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// An OpenAI-compatible API the gateway forwards model calls to, up to `/v1`
+    /// (e.g. `https://api.mistral.ai/v1`). Without it, a built-in mock provider answers.
+    #[arg(long, env = "CHANCERY_UPSTREAM_URL")]
+    pub upstream_url: Option<String>,
+
+    /// The API key for the upstream.
+    #[arg(long, env = "CHANCERY_UPSTREAM_KEY", hide_env_values = true, default_value = "")]
+    pub upstream_key: String,
+
+    /// The sender of emails.
+    #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
+    pub mail_from: String,
 }
 
 impl ServeArgs {
+    pub fn upstream(&self) -> Option<app::server::gateway::Upstream> {
+        self.upstream_url.as_ref().map(|url| app::server::gateway::Upstream {
+            base_url: url.trim_end_matches('/').to_string(),
+            api_key: self.upstream_key.clone(),
+        })
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()

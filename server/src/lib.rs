@@ -2,13 +2,14 @@
 
 pub mod admin_api;
 pub mod config;
+pub mod gateway;
 
 use std::{net::SocketAddr, time::Duration};
 
 use admin_api::ApiError;
 use app::{
     model::AuditQuery,
-    server::{actor::Actor, audit, request},
+    server::{actor::Actor, audit, request, usage},
     AppError,
 };
 use app::{server::state::AppState, shell, App};
@@ -49,6 +50,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             move || shell(options.clone())
         })
         .route("/admin/audit-log.csv", get(audit_log_csv))
+        .route("/admin/usage.csv", get(usage_csv))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function.
@@ -59,6 +61,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         // Machine APIs: no session, no cookies; their own authentication.
         .nest("/api/admin", admin_api::router())
         .nest("/v1/admin", admin_api::router())
+        .merge(gateway::routes())
         .merge(web)
         .with_state(state)
 }
@@ -102,12 +105,55 @@ async fn audit_log_csv(
         .map_err(|_| AppError::Internal)?)
 }
 
+#[derive(serde::Deserialize)]
+struct UsageCsvQuery {
+    #[serde(default)]
+    range: String,
+    #[serde(default)]
+    group: String,
+}
+
+/// The Usage page's report as CSV, for the signed-in billing manager.
+async fn usage_csv(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<UsageCsvQuery>,
+) -> Result<Response, ApiError> {
+    let user = request::signed_in_user(&state, &session).await?;
+    let org = request::current_org(&state, &session, &user).await?;
+    let actor = Actor::User { id: user.id, email: user.email };
+    let query = usage::UsageQuery::recent(&query.range, &query.group, app::time::Timestamp::now())?;
+    let report = usage::report(&state.db, &actor, org.id, &query).await?;
+    let filename = format!("attachment; filename=\"usage-{}.csv\"", org.id);
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(header::CONTENT_DISPOSITION, filename)
+        .body(Body::from(usage::to_csv(&report)))
+        .map_err(|_| AppError::Internal)?)
+}
+
 /// Binds, serves until Ctrl-C or SIGTERM, and removes expired sessions meanwhile.
 pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let db = Db::connect_and_migrate(&args.database.database_url).await?;
     let leptos_options = leptos_options(args.listen)?;
-    let state = AppState::new(leptos_options, db.clone(), args.trust_proxy, args.public_url());
+    let gateway = app::server::gateway::Gateway::start(db.clone()).await?;
+    match args.upstream() {
+        Some(upstream) => {
+            tracing::info!(upstream = %upstream.base_url, "the gateway forwards to an upstream")
+        }
+        None => tracing::info!("no upstream configured: the gateway answers with its mock provider"),
+    }
+    let state = AppState::new(leptos_options, db.clone(), gateway, args.trust_proxy, args.public_url())
+        .with_upstream(args.upstream());
     tokio::spawn(delete_expired_sessions(state.clone()));
+    match &args.smtp_url {
+        Some(url) => {
+            let mailer = app::server::mail::Mailer::new(url, &args.mail_from)?;
+            tracing::info!(smtp = %app::server::db::redact(url), "emails are delivered by SMTP");
+            tokio::spawn(app::server::mail::deliver_forever(db.clone(), mailer));
+        }
+        None => tracing::info!("no SMTP server configured: emails stay in the outbox (`chancery outbox`)"),
+    }
     let app = router(state, args.secure_cookies());
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -2,9 +2,11 @@
 
 use app::{
     ids::{EnterpriseId, OrgId},
+    model::{CatalogueModel, ModelKind},
+    money::{format_usd, parse_usd},
     server::{
         actor::{Actor, Client},
-        enterprise, mail,
+        enterprise, mail, models,
     },
 };
 use clap::{Parser, Subcommand};
@@ -28,7 +30,7 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(DatabaseArgs),
-    /// Print the newest queued emails (invitations...), for operators without SMTP.
+    /// Print the newest emails (invitations...) and whether they were delivered.
     Outbox {
         #[command(flatten)]
         database: DatabaseArgs,
@@ -39,6 +41,32 @@ enum Command {
     /// Operator commands for Enterprise Accounts.
     #[command(subcommand)]
     Enterprise(EnterpriseCommand),
+    /// The model catalogue and its prices.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// List the models the gateway serves, with their prices.
+    List(DatabaseArgs),
+    /// Add a model or change its prices.
+    Set {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The model id clients ask for, e.g. `mistral-large-latest`.
+        #[arg(long)]
+        id: String,
+        /// `chat` or `embedding`.
+        #[arg(long, default_value = "chat")]
+        kind: String,
+        /// US dollars per million input tokens, e.g. `2` or `0.1`.
+        #[arg(long)]
+        input_usd_per_mtok: String,
+        /// US dollars per million output tokens.
+        #[arg(long, default_value = "0")]
+        output_usd_per_mtok: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,14 +133,49 @@ async fn run() -> anyhow::Result<()> {
         Command::Outbox { database, limit } => {
             let db = server::Db::connect_and_migrate(&database.database_url).await?;
             for message in mail::outbox(&db, limit).await? {
+                let delivery = match (message.sent_at, &message.last_error) {
+                    (Some(sent), _) => format!("sent {}", sent.rfc3339()),
+                    (None, Some(error)) => format!("not sent after {} tries: {error}", message.attempts),
+                    (None, None) => "not sent (no SMTP server configured, or waiting)".into(),
+                };
                 println!(
-                    "To: {}\nDate: {}\nSubject: {}\n\n{}\n",
+                    "To: {}\nDate: {}\nSubject: {}\nDelivery: {delivery}\n\n{}\n",
                     message.to_email,
                     message.created_at.rfc3339(),
                     message.subject,
                     message.body
                 );
             }
+            Ok(())
+        }
+        Command::Models(ModelsCommand::List(database)) => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            println!("{:<28} {:<10} {:>14} {:>14}", "MODEL", "KIND", "INPUT $/MTOK", "OUTPUT $/MTOK");
+            for m in models::list(&db).await? {
+                let (input, output) =
+                    (format_usd(m.input_micros_per_mtok), format_usd(m.output_micros_per_mtok));
+                println!("{:<28} {:<10} {input:>14} {output:>14}", m.id, m.kind.as_str());
+            }
+            Ok(())
+        }
+        Command::Models(ModelsCommand::Set {
+            database,
+            id,
+            kind,
+            input_usd_per_mtok,
+            output_usd_per_mtok,
+        }) => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            let kind =
+                ModelKind::parse(&kind).ok_or_else(|| anyhow::anyhow!("--kind must be chat or embedding"))?;
+            let model = CatalogueModel {
+                id: id.clone(),
+                kind,
+                input_micros_per_mtok: parse_usd("input_usd_per_mtok", &input_usd_per_mtok)?,
+                output_micros_per_mtok: parse_usd("output_usd_per_mtok", &output_usd_per_mtok)?,
+            };
+            models::set(&db, &Actor::Operator, &Client::default(), model).await?;
+            println!("Model {id} saved.");
             Ok(())
         }
         Command::Enterprise(EnterpriseCommand::Create { database, name, orgs, admin }) => {

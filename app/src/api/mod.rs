@@ -3,7 +3,10 @@
 //! the server maps a returned `AppError` to its HTTP status in one place. They
 //! live under `/_fn`, so `/api` and `/v1` belong to the machine APIs alone.
 
+pub mod api_keys;
 pub mod backoffice;
+pub mod billing;
+pub mod groups;
 pub mod members;
 pub mod workspaces;
 

@@ -8,8 +8,12 @@ use leptos_router::{
 };
 
 use super::{
+    api_keys::WorkspaceKeysPanel,
+    billing::{BillingSection, WorkspaceLimitsPanel},
+    groups::{GroupDetailSection, GroupsSection},
     layout::{Frame, NavItem},
     members::{MembersSection, SettingsSection},
+    usage::UsageSection,
     FormError,
 };
 use crate::{
@@ -29,6 +33,9 @@ use crate::{
 enum Section {
     Workspaces,
     Members,
+    Groups,
+    Billing,
+    Usage,
     AuditLog,
     Settings,
 }
@@ -38,6 +45,9 @@ impl Section {
         match self {
             Self::Workspaces => "/admin",
             Self::Members => "/admin/members",
+            Self::Groups => "/admin/groups",
+            Self::Billing => "/admin/billing",
+            Self::Usage => "/admin/usage",
             Self::AuditLog => "/admin/audit-log",
             Self::Settings => "/admin/settings",
         }
@@ -47,19 +57,37 @@ impl Section {
         match self {
             Self::Workspaces => "Workspaces",
             Self::Members => "Members",
+            Self::Groups => "Groups",
+            Self::Billing => "Billing",
+            Self::Usage => "Usage",
             Self::AuditLog => "Audit log",
             Self::Settings => "Settings",
         }
     }
 
-    /// The sections `roles` may open.
+    /// The sections `roles` may open: Admins all; Billing users Billing (only,
+    /// unless they are also Members); Members their workspaces.
     fn visible_to(roles: &[OrgRole]) -> Vec<NavItem> {
         let admin = roles.contains(&OrgRole::Admin);
-        [Self::Workspaces, Self::Members, Self::AuditLog, Self::Settings]
-            .into_iter()
-            .filter(|s| admin || *s == Self::Workspaces)
-            .map(|s| (s.href(), s.title()))
-            .collect()
+        let billing = admin || roles.contains(&OrgRole::Billing);
+        let member = admin || roles.contains(&OrgRole::Member);
+        [
+            Self::Workspaces,
+            Self::Members,
+            Self::Groups,
+            Self::Billing,
+            Self::Usage,
+            Self::AuditLog,
+            Self::Settings,
+        ]
+        .into_iter()
+        .filter(|s| match s {
+            Self::Workspaces => member,
+            Self::Billing | Self::Usage => billing,
+            _ => admin,
+        })
+        .map(|s| (s.href(), s.title()))
+        .collect()
     }
 }
 
@@ -71,6 +99,26 @@ pub fn AdminWorkspacesPage() -> impl IntoView {
 #[component]
 pub fn AdminMembersPage() -> impl IntoView {
     view! { <AdminShell section=Section::Members><MembersSection/></AdminShell> }
+}
+
+#[component]
+pub fn AdminGroupsPage() -> impl IntoView {
+    view! { <AdminShell section=Section::Groups><GroupsSection/></AdminShell> }
+}
+
+#[component]
+pub fn AdminGroupPage() -> impl IntoView {
+    view! { <AdminShell section=Section::Groups><GroupDetailSection/></AdminShell> }
+}
+
+#[component]
+pub fn AdminBillingPage() -> impl IntoView {
+    view! { <AdminShell section=Section::Billing><BillingSection/></AdminShell> }
+}
+
+#[component]
+pub fn AdminUsagePage() -> impl IntoView {
+    view! { <AdminShell section=Section::Usage><UsageSection/></AdminShell> }
 }
 
 #[component]
@@ -94,7 +142,12 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(overview) => {
-                        let allowed = Section::visible_to(&overview.org.roles).iter().any(|(href, _)| *href == section.href());
+                        let visible = Section::visible_to(&overview.org.roles);
+                        let allowed = visible.iter().any(|(href, _)| *href == section.href());
+                        // The Admin Panel's home, for a Billing user who is not a Member, is Billing.
+                        if !allowed && section == Section::Workspaces && visible.first().is_some_and(|(href, _)| *href == Section::Billing.href()) {
+                            return view! { <Redirect path=visible[0].0/> }.into_any();
+                        }
                         let roles = overview.org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
                         let frame = view! {
                             <Frame
@@ -102,7 +155,7 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
                                 context=overview.org.name.clone()
                                 context_testid="org-name"
                                 who=format!("{} · {roles}", overview.user.name)
-                                nav=Section::visible_to(&overview.org.roles)
+                                nav=visible
                                 active=section.href()
                                 title=if section == Section::Workspaces { overview.org.name.clone() } else { section.title().to_string() }
                                 elsewhere=overview.backoffice_access.then_some(("/backoffice", "Backoffice"))
@@ -230,13 +283,13 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                         <tr data-testid="workspace-member-row">
                                             <td>{m.name}</td>
                                             <td>{m.email}</td>
-                                            <td>{if m.role == WorkspaceRole::Admin { "Admin" } else { "Member" }}</td>
+                                            <td>{m.role.label()}</td>
                                             <td>
                                                 <ActionForm action=put>
                                                     <input type="hidden" name="workspace_id" value=ws/>
                                                     <input type="hidden" name="user_id" value=user/>
                                                     <input type="hidden" name="role" value=other.as_str()/>
-                                                    <button type="submit" class="link">{format!("Make {}", if other == WorkspaceRole::Admin { "Admin" } else { "Member" })}</button>
+                                                    <button type="submit" class="link">{format!("Make {}", other.label())}</button>
                                                 </ActionForm>
                                                 {(!is_default).then(|| view! {
                                                     <ActionForm action=remove>
@@ -270,6 +323,26 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                 <button type="submit">"Add to workspace"</button>
                             </ActionForm>
                         })}
+                        <WorkspaceKeysPanel workspace_id=ws_id/>
+                        <WorkspaceLimitsPanel workspace_id=ws_id/>
+                        <h2>"Groups with access"</h2>
+                        {if d.groups.is_empty() {
+                            view! { <p class="muted">"No group grants this workspace. Grant one from its group's page."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table class="table">
+                                    <thead><tr><th>"Group"</th><th>"Role"</th></tr></thead>
+                                    <tbody>
+                                        {d.groups.into_iter().map(|g| view! {
+                                            <tr data-testid="workspace-group-row">
+                                                <td><A href=format!("/admin/groups/{}", g.group_id)>{g.group_name}</A></td>
+                                                <td>{g.role.label()}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }}
                         {if is_default {
                             view! { <p class="hint">"The Default workspace includes everyone and cannot be archived."</p> }.into_any()
                         } else {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
-use super::{layout::Frame, AuthCard, FormError};
+use super::{layout::Frame, AuthCard, FormError, NewKey};
 use crate::{
     api::{
         backoffice::{
@@ -15,7 +15,7 @@ use crate::{
         OpenOrganization,
     },
     error::AppError,
-    model::{BackofficeHome, CreatedAdminKey, Landing},
+    model::{BackofficeHome, Landing},
     time::Timestamp,
 };
 
@@ -259,7 +259,7 @@ fn ApiKeys() -> impl IntoView {
             <button type="submit">"Create Key"</button>
         </ActionForm>
         <FormError value=create.value()/>
-        {move || created().map(|created| view! { <NewKey created/> })}
+        {move || created().map(|created| view! { <NewKey name=created.view.name key=created.key/> })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 keys.await.map(|keys| view! {
@@ -293,24 +293,5 @@ fn ApiKeys() -> impl IntoView {
                 })
             })}
         </Transition>
-    }
-}
-
-/// The full key, once, with a copy button.
-#[component]
-fn NewKey(created: CreatedAdminKey) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    let key = created.key.clone();
-    let copy = move |_| {
-        let _ = window().navigator().clipboard().write_text(&key);
-        copied.set(true);
-    };
-    view! {
-        <div class="new-key" role="status">
-            <p><strong>{format!("Key \u{201c}{}\u{201d} created.", created.view.name)}</strong>
-               " Copy it now: it will not be shown again."</p>
-            <code data-testid="new-key">{created.key}</code>
-            <button type="button" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
-        </div>
     }
 }

@@ -1,10 +1,14 @@
 //! Pages. Each works without JavaScript (plain form posts) and better with it.
 
 pub mod admin;
+mod api_keys;
 pub mod backoffice;
+mod billing;
+mod groups;
 pub mod invitation;
 mod layout;
 mod members;
+mod usage;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -44,6 +48,25 @@ where
         value.get().and_then(Result::err).map(|err| {
             view! { <p class="form-error" role="alert" data-field=err.field().map(str::to_string)>{err.to_string()}</p> }
         })
+    }
+}
+
+/// A key just made, shown this once, with a copy button.
+#[component]
+pub(crate) fn NewKey(name: String, key: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let to_copy = key.clone();
+    let copy = move |_| {
+        let _ = window().navigator().clipboard().write_text(&to_copy);
+        copied.set(true);
+    };
+    view! {
+        <div class="new-key" role="status">
+            <p><strong>{format!("Key \u{201c}{name}\u{201d} created.")}</strong>
+               " Copy it now: it will not be shown again."</p>
+            <code data-testid="new-key">{key}</code>
+            <button type="button" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+        </div>
     }
 }
 

@@ -206,7 +206,7 @@ pub fn to_csv(entries: &[AuditEntry]) -> String {
     out
 }
 
-fn csv_cell(text: &str) -> String {
+pub(super) fn csv_cell(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

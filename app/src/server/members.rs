@@ -475,6 +475,14 @@ pub async fn remove(
     .bind(org_id)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "DELETE FROM user_group_members WHERE user_id = $1
+           AND group_id IN (SELECT id FROM user_groups WHERE org_id = $2)",
+    )
+    .bind(user_id)
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)

@@ -171,14 +171,14 @@ pub async fn memberships(db: &Db, user_id: UserId) -> AppResult<Vec<OrgSummary>>
 pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppResult<AdminOverview> {
     let org =
         memberships(db, user.id).await?.into_iter().find(|org| org.id == org_id).ok_or(AppError::NotFound)?;
-    // Admins see every workspace; others only those they are members of.
+    // Admins see every workspace; others only those they reach, directly or through a group.
     let sees_all = org.roles.contains(&OrgRole::Admin);
     let rows: Vec<workspaces::WorkspaceRow> = sqlx::query_as(&format!(
         "{}
-         WHERE w.org_id = $1 AND w.archived_at IS NULL
-           AND ($2 = 1 OR EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = $3))
+         WHERE w.org_id = $1 AND w.archived_at IS NULL AND ($2 = 1 OR {})
          ORDER BY w.created_at, w.name",
-        workspaces::SELECT_WORKSPACES
+        workspaces::SELECT_WORKSPACES,
+        workspaces::reaches!("$3"),
     ))
     .bind(org_id)
     .bind(i64::from(sees_all))
@@ -193,18 +193,35 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
 /// Whether `actor` may administer `org_id`: an Admin API key of that
 /// organization, or one of its Admins. Anyone else is told it does not exist.
 pub(super) async fn require_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<()> {
+    require_any_role(conn, actor, org_id, &[OrgRole::Admin]).await
+}
+
+/// Whether `actor` may manage `org_id`'s billing, spending limits and usage:
+/// an Admin API key of that organization, or one of its Admins or Billing users.
+pub(super) async fn require_billing_manager(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    org_id: OrgId,
+) -> AppResult<()> {
+    require_any_role(conn, actor, org_id, &[OrgRole::Admin, OrgRole::Billing]).await
+}
+
+async fn require_any_role(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    org_id: OrgId,
+    roles: &[OrgRole],
+) -> AppResult<()> {
     let allowed = match actor {
         Actor::AdminApiKey { org_id: key_org, .. } => *key_org == org_id,
         Actor::User { id, .. } => {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND user_id = $2 AND role = $3",
-            )
-            .bind(org_id)
-            .bind(id)
-            .bind(OrgRole::Admin.as_str())
-            .fetch_one(conn)
-            .await?;
-            n > 0
+            let held: Vec<(String,)> =
+                sqlx::query_as("SELECT role FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_all(conn)
+                    .await?;
+            held.iter().any(|(role,)| roles.iter().any(|r| r.as_str() == role))
         }
         Actor::Operator => false,
     };
@@ -216,6 +233,25 @@ pub(super) async fn require_admin(conn: &mut AnyConnection, actor: &Actor, org_i
 }
 
 pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// Every item of a paged listing, for pages that show them all:
+/// `fetch(page, page_size)` is called until the last page.
+pub async fn all_pages<T, F, Fut>(mut fetch: F) -> AppResult<Vec<T>>
+where
+    F: FnMut(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = AppResult<crate::model::Page<T>>>,
+{
+    let mut all = Vec::new();
+    for page in 1.. {
+        let batch = fetch(page, MAX_PAGE_SIZE).await?;
+        let more = batch.has_next();
+        all.extend(batch.items);
+        if !more {
+            break;
+        }
+    }
+    Ok(all)
+}
 
 /// Checks `page` (from 1) and `page_size` (1 to 100).
 pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64, i64)> {

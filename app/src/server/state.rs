@@ -5,7 +5,12 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{db::Db, session_store::DbSessionStore, throttle::LoginThrottle};
+use super::{
+    db::Db,
+    gateway::{Gateway, Upstream},
+    session_store::DbSessionStore,
+    throttle::LoginThrottle,
+};
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -17,10 +22,19 @@ pub struct AppState {
     pub trust_proxy_headers: bool,
     /// How people reach Chancery, without a trailing slash: links in emails start with it.
     pub public_url: String,
+    pub gateway: Arc<Gateway>,
+    /// Where the gateway forwards model calls; `None`: the built-in mock provider.
+    pub upstream: Option<Upstream>,
 }
 
 impl AppState {
-    pub fn new(leptos_options: LeptosOptions, db: Db, trust_proxy_headers: bool, public_url: String) -> Self {
+    pub fn new(
+        leptos_options: LeptosOptions,
+        db: Db,
+        gateway: Arc<Gateway>,
+        trust_proxy_headers: bool,
+        public_url: String,
+    ) -> Self {
         Self {
             leptos_options,
             sessions: DbSessionStore::new(db.clone()),
@@ -28,7 +42,15 @@ impl AppState {
             login_throttle: Arc::default(),
             trust_proxy_headers,
             public_url,
+            gateway,
+            upstream: None,
         }
+    }
+
+    /// Forwards model calls to an OpenAI-compatible API instead of the mock provider.
+    pub fn with_upstream(mut self, upstream: Option<Upstream>) -> Self {
+        self.upstream = upstream;
+        self
     }
 }
 

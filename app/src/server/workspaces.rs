@@ -28,10 +28,27 @@ pub(super) struct WorkspaceRow {
     member_count: i64,
 }
 
-pub(super) const SELECT_WORKSPACES: &str =
+/// The people who reach workspace `w` directly or through a group; used as a
+/// condition on a `user_id` (the union of grants, see `access_role`).
+macro_rules! reaches {
+    ($user:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = ", $user, ")
+              OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+                         WHERE gw.workspace_id = w.id AND gm.user_id = ", $user, "))"
+        )
+    };
+}
+pub(super) use reaches;
+
+/// Workspaces with the number of people who reach them.
+pub(super) const SELECT_WORKSPACES: &str = concat!(
     "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
-        (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.id) AS member_count
-    FROM workspaces w JOIN organizations o ON o.id = w.org_id";
+        (SELECT COUNT(*) FROM org_members om WHERE om.org_id = w.org_id AND ",
+    reaches!("om.user_id"),
+    ") AS member_count
+    FROM workspaces w JOIN organizations o ON o.id = w.org_id"
+);
 
 impl From<WorkspaceRow> for WorkspaceSummary {
     fn from(row: WorkspaceRow) -> Self {
@@ -240,6 +257,41 @@ pub async fn members(
         .collect())
 }
 
+/// The role `user` holds in a workspace: the union of their direct grant and
+/// their groups' grants. `None` if they reach it neither way.
+pub async fn access_role(db: &Db, user: UserId, id: WorkspaceId) -> AppResult<Option<WorkspaceRole>> {
+    let roles: Vec<(String,)> = sqlx::query_as(
+        "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2
+         UNION ALL
+         SELECT gw.role FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+         WHERE gw.workspace_id = $1 AND gm.user_id = $2",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(WorkspaceRole::union(roles.iter().filter_map(|(r,)| WorkspaceRole::parse(r))))
+}
+
+/// Refuses a change to an archived workspace (or one of another organization).
+pub(super) async fn require_active(
+    conn: &mut sqlx::AnyConnection,
+    org_id: OrgId,
+    id: WorkspaceId,
+) -> AppResult<()> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM workspaces WHERE id = $1 AND org_id = $2 AND archived_at IS NULL",
+    )
+    .bind(id)
+    .bind(org_id)
+    .fetch_one(conn)
+    .await?;
+    if n == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
 /// Adds members, or changes the role of those already in. Returns `(added, updated)`.
 pub async fn put_members(
     db: &Db,
@@ -249,9 +301,9 @@ pub async fn put_members(
     id: WorkspaceId,
     grants: &[(UserId, WorkspaceRole)],
 ) -> AppResult<(i64, i64)> {
-    workspace(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
     orgs::require_admin(&mut tx, actor, org_id).await?;
+    require_active(&mut tx, org_id, id).await?;
     let (mut added, mut updated) = (0, 0);
     for (user, role) in grants {
         require_org_member(&mut tx, org_id, *user, "members").await?;
@@ -315,7 +367,7 @@ pub async fn remove_members(
     Ok((removed, not_removed))
 }
 
-async fn require_org_member(
+pub(super) async fn require_org_member(
     conn: &mut sqlx::AnyConnection,
     org_id: OrgId,
     user: UserId,

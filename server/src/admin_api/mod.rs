@@ -5,11 +5,15 @@
 //! over the domain functions the Admin Panel uses too. Errors are JSON:
 //! `{"error": {"type", "code", "message", "param"}}`.
 
+mod api_keys;
 mod audit_logs;
 mod auth;
+mod billing;
 mod error;
 mod reference;
 mod roles;
+mod usage;
+mod user_groups;
 mod users;
 mod workspaces;
 
@@ -25,6 +29,11 @@ use utoipa::{
 
 pub use auth::AdminKey;
 pub use error::{ApiError, ApiJson, ApiQuery};
+
+/// An id from the path. A malformed one names nothing: 404, as an unknown one.
+fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| ApiError(app::AppError::NotFound))
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +60,30 @@ pub use error::{ApiError, ApiJson, ApiQuery};
         workspaces::add_workspace_users,
         workspaces::put_workspace_users,
         workspaces::remove_workspace_users,
+        user_groups::list_groups,
+        user_groups::create_group,
+        user_groups::get_group,
+        user_groups::update_group,
+        user_groups::delete_group,
+        user_groups::list_members,
+        user_groups::add_members,
+        user_groups::remove_members,
+        user_groups::list_workspaces,
+        user_groups::add_workspace,
+        user_groups::update_workspace,
+        user_groups::remove_workspace,
+        user_groups::provision_workspace,
+        api_keys::list_keys,
+        api_keys::create_key,
+        api_keys::revoke_key,
+        api_keys::rotate_key,
+        billing::get_billing,
+        billing::get_spend_limit,
+        billing::set_spend_limit,
+        billing::get_rate_limit,
+        billing::set_rate_limit,
+        billing::list_models,
+        usage::get_usage,
         audit_logs::list_audit_logs,
     ),
     modifiers(&ApiKeyHeader),
@@ -59,6 +92,9 @@ pub use error::{ApiError, ApiJson, ApiQuery};
         (name = "roles", description = "The role catalogue"),
         (name = "users", description = "Members and invitations"),
         (name = "workspaces", description = "Workspaces of the Organization"),
+        (name = "user-groups", description = "Groups of members and the workspaces they grant"),
+        (name = "api-keys", description = "Workspace API keys, which call the gateway"),
+        (name = "billing", description = "Billing status, spending limits, rate limits and model prices"),
         (name = "audit-logs", description = "Who changed what, when, from where"),
     )
 )]
@@ -94,6 +130,32 @@ pub fn router() -> Router<AppState> {
         .route("/workspaces/{workspace_uuid}/add-users", post(workspaces::add_workspace_users))
         .route("/workspaces/{workspace_uuid}/users", patch(workspaces::put_workspace_users))
         .route("/workspaces/{workspace_uuid}/remove-users", delete(workspaces::remove_workspace_users))
+        .route("/user-groups", get(user_groups::list_groups).post(user_groups::create_group))
+        .route("/user-groups/provision-workspace", post(user_groups::provision_workspace))
+        .route(
+            "/user-groups/{group_uuid}",
+            get(user_groups::get_group).patch(user_groups::update_group).delete(user_groups::delete_group),
+        )
+        .route(
+            "/user-groups/{group_uuid}/members",
+            get(user_groups::list_members).post(user_groups::add_members).delete(user_groups::remove_members),
+        )
+        .route(
+            "/user-groups/{group_uuid}/workspaces",
+            get(user_groups::list_workspaces).post(user_groups::add_workspace),
+        )
+        .route(
+            "/user-groups/{group_uuid}/workspaces/{workspace_uuid}",
+            patch(user_groups::update_workspace).delete(user_groups::remove_workspace),
+        )
+        .route("/api-keys", get(api_keys::list_keys).post(api_keys::create_key))
+        .route("/api-keys/{key_id}", delete(api_keys::revoke_key))
+        .route("/api-keys/{key_id}/rotate", post(api_keys::rotate_key))
+        .route("/billing", get(billing::get_billing))
+        .route("/spend-limit", get(billing::get_spend_limit).post(billing::set_spend_limit))
+        .route("/rate-limit", get(billing::get_rate_limit).post(billing::set_rate_limit))
+        .route("/models", get(billing::list_models))
+        .route("/usage", get(usage::get_usage))
         .route("/audit-logs", get(audit_logs::list_audit_logs))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/docs", get(reference::page))

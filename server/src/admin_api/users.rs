@@ -12,7 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminKey, ApiError, ApiJson, ApiQuery};
+use super::{path_id, AdminKey, ApiError, ApiJson, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
@@ -117,7 +117,7 @@ pub async fn get_user(
     key: AdminKey,
     Path(user_id): Path<String>,
 ) -> Result<Json<MemberOut>, ApiError> {
-    let id: app::ids::UserId = user_id.parse().map_err(|_| AppError::NotFound)?;
+    let id: app::ids::UserId = path_id(&user_id)?;
     let all = members::list(&state.db, &key.actor, key.org_id).await?;
     let member = all.members.into_iter().find(|m| m.user_id == id).ok_or(AppError::NotFound)?;
     Ok(Json(member.into()))
@@ -150,7 +150,7 @@ pub async fn update_user(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<RolesIn>,
 ) -> Result<Json<MemberOut>, ApiError> {
-    let id: app::ids::UserId = user_id.parse().map_err(|_| AppError::NotFound)?;
+    let id: app::ids::UserId = path_id(&user_id)?;
     let roles = body.parse()?;
     members::set_roles(&state.db, &key.actor, &key.client, key.org_id, id, &roles).await?;
     get_user(State(state), key, Path(user_id)).await
@@ -169,7 +169,7 @@ pub async fn delete_user(
     key: AdminKey,
     Path(user_id): Path<String>,
 ) -> Result<Json<DeleteOut>, ApiError> {
-    let id = user_id.parse().map_err(|_| AppError::NotFound)?;
+    let id: app::ids::UserId = path_id(&user_id)?;
     members::remove(&state.db, &state.sessions, &key.actor, &key.client, key.org_id, id).await?;
     Ok(Json(DeleteOut { message: "Member removed.".into() }))
 }
@@ -237,7 +237,7 @@ pub async fn revoke_invite(
     key: AdminKey,
     Path(invite_uuid): Path<String>,
 ) -> Result<Json<DeleteOut>, ApiError> {
-    let id = invite_uuid.parse().map_err(|_| AppError::NotFound)?;
+    let id: uuid::Uuid = path_id(&invite_uuid)?;
     members::revoke(&state.db, &key.actor, &key.client, key.org_id, id).await?;
     Ok(Json(DeleteOut { message: "Invitation revoked.".into() }))
 }

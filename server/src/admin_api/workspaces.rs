@@ -17,7 +17,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminKey, ApiError, ApiJson, ApiQuery};
+use super::{path_id, AdminKey, ApiError, ApiJson, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct WorkspaceOut {
@@ -60,11 +60,6 @@ pub struct PageQuery {
     pub page_size: Option<i64>,
 }
 
-/// A malformed id names no workspace.
-fn workspace_id(text: &str) -> Result<WorkspaceId, ApiError> {
-    text.parse().map_err(|_| ApiError(AppError::NotFound))
-}
-
 /// List the Organization's active workspaces.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", params(PageQuery),
     responses((status = 200, body = WorkspacesOut), (status = 400, description = "Bad paging"),
@@ -94,7 +89,7 @@ pub async fn get_workspace(
     key: AdminKey,
     Path(workspace_uuid): Path<String>,
 ) -> Result<Json<WorkspaceOut>, ApiError> {
-    let id = workspace_id(&workspace_uuid)?;
+    let id: WorkspaceId = path_id(&workspace_uuid)?;
     Ok(Json(workspaces::workspace(&state.db, &key.actor, key.org_id, id).await?.into()))
 }
 
@@ -139,7 +134,7 @@ pub async fn update_workspace(
     Path(workspace_uuid): Path<String>,
     ApiJson(body): ApiJson<WorkspaceUpdateIn>,
 ) -> Result<Json<WorkspaceOut>, ApiError> {
-    let id = workspace_id(&workspace_uuid)?;
+    let id: WorkspaceId = path_id(&workspace_uuid)?;
     let current = workspaces::workspace(&state.db, &key.actor, key.org_id, id).await?;
     let fields = WorkspaceFields {
         name: body.name.unwrap_or(current.name),
@@ -157,7 +152,7 @@ pub async fn archive_workspace(
     key: AdminKey,
     Path(workspace_uuid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = workspace_id(&workspace_uuid)?;
+    let id: WorkspaceId = path_id(&workspace_uuid)?;
     workspaces::archive(&state.db, &key.actor, &key.client, key.org_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,7 +198,7 @@ pub async fn put_workspace_users(
     Path(workspace_uuid): Path<String>,
     ApiJson(body): ApiJson<MembersIn>,
 ) -> Result<Json<MembersChangedOut>, ApiError> {
-    let id = workspace_id(&workspace_uuid)?;
+    let id: WorkspaceId = path_id(&workspace_uuid)?;
     let grants = grants(body)?;
     let (added, updated) =
         workspaces::put_members(&state.db, &key.actor, &key.client, key.org_id, id, &grants).await?;
@@ -248,7 +243,7 @@ pub async fn remove_workspace_users(
     Path(workspace_uuid): Path<String>,
     ApiJson(body): ApiJson<RemoveMembersIn>,
 ) -> Result<Json<MembersRemovedOut>, ApiError> {
-    let id = workspace_id(&workspace_uuid)?;
+    let id: WorkspaceId = path_id(&workspace_uuid)?;
     let users: Vec<UserId> = body.members.iter().map(|m| UserId(m.user_uuid)).collect();
     let (removed, not_removed) =
         workspaces::remove_members(&state.db, &key.actor, &key.client, key.org_id, id, &users).await?;

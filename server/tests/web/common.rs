@@ -36,6 +36,7 @@ macro_rules! on_both_databases {
 pub struct TestApp {
     pub router: Router,
     pub db: Db,
+    pub state: AppState,
     _database: TestDatabase,
 }
 
@@ -81,8 +82,36 @@ impl TestApp {
     async fn start(url: &str, database: TestDatabase) -> Self {
         let db = Db::connect_and_migrate(url).await.expect("connect and migrate");
         let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-        let state = AppState::new(options, db.clone(), false, PUBLIC_URL.into());
-        Self { router: server::router(state, false), db, _database: database }
+        let gateway = app::server::gateway::Gateway::start(db.clone()).await.expect("gateway");
+        let state = AppState::new(options, db.clone(), gateway, false, PUBLIC_URL.into());
+        Self { router: server::router(state.clone(), false), db, state, _database: database }
+    }
+
+    /// From now on the gateway forwards to `upstream` instead of its mock.
+    pub fn use_upstream(&mut self, upstream: app::server::gateway::Upstream) {
+        self.state = self.state.clone().with_upstream(Some(upstream));
+        self.router = server::router(self.state.clone(), false);
+    }
+
+    /// Calls the gateway with `key` as the bearer token.
+    pub async fn gateway(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"));
+        let request = match body {
+            Some(body) => {
+                request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
+            }
+            None => request.body(Body::empty()),
+        };
+        self.client("192.0.2.60").send(request.unwrap()).await
     }
 
     /// A new client with an empty cookie jar, seen as coming from `ip`.
@@ -237,3 +266,76 @@ fn encode(text: &str) -> String {
 
 pub const PUBLIC_URL: &str = "http://chancery.test";
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An organization with its first Admin signed in, for tests that need people in it.
+pub struct Org<'a> {
+    pub admin: Client<'a>,
+    pub id: app::ids::OrgId,
+    pub admin_id: String,
+    pub default_workspace: String,
+}
+
+impl TestApp {
+    /// `admin_email` signs up and creates `name`; the first name is the email's local part.
+    pub async fn organization(&self, admin_email: &str, name: &str) -> Org<'_> {
+        let mut admin = self.client("203.0.113.7");
+        admin.sign_up(admin_email.split('@').next().unwrap(), admin_email, PASSWORD).await;
+        admin.create_organization(name).await;
+        let overview = admin.overview().await.json();
+        Org {
+            id: overview["org"]["id"].as_str().unwrap().parse().unwrap(),
+            admin_id: overview["user"]["id"].as_str().unwrap().to_string(),
+            default_workspace: overview["workspaces"][0]["id"].as_str().unwrap().to_string(),
+            admin,
+        }
+    }
+
+    /// The token of the newest invitation emailed to `email`, from the outbox.
+    pub async fn emailed_token(&self, email: &str) -> String {
+        let (body,): (String,) = sqlx::query_as(
+            "SELECT body FROM outbox WHERE to_email = $1 ORDER BY created_at DESC, id LIMIT 1",
+        )
+        .bind(email)
+        .fetch_one(self.db.pool())
+        .await
+        .expect("an email was queued");
+        let link = body.split_whitespace().find(|w| w.starts_with(PUBLIC_URL)).expect("a link in the email");
+        link.rsplit('/').next().unwrap().to_string()
+    }
+
+    /// Invites `email` into `org` with `roles` (`admin`, `billing`, `member`) and
+    /// accepts as a newcomer. Returns their signed-in client and user id.
+    pub async fn join(&self, org: &mut Org<'_>, email: &str, roles: &[&str]) -> (Client<'_>, String) {
+        let fields: Vec<String> = roles.iter().map(|r| format!("role_{r}")).collect();
+        let mut form = vec![("email", email)];
+        form.extend(fields.iter().map(|f| (f.as_str(), "on")));
+        let invited = org.admin.call("/_fn/members/invite", &form).await;
+        assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+        let token = self.emailed_token(email).await;
+        let mut person = self.client("198.51.100.30");
+        let name = email.split('@').next().unwrap();
+        let joined = person
+            .call("/_fn/invitation/sign_up", &[("token", &token), ("name", name), ("password", PASSWORD)])
+            .await;
+        assert!(joined.status.is_success() || joined.status.is_redirection(), "{}", joined.body);
+        let id = person.overview().await.json()["user"]["id"].as_str().unwrap().to_string();
+        (person, id)
+    }
+
+    /// An Admin API key of `org`, made by its admin through a new Enterprise Account.
+    pub async fn admin_key(&self, org: &Org<'_>, admin_email: &str) -> String {
+        use app::server::{
+            actor::{Actor, Client},
+            admin_keys, enterprise,
+        };
+        let admin = Actor::User { id: org.admin_id.parse().unwrap(), email: admin_email.into() };
+        let client = Client::default();
+        let ea =
+            enterprise::create(&self.db, &Actor::Operator, &client, "Enterprise", &[org.id], admin_email)
+                .await
+                .expect("enterprise account")
+                .id;
+        let new = admin_keys::NewAdminKey { name: "tests".into(), org_id: org.id, expires_on: String::new() };
+        admin_keys::create(&self.db, &admin, &client, ea, new).await.expect("admin key").key
+    }
+}

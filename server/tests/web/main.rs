@@ -3,9 +3,16 @@
 
 mod accounts;
 mod admin_api_users;
+mod api_keys;
 mod audit;
+mod billing;
 mod common;
 mod enterprise;
+mod gateway;
+mod groups;
+mod mail;
 mod members;
+mod refusals;
 mod security;
+mod usage;
 mod workspaces;

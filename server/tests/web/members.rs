@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use crate::common::{Client, TestApp, PASSWORD, PUBLIC_URL};
+use crate::common::{Client, TestApp, PASSWORD};
 
 crate::on_both_databases!(
     a_newcomer_accepts_an_invitation_and_joins_with_its_roles,
@@ -28,18 +28,6 @@ async fn invite(admin: &mut Client<'_>, email: &str, roles: &[&str]) -> crate::c
     admin.call("/_fn/members/invite", &form).await
 }
 
-/// The token of the newest invitation emailed to `email`, from the outbox.
-async fn emailed_token(app: &TestApp, email: &str) -> String {
-    let (body,): (String,) =
-        sqlx::query_as("SELECT body FROM outbox WHERE to_email = $1 ORDER BY created_at DESC, id LIMIT 1")
-            .bind(email)
-            .fetch_one(app.db.pool())
-            .await
-            .expect("an email was queued");
-    let link = body.split_whitespace().find(|w| w.starts_with(PUBLIC_URL)).expect("a link in the email");
-    link.rsplit('/').next().unwrap().to_string()
-}
-
 async fn a_newcomer_accepts_an_invitation_and_joins_with_its_roles(app: TestApp) {
     let mut ada = ada(&app).await;
     let sent = invite(&mut ada, "Grace@Example.com", &["member", "billing"]).await;
@@ -47,7 +35,7 @@ async fn a_newcomer_accepts_an_invitation_and_joins_with_its_roles(app: TestApp)
     let listed = ada.call("/_fn/members", &[]).await.json();
     assert_eq!(listed["invitations"][0]["email"], "Grace@Example.com");
     assert_eq!(listed["invitations"][0]["roles"], serde_json::json!(["billing", "member"]));
-    let token = emailed_token(&app, "Grace@Example.com").await;
+    let token = app.emailed_token("Grace@Example.com").await;
     let (stored,): (String,) =
         sqlx::query_as("SELECT token_sha256 FROM invitations").fetch_one(app.db.pool()).await.unwrap();
     assert!(!token.contains(&stored) && !stored.contains(&token), "only a hash of the token is stored");
@@ -93,7 +81,7 @@ async fn an_existing_user_accepts_and_nobody_else_can(app: TestApp) {
     carol.sign_up("Carol", "carol@example.com", PASSWORD).await;
 
     assert_eq!(invite(&mut ada, "bob@example.com", &["admin"]).await.status, StatusCode::OK);
-    let token = emailed_token(&app, "bob@example.com").await;
+    let token = app.emailed_token("bob@example.com").await;
     let stolen = carol.call("/_fn/invitation/accept", &[("token", &token)]).await;
     assert_eq!(stolen.status, StatusCode::BAD_REQUEST, "{}", stolen.body);
     assert!(stolen.body.contains("This invitation is for bob@example.com"));
@@ -116,7 +104,7 @@ async fn an_existing_user_accepts_and_nobody_else_can(app: TestApp) {
 
     // Logging in from the invitation page accepts in one step.
     invite(&mut ada, "carol@example.com", &["member"]).await;
-    let token = emailed_token(&app, "carol@example.com").await;
+    let token = app.emailed_token("carol@example.com").await;
     let mut carol_elsewhere = app.client("198.51.100.6");
     let wrong = carol_elsewhere
         .call("/_fn/invitation/log_in", &[("token", &token), ("password", "wrong password!")])
@@ -131,7 +119,7 @@ async fn an_existing_user_accepts_and_nobody_else_can(app: TestApp) {
 async fn invitations_expire_can_be_revoked_and_resent(app: TestApp) {
     let mut ada = ada(&app).await;
     invite(&mut ada, "dan@example.com", &["member"]).await;
-    let first = emailed_token(&app, "dan@example.com").await;
+    let first = app.emailed_token("dan@example.com").await;
     let id = ada.call("/_fn/members", &[]).await.json()["invitations"][0]["id"].as_str().unwrap().to_string();
     let (expires, created): (i64, i64) = sqlx::query_as("SELECT expires_at, created_at FROM invitations")
         .fetch_one(app.db.pool())
@@ -149,7 +137,7 @@ async fn invitations_expire_can_be_revoked_and_resent(app: TestApp) {
         ada.call("/_fn/members/resend_invitation", &[("invitation_id", &id)]).await.status,
         StatusCode::OK
     );
-    let second = emailed_token(&app, "dan@example.com").await;
+    let second = app.emailed_token("dan@example.com").await;
     assert_ne!(first, second);
     assert_eq!(
         dan.call("/_fn/invitation", &[("token", &first)]).await.status,
@@ -199,7 +187,7 @@ async fn the_last_admin_stays_and_removal_ends_sessions(app: TestApp) {
     assert_eq!(ada.call("/_fn/members/remove", &[("user_id", &ada_id)]).await.status, StatusCode::CONFLICT);
 
     invite(&mut ada, "grace@example.com", &["member"]).await;
-    let token = emailed_token(&app, "grace@example.com").await;
+    let token = app.emailed_token("grace@example.com").await;
     let mut grace = app.client("198.51.100.20");
     grace
         .call("/_fn/invitation/sign_up", &[("token", &token), ("name", "Grace"), ("password", PASSWORD)])
@@ -231,7 +219,7 @@ async fn members_and_billing_users_cannot_administer(app: TestApp) {
     let ada_id = ada.overview().await.json()["user"]["id"].as_str().unwrap().to_string();
     for (email, role) in [("mia@example.com", "member"), ("bill@example.com", "billing")] {
         invite(&mut ada, email, &[role]).await;
-        let token = emailed_token(&app, email).await;
+        let token = app.emailed_token(email).await;
         let mut user = app.client("198.51.100.30");
         user.call("/_fn/invitation/sign_up", &[("token", &token), ("name", role), ("password", PASSWORD)])
             .await;

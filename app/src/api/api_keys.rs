@@ -1,0 +1,74 @@
+//! Server functions of a workspace's API keys (on the workspace's page).
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    ids::{ApiKeyId, WorkspaceId},
+    model::{ApiKeyView, CreatedApiKey},
+};
+
+#[server(prefix = "/_fn", endpoint = "api_keys")]
+pub async fn list_workspace_keys(workspace_id: WorkspaceId) -> Result<Vec<ApiKeyView>, AppError> {
+    use crate::server::{api_keys, orgs, request};
+    let (state, me, org) = request::org_member().await?;
+    let mut all = Vec::new();
+    loop {
+        let filter = api_keys::KeyFilter {
+            workspace_id: Some(workspace_id),
+            search: None,
+            offset: all.len() as i64,
+            limit: orgs::MAX_PAGE_SIZE,
+        };
+        let batch = api_keys::list(&state.db, &me, org.id, &filter).await?;
+        let last = (batch.len() as i64) < orgs::MAX_PAGE_SIZE;
+        all.extend(batch);
+        if last {
+            return Ok(all);
+        }
+    }
+}
+
+/// `allowed_models`: model ids separated by commas or spaces; empty allows what the workspace allows.
+#[server(prefix = "/_fn", endpoint = "api_keys/create")]
+pub async fn create_workspace_key(
+    workspace_id: WorkspaceId,
+    name: String,
+    expires_on: String,
+    allowed_models: String,
+) -> Result<CreatedApiKey, AppError> {
+    use crate::server::{api_keys, request};
+    let (state, me, org) = request::org_member().await?;
+    let models: Vec<String> = allowed_models
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect();
+    let input = api_keys::NewApiKey {
+        name,
+        expires_on,
+        allowed_models: (!models.is_empty()).then_some(models),
+        owner: None,
+    };
+    api_keys::create(&state.db, &me, &request::client(&state), org.id, workspace_id, input).await
+}
+
+#[server(prefix = "/_fn", endpoint = "api_keys/revoke")]
+pub async fn revoke_workspace_key(key_id: ApiKeyId) -> Result<(), AppError> {
+    use crate::server::{api_keys, request};
+    let (state, me, org) = request::org_member().await?;
+    api_keys::revoke(&state.db, &me, &request::client(&state), org.id, key_id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "api_keys/rotate")]
+pub async fn rotate_workspace_key(key_id: ApiKeyId, grace_hours: String) -> Result<CreatedApiKey, AppError> {
+    use crate::server::{api_keys, request};
+    let (state, me, org) = request::org_member().await?;
+    let grace = match grace_hours.trim() {
+        "" => api_keys::DEFAULT_GRACE_HOURS,
+        text => text
+            .parse()
+            .map_err(|_| AppError::invalid("grace_hours", "Enter the grace period in whole hours."))?,
+    };
+    api_keys::rotate(&state.db, &me, &request::client(&state), org.id, key_id, grace).await
+}

@@ -1,0 +1,104 @@
+//! Server functions of the Admin Panel's Groups pages.
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    ids::{GroupId, UserId, WorkspaceId},
+    model::{GroupDetail, GroupSummary},
+};
+
+#[server(prefix = "/_fn", endpoint = "groups")]
+pub async fn list_groups() -> Result<Vec<GroupSummary>, AppError> {
+    use crate::server::{groups, orgs, request};
+    let (state, me, org) = request::org_member().await?;
+    orgs::all_pages(|page, size| groups::groups_page(&state.db, &me, org.id, None, Some(page), Some(size)))
+        .await
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/create")]
+pub async fn create_group(name: String, description: String) -> Result<GroupId, AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    let fields = groups::GroupFields { name, description };
+    Ok(groups::create(&state.db, &me, &request::client(&state), org.id, fields).await?.id)
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/update")]
+pub async fn update_group(group_id: GroupId, name: String, description: String) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    let fields = groups::GroupFields { name, description };
+    groups::update(&state.db, &me, &request::client(&state), org.id, group_id, fields).await.map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/delete")]
+pub async fn delete_group(group_id: GroupId) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    groups::delete(&state.db, &me, &request::client(&state), org.id, group_id).await?;
+    leptos_axum::redirect("/admin/groups");
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/detail")]
+pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError> {
+    use crate::server::{groups, members, orgs, request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let group = groups::group(&state.db, &me, org.id, group_id).await?;
+    let in_group = groups::members(&state.db, &me, org.id, group_id).await?;
+    let granted = groups::grants_of_group(&state.db, &me, org.id, group_id).await?;
+    let candidates = members::list(&state.db, &me, org.id)
+        .await?
+        .members
+        .into_iter()
+        .filter(|m| !in_group.iter().any(|g| g.user_id == m.user_id))
+        .collect();
+    let open_workspaces = orgs::all_pages(|page, size| {
+        workspaces::workspaces_page(&state.db, &me, org.id, Some(page), Some(size))
+    })
+    .await?
+    .into_iter()
+    .filter(|w| !granted.iter().any(|g| g.workspace_id == w.id))
+    .collect();
+    Ok(GroupDetail { group, members: in_group, workspaces: granted, candidates, open_workspaces })
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/add_member")]
+pub async fn add_group_member(group_id: GroupId, user_id: UserId) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    groups::add_members(&state.db, &me, &request::client(&state), org.id, group_id, &[user_id])
+        .await
+        .map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/remove_member")]
+pub async fn remove_group_member(group_id: GroupId, user_id: UserId) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    groups::remove_members(&state.db, &me, &request::client(&state), org.id, group_id, &[user_id])
+        .await
+        .map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/grant_workspace")]
+pub async fn grant_group_workspace(
+    group_id: GroupId,
+    workspace_id: WorkspaceId,
+    role: String,
+) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    let role = crate::model::WorkspaceRole::parse(&role)
+        .ok_or_else(|| AppError::invalid("role", "Choose Admin or Member."))?;
+    let client = request::client(&state);
+    groups::grant_workspace(&state.db, &me, &client, org.id, group_id, workspace_id, role).await.map(|_| ())
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/revoke_workspace")]
+pub async fn revoke_group_workspace(group_id: GroupId, workspace_id: WorkspaceId) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    groups::revoke_workspace(&state.db, &me, &request::client(&state), org.id, group_id, workspace_id).await
+}

@@ -1,0 +1,104 @@
+//! A workspace's API keys, on the workspace's page: create (shown once),
+//! list masked, rotate with a grace period, revoke.
+
+use leptos::prelude::*;
+
+use super::{FormError, NewKey};
+use crate::{
+    api::api_keys::{self, CreateWorkspaceKey, RevokeWorkspaceKey, RotateWorkspaceKey},
+    ids::WorkspaceId,
+    model::ApiKeyStatus,
+    time::Timestamp,
+};
+
+fn when(at: Option<Timestamp>, none: &'static str) -> String {
+    at.map(Timestamp::display).unwrap_or_else(|| none.to_string())
+}
+
+#[component]
+pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
+    let create = ServerAction::<CreateWorkspaceKey>::new();
+    let rotate = ServerAction::<RotateWorkspaceKey>::new();
+    let revoke = ServerAction::<RevokeWorkspaceKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), rotate.version().get(), revoke.version().get()),
+        move |_| api_keys::list_workspace_keys(workspace_id),
+    );
+    // The newest key made here, by creation or rotation: shown once.
+    let shown = move || {
+        let created = create.value().get().and_then(Result::ok);
+        let rotated = rotate.value().get().and_then(Result::ok);
+        match (created, rotated) {
+            (Some(c), Some(r)) => Some(if c.view.created_at >= r.view.created_at { c } else { r }),
+            (c, r) => c.or(r),
+        }
+    };
+    view! {
+        <h2>"API keys"</h2>
+        <ActionForm action=create attr:class="inline-form">
+            <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+            <label>"Key name" <input type="text" name="name" required placeholder="prod-backend"/></label>
+            <label>"Expires on" <input type="date" name="expires_on"/></label>
+            <label>"Key models" <input type="text" name="allowed_models" placeholder="The workspace's"/></label>
+            <button type="submit">"Create key"</button>
+        </ActionForm>
+        <FormError value=create.value()/>
+        <FormError value=rotate.value()/>
+        <FormError value=revoke.value()/>
+        {move || shown().map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                keys.await.map(|keys| {
+                    if keys.is_empty() {
+                        return view! { <p class="muted">"No keys yet."</p> }.into_any();
+                    }
+                    view! {
+                        <table class="table">
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Models"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {keys.into_iter().map(|k| {
+                                    let status = match k.status {
+                                        ApiKeyStatus::Active if k.unused => "Unused for 30 days".to_string(),
+                                        ApiKeyStatus::Active => "Active".into(),
+                                        ApiKeyStatus::Rotating => format!("Rotated: works until {}", when(k.expires_at, "")),
+                                        ApiKeyStatus::Expired => "Expired".into(),
+                                        ApiKeyStatus::Revoked => format!("Revoked {}", when(k.revoked_at, "")),
+                                    };
+                                    let working = matches!(k.status, ApiKeyStatus::Active | ApiKeyStatus::Rotating);
+                                    view! {
+                                        <tr data-testid="api-key-row">
+                                            <td>{k.name.clone()}</td>
+                                            <td><code>{k.masked_key.clone()}</code></td>
+                                            <td>{k.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_else(|| "Workspace's".into())}</td>
+                                            <td>{k.created_at.display()}</td>
+                                            <td>{when(k.last_used_at, "Never")}</td>
+                                            <td>{when(k.expires_at, "Never")}</td>
+                                            <td class:warning=k.unused>{status}</td>
+                                            <td>
+                                                {(k.status == ApiKeyStatus::Active).then(|| view! {
+                                                    <ActionForm action=rotate attr:class="inline-form">
+                                                        <input type="hidden" name="key_id" value=k.id.to_string()/>
+                                                        <input type="number" name="grace_hours" min="0" max="720" value="24" size="4"
+                                                            aria-label=format!("Grace hours for {}", k.name)/>
+                                                        <button type="submit" class="link">"Rotate"</button>
+                                                    </ActionForm>
+                                                })}
+                                                {working.then(|| view! {
+                                                    <ActionForm action=revoke>
+                                                        <input type="hidden" name="key_id" value=k.id.to_string()/>
+                                                        <button type="submit" class="link danger">"Revoke"</button>
+                                                    </ActionForm>
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        <p class="hint">"Rotating makes a new key; the old one keeps working for the grace period (hours), then expires."</p>
+                    }.into_any()
+                })
+            })}
+        </Transition>
+    }
+}

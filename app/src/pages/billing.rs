@@ -1,0 +1,190 @@
+//! The Admin Panel's Billing section (Admins and Billing users) and a
+//! workspace's limits panel (on the workspace's page).
+
+use leptos::prelude::*;
+
+use super::FormError;
+use crate::{
+    api::billing::{
+        self, AddCard, AddMarketplace, RemovePaymentMethod, SetOrgLimit, SetRateLimits, SetWorkspaceBudget,
+    },
+    ids::WorkspaceId,
+    model::ModelKind,
+    money::format_usd,
+};
+
+/// A limit as the amount field shows it: empty for none, plain dollars otherwise.
+fn amount_value(limit: Option<i64>) -> String {
+    limit.map(|m| format_usd(m).trim_start_matches('$').replace(',', "")).unwrap_or_default()
+}
+
+/// "$12.00 of $50.00 (24%)", or the spend alone without a limit.
+pub(super) fn spend_against(spend: i64, limit: Option<i64>) -> String {
+    match limit {
+        Some(limit) if limit > 0 => {
+            format!("{} of {} ({}%)", format_usd(spend), format_usd(limit), spend.saturating_mul(100) / limit)
+        }
+        Some(_) => format!("{} of {}", format_usd(spend), format_usd(0)),
+        None => format!("{} (no limit)", format_usd(spend)),
+    }
+}
+
+#[component]
+pub fn BillingSection() -> impl IntoView {
+    let add_card = ServerAction::<AddCard>::new();
+    let add_marketplace = ServerAction::<AddMarketplace>::new();
+    let remove = ServerAction::<RemovePaymentMethod>::new();
+    let set_limit = ServerAction::<SetOrgLimit>::new();
+    let set_budget = ServerAction::<SetWorkspaceBudget>::new();
+    let view_data = Resource::new(
+        move || {
+            [
+                add_card.version(),
+                add_marketplace.version(),
+                remove.version(),
+                set_limit.version(),
+                set_budget.version(),
+            ]
+            .map(|v| v.get())
+        },
+        |_| billing::get_billing(),
+    );
+    view! {
+        <FormError value=add_card.value()/>
+        <FormError value=add_marketplace.value()/>
+        <FormError value=remove.value()/>
+        <FormError value=set_limit.value()/>
+        <FormError value=set_budget.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                view_data.await.map(|b| view! {
+                    <h2>"Payment method"</h2>
+                    {match &b.payment_method {
+                        Some(method) => view! {
+                            <p class="notice" data-testid="billing-status">{format!("Billing is active: {}.", method.describe())}</p>
+                            <ActionForm action=remove>
+                                <button type="submit" class="link danger">"Remove payment method"</button>
+                            </ActionForm>
+                        }.into_any(),
+                        None => view! {
+                            <p class="form-error" data-testid="billing-status">
+                                "Billing is inactive: the gateway refuses this organization's API keys until a payment method is added."
+                            </p>
+                        }.into_any(),
+                    }}
+                    <ActionForm action=add_card attr:class="inline-form">
+                        <label>"Card number" <input type="text" name="card_number" inputmode="numeric" autocomplete="cc-number" required placeholder="4242 4242 4242 4242"/></label>
+                        <label>"Expiry" <input type="text" name="card_expiry" autocomplete="cc-exp" required placeholder="MM/YY" size="6"/></label>
+                        <button type="submit">"Save card"</button>
+                    </ActionForm>
+                    <p class="hint">"Only the card's brand, last 4 digits and expiry are kept."</p>
+                    <ActionForm action=add_marketplace attr:class="inline-form">
+                        <label>"Cloud marketplace"
+                            <select name="marketplace">
+                                <option value="aws">"AWS Marketplace"</option>
+                                <option value="azure">"Azure Marketplace"</option>
+                            </select>
+                        </label>
+                        <label>"Account id" <input type="text" name="account_id" required placeholder="123456789012"/></label>
+                        <button type="submit">"Connect account"</button>
+                    </ActionForm>
+
+                    <h2>"Monthly spending limit"</h2>
+                    <p data-testid="org-spend">{format!("This month: {}", spend_against(b.month_spend_micros, b.monthly_limit_micros))}</p>
+                    <ActionForm action=set_limit attr:class="inline-form">
+                        <label>"Organization limit (USD)" <input type="text" name="amount" inputmode="decimal" value=amount_value(b.monthly_limit_micros) placeholder="No limit"/></label>
+                        <button type="submit">"Save limit"</button>
+                    </ActionForm>
+                    <p class="hint">"Leave empty for no limit. Requests beyond a limit are refused with 429 until the next calendar month (UTC)."</p>
+
+                    <h2>"Workspace budgets"</h2>
+                    <table class="table">
+                        <thead><tr><th>"Workspace"</th><th>"Spent this month"</th><th>"Budget (USD)"</th></tr></thead>
+                        <tbody>
+                            {b.workspaces.into_iter().map(|w| view! {
+                                <tr data-testid="workspace-budget-row">
+                                    <td>{w.workspace_name.clone()}</td>
+                                    <td>{spend_against(w.month_spend_micros, w.monthly_budget_micros)}</td>
+                                    <td>
+                                        <ActionForm action=set_budget attr:class="inline-form">
+                                            <input type="hidden" name="workspace_id" value=w.workspace_id.to_string()/>
+                                            <input type="text" name="amount" inputmode="decimal" size="8"
+                                                aria-label=format!("Budget of {}", w.workspace_name)
+                                                value=amount_value(w.monthly_budget_micros) placeholder="No limit"/>
+                                            <button type="submit">"Set"</button>
+                                        </ActionForm>
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
+    }
+}
+
+/// A workspace's rate limit, model allow-list and budget, on its page.
+#[component]
+pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
+    let set = ServerAction::<SetRateLimits>::new();
+    let set_budget = ServerAction::<SetWorkspaceBudget>::new();
+    let limits = Resource::new(
+        move || (set.version().get(), set_budget.version().get()),
+        move |_| billing::get_workspace_limits(workspace_id),
+    );
+    view! {
+        <h2>"Limits"</h2>
+        <FormError value=set.value()/>
+        <FormError value=set_budget.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                limits.await.map(|(l, catalogue)| {
+                    let models = l.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_default();
+                    let names = catalogue
+                        .iter()
+                        .map(|m| format!("{}{}", m.id, if m.kind == ModelKind::Embedding { " (embeddings)" } else { "" }))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    view! {
+                        <p data-testid="workspace-limits">
+                            {format!(
+                                "Requests per minute: {}. Models: {}. Budget: {}.",
+                                l.requests_per_minute.map(|r| r.to_string()).unwrap_or_else(|| "no limit".into()),
+                                l.allowed_models.as_ref().map(|m| m.join(", ")).unwrap_or_else(|| "all".into()),
+                                spend_against(l.month_spend_micros, l.monthly_budget_micros),
+                            )}
+                        </p>
+                        <ActionForm action=set attr:class="inline-form">
+                            <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                            <label>"Requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8"
+                                value=l.requests_per_minute.map(|r| r.to_string()).unwrap_or_default() placeholder="No limit"/></label>
+                            <label>"Allowed models" <input type="text" name="allowed_models" value=models placeholder="All models"/></label>
+                            <button type="submit">"Save limits"</button>
+                        </ActionForm>
+                        <p class="hint">{format!("Models, separated by commas; empty allows all: {names}.")}</p>
+                        <ActionForm action=set_budget attr:class="inline-form">
+                            <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                            <label>"Monthly budget (USD)" <input type="text" name="amount" inputmode="decimal" size="8"
+                                value=amount_value(l.monthly_budget_micros) placeholder="No limit"/></label>
+                            <button type="submit">"Save budget"</button>
+                        </ActionForm>
+                    }
+                })
+            })}
+        </Transition>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::MICROS_PER_USD;
+
+    #[test]
+    fn limits_read_as_people_write_them() {
+        assert_eq!(amount_value(Some(1_234 * MICROS_PER_USD + 500_000)), "1234.50");
+        assert_eq!(amount_value(None), "");
+        assert_eq!(spend_against(12 * MICROS_PER_USD, Some(50 * MICROS_PER_USD)), "$12.00 of $50.00 (24%)");
+    }
+}

@@ -1,0 +1,195 @@
+//! The Admin Panel's Groups pages: the list, and one group with its members
+//! and the workspaces it grants.
+
+use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_params_map};
+
+use super::FormError;
+use crate::{
+    api::groups::{
+        self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, RemoveGroupMember,
+        RevokeGroupWorkspace, UpdateGroup,
+    },
+    error::AppError,
+    ids::GroupId,
+    model::WorkspaceRole,
+};
+
+#[component]
+pub fn GroupsSection() -> impl IntoView {
+    let create = ServerAction::<CreateGroup>::new();
+    let list = Resource::new(move || create.version().get(), |_| groups::list_groups());
+    view! {
+        <p class="hint">"Everyone in a group reaches the workspaces the group is granted, with the group's role there, on top of their own grants."</p>
+        <ActionForm action=create attr:class="inline-form">
+            <label>"New group" <input type="text" name="name" required placeholder="Name"/></label>
+            <label>"Description" <input type="text" name="description" placeholder="Who is in it"/></label>
+            <button type="submit">"Create group"</button>
+        </ActionForm>
+        <FormError value=create.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                list.await.map(|list| {
+                    if list.is_empty() {
+                        return view! { <p class="muted">"No groups yet."</p> }.into_any();
+                    }
+                    view! {
+                        <table class="table">
+                            <thead><tr><th>"Name"</th><th>"Description"</th><th>"Members"</th><th>"Workspaces"</th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|g| view! {
+                                    <tr data-testid="group-row">
+                                        <td><A href=format!("/admin/groups/{}", g.id)>{g.name}</A></td>
+                                        <td>{g.description}</td>
+                                        <td>{g.member_count}</td>
+                                        <td>{g.workspace_count}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                })
+            })}
+        </Transition>
+    }
+}
+
+/// One group: rename it, change its members and grants, delete it.
+#[component]
+pub fn GroupDetailSection() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<GroupId>().ok()));
+    let update = ServerAction::<UpdateGroup>::new();
+    let add = ServerAction::<AddGroupMember>::new();
+    let remove = ServerAction::<RemoveGroupMember>::new();
+    let grant = ServerAction::<GrantGroupWorkspace>::new();
+    let revoke = ServerAction::<RevokeGroupWorkspace>::new();
+    let delete = ServerAction::<DeleteGroup>::new();
+    let detail = Resource::new(
+        move || {
+            let versions =
+                [update.version(), add.version(), remove.version(), grant.version(), revoke.version()];
+            (id(), versions.map(|v| v.get()))
+        },
+        |(id, _)| async move {
+            match id {
+                Some(id) => groups::get_group_detail(id).await,
+                None => Err(AppError::NotFound),
+            }
+        },
+    );
+    view! {
+        <FormError value=update.value()/>
+        <FormError value=add.value()/>
+        <FormError value=remove.value()/>
+        <FormError value=grant.value()/>
+        <FormError value=revoke.value()/>
+        <FormError value=delete.value()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                detail.await.map(|d| {
+                    let group_id = d.group.id;
+                    // Copy, so every form of the page can name the group.
+                    let hidden = move || view! { <input type="hidden" name="group_id" value=group_id.to_string()/> };
+                    view! {
+                        <p><A href="/admin/groups">"← All groups"</A></p>
+                        <h2 data-testid="group-name">{d.group.name.clone()}</h2>
+                        <ActionForm action=update attr:class="inline-form">
+                            {hidden()}
+                            <label>"Name" <input type="text" name="name" required value=d.group.name.clone()/></label>
+                            <label>"Description" <input type="text" name="description" value=d.group.description.clone()/></label>
+                            <button type="submit">"Save"</button>
+                        </ActionForm>
+
+                        <h2>"Members"</h2>
+                        <table class="table">
+                            <thead><tr><th>"Name"</th><th>"Email"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {d.members.into_iter().map(|m| view! {
+                                    <tr data-testid="group-member-row">
+                                        <td>{m.name}</td>
+                                        <td>{m.email}</td>
+                                        <td>
+                                            <ActionForm action=remove>
+                                                {hidden()}
+                                                <input type="hidden" name="user_id" value=m.user_id.to_string()/>
+                                                <button type="submit" class="link danger">"Remove"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {(!d.candidates.is_empty()).then(|| view! {
+                            <ActionForm action=add attr:class="inline-form">
+                                {hidden()}
+                                <label>"Add a member"
+                                    <select name="user_id">
+                                        {d.candidates.into_iter().map(|m| view! {
+                                            <option value=m.user_id.to_string()>{format!("{} <{}>", m.name, m.email)}</option>
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                                <button type="submit">"Add to group"</button>
+                            </ActionForm>
+                        })}
+
+                        <h2>"Workspaces"</h2>
+                        <table class="table">
+                            <thead><tr><th>"Workspace"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {d.workspaces.into_iter().map(|g| {
+                                    let other = if g.role == WorkspaceRole::Admin { WorkspaceRole::Member } else { WorkspaceRole::Admin };
+                                    let workspace_id = g.workspace_id;
+                                    view! {
+                                        <tr data-testid="group-workspace-row">
+                                            <td>{g.workspace_name}</td>
+                                            <td>{g.role.label()}</td>
+                                            <td>
+                                                <ActionForm action=grant>
+                                                    {hidden()}
+                                                    <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                                                    <input type="hidden" name="role" value=other.as_str()/>
+                                                    <button type="submit" class="link">{format!("Make {}", other.label())}</button>
+                                                </ActionForm>
+                                                <ActionForm action=revoke>
+                                                    {hidden()}
+                                                    <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                                                    <button type="submit" class="link danger">"Remove access"</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {(!d.open_workspaces.is_empty()).then(|| view! {
+                            <ActionForm action=grant attr:class="inline-form">
+                                {hidden()}
+                                <label>"Grant a workspace"
+                                    <select name="workspace_id">
+                                        {d.open_workspaces.into_iter().map(|w| view! {
+                                            <option value=w.id.to_string()>{w.name}</option>
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>"Role"
+                                    <select name="role">
+                                        <option value="member">"Member"</option>
+                                        <option value="admin">"Admin"</option>
+                                    </select>
+                                </label>
+                                <button type="submit">"Grant access"</button>
+                            </ActionForm>
+                        })}
+
+                        <ActionForm action=delete>
+                            {hidden()}
+                            <button type="submit" class="danger-button">"Delete group"</button>
+                        </ActionForm>
+                    }
+                })
+            })}
+        </Transition>
+    }
+}

@@ -1,0 +1,350 @@
+//! Workspace API keys: what callers of the gateway present. Created, listed,
+//! revoked and rotated by the organization's Admins (and its Admin API keys).
+//! A rotation makes a new key and lets the old one work for a grace period.
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::{
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    billing::split_models,
+    db::Db,
+    models, orgs, secret_key, workspaces,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{ApiKeyId, OrgId, UserId, WorkspaceId},
+    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey},
+    time::Timestamp,
+    validate,
+};
+
+pub const PREFIX: &str = "chy_ws";
+/// A key unused for this long is flagged in lists.
+pub const UNUSED_AFTER_MS: i64 = 30 * 24 * 3_600_000;
+pub const DEFAULT_GRACE_HOURS: i64 = 24;
+pub const MAX_GRACE_HOURS: i64 = 30 * 24;
+
+#[derive(FromRow)]
+struct KeyRow {
+    id: ApiKeyId,
+    workspace_id: WorkspaceId,
+    workspace_name: String,
+    name: String,
+    public_id: String,
+    secret_last4: String,
+    allowed_models: Option<String>,
+    owner_email: Option<String>,
+    created_by_label: String,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+    rotated_to: Option<ApiKeyId>,
+}
+
+/// Where a key stands at `now`.
+pub fn status(
+    now: Timestamp,
+    expires_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+    rotated: bool,
+) -> ApiKeyStatus {
+    if revoked_at.is_some() {
+        ApiKeyStatus::Revoked
+    } else if expires_at.is_some_and(|at| at <= now) {
+        ApiKeyStatus::Expired
+    } else if rotated {
+        ApiKeyStatus::Rotating
+    } else {
+        ApiKeyStatus::Active
+    }
+}
+
+/// Flagged when a working key has not been used for 30 days (counted from its
+/// creation if it never was).
+pub fn unused(
+    now: Timestamp,
+    status: ApiKeyStatus,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+) -> bool {
+    status == ApiKeyStatus::Active && now.0 - last_used_at.unwrap_or(created_at).0 >= UNUSED_AFTER_MS
+}
+
+impl KeyRow {
+    fn view(self, now: Timestamp) -> ApiKeyView {
+        let status = status(now, self.expires_at, self.revoked_at, self.rotated_to.is_some());
+        ApiKeyView {
+            unused: unused(now, status, self.created_at, self.last_used_at),
+            status,
+            masked_key: secret_key::masked(PREFIX, &self.public_id, &self.secret_last4),
+            id: self.id,
+            workspace_id: self.workspace_id,
+            workspace_name: self.workspace_name,
+            name: self.name,
+            allowed_models: self.allowed_models.map(|m| split_models(&m)),
+            owner_email: self.owner_email,
+            created_by: self.created_by_label,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            rotated_to: self.rotated_to,
+        }
+    }
+}
+
+const SELECT_KEYS: &str =
+    "SELECT k.id, k.workspace_id, w.name AS workspace_name, k.name, k.public_id, k.secret_last4,
+        k.allowed_models, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
+        k.expires_at, k.revoked_at, k.rotated_to
+    FROM workspace_api_keys k
+    JOIN workspaces w ON w.id = k.workspace_id
+    LEFT JOIN users u ON u.id = k.owner_user_id";
+
+/// What a new key is made of.
+#[derive(Clone, Debug, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    /// `YYYY-MM-DD` or empty for a key that never expires.
+    pub expires_on: String,
+    /// `None`: the models the workspace allows.
+    pub allowed_models: Option<Vec<String>>,
+    /// The person the key is for; an organization member.
+    pub owner: Option<UserId>,
+}
+
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    input: NewApiKey,
+) -> AppResult<CreatedApiKey> {
+    let name = validate::label("name", "Key name", &input.name)?;
+    let expires_at = validate::expiry_date(&input.expires_on, chrono::Utc::now().date_naive())?;
+    let allowed = match &input.allowed_models {
+        Some(ids) => Some(models::require_known(db, ids).await?).filter(|ids| !ids.is_empty()),
+        None => None,
+    };
+    let owner = input.owner.or(actor.user_id());
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    workspaces::require_active(&mut tx, org_id, workspace_id).await?;
+    if let Some(owner) = owner {
+        workspaces::require_org_member(&mut tx, org_id, owner, "user_id").await?;
+    }
+    let minted =
+        insert(&mut tx, actor, org_id, workspace_id, &name, allowed.as_deref(), owner, expires_at).await?;
+    let event = AuditEvent::new("api_key.create", "api_key", minted.0).in_org(org_id).with_details(
+        serde_json::json!({
+            "name": name,
+            "workspace_id": workspace_id,
+            "allowed_models": allowed,
+            "expires_at": expires_at.map(Timestamp::rfc3339),
+        }),
+    );
+    audit::record(&mut tx, actor, client, event).await?;
+    let view = find(&mut tx, org_id, minted.0).await?;
+    tx.commit().await?;
+    Ok(CreatedApiKey { view, key: minted.1 })
+}
+
+/// Inserts a fresh key; returns its id and the full key (shown once).
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    name: &str,
+    allowed_models: Option<&[String]>,
+    owner: Option<UserId>,
+    expires_at: Option<Timestamp>,
+) -> AppResult<(ApiKeyId, String)> {
+    let id = ApiKeyId::new();
+    let minted = secret_key::generate(PREFIX);
+    sqlx::query(
+        "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256, secret_last4,
+             allowed_models, owner_user_id, created_by_label, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(workspace_id)
+    .bind(name)
+    .bind(&minted.public_id)
+    .bind(&minted.secret_sha256)
+    .bind(&minted.secret_last4)
+    .bind(allowed_models.map(|m| m.join(",")))
+    .bind(owner)
+    .bind(actor.label())
+    .bind(Timestamp::now())
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok((id, minted.full))
+}
+
+async fn find(conn: &mut AnyConnection, org_id: OrgId, id: ApiKeyId) -> AppResult<ApiKeyView> {
+    let row: Option<KeyRow> = sqlx::query_as(&format!("{SELECT_KEYS} WHERE k.id = $1 AND k.org_id = $2"))
+        .bind(id)
+        .bind(org_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| r.view(Timestamp::now())).ok_or(AppError::NotFound)
+}
+
+/// Which keys to list: one workspace's or all, and a search on the name or the
+/// key's last 4 characters.
+#[derive(Clone, Debug, Default)]
+pub struct KeyFilter {
+    pub workspace_id: Option<WorkspaceId>,
+    pub search: Option<String>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// The organization's keys, newest first.
+pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> AppResult<Vec<ApiKeyView>> {
+    if !(1..=orgs::MAX_PAGE_SIZE).contains(&filter.limit) || filter.offset < 0 {
+        return Err(AppError::invalid(
+            "limit",
+            format!("limit is 1 to {}, offset 0 or more.", orgs::MAX_PAGE_SIZE),
+        ));
+    }
+    if let Some(workspace_id) = filter.workspace_id {
+        // Another organization's workspace is not found, rather than empty.
+        workspaces::workspace(db, actor, org_id, workspace_id).await?;
+    }
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_admin(&mut conn, actor, org_id).await?;
+    let search = filter.search.as_deref().unwrap_or_default().trim().to_lowercase();
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "{SELECT_KEYS} WHERE k.org_id = $1 AND ($2 = '' OR k.workspace_id = $2)
+           AND ($3 = '' OR LOWER(k.name) LIKE $4 OR LOWER(k.secret_last4) = $3)
+         ORDER BY k.created_at DESC, k.id LIMIT $5 OFFSET $6"
+    ))
+    .bind(org_id)
+    .bind(filter.workspace_id.map(|w| w.to_string()).unwrap_or_default())
+    .bind(&search)
+    .bind(format!("%{search}%"))
+    .bind(filter.limit)
+    .bind(filter.offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = Timestamp::now();
+    Ok(rows.into_iter().map(|r| r.view(now)).collect())
+}
+
+/// Revokes a key at once (the gateway refuses it within a second).
+pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let key = find(&mut tx, org_id, id).await?;
+    if key.status == ApiKeyStatus::Revoked {
+        return Ok(());
+    }
+    sqlx::query("UPDATE workspace_api_keys SET revoked_at = $1 WHERE id = $2 AND org_id = $3")
+        .bind(Timestamp::now())
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let event = AuditEvent::new("api_key.delete", "api_key", id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "name": key.name, "workspace_id": key.workspace_id }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces a working key with a new one (same workspace, name, models, expiry
+/// and owner). The old key keeps working for `grace_hours` (0 to 720), then expires.
+pub async fn rotate(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: ApiKeyId,
+    grace_hours: i64,
+) -> AppResult<CreatedApiKey> {
+    if !(0..=MAX_GRACE_HOURS).contains(&grace_hours) {
+        return Err(AppError::invalid(
+            "grace_hours",
+            format!("The grace period is 0 to {MAX_GRACE_HOURS} hours."),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let old = find(&mut tx, org_id, id).await?;
+    if old.status != ApiKeyStatus::Active {
+        return Err(AppError::conflict(
+            "key",
+            format!("Only an active key can be rotated; this one is {}.", old.status.as_str()),
+        ));
+    }
+    let (owner,): (Option<UserId>,) =
+        sqlx::query_as("SELECT owner_user_id FROM workspace_api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let (new_id, full) = insert(
+        &mut tx,
+        actor,
+        org_id,
+        old.workspace_id,
+        &old.name,
+        old.allowed_models.as_deref(),
+        owner,
+        old.expires_at,
+    )
+    .await?;
+    let grace_end = Timestamp(Timestamp::now().0 + grace_hours * 3_600_000);
+    let old_expiry = old.expires_at.map_or(grace_end, |at| at.min(grace_end));
+    sqlx::query("UPDATE workspace_api_keys SET rotated_to = $1, expires_at = $2 WHERE id = $3")
+        .bind(new_id)
+        .bind(old_expiry)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let event =
+        AuditEvent::new("api_key.rotate", "api_key", id).in_org(org_id).with_details(serde_json::json!({
+            "name": old.name,
+            "new_key_id": new_id,
+            "old_key_works_until": old_expiry.rfc3339(),
+        }));
+    audit::record(&mut tx, actor, client, event).await?;
+    let view = find(&mut tx, org_id, new_id).await?;
+    tx.commit().await?;
+    Ok(CreatedApiKey { view, key: full })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 24 * 3_600_000;
+
+    #[test]
+    fn a_key_is_revoked_expired_rotating_or_active() {
+        let now = Timestamp(100 * DAY);
+        assert_eq!(status(now, None, None, false), ApiKeyStatus::Active);
+        assert_eq!(status(now, Some(Timestamp(now.0 + 1)), None, true), ApiKeyStatus::Rotating);
+        assert_eq!(status(now, Some(now), None, true), ApiKeyStatus::Expired, "the grace period ended");
+        assert_eq!(status(now, None, Some(now), false), ApiKeyStatus::Revoked);
+    }
+
+    #[test]
+    fn keys_unused_for_thirty_days_are_flagged() {
+        let now = Timestamp(100 * DAY);
+        let created = Timestamp(10 * DAY);
+        assert!(unused(now, ApiKeyStatus::Active, created, None), "never used in 90 days");
+        assert!(unused(now, ApiKeyStatus::Active, created, Some(Timestamp(70 * DAY))));
+        assert!(!unused(now, ApiKeyStatus::Active, created, Some(Timestamp(71 * DAY))));
+        assert!(!unused(now, ApiKeyStatus::Revoked, created, None), "only working keys are flagged");
+        assert!(!unused(now, ApiKeyStatus::Active, Timestamp(80 * DAY), None), "new");
+    }
+}

@@ -1,0 +1,371 @@
+//! Billing of an organization: its payment method, its monthly spending limit,
+//! and each workspace's budget and limits (requests per minute, allowed models).
+//!
+//! Billing managers (Admins and Billing users, and the organization's Admin API
+//! keys) manage payment and spending; rate limits and model allow-lists are
+//! the Admins'. A workspace's budget is never above the organization's limit.
+
+use chrono::{Datelike, TimeZone, Utc};
+use sqlx::AnyConnection;
+
+use super::{
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    db::Db,
+    models, orgs, workspaces,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{OrgId, WorkspaceId},
+    model::{BillingView, WorkspaceLimits},
+    money::format_usd,
+    payment::{Marketplace, PaymentMethod},
+    time::Timestamp,
+};
+
+/// The first millisecond of the calendar month (UTC) holding `at`: budgets run by calendar month.
+pub fn month_start(at: Timestamp) -> Timestamp {
+    let now = at.to_datetime();
+    let first = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
+    Timestamp(first.timestamp_millis())
+}
+
+pub async fn view(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<BillingView> {
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_billing_manager(&mut conn, actor, org_id).await?;
+    let payment_method = payment_method(&mut conn, org_id).await?;
+    let (monthly_limit_micros,): (Option<i64>,) =
+        sqlx::query_as("SELECT monthly_limit_micros FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let since = month_start(Timestamp::now());
+    let (month_spend_micros,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_hourly WHERE org_id = $1 AND hour_start >= $2",
+    )
+    .bind(org_id)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    let workspaces = workspace_limits(&mut conn, org_id, None).await?;
+    Ok(BillingView {
+        active: payment_method.is_some(),
+        payment_method: payment_method.map(|(method, _)| method),
+        monthly_limit_micros,
+        month_spend_micros,
+        workspaces,
+    })
+}
+
+type BillingRow =
+    (String, Option<String>, Option<String>, Option<i64>, Option<i64>, Option<String>, Timestamp);
+
+async fn payment_method(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+) -> AppResult<Option<(PaymentMethod, Timestamp)>> {
+    let row: Option<BillingRow> = sqlx::query_as(
+        "SELECT method, card_brand, card_last4, card_exp_month, card_exp_year, marketplace_account, activated_at
+         FROM org_billing WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.and_then(|(method, brand, last4, month, year, account, at)| {
+        let kept = match Marketplace::parse(&method) {
+            Some(marketplace) => PaymentMethod::Marketplace { marketplace, account_id: account? },
+            None => PaymentMethod::Card {
+                brand: brand?,
+                last4: last4?,
+                exp_month: u32::try_from(month?).ok()?,
+                exp_year: i32::try_from(year?).ok()?,
+            },
+        };
+        Some((kept, at))
+    }))
+}
+
+/// Activates billing with `method` (checked by `payment::card` or
+/// `payment::marketplace`), replacing any earlier one.
+pub async fn activate(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    method: PaymentMethod,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    let before = payment_method(&mut tx, org_id).await?.map(|(m, _)| m.describe());
+    let (kind, brand, last4, month, year, account) = match &method {
+        PaymentMethod::Card { brand, last4, exp_month, exp_year } => (
+            "card",
+            Some(brand.clone()),
+            Some(last4.clone()),
+            Some(i64::from(*exp_month)),
+            Some(i64::from(*exp_year)),
+            None,
+        ),
+        PaymentMethod::Marketplace { marketplace, account_id } => {
+            (marketplace.as_str(), None, None, None, None, Some(account_id.clone()))
+        }
+    };
+    sqlx::query("DELETE FROM org_billing WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO org_billing (org_id, method, card_brand, card_last4, card_exp_month, card_exp_year,
+                                  marketplace_account, activated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(org_id)
+    .bind(kind)
+    .bind(brand)
+    .bind(last4)
+    .bind(month)
+    .bind(year)
+    .bind(account)
+    .bind(Timestamp::now())
+    .execute(&mut *tx)
+    .await?;
+    let event = AuditEvent::new("billing.payment_method.update", "payment_method", org_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": before, "after": method.describe() }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes the payment method: billing becomes inactive and the gateway refuses the keys.
+pub async fn deactivate(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    let Some((before, _)) = payment_method(&mut tx, org_id).await? else {
+        return Err(AppError::conflict("payment_method", "Billing is not active."));
+    };
+    sqlx::query("DELETE FROM org_billing WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
+    let event = AuditEvent::new("billing.payment_method.delete", "payment_method", org_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": before.describe() }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn shown(limit: Option<i64>) -> String {
+    limit.map(format_usd).unwrap_or_else(|| "no limit".into())
+}
+
+/// Sets (or with `None`, removes) the organization's monthly spending limit.
+/// It cannot go below a workspace's budget.
+pub async fn set_org_limit(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    limit: Option<i64>,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    if let Some(limit) = limit {
+        let above: Option<(String, i64)> = sqlx::query_as(
+            "SELECT w.name, l.monthly_budget_micros FROM workspace_limits l JOIN workspaces w ON w.id = l.workspace_id
+             WHERE w.org_id = $1 AND w.archived_at IS NULL AND l.monthly_budget_micros > $2
+             ORDER BY l.monthly_budget_micros DESC LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(limit)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((name, budget)) = above {
+            return Err(AppError::invalid(
+                "amount",
+                format!(
+                    "Workspace {name} has a budget of {}; lower it first, or keep the organization's limit at least that.",
+                    format_usd(budget)
+                ),
+            ));
+        }
+    }
+    let (before,): (Option<i64>,) =
+        sqlx::query_as("SELECT monthly_limit_micros FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("UPDATE organizations SET monthly_limit_micros = $1 WHERE id = $2")
+        .bind(limit)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let event = AuditEvent::new("billing.monthly_limit.update", "monthly_limit", org_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": shown(before), "after": shown(limit) }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets (or with `None`, removes) a workspace's monthly budget, at most the organization's limit.
+pub async fn set_workspace_budget(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    budget: Option<i64>,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    workspaces::require_active(&mut tx, org_id, workspace_id).await?;
+    let (org_limit,): (Option<i64>,) =
+        sqlx::query_as("SELECT monthly_limit_micros FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if let (Some(budget), Some(org_limit)) = (budget, org_limit) {
+        if budget > org_limit {
+            return Err(AppError::invalid(
+                "amount",
+                format!(
+                    "A workspace's budget cannot exceed the organization's monthly limit of {}.",
+                    format_usd(org_limit)
+                ),
+            ));
+        }
+    }
+    let before = current_limits(&mut tx, workspace_id).await?;
+    sqlx::query(
+        "INSERT INTO workspace_limits (workspace_id, monthly_budget_micros) VALUES ($1, $2)
+         ON CONFLICT (workspace_id) DO UPDATE SET monthly_budget_micros = excluded.monthly_budget_micros",
+    )
+    .bind(workspace_id)
+    .bind(budget)
+    .execute(&mut *tx)
+    .await?;
+    let event = AuditEvent::new("workspace.monthly_limit.update", "workspace", workspace_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": shown(before.2), "after": shown(budget) }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A workspace's requests per minute (`None`: no limit) and allowed models
+/// (`None`: every model of the catalogue).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub requests_per_minute: Option<i64>,
+    pub allowed_models: Option<Vec<String>>,
+}
+
+pub const MAX_REQUESTS_PER_MINUTE: i64 = 1_000_000;
+
+/// Sets a workspace's rate limit and model allow-list (Admins only).
+pub async fn set_rate_limits(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    limits: RateLimits,
+) -> AppResult<()> {
+    if let Some(rpm) = limits.requests_per_minute {
+        if !(1..=MAX_REQUESTS_PER_MINUTE).contains(&rpm) {
+            return Err(AppError::invalid(
+                "requests_per_minute",
+                format!("Requests per minute must be between 1 and {MAX_REQUESTS_PER_MINUTE}."),
+            ));
+        }
+    }
+    let allowed = match &limits.allowed_models {
+        Some(ids) => Some(models::require_known(db, ids).await?),
+        None => None,
+    };
+    let mut tx = db.begin().await?;
+    orgs::require_admin(&mut tx, actor, org_id).await?;
+    workspaces::require_active(&mut tx, org_id, workspace_id).await?;
+    let before = current_limits(&mut tx, workspace_id).await?;
+    let stored = allowed.as_ref().map(|ids| ids.join(","));
+    sqlx::query(
+        "INSERT INTO workspace_limits (workspace_id, allowed_models, requests_per_minute) VALUES ($1, $2, $3)
+         ON CONFLICT (workspace_id) DO UPDATE
+         SET allowed_models = excluded.allowed_models, requests_per_minute = excluded.requests_per_minute",
+    )
+    .bind(workspace_id)
+    .bind(&stored)
+    .bind(limits.requests_per_minute)
+    .execute(&mut *tx)
+    .await?;
+    let event = AuditEvent::new("workspace.rate_limit.update", "workspace", workspace_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({
+            "before": { "requests_per_minute": before.1, "allowed_models": before.0 },
+            "after": { "requests_per_minute": limits.requests_per_minute, "allowed_models": allowed },
+        }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `(allowed_models, requests_per_minute, monthly_budget_micros)` of a workspace.
+async fn current_limits(
+    conn: &mut AnyConnection,
+    workspace_id: WorkspaceId,
+) -> AppResult<(Option<Vec<String>>, Option<i64>, Option<i64>)> {
+    let row: Option<(Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT allowed_models, requests_per_minute, monthly_budget_micros FROM workspace_limits WHERE workspace_id = $1",
+    )
+    .bind(workspace_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(models, rpm, budget)| (models.map(|m| split_models(&m)), rpm, budget)).unwrap_or_default())
+}
+
+pub(super) fn split_models(stored: &str) -> Vec<String> {
+    stored.split(',').filter(|m| !m.is_empty()).map(str::to_string).collect()
+}
+
+type LimitsRow = (WorkspaceId, String, Option<String>, Option<i64>, Option<i64>, i64);
+
+/// The limits and this month's spend of the organization's active workspaces
+/// (or of one), by name.
+async fn workspace_limits(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    only: Option<WorkspaceId>,
+) -> AppResult<Vec<WorkspaceLimits>> {
+    let rows: Vec<LimitsRow> = sqlx::query_as(
+        "SELECT w.id, w.name, l.allowed_models, l.requests_per_minute, l.monthly_budget_micros,
+                CAST(COALESCE((SELECT SUM(u.cost_micros) FROM usage_hourly u
+                               WHERE u.workspace_id = w.id AND u.hour_start >= $2), 0) AS BIGINT)
+         FROM workspaces w LEFT JOIN workspace_limits l ON l.workspace_id = w.id
+         WHERE w.org_id = $1 AND w.archived_at IS NULL AND ($3 = '' OR w.id = $3)
+         ORDER BY w.created_at, w.id",
+    )
+    .bind(org_id)
+    .bind(month_start(Timestamp::now()))
+    .bind(only.map(|id| id.to_string()).unwrap_or_default())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(workspace_id, workspace_name, models, rpm, budget, spend)| WorkspaceLimits {
+            workspace_id,
+            workspace_name,
+            allowed_models: models.map(|m| split_models(&m)),
+            requests_per_minute: rpm,
+            monthly_budget_micros: budget,
+            month_spend_micros: spend,
+        })
+        .collect())
+}
+
+/// One workspace's limits and spend, for its Admins and the billing managers.
+pub async fn limits_of(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+) -> AppResult<WorkspaceLimits> {
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_billing_manager(&mut conn, actor, org_id).await?;
+    workspace_limits(&mut conn, org_id, Some(workspace_id)).await?.pop().ok_or(AppError::NotFound)
+}

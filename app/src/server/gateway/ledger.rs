@@ -1,0 +1,173 @@
+//! In-process counters of the gateway: requests per minute per workspace, and
+//! this month's spend per workspace and organization with the holds of requests
+//! in flight. A request reserves its worst-case cost before it is forwarded and
+//! settles its real cost after, so concurrent requests cannot overspend.
+//!
+//! One process holds the counters: several gateway replicas would each keep
+//! their own (shared counters, e.g. in Redis, are future work).
+
+use std::collections::HashMap;
+
+use crate::{
+    ids::{OrgId, WorkspaceId},
+    time::Timestamp,
+};
+
+/// Where money is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Org(OrgId),
+    Workspace(WorkspaceId),
+}
+
+/// Why a request may not spend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    RateLimited { retry_after_secs: u64 },
+    WorkspaceBudget,
+    OrgBudget,
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// The calendar month the spend counts belong to.
+    month: Timestamp,
+    spent: HashMap<Scope, i64>,
+    held: HashMap<Scope, i64>,
+    /// Per workspace: the minute (Unix minutes) and the requests counted in it.
+    windows: HashMap<WorkspaceId, (i64, i64)>,
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+impl Ledger {
+    /// Starts a month with the spend already recorded for it.
+    pub fn new(month: Timestamp, spent: HashMap<Scope, i64>) -> Self {
+        Self { month, spent, ..Self::default() }
+    }
+
+    pub fn month(&self) -> Timestamp {
+        self.month
+    }
+
+    /// A new month starts from nothing spent; holds in flight stay.
+    pub fn roll_over(&mut self, month: Timestamp) {
+        if month != self.month {
+            self.month = month;
+            self.spent.clear();
+        }
+    }
+
+    /// Counts one request against a per-minute limit (fixed one-minute windows).
+    pub fn count_request(
+        &mut self,
+        workspace: WorkspaceId,
+        limit: Option<i64>,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        let minute = now.0.div_euclid(MINUTE_MS);
+        let window = self.windows.entry(workspace).or_insert((minute, 0));
+        if window.0 != minute {
+            *window = (minute, 0);
+        }
+        if let Some(limit) = limit {
+            if window.1 >= limit {
+                let next_minute_ms = (minute + 1) * MINUTE_MS - now.0;
+                let retry_after_secs = u64::try_from((next_minute_ms + 999) / 1000).unwrap_or(60).max(1);
+                return Err(Refusal::RateLimited { retry_after_secs });
+            }
+        }
+        window.1 += 1;
+        Ok(())
+    }
+
+    fn committed(&self, scope: Scope) -> i64 {
+        self.spent.get(&scope).copied().unwrap_or(0) + self.held.get(&scope).copied().unwrap_or(0)
+    }
+
+    /// Holds `worst_case` micro-USD in the workspace and its organization if
+    /// both limits leave room for it; otherwise holds nothing.
+    pub fn reserve(
+        &mut self,
+        org: (OrgId, Option<i64>),
+        workspace: (WorkspaceId, Option<i64>),
+        worst_case: i64,
+    ) -> Result<(), Refusal> {
+        let (org_scope, ws_scope) = (Scope::Org(org.0), Scope::Workspace(workspace.0));
+        if workspace.1.is_some_and(|limit| self.committed(ws_scope) + worst_case > limit) {
+            return Err(Refusal::WorkspaceBudget);
+        }
+        if org.1.is_some_and(|limit| self.committed(org_scope) + worst_case > limit) {
+            return Err(Refusal::OrgBudget);
+        }
+        for scope in [org_scope, ws_scope] {
+            *self.held.entry(scope).or_default() += worst_case;
+        }
+        Ok(())
+    }
+
+    /// Releases a hold and books the real cost (zero to release only).
+    pub fn settle(&mut self, org: OrgId, workspace: WorkspaceId, held: i64, cost: i64) {
+        for scope in [Scope::Org(org), Scope::Workspace(workspace)] {
+            let hold = self.held.entry(scope).or_default();
+            *hold = (*hold - held).max(0);
+            *self.spent.entry(scope).or_default() += cost;
+        }
+    }
+
+    pub fn spent(&self, scope: Scope) -> i64 {
+        self.spent.get(&scope).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (OrgId, WorkspaceId) {
+        (OrgId(uuid::Uuid::from_u128(1)), WorkspaceId(uuid::Uuid::from_u128(2)))
+    }
+
+    #[test]
+    fn holds_count_against_budgets_until_settled() {
+        let (org, ws) = ids();
+        let mut ledger = Ledger::new(Timestamp(0), HashMap::new());
+        // Budget 100: two holds of 40 fit, a third does not, whatever they will really cost.
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Ok(()));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Ok(()));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Err(Refusal::WorkspaceBudget));
+        // Settling at the real cost frees the rest of the hold.
+        ledger.settle(org, ws, 40, 10);
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Ok(()));
+        assert_eq!(ledger.spent(Scope::Workspace(ws)), 10);
+        assert_eq!(ledger.spent(Scope::Org(org)), 10);
+        // The organization's limit binds too.
+        assert_eq!(ledger.reserve((org, Some(50)), (ws, None), 1), Err(Refusal::OrgBudget));
+    }
+
+    #[test]
+    fn a_new_month_starts_from_nothing_spent() {
+        let (org, ws) = ids();
+        let mut spent = HashMap::new();
+        spent.insert(Scope::Workspace(ws), 100);
+        let mut ledger = Ledger::new(Timestamp(0), spent);
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 1), Err(Refusal::WorkspaceBudget));
+        ledger.roll_over(Timestamp(1));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 1), Ok(()));
+    }
+
+    #[test]
+    fn requests_per_minute_reset_each_minute_and_say_when() {
+        let (_, ws) = ids();
+        let mut ledger = Ledger::default();
+        let at = |ms: i64| Timestamp(10 * MINUTE_MS + ms);
+        assert_eq!(ledger.count_request(ws, Some(2), at(0)), Ok(()));
+        assert_eq!(ledger.count_request(ws, Some(2), at(1_000)), Ok(()));
+        assert_eq!(
+            ledger.count_request(ws, Some(2), at(15_500)),
+            Err(Refusal::RateLimited { retry_after_secs: 45 })
+        );
+        assert_eq!(ledger.count_request(ws, Some(2), at(MINUTE_MS)), Ok(()), "the next minute");
+        assert_eq!(ledger.count_request(ws, None, at(MINUTE_MS + 1)), Ok(()), "no limit");
+    }
+}

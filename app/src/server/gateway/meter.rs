@@ -1,0 +1,313 @@
+//! Usage metering. The request path hands a `UsageEvent` to a bounded queue;
+//! one task writes them in batches (raw rows, hourly roll-ups, keys' last use)
+//! and announces spending alerts at 80% and 100% of a limit, by email and in
+//! the audit log.
+
+use std::{collections::HashMap, time::Duration};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    ids::{ApiKeyId, OrgId, WorkspaceId},
+    money::format_usd,
+    server::{
+        actor::{Actor, Client},
+        audit::{self, AuditEvent},
+        billing::month_start,
+        db::Db,
+        mail,
+    },
+    time::Timestamp,
+};
+
+/// One request through the gateway.
+#[derive(Clone, Debug)]
+pub struct UsageEvent {
+    pub at: Timestamp,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub key_id: ApiKeyId,
+    pub model: String,
+    pub status: u16,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+}
+
+pub enum MeterMessage {
+    Usage(UsageEvent),
+    /// A request was refused for lack of budget: the limit is reached (the 100% alert),
+    /// even if the spend booked so far is a little under it.
+    BudgetReached {
+        org_id: OrgId,
+        workspace_id: Option<WorkspaceId>,
+    },
+    /// Write what is queued, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+pub const QUEUE_CAPACITY: usize = 10_000;
+const BATCH: usize = 500;
+const BATCH_WAIT: Duration = Duration::from_millis(200);
+
+/// The limits alerts are measured against, looked up when a batch is written.
+pub type LimitsOf = Box<dyn Fn(OrgId, WorkspaceId) -> (Option<i64>, Option<i64>) + Send + Sync>;
+
+/// Writes queued usage until every sender is gone.
+pub async fn run(db: Db, mut queue: mpsc::Receiver<MeterMessage>, limits_of: LimitsOf) {
+    let mut batch: Vec<UsageEvent> = Vec::new();
+    let mut reached: Vec<(OrgId, Option<WorkspaceId>)> = Vec::new();
+    loop {
+        let first = match queue.recv().await {
+            Some(message) => message,
+            None => return,
+        };
+        let mut waiting = Vec::new();
+        let deadline = tokio::time::sleep(BATCH_WAIT);
+        tokio::pin!(deadline);
+        let mut next = Some(first);
+        loop {
+            match next.take() {
+                Some(MeterMessage::Usage(event)) => batch.push(event),
+                Some(MeterMessage::BudgetReached { org_id, workspace_id })
+                    if !reached.contains(&(org_id, workspace_id)) =>
+                {
+                    reached.push((org_id, workspace_id));
+                }
+                Some(MeterMessage::BudgetReached { .. }) => {}
+                Some(MeterMessage::Flush(done)) => {
+                    waiting.push(done);
+                    break;
+                }
+                None => {}
+            }
+            if batch.len() >= BATCH {
+                break;
+            }
+            tokio::select! {
+                message = queue.recv() => match message {
+                    Some(message) => next = Some(message),
+                    None => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        if !batch.is_empty() || !reached.is_empty() {
+            // A failed write is retried with the next batch: usage is never dropped.
+            match write(&db, &batch, &reached, &limits_of).await {
+                Ok(()) => {
+                    batch.clear();
+                    reached.clear();
+                }
+                Err(error) => {
+                    tracing::error!(%error, events = batch.len(), "cannot write usage; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        for done in waiting {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn hour_start(at: Timestamp) -> Timestamp {
+    Timestamp(at.0 - at.0.rem_euclid(3_600_000))
+}
+
+/// An hourly roll-up's key: hour, workspace, key, model.
+type HourKey<'a> = (Timestamp, WorkspaceId, ApiKeyId, &'a str);
+/// Its organization and totals: requests, failed, input tokens, output tokens, cost.
+type HourTotals = (OrgId, [i64; 5]);
+
+async fn write(
+    db: &Db,
+    batch: &[UsageEvent],
+    reached: &[(OrgId, Option<WorkspaceId>)],
+    limits_of: &LimitsOf,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut hourly: HashMap<HourKey, HourTotals> = HashMap::new();
+    let mut last_used: HashMap<ApiKeyId, Timestamp> = HashMap::new();
+    for e in batch {
+        sqlx::query(
+            "INSERT INTO usage_events (id, at, org_id, workspace_id, key_id, model, status, input_tokens,
+                 output_tokens, cost_micros, latency_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(e.at)
+        .bind(e.org_id)
+        .bind(e.workspace_id)
+        .bind(e.key_id)
+        .bind(&e.model)
+        .bind(i64::from(e.status))
+        .bind(e.input_tokens)
+        .bind(e.output_tokens)
+        .bind(e.cost_micros)
+        .bind(e.latency_ms)
+        .execute(&mut *tx)
+        .await?;
+        let row = hourly
+            .entry((hour_start(e.at), e.workspace_id, e.key_id, &e.model))
+            .or_insert((e.org_id, [0; 5]));
+        let failed = i64::from(e.status >= 400);
+        for (total, add) in row.1.iter_mut().zip([1, failed, e.input_tokens, e.output_tokens, e.cost_micros])
+        {
+            *total += add;
+        }
+        let used = last_used.entry(e.key_id).or_insert(e.at);
+        *used = (*used).max(e.at);
+    }
+    for ((hour, workspace, key, model), (org, [requests, failed, input, output, cost])) in &hourly {
+        sqlx::query(
+            "INSERT INTO usage_hourly (hour_start, org_id, workspace_id, key_id, model, requests, failed,
+                 input_tokens, output_tokens, cost_micros)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (hour_start, workspace_id, key_id, model) DO UPDATE SET
+                 requests = usage_hourly.requests + excluded.requests,
+                 failed = usage_hourly.failed + excluded.failed,
+                 input_tokens = usage_hourly.input_tokens + excluded.input_tokens,
+                 output_tokens = usage_hourly.output_tokens + excluded.output_tokens,
+                 cost_micros = usage_hourly.cost_micros + excluded.cost_micros",
+        )
+        .bind(*hour)
+        .bind(*org)
+        .bind(*workspace)
+        .bind(key.to_string())
+        .bind(*model)
+        .bind(requests)
+        .bind(failed)
+        .bind(input)
+        .bind(output)
+        .bind(cost)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (key, at) in &last_used {
+        sqlx::query(
+            "UPDATE workspace_api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        )
+        .bind(*at)
+        .bind(*key)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut scopes: Vec<(OrgId, WorkspaceId)> =
+        hourly.iter().map(|((_, ws, ..), (org, _))| (*org, *ws)).collect();
+    scopes.sort();
+    scopes.dedup();
+    for (org, workspace) in scopes {
+        let (org_limit, ws_limit) = limits_of(org, workspace);
+        alert_if_crossed(&mut tx, org, None, org_limit, false).await?;
+        alert_if_crossed(&mut tx, org, Some(workspace), ws_limit, false).await?;
+    }
+    for (org, workspace) in reached {
+        let (org_limit, ws_limit) = limits_of(*org, workspace.unwrap_or(WorkspaceId(uuid::Uuid::nil())));
+        let limit = if workspace.is_some() { ws_limit } else { org_limit };
+        alert_if_crossed(&mut tx, *org, *workspace, limit, true).await?;
+    }
+    tx.commit().await
+}
+
+/// Announces, once per month each, that spend reached 80% or 100% of a limit
+/// (`reached`: a request was refused for lack of budget, which is 100%).
+async fn alert_if_crossed(
+    conn: &mut sqlx::AnyConnection,
+    org: OrgId,
+    workspace: Option<WorkspaceId>,
+    limit: Option<i64>,
+    reached: bool,
+) -> Result<(), sqlx::Error> {
+    let Some(limit) = limit.filter(|l| *l > 0) else { return Ok(()) };
+    let month = month_start(Timestamp::now());
+    let scope_id = workspace.map(|w| w.to_string()).unwrap_or_else(|| org.to_string());
+    let (spent,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_hourly
+         WHERE org_id = $1 AND ($2 = '' OR workspace_id = $2) AND hour_start >= $3",
+    )
+    .bind(org)
+    .bind(workspace.map(|w| w.to_string()).unwrap_or_default())
+    .bind(month)
+    .fetch_one(&mut *conn)
+    .await?;
+    for threshold in [80_i64, 100] {
+        let forced = reached && threshold == 100;
+        if spent.saturating_mul(100) < limit.saturating_mul(threshold) && !forced {
+            continue;
+        }
+        let new = sqlx::query(
+            "INSERT INTO spend_alerts (scope_id, month_start, threshold, sent_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&scope_id)
+        .bind(month)
+        .bind(threshold)
+        .bind(Timestamp::now())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if new {
+            announce(conn, org, workspace, threshold, spent, limit).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn announce(
+    conn: &mut sqlx::AnyConnection,
+    org: OrgId,
+    workspace: Option<WorkspaceId>,
+    threshold: i64,
+    spent: i64,
+    limit: i64,
+) -> Result<(), sqlx::Error> {
+    let (org_name,): (String,) = sqlx::query_as("SELECT name FROM organizations WHERE id = $1")
+        .bind(org)
+        .fetch_one(&mut *conn)
+        .await?;
+    let what = match workspace {
+        Some(ws) => {
+            let (name,): (String,) = sqlx::query_as("SELECT name FROM workspaces WHERE id = $1")
+                .bind(ws)
+                .fetch_one(&mut *conn)
+                .await?;
+            format!("Workspace {name} of {org_name}")
+        }
+        None => format!("The organization {org_name}"),
+    };
+    let consequence = if threshold >= 100 {
+        "Requests that would spend more are refused (429) until the limit is raised or the month ends."
+    } else {
+        "Requests are refused once the limit is reached."
+    };
+    let subject = format!("{what} reached {threshold}% of its monthly spending limit");
+    let body = format!(
+        "{what} has spent {} of its {} monthly limit this month ({}%).\n\n{consequence}\n",
+        format_usd(spent),
+        format_usd(limit),
+        spent.saturating_mul(100) / limit,
+    );
+    let recipients: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT u.email FROM org_member_roles r JOIN users u ON u.id = r.user_id
+         WHERE r.org_id = $1 AND r.role IN ('admin', 'billing') ORDER BY u.email",
+    )
+    .bind(org)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (email,) in &recipients {
+        mail::queue(&mut *conn, email, &subject, &body).await?;
+    }
+    let target = workspace.map(|w| ("workspace", w.to_string())).unwrap_or(("organization", org.to_string()));
+    let event = AuditEvent::new("billing.spend_alert", target.0, target.1).in_org(org).with_details(
+        serde_json::json!({
+            "threshold_percent": threshold,
+            "spent": format_usd(spent),
+            "limit": format_usd(limit),
+            "emailed": recipients.len(),
+        }),
+    );
+    audit::record(conn, &Actor::Operator, &Client::default(), event).await
+}

@@ -1,0 +1,88 @@
+//! The model catalogue: the models the gateway serves and their prices per
+//! million input and output tokens. Set by the operator (`chancery models`);
+//! the defaults are Mistral's public models.
+
+use super::{
+    actor::{Actor, Client},
+    audit::{self, AuditEvent},
+    db::Db,
+};
+use crate::{
+    error::{AppError, AppResult},
+    model::{CatalogueModel, ModelKind},
+    time::Timestamp,
+};
+
+type ModelRow = (String, String, i64, i64);
+
+fn model((id, kind, input, output): ModelRow) -> CatalogueModel {
+    CatalogueModel {
+        id,
+        kind: ModelKind::parse(&kind).unwrap_or(ModelKind::Chat),
+        input_micros_per_mtok: input,
+        output_micros_per_mtok: output,
+    }
+}
+
+/// Every model, by id.
+pub async fn list(db: &Db) -> AppResult<Vec<CatalogueModel>> {
+    let rows: Vec<ModelRow> = sqlx::query_as(
+        "SELECT id, kind, input_micros_per_mtok, output_micros_per_mtok FROM models ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(model).collect())
+}
+
+/// `ids` cleaned (trimmed, without repeats, in order), each a model of the
+/// catalogue; an unknown one is refused by name.
+pub async fn require_known(db: &Db, ids: &[String]) -> AppResult<Vec<String>> {
+    let known = list(db).await?;
+    let mut cleaned: Vec<String> = Vec::new();
+    for id in ids.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
+        if !known.iter().any(|m| m.id == id) {
+            return Err(AppError::invalid("allowed_models", format!("Unknown model {id}.")));
+        }
+        if !cleaned.iter().any(|c| c == id) {
+            cleaned.push(id.to_string());
+        }
+    }
+    Ok(cleaned)
+}
+
+/// Adds a model or changes its prices (the operator only).
+pub async fn set(db: &Db, actor: &Actor, client: &Client, input: CatalogueModel) -> AppResult<()> {
+    if *actor != Actor::Operator {
+        return Err(AppError::Forbidden);
+    }
+    let id = input.id.trim();
+    if id.is_empty() || id.len() > 100 || id.contains(',') || id.chars().any(char::is_whitespace) {
+        return Err(AppError::invalid("id", "A model id is 1 to 100 characters, without spaces or commas."));
+    }
+    if input.input_micros_per_mtok < 0 || input.output_micros_per_mtok < 0 {
+        return Err(AppError::invalid("price", "Prices cannot be negative."));
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,
+            input_micros_per_mtok = excluded.input_micros_per_mtok,
+            output_micros_per_mtok = excluded.output_micros_per_mtok",
+    )
+    .bind(id)
+    .bind(input.kind.as_str())
+    .bind(input.input_micros_per_mtok)
+    .bind(input.output_micros_per_mtok)
+    .bind(Timestamp::now())
+    .execute(&mut *tx)
+    .await?;
+    let event = AuditEvent::new("model.price.update", "model", id).with_details(serde_json::json!({
+        "kind": input.kind.as_str(),
+        "input_micros_per_mtok": input.input_micros_per_mtok,
+        "output_micros_per_mtok": input.output_micros_per_mtok,
+    }));
+    audit::record(&mut tx, actor, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}

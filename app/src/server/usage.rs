@@ -1,0 +1,162 @@
+//! Usage reports from the hourly roll-ups: requests, tokens and cost over time,
+//! in hourly or daily buckets, grouped by workspace, model or key. For billing
+//! managers (Admins, Billing users, Admin API keys).
+
+use std::collections::BTreeMap;
+
+use super::{actor::Actor, audit::csv_cell, db::Db, orgs};
+use crate::{
+    error::{AppError, AppResult},
+    ids::OrgId,
+    model::{UsageBucket, UsageGroupBy, UsageReport, UsageRow, UsageWidth},
+    time::Timestamp,
+};
+
+/// The longest range a report covers, so a request cannot ask for years of hours.
+const MAX_BUCKETS: i64 = 24 * 92;
+
+/// What to report: `[start, end)`, bucket width, grouping, and an optional workspace.
+#[derive(Clone, Debug)]
+pub struct UsageQuery {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub width: UsageWidth,
+    pub group_by: Option<UsageGroupBy>,
+    pub workspace_id: Option<String>,
+}
+
+impl UsageQuery {
+    /// The Usage page's ranges, up to `now`: `24h` in hours, `7d` and `30d` in days.
+    pub fn recent(range: &str, group_by: &str, now: Timestamp) -> AppResult<Self> {
+        let (width, buckets) = match range {
+            "" | "24h" => (UsageWidth::Hour, 24),
+            "7d" => (UsageWidth::Day, 7),
+            "30d" => (UsageWidth::Day, 30),
+            _ => return Err(AppError::invalid("range", "Choose 24h, 7d or 30d.")),
+        };
+        let group_by = match group_by {
+            "" | "none" => None,
+            text => Some(
+                UsageGroupBy::parse(text)
+                    .ok_or_else(|| AppError::invalid("group", "Group by workspace, model or key."))?,
+            ),
+        };
+        let width_ms = width.millis();
+        let current = now.0 - now.0.rem_euclid(width_ms);
+        Ok(Self {
+            start: Timestamp(current - (buckets - 1) * width_ms),
+            end: Timestamp(current + width_ms),
+            width,
+            group_by,
+            workspace_id: None,
+        })
+    }
+}
+
+type HourRow = (i64, String, String, String, String, String, i64, i64, i64, i64, i64);
+
+pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -> AppResult<UsageReport> {
+    let width_ms = query.width.millis();
+    let start = Timestamp(query.start.0 - query.start.0.rem_euclid(width_ms));
+    if query.end <= query.start {
+        return Err(AppError::invalid("end_time", "end_time must be after start_time."));
+    }
+    if (query.end.0 - start.0) / 3_600_000 > MAX_BUCKETS {
+        return Err(AppError::invalid("start_time", "A report covers at most 92 days."));
+    }
+    let mut conn = db.pool().acquire().await?;
+    orgs::require_billing_manager(&mut conn, actor, org_id).await?;
+    let rows: Vec<HourRow> = sqlx::query_as(
+        "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, COALESCE(k.name, '(deleted key)'), u.model,
+                u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros
+         FROM usage_hourly u
+         JOIN workspaces w ON w.id = u.workspace_id
+         LEFT JOIN workspace_api_keys k ON k.id = u.key_id
+         WHERE u.org_id = $1 AND u.hour_start >= $2 AND u.hour_start < $3 AND ($4 = '' OR u.workspace_id = $4)",
+    )
+    .bind(org_id)
+    .bind(start)
+    .bind(query.end)
+    .bind(query.workspace_id.clone().unwrap_or_default())
+    .fetch_all(&mut *conn)
+    .await?;
+
+    // Every bucket of the range appears, empty ones too, so charts keep their time axis.
+    let mut buckets: BTreeMap<i64, BTreeMap<(String, String), UsageRow>> = BTreeMap::new();
+    let mut at = start.0;
+    while at < query.end.0 {
+        buckets.insert(at, BTreeMap::new());
+        at += width_ms;
+    }
+    let mut totals: BTreeMap<(String, String), UsageRow> = BTreeMap::new();
+    for (hour, ws_id, ws_name, key_id, key_name, model, requests, failed, input, output, cost) in rows {
+        let group = match query.group_by {
+            None => (String::new(), "All usage".to_string()),
+            Some(UsageGroupBy::Workspace) => (ws_id, ws_name),
+            Some(UsageGroupBy::Model) => (model.clone(), model),
+            Some(UsageGroupBy::Key) => (key_id, key_name),
+        };
+        let bucket = hour - hour.rem_euclid(width_ms);
+        for target in [buckets.entry(bucket).or_default(), &mut totals] {
+            let row = target.entry(group.clone()).or_insert_with(|| UsageRow {
+                group_id: group.0.clone(),
+                group_name: group.1.clone(),
+                ..UsageRow::default()
+            });
+            row.requests += requests;
+            row.failed += failed;
+            row.input_tokens += input;
+            row.output_tokens += output;
+            row.cost_micros += cost;
+        }
+    }
+    let by_cost = |rows: BTreeMap<(String, String), UsageRow>| {
+        let mut rows: Vec<UsageRow> = rows.into_values().collect();
+        rows.sort_by(|a, b| b.cost_micros.cmp(&a.cost_micros).then(a.group_name.cmp(&b.group_name)));
+        rows
+    };
+    Ok(UsageReport {
+        buckets: buckets
+            .into_iter()
+            .map(|(start, rows)| UsageBucket {
+                start: Timestamp(start),
+                end: Timestamp(start + width_ms),
+                rows: by_cost(rows),
+            })
+            .collect(),
+        totals: by_cost(totals),
+    })
+}
+
+/// Micro-USD as plain dollars with 6 decimals, for spreadsheets.
+struct Dollars(i64);
+
+impl std::fmt::Display for Dollars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+/// A report as CSV: one line per bucket and group.
+pub fn to_csv(report: &UsageReport) -> String {
+    let mut out = String::from(
+        "bucket_start,bucket_end,group_id,group,requests,failed,input_tokens,output_tokens,cost_usd\r\n",
+    );
+    for bucket in &report.buckets {
+        for row in &bucket.rows {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}\r\n",
+                bucket.start.rfc3339(),
+                bucket.end.rfc3339(),
+                csv_cell(&row.group_id),
+                csv_cell(&row.group_name),
+                row.requests,
+                row.failed,
+                row.input_tokens,
+                row.output_tokens,
+                Dollars(row.cost_micros),
+            ));
+        }
+    }
+    out
+}

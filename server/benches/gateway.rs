@@ -1,0 +1,225 @@
+//! What the gateway costs: `POST /v1/chat/completions` through Chancery's
+//! gateway (key check, model allow-list, requests-per-minute count, budget hold
+//! and settlement, metering) against the same mock provider served bare. Both
+//! run in this process behind axum on loopback TCP and are measured in the same
+//! run, in alternating rounds, so the ratios compare like with like.
+//!
+//! `cargo bench -p server --bench gateway` (release build, SQLite in a temporary
+//! file). `BENCH_SCALE=4` runs four times as many requests.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use app::{
+    ids::{OrgId, WorkspaceId},
+    money::MICROS_PER_USD,
+    payment,
+    server::{
+        accounts::{self, SignUp},
+        actor::{Actor, Client},
+        api_keys::{self, NewApiKey},
+        billing::{self, RateLimits},
+        db::Db,
+        gateway::Gateway,
+        orgs,
+        state::AppState,
+    },
+};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use serde_json::json;
+
+const CONCURRENCY: usize = 64;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let scale: usize = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let sequential_per_round = 500 * scale;
+    let rounds = 4;
+    let concurrent_total = 10_000 * scale;
+
+    let path = std::env::temp_dir().join(format!("chancery-bench-{}.db", uuid::Uuid::new_v4().simple()));
+    let db = Db::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+    let gateway = Gateway::start(db.clone()).await?;
+    let key = workspace_key_with_limits(&db).await?;
+    gateway.refresh().await?;
+    let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
+    let state = AppState::new(options, db.clone(), gateway.clone(), false, "http://localhost".into());
+
+    let through_gateway = Target::serve("gateway", server::router(state, false), Some(key)).await?;
+    let bare_mock = Target::serve("bare mock", server::gateway::bare_mock_routes(), None).await?;
+    let targets = [&bare_mock, &through_gateway];
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build()?;
+
+    for target in targets {
+        target.sequential(&client, 200).await?; // warm-up: connections, caches, allocator
+    }
+    let mut latencies = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, target) in targets.iter().enumerate() {
+            latencies[i].extend(target.sequential(&client, sequential_per_round).await?);
+        }
+    }
+    let mut throughput = [0.0, 0.0];
+    for _ in 0..2 {
+        for (i, target) in targets.iter().enumerate() {
+            throughput[i] += target.concurrent(&client, concurrent_total / 2).await? / 2.0;
+        }
+    }
+
+    let [bare, full] = latencies.map(|mut l| {
+        l.sort();
+        (percentile(&l, 50), percentile(&l, 99))
+    });
+    let requests = sequential_per_round * rounds;
+    println!("gateway benchmark: {requests} sequential requests per target, {concurrent_total} at concurrency {CONCURRENCY}");
+    println!("{:<28}{:>12}{:>12}{:>10}", "", "bare mock", "gateway", "ratio");
+    row("p50 latency, concurrency 1", bare.0, full.0);
+    row("p99 latency, concurrency 1", bare.1, full.1);
+    println!(
+        "{:<28}{:>12}{:>12}",
+        "added by the gateway",
+        "",
+        format!("{} / {}", micros(full.0.saturating_sub(bare.0)), micros(full.1.saturating_sub(bare.1)))
+    );
+    println!(
+        "{:<28}{:>12.0}{:>12.0}{:>10.2}",
+        format!("requests/s, concurrency {CONCURRENCY}"),
+        throughput[0],
+        throughput[1],
+        throughput[1] / throughput[0]
+    );
+
+    // Metering must have kept every request the gateway answered.
+    gateway.flush().await;
+    let (metered,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_events").fetch_one(db.pool()).await?;
+    let answered = through_gateway.answered.load(Ordering::Relaxed);
+    println!("metered: {metered} usage events for {answered} answered gateway requests");
+    db.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    anyhow::ensure!(metered as usize == answered, "the meter lost {} requests", answered - metered as usize);
+    Ok(())
+}
+
+/// A billed organization whose Default workspace has a rate limit and a budget
+/// high enough never to refuse, so each request runs every check; its key.
+async fn workspace_key_with_limits(db: &Db) -> anyhow::Result<String> {
+    let client = Client { ip: Some("127.0.0.1".into()) };
+    let signed_up = SignUp {
+        name: "Bench".into(),
+        email: "bench@example.com".into(),
+        password: "bench password 1".into(),
+    };
+    let user = accounts::sign_up(db, &client, signed_up).await?;
+    let actor = Actor::User { id: user.id, email: user.email };
+    let org_id: OrgId = orgs::create_first_organization(db, &actor, &client, "Bench").await?.id;
+    let (workspace_id,): (WorkspaceId,) = sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_one(db.pool())
+        .await?;
+    let card = payment::card("4242424242424242", "12/99", chrono::Utc::now().date_naive())?;
+    billing::activate(db, &actor, &client, org_id, card).await?;
+    let ceiling = Some(1_000_000 * MICROS_PER_USD);
+    billing::set_org_limit(db, &actor, &client, org_id, ceiling).await?;
+    billing::set_workspace_budget(db, &actor, &client, org_id, workspace_id, ceiling).await?;
+    let limits = RateLimits {
+        requests_per_minute: Some(billing::MAX_REQUESTS_PER_MINUTE),
+        allowed_models: Some(vec!["mistral-small-latest".into()]),
+    };
+    billing::set_rate_limits(db, &actor, &client, org_id, workspace_id, limits).await?;
+    let new_key = NewApiKey { name: "bench".into(), ..NewApiKey::default() };
+    Ok(api_keys::create(db, &actor, &client, org_id, workspace_id, new_key).await?.key)
+}
+
+struct Target {
+    name: &'static str,
+    url: String,
+    bearer: Option<String>,
+    answered: AtomicUsize,
+}
+
+impl Target {
+    async fn serve(name: &'static str, router: Router, bearer: Option<String>) -> anyhow::Result<Arc<Self>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/v1/chat/completions", listener.local_addr()?);
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+        });
+        Ok(Arc::new(Self { name, url, bearer, answered: AtomicUsize::new(0) }))
+    }
+
+    async fn call(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        let body = json!({
+            "model": "mistral-small-latest",
+            "messages": [{ "role": "user", "content": "Summarise the quarterly report in three bullet points." }],
+            "max_tokens": 64,
+        });
+        let mut request = client.post(&self.url).json(&body);
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        anyhow::ensure!(status.is_success(), "{} answered {status}: {text}", self.name);
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One request at a time; each one's latency.
+    async fn sequential(&self, client: &reqwest::Client, n: usize) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            self.call(client).await?;
+            latencies.push(started.elapsed());
+        }
+        Ok(latencies)
+    }
+
+    /// `total` requests from `CONCURRENCY` callers; requests per second.
+    async fn concurrent(self: &Arc<Self>, client: &reqwest::Client, total: usize) -> anyhow::Result<f64> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let callers: Vec<_> = (0..CONCURRENCY)
+            .map(|_| {
+                let (target, client, next) = (self.clone(), client.clone(), next.clone());
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < total {
+                        target.call(&client).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await??;
+        }
+        Ok(total as f64 / started.elapsed().as_secs_f64())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{} µs", d.as_micros())
+}
+
+fn row(label: &str, bare: Duration, full: Duration) {
+    println!(
+        "{label:<28}{:>12}{:>12}{:>10.2}",
+        micros(bare),
+        micros(full),
+        full.as_secs_f64() / bare.as_secs_f64()
+    );
+}

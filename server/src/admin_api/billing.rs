@@ -1,0 +1,284 @@
+//! Billing status, spending limits, workspace rate limits and the model catalogue:
+//! `/billing`, `/spend-limit`, `/rate-limit`, `/models`.
+//!
+//! Money: Mistral's `amount` and `usage_limit` are whole US dollars; the
+//! `*_micros` fields carry exact micro-USD (1 USD = 1 000 000).
+
+use app::{
+    ids::WorkspaceId,
+    model::{BillingView, WorkspaceLimits},
+    money::MICROS_PER_USD,
+    payment::PaymentMethod,
+    server::{billing, models, state::AppState},
+    AppError,
+};
+use axum::{extract::State, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AdminKey, ApiError, ApiJson, ApiQuery};
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentMethodOut {
+    /// `card`, `aws` or `azure`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<u32>,
+    pub exp_year: Option<i32>,
+    pub account_id: Option<String>,
+}
+
+impl From<PaymentMethod> for PaymentMethodOut {
+    fn from(method: PaymentMethod) -> Self {
+        match method {
+            PaymentMethod::Card { brand, last4, exp_month, exp_year } => Self {
+                kind: "card",
+                brand: Some(brand),
+                last4: Some(last4),
+                exp_month: Some(exp_month),
+                exp_year: Some(exp_year),
+                account_id: None,
+            },
+            PaymentMethod::Marketplace { marketplace, account_id } => Self {
+                kind: marketplace.as_str(),
+                brand: None,
+                last4: None,
+                exp_month: None,
+                exp_year: None,
+                account_id: Some(account_id),
+            },
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BillingOut {
+    /// False until a payment method is on file; the gateway refuses keys meanwhile.
+    pub active: bool,
+    pub payment_method: Option<PaymentMethodOut>,
+    pub currency: &'static str,
+}
+
+/// Whether billing is active, and with which payment method.
+#[utoipa::path(get, path = "/billing", tag = "billing", responses((status = 200, body = BillingOut)))]
+pub async fn get_billing(State(state): State<AppState>, key: AdminKey) -> Result<Json<BillingOut>, ApiError> {
+    let view = billing::view(&state.db, &key.actor, key.org_id).await?;
+    Ok(Json(BillingOut {
+        active: view.active,
+        payment_method: view.payment_method.map(Into::into),
+        currency: "USD",
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LimitQuery {
+    /// A workspace; without it, the Organization.
+    pub workspace_uuid: Option<uuid::Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageLimitsOut {
+    pub monthly_limit_reached: bool,
+    pub no_monthly_limit: bool,
+    /// Whole US dollars (null without a limit).
+    pub usage_limit: Option<i64>,
+    pub usage_limit_micros: Option<i64>,
+    /// This calendar month's spend, micro-USD.
+    pub usage_micros: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LimitsBody {
+    pub completion: UsageLimitsOut,
+    pub currency: &'static str,
+    pub workspace_uuid: Option<uuid::Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LimitsOut {
+    pub limits: LimitsBody,
+}
+
+fn limits_out(limit: Option<i64>, spend: i64, workspace: Option<WorkspaceId>) -> LimitsOut {
+    LimitsOut {
+        limits: LimitsBody {
+            completion: UsageLimitsOut {
+                monthly_limit_reached: limit.is_some_and(|l| spend >= l),
+                no_monthly_limit: limit.is_none(),
+                usage_limit: limit.map(|l| l / MICROS_PER_USD),
+                usage_limit_micros: limit,
+                usage_micros: spend,
+            },
+            currency: "USD",
+            workspace_uuid: workspace.map(|w| w.0),
+        },
+    }
+}
+
+async fn current(
+    state: &AppState,
+    key: &AdminKey,
+    workspace: Option<WorkspaceId>,
+) -> Result<LimitsOut, ApiError> {
+    Ok(match workspace {
+        Some(id) => {
+            let w = billing::limits_of(&state.db, &key.actor, key.org_id, id).await?;
+            limits_out(w.monthly_budget_micros, w.month_spend_micros, Some(id))
+        }
+        None => {
+            let BillingView { monthly_limit_micros, month_spend_micros, .. } =
+                billing::view(&state.db, &key.actor, key.org_id).await?;
+            limits_out(monthly_limit_micros, month_spend_micros, None)
+        }
+    })
+}
+
+/// The monthly spending limit and this month's spend, of the Organization or of a workspace.
+#[utoipa::path(get, path = "/spend-limit", tag = "billing", params(LimitQuery),
+    responses((status = 200, body = LimitsOut), (status = 404, description = "No such workspace")))]
+pub async fn get_spend_limit(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiQuery(query): ApiQuery<LimitQuery>,
+) -> Result<Json<LimitsOut>, ApiError> {
+    Ok(Json(current(&state, &key, query.workspace_uuid.map(WorkspaceId)).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SpendLimitIn {
+    /// Whole US dollars.
+    pub amount: Option<i64>,
+    /// True removes the limit (`amount` is then ignored).
+    #[serde(default)]
+    pub no_monthly_limit: bool,
+    /// A workspace's budget; without it, the Organization's limit.
+    pub workspace_uuid: Option<uuid::Uuid>,
+}
+
+/// Set the monthly spending limit of the Organization, or a workspace's budget
+/// (never above the Organization's).
+#[utoipa::path(post, path = "/spend-limit", tag = "billing", request_body = SpendLimitIn,
+    responses((status = 200, body = LimitsOut), (status = 400, description = "Bad amount, or above the Organization's limit")))]
+pub async fn set_spend_limit(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<SpendLimitIn>,
+) -> Result<Json<LimitsOut>, ApiError> {
+    let limit = if body.no_monthly_limit {
+        None
+    } else {
+        let amount = body
+            .amount
+            .ok_or_else(|| AppError::invalid("amount", "Give amount, or no_monthly_limit: true."))?;
+        if !(0..=1_000_000_000).contains(&amount) {
+            return Err(
+                AppError::invalid("amount", "amount is whole US dollars, from 0 to 1,000,000,000.").into()
+            );
+        }
+        Some(amount * MICROS_PER_USD)
+    };
+    let workspace = body.workspace_uuid.map(WorkspaceId);
+    match workspace {
+        Some(id) => {
+            billing::set_workspace_budget(&state.db, &key.actor, &key.client, key.org_id, id, limit).await?
+        }
+        None => billing::set_org_limit(&state.db, &key.actor, &key.client, key.org_id, limit).await?,
+    }
+    Ok(Json(current(&state, &key, workspace).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RateLimitOut {
+    pub workspace_uuid: uuid::Uuid,
+    /// Null: no limit.
+    pub requests_per_minute: Option<i64>,
+    /// Null: every model of the catalogue.
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl From<WorkspaceLimits> for RateLimitOut {
+    fn from(w: WorkspaceLimits) -> Self {
+        Self {
+            workspace_uuid: w.workspace_id.0,
+            requests_per_minute: w.requests_per_minute,
+            allowed_models: w.allowed_models,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RateLimitQuery {
+    pub workspace_uuid: uuid::Uuid,
+}
+
+/// A workspace's requests-per-minute limit and model allow-list.
+#[utoipa::path(get, path = "/rate-limit", tag = "billing", params(RateLimitQuery),
+    responses((status = 200, body = RateLimitOut), (status = 404, description = "No such workspace")))]
+pub async fn get_rate_limit(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiQuery(query): ApiQuery<RateLimitQuery>,
+) -> Result<Json<RateLimitOut>, ApiError> {
+    let id = WorkspaceId(query.workspace_uuid);
+    Ok(Json(billing::limits_of(&state.db, &key.actor, key.org_id, id).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RateLimitIn {
+    pub workspace_uuid: uuid::Uuid,
+    /// Null or absent: no limit.
+    pub requests_per_minute: Option<i64>,
+    /// Null or absent: every model.
+    pub allowed_models: Option<Vec<String>>,
+}
+
+/// Set a workspace's requests-per-minute limit and model allow-list (both replaced).
+#[utoipa::path(post, path = "/rate-limit", tag = "billing", request_body = RateLimitIn,
+    responses((status = 200, body = RateLimitOut), (status = 400, description = "Bad limit or unknown model")))]
+pub async fn set_rate_limit(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<RateLimitIn>,
+) -> Result<Json<RateLimitOut>, ApiError> {
+    let id = WorkspaceId(body.workspace_uuid);
+    let limits = billing::RateLimits {
+        requests_per_minute: body.requests_per_minute,
+        allowed_models: body.allowed_models,
+    };
+    billing::set_rate_limits(&state.db, &key.actor, &key.client, key.org_id, id, limits).await?;
+    Ok(Json(billing::limits_of(&state.db, &key.actor, key.org_id, id).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelPriceOut {
+    pub id: String,
+    /// `chat` or `embedding`.
+    pub kind: &'static str,
+    /// Micro-USD per million input tokens.
+    pub input_micros_per_mtok: i64,
+    /// Micro-USD per million output tokens.
+    pub output_micros_per_mtok: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelsOut {
+    pub data: Vec<ModelPriceOut>,
+}
+
+/// The model catalogue and its prices, as the operator set them.
+#[utoipa::path(get, path = "/models", tag = "billing", responses((status = 200, body = ModelsOut)))]
+pub async fn list_models(State(state): State<AppState>, _key: AdminKey) -> Result<Json<ModelsOut>, ApiError> {
+    let data = models::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|m| ModelPriceOut {
+            id: m.id,
+            kind: m.kind.as_str(),
+            input_micros_per_mtok: m.input_micros_per_mtok,
+            output_micros_per_mtok: m.output_micros_per_mtok,
+        })
+        .collect();
+    Ok(Json(ModelsOut { data }))
+}

@@ -1,0 +1,376 @@
+//! User groups: `/user-groups`, their members and their workspace grants.
+
+use app::{
+    ids::{GroupId, UserId, WorkspaceId},
+    model::{GroupGrant, GroupSummary, WorkspaceRole},
+    server::{
+        groups::{self, GroupFields},
+        state::AppState,
+    },
+    validate,
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{path_id, workspaces::PageQuery, AdminKey, ApiError, ApiJson, ApiQuery};
+
+#[derive(Serialize, ToSchema)]
+pub struct UserGroupOut {
+    pub uuid: uuid::Uuid,
+    pub name: String,
+    pub description: String,
+    pub members_count: i64,
+    /// Active workspaces the group grants.
+    pub workspaces_count: i64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+impl From<GroupSummary> for UserGroupOut {
+    fn from(g: GroupSummary) -> Self {
+        Self {
+            uuid: g.id.0,
+            name: g.name,
+            description: g.description,
+            members_count: g.member_count,
+            workspaces_count: g.workspace_count,
+            created_at: g.created_at.rfc3339(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserGroupsOut {
+    pub items: Vec<UserGroupOut>,
+    pub page: i64,
+    pub page_size: i64,
+    pub total: i64,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct GroupsQuery {
+    /// Page number, from 1.
+    pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 20).
+    pub page_size: Option<i64>,
+    /// Keep groups whose name contains this text (any case).
+    pub search: Option<String>,
+}
+
+/// List the Organization's user groups by name.
+#[utoipa::path(get, path = "/user-groups", tag = "user-groups", params(GroupsQuery),
+    responses((status = 200, body = UserGroupsOut), (status = 400, description = "Bad paging")))]
+pub async fn list_groups(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiQuery(query): ApiQuery<GroupsQuery>,
+) -> Result<Json<UserGroupsOut>, ApiError> {
+    let page = groups::groups_page(
+        &state.db,
+        &key.actor,
+        key.org_id,
+        query.search.as_deref(),
+        query.page,
+        query.page_size,
+    )
+    .await?;
+    Ok(Json(UserGroupsOut {
+        items: page.items.into_iter().map(Into::into).collect(),
+        page: page.page,
+        page_size: page.page_size,
+        total: page.total,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UserGroupIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Create a user group.
+#[utoipa::path(post, path = "/user-groups", tag = "user-groups", request_body = UserGroupIn,
+    responses((status = 201, body = UserGroupOut), (status = 400, description = "Bad input"),
+              (status = 409, description = "A group with this name exists")))]
+pub async fn create_group(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<UserGroupIn>,
+) -> Result<(StatusCode, Json<UserGroupOut>), ApiError> {
+    let fields = GroupFields { name: body.name, description: body.description };
+    let created = groups::create(&state.db, &key.actor, &key.client, key.org_id, fields).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+/// Get one user group.
+#[utoipa::path(get, path = "/user-groups/{group_uuid}", tag = "user-groups",
+    params(("group_uuid" = uuid::Uuid, Path, description = "The group's UUID")),
+    responses((status = 200, body = UserGroupOut), (status = 404, description = "No such group in this Organization")))]
+pub async fn get_group(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+) -> Result<Json<UserGroupOut>, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    Ok(Json(groups::group(&state.db, &key.actor, key.org_id, id).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UserGroupUpdateIn {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Rename a user group or change its description.
+#[utoipa::path(patch, path = "/user-groups/{group_uuid}", tag = "user-groups", request_body = UserGroupUpdateIn,
+    responses((status = 200, body = UserGroupOut), (status = 404, description = "No such group"),
+              (status = 409, description = "A group with this name exists")))]
+pub async fn update_group(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiJson(body): ApiJson<UserGroupUpdateIn>,
+) -> Result<Json<UserGroupOut>, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let current = groups::group(&state.db, &key.actor, key.org_id, id).await?;
+    let fields = GroupFields {
+        name: body.name.unwrap_or(current.name),
+        description: body.description.unwrap_or(current.description),
+    };
+    Ok(Json(groups::update(&state.db, &key.actor, &key.client, key.org_id, id, fields).await?.into()))
+}
+
+/// Delete a user group: its members keep only the access they hold otherwise.
+#[utoipa::path(delete, path = "/user-groups/{group_uuid}", tag = "user-groups",
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such group")))]
+pub async fn delete_group(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    groups::delete(&state.db, &key.actor, &key.client, key.org_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupMemberOut {
+    pub user_uuid: uuid::Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupMembersOut {
+    pub members: Vec<GroupMemberOut>,
+    pub page: i64,
+    pub page_size: i64,
+    pub total: i64,
+}
+
+/// A slice of `items` for `page` and `page_size`, checked as everywhere else.
+fn page_of<T>(items: Vec<T>, query: &PageQuery) -> Result<(Vec<T>, i64, i64, i64), ApiError> {
+    let (page, page_size) = app::server::orgs::page_bounds(query.page, query.page_size)?;
+    let total = items.len() as i64;
+    let skip = usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX);
+    let items = items.into_iter().skip(skip).take(page_size as usize).collect();
+    Ok((items, page, page_size, total))
+}
+
+/// List a group's members by name.
+#[utoipa::path(get, path = "/user-groups/{group_uuid}/members", tag = "user-groups", params(PageQuery),
+    responses((status = 200, body = GroupMembersOut), (status = 404, description = "No such group")))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<GroupMembersOut>, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let members = groups::members(&state.db, &key.actor, key.org_id, id).await?;
+    let (members, page, page_size, total) = page_of(members, &query)?;
+    let members = members
+        .into_iter()
+        .map(|m| GroupMemberOut { user_uuid: m.user_id.0, email: m.email, name: m.name })
+        .collect();
+    Ok(Json(GroupMembersOut { members, page, page_size, total }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct GroupMembersIn {
+    pub user_uuids: Vec<uuid::Uuid>,
+}
+
+/// Add Organization members to a group.
+#[utoipa::path(post, path = "/user-groups/{group_uuid}/members", tag = "user-groups", request_body = GroupMembersIn,
+    responses((status = 204, description = "Added"), (status = 400, description = "Someone is not a member of the Organization")))]
+pub async fn add_members(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiJson(body): ApiJson<GroupMembersIn>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let users: Vec<UserId> = body.user_uuids.into_iter().map(UserId).collect();
+    groups::add_members(&state.db, &key.actor, &key.client, key.org_id, id, &users).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove people from a group.
+#[utoipa::path(delete, path = "/user-groups/{group_uuid}/members", tag = "user-groups", request_body = GroupMembersIn,
+    responses((status = 204, description = "Removed")))]
+pub async fn remove_members(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiJson(body): ApiJson<GroupMembersIn>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let users: Vec<UserId> = body.user_uuids.into_iter().map(UserId).collect();
+    groups::remove_members(&state.db, &key.actor, &key.client, key.org_id, id, &users).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupWorkspaceOut {
+    pub workspace_uuid: uuid::Uuid,
+    pub workspace_name: String,
+    pub role_names: Vec<&'static str>,
+    pub roles: Vec<uuid::Uuid>,
+}
+
+impl From<GroupGrant> for GroupWorkspaceOut {
+    fn from(g: GroupGrant) -> Self {
+        Self {
+            workspace_uuid: g.workspace_id.0,
+            workspace_name: g.workspace_name,
+            role_names: vec![g.role.api_name()],
+            roles: vec![g.role.uuid()],
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupWorkspacesOut {
+    pub items: Vec<GroupWorkspaceOut>,
+    pub page: i64,
+    pub page_size: i64,
+    pub total: i64,
+}
+
+/// List the workspaces a group grants, with the role its members hold there.
+#[utoipa::path(get, path = "/user-groups/{group_uuid}/workspaces", tag = "user-groups", params(PageQuery),
+    responses((status = 200, body = GroupWorkspacesOut), (status = 404, description = "No such group")))]
+pub async fn list_workspaces(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<GroupWorkspacesOut>, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let grants = groups::grants_of_group(&state.db, &key.actor, key.org_id, id).await?;
+    let (items, page, page_size, total) = page_of(grants, &query)?;
+    Ok(Json(GroupWorkspacesOut {
+        items: items.into_iter().map(Into::into).collect(),
+        page,
+        page_size,
+        total,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct GroupRoleIn {
+    pub roles: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    #[schema(deprecated)]
+    pub role: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct GroupWorkspaceIn {
+    pub workspace_uuid: uuid::Uuid,
+    #[serde(flatten)]
+    pub role: GroupRoleIn,
+}
+
+impl GroupRoleIn {
+    fn parse(self) -> Result<WorkspaceRole, app::AppError> {
+        validate::workspace_role_selection(self.roles, self.role_names, self.role, None)
+    }
+}
+
+/// Grant a group a role on a workspace (Member when no role is given).
+#[utoipa::path(post, path = "/user-groups/{group_uuid}/workspaces", tag = "user-groups", request_body = GroupWorkspaceIn,
+    responses((status = 201, description = "Granted"), (status = 404, description = "No such group or workspace")))]
+pub async fn add_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiJson(body): ApiJson<GroupWorkspaceIn>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let role = body.role.parse()?;
+    let workspace = WorkspaceId(body.workspace_uuid);
+    groups::grant_workspace(&state.db, &key.actor, &key.client, key.org_id, id, workspace, role).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Change the role a group grants on a workspace.
+#[utoipa::path(patch, path = "/user-groups/{group_uuid}/workspaces/{workspace_uuid}", tag = "user-groups",
+    request_body = GroupRoleIn, responses((status = 204, description = "Updated")))]
+pub async fn update_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path((group_uuid, workspace_uuid)): Path<(String, String)>,
+    ApiJson(body): ApiJson<GroupRoleIn>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let workspace: WorkspaceId = path_id(&workspace_uuid)?;
+    let role = body.parse()?;
+    groups::grant_workspace(&state.db, &key.actor, &key.client, key.org_id, id, workspace, role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End a group's grant on a workspace.
+#[utoipa::path(delete, path = "/user-groups/{group_uuid}/workspaces/{workspace_uuid}", tag = "user-groups",
+    responses((status = 204, description = "Removed"), (status = 404, description = "The group has no grant there")))]
+pub async fn remove_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path((group_uuid, workspace_uuid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let workspace: WorkspaceId = path_id(&workspace_uuid)?;
+    groups::revoke_workspace(&state.db, &key.actor, &key.client, key.org_id, id, workspace).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ProvisionWorkspaceIn {
+    pub user_group_uuid: uuid::Uuid,
+    pub workspace_uuid: uuid::Uuid,
+    /// The workspace role's UUID.
+    pub workspace_role: Option<String>,
+    /// The workspace role's name (`workspace_admin`, `workspace_member`).
+    pub workspace_role_name: Option<String>,
+}
+
+/// Grant a group a role on a workspace in one call (`workspace_role` or `workspace_role_name`).
+#[utoipa::path(post, path = "/user-groups/provision-workspace", tag = "user-groups", request_body = ProvisionWorkspaceIn,
+    responses((status = 204, description = "Granted"), (status = 400, description = "Both or an unknown role")))]
+pub async fn provision_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<ProvisionWorkspaceIn>,
+) -> Result<StatusCode, ApiError> {
+    let role = validate::workspace_role_selection(None, None, body.workspace_role, body.workspace_role_name)?;
+    let (id, workspace) = (GroupId(body.user_group_uuid), WorkspaceId(body.workspace_uuid));
+    groups::grant_workspace(&state.db, &key.actor, &key.client, key.org_id, id, workspace, role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

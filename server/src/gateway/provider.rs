@@ -1,0 +1,177 @@
+//! Providers: an OpenAI-compatible upstream reached over HTTP, or the built-in
+//! mock, which answers at once, says it is a mock, and counts tokens roughly
+//! (a token per 4 bytes of input, a token per word of output).
+
+use std::{sync::OnceLock, time::Duration};
+
+use app::server::gateway::Upstream;
+use axum::body::Bytes;
+use futures_util::{stream::BoxStream, StreamExt};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+pub enum Answer {
+    /// A whole answer, with the status to return.
+    Json { status: u16, body: Value },
+    /// Server-sent events, passed on as they come.
+    Stream(BoxStream<'static, Result<Bytes, std::io::Error>>),
+    /// The upstream could not be reached or answered nonsense.
+    Failed(String),
+}
+
+/// Shared by every upstream call: connections are pooled.
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client with rustls")
+    })
+}
+
+pub async fn chat(upstream: Option<&Upstream>, mut request: Map<String, Value>, stream: bool) -> Answer {
+    match upstream {
+        None => mock_chat(&request, stream),
+        Some(upstream) => {
+            if stream {
+                // Ask for the final usage chunk, so a stream is billed what it used.
+                request.insert("stream_options".into(), json!({ "include_usage": true }));
+            }
+            forward(upstream, "chat/completions", Value::Object(request), stream).await
+        }
+    }
+}
+
+pub async fn embeddings(upstream: Option<&Upstream>, request: Map<String, Value>) -> Answer {
+    match upstream {
+        None => mock_embeddings(&request),
+        Some(upstream) => forward(upstream, "embeddings", Value::Object(request), false).await,
+    }
+}
+
+async fn forward(upstream: &Upstream, path: &str, body: Value, stream: bool) -> Answer {
+    let url = format!("{}/{path}", upstream.base_url.trim_end_matches('/'));
+    let sent = client().post(&url).bearer_auth(&upstream.api_key).json(&body).send().await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(%url, %error, "upstream unreachable");
+            return Answer::Failed("The model provider could not be reached.".into());
+        }
+    };
+    let status = response.status().as_u16();
+    if stream && response.status().is_success() {
+        let chunks = response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other));
+        return Answer::Stream(chunks.boxed());
+    }
+    match response.json::<Value>().await {
+        Ok(body) => Answer::Json { status, body },
+        Err(error) => {
+            tracing::warn!(%url, status, %error, "upstream answer is not JSON");
+            Answer::Failed("The model provider's answer was not JSON.".into())
+        }
+    }
+}
+
+fn estimate_tokens(bytes: usize) -> i64 {
+    (bytes as u64).div_ceil(4).max(1) as i64
+}
+
+/// The text of every message, joined: plain strings and `{"type":"text"}` parts.
+fn message_text(messages: &[Value]) -> String {
+    let mut text = String::new();
+    for message in messages {
+        match &message["content"] {
+            Value::String(s) => text.push_str(s),
+            Value::Array(parts) => {
+                parts.iter().filter_map(|p| p["text"].as_str()).for_each(|s| text.push_str(s))
+            }
+            _ => {}
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn mock_chat(request: &Map<String, Value>, stream: bool) -> Answer {
+    let model = request.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    let messages = request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let prompt = message_text(messages);
+    let max_tokens = request.get("max_tokens").and_then(Value::as_i64).unwrap_or(i64::MAX);
+    let reply = format!(
+        "This is Chancery's mock provider: no model was called. You sent {} message(s), {} characters in all.",
+        messages.len(),
+        prompt.trim_end().chars().count()
+    );
+    let words: Vec<&str> =
+        reply.split_whitespace().take(usize::try_from(max_tokens).unwrap_or(usize::MAX)).collect();
+    let (prompt_tokens, completion_tokens) = (estimate_tokens(prompt.len()), words.len() as i64);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    });
+    let id = format!("chatcmpl-mock-{}", uuid::Uuid::new_v4().simple());
+    let created = chrono::Utc::now().timestamp();
+    let finish = if (words.len() as i64) < max_tokens { "stop" } else { "length" };
+    if !stream {
+        return Answer::Json {
+            status: 200,
+            body: json!({
+                "id": id, "object": "chat.completion", "created": created, "model": model, "provider": "mock",
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": words.join(" ") }, "finish_reason": finish }],
+                "usage": usage,
+            }),
+        };
+    }
+    let chunk = |delta: Value, finish: Value, usage: Value| {
+        let chunk = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model, "provider": "mock",
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }], "usage": usage,
+        });
+        Bytes::from(format!("data: {chunk}\n\n"))
+    };
+    let mut events: Vec<Bytes> =
+        vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null, Value::Null)];
+    let last = words.len().saturating_sub(1);
+    for (i, word) in words.iter().enumerate() {
+        let text = if i == last { word.to_string() } else { format!("{word} ") };
+        events.push(chunk(json!({ "content": text }), Value::Null, Value::Null));
+    }
+    events.push(chunk(json!({}), json!(finish), usage));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    // A short pause between words, as a model streams; lets a caller hang up mid-answer.
+    let paced = futures_util::stream::iter(events).then(|event| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok::<_, std::io::Error>(event)
+    });
+    Answer::Stream(paced.boxed())
+}
+
+fn mock_embeddings(request: &Map<String, Value>) -> Answer {
+    let model = request.get("model").and_then(Value::as_str).unwrap_or_default();
+    let inputs: Vec<&str> = match request.get("input") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            // A deterministic vector from the text's hash: the same text, the same embedding.
+            let digest = Sha256::digest(text.as_bytes());
+            let vector: Vec<f32> = digest.iter().take(8).map(|b| f32::from(*b) / 255.0).collect();
+            json!({ "object": "embedding", "index": index, "embedding": vector })
+        })
+        .collect();
+    let tokens: i64 = inputs.iter().map(|t| estimate_tokens(t.len())).sum();
+    Answer::Json {
+        status: 200,
+        body: json!({
+            "object": "list", "model": model, "provider": "mock", "data": data,
+            "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+        }),
+    }
+}

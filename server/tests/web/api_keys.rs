@@ -1,0 +1,157 @@
+//! Workspace API keys: created and shown once, listed masked, rotated with a
+//! grace period, revoked; in the Admin API and the Admin Panel.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::common::TestApp;
+
+crate::on_both_databases!(
+    workspace_keys_are_shown_once_rotated_and_revoked,
+    workspace_keys_in_the_admin_panel
+);
+
+async fn workspace_keys_are_shown_once_rotated_and_revoked(app: TestApp) {
+    let org = app.organization("ada@example.com", "Engines").await;
+    let admin = app.admin_key(&org, "ada@example.com").await;
+    let body = |name: &str| json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": name });
+
+    let unknown = json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "allowed_models": ["gpt-9"] });
+    let unknown = app.api("POST", "/api/admin/api-keys", &admin, Some(unknown)).await;
+    assert_eq!(
+        (unknown.status, unknown.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("allowed_models"))
+    );
+    let stranger = json!({ "workspace_uuid": org.default_workspace, "user_id": uuid::Uuid::new_v4() });
+    assert_eq!(
+        app.api("POST", "/api/admin/api-keys", &admin, Some(stranger)).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(app.count("workspace_api_keys").await, 0);
+
+    let created = app.api("POST", "/api/admin/api-keys", &admin, Some(body("prod-backend"))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let created = created.json();
+    let full = created["key"].as_str().unwrap().to_string();
+    assert!(full.starts_with("chy_ws_"), "{full}");
+    let secret = full.rsplit('_').next().unwrap();
+    assert!(!created["hidden_key"].as_str().unwrap().contains(secret));
+    assert_eq!((created["status"].as_str(), created["product"].as_str()), (Some("active"), Some("API")));
+    let (stored,): (String,) = sqlx::query_as("SELECT secret_sha256 FROM workspace_api_keys")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert!(!stored.contains(secret), "only a hash of the secret is kept");
+
+    let listed = app.api("GET", "/api/admin/api-keys", &admin, None).await.json();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["keys"][0]["key"], serde_json::Value::Null, "never shown again");
+    let last4 = &secret[secret.len() - 4..];
+    let found = app.api("GET", &format!("/api/admin/api-keys?name={last4}"), &admin, None).await.json();
+    assert_eq!(found["keys"].as_array().unwrap().len(), 1, "found by its last 4 characters");
+    let none = app.api("GET", "/api/admin/api-keys?name=nothing-like-it", &admin, None).await.json();
+    assert_eq!(none["keys"].as_array().unwrap().len(), 0);
+
+    // Rotation: a new key; the old one works for the grace period, then not; rotated once only.
+    let key_id = created["key_id"].as_str().unwrap().to_string();
+    let rotated = app
+        .api(
+            "POST",
+            &format!("/api/admin/api-keys/{key_id}/rotate"),
+            &admin,
+            Some(json!({ "grace_hours": 1 })),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    let rotated = rotated.json();
+    assert_ne!(rotated["key"], created["key"]);
+    assert_eq!(rotated["name"], "prod-backend");
+    let old = app.api("GET", "/api/admin/api-keys", &admin, None).await.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == created["key_id"])
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (old["status"].as_str(), old["rotated_to"].as_str()),
+        (Some("rotating"), rotated["key_id"].as_str())
+    );
+    let until = chrono::DateTime::parse_from_rfc3339(old["expiration_date"].as_str().unwrap()).unwrap();
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!((until.timestamp() - in_an_hour.timestamp()).abs() < 60, "works one more hour: {until}");
+    let again =
+        app.api("POST", &format!("/api/admin/api-keys/{key_id}/rotate"), &admin, Some(json!({}))).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let too_long = app
+        .api(
+            "POST",
+            &format!("/api/admin/api-keys/{}/rotate", rotated["key_id"].as_str().unwrap()),
+            &admin,
+            Some(json!({ "grace_hours": 10_000 })),
+        )
+        .await;
+    assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+
+    // A key unused for 30 days is flagged.
+    let long_ago = chrono::Utc::now().timestamp_millis() - 31 * 24 * 3_600_000;
+    sqlx::query("UPDATE workspace_api_keys SET created_at = $1 WHERE id = $2")
+        .bind(long_ago)
+        .bind(rotated["key_id"].as_str().unwrap())
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let flagged = app.api("GET", "/api/admin/api-keys", &admin, None).await.json();
+    let flagged: Vec<bool> =
+        flagged["keys"].as_array().unwrap().iter().map(|k| k["unused"].as_bool().unwrap()).collect();
+    assert_eq!(flagged.iter().filter(|u| **u).count(), 1, "{flagged:?}");
+
+    // Another organization's key reaches none of these keys.
+    let looms = app.organization("bob@example.com", "Looms").await;
+    let other = app.admin_key(&looms, "bob@example.com").await;
+    assert_eq!(
+        app.api("DELETE", &format!("/api/admin/api-keys/{key_id}"), &other, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.api("GET", "/api/admin/api-keys", &other, None).await.json()["keys"], json!([]));
+
+    let revoked = app.api("DELETE", &format!("/api/admin/api-keys/{key_id}"), &admin, None).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    let statuses: Vec<String> = app.api("GET", "/api/admin/api-keys", &admin, None).await.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        statuses.contains(&"revoked".to_string()) && statuses.contains(&"active".to_string()),
+        "{statuses:?}"
+    );
+
+    let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
+    for action in ["api_key.create", "api_key.rotate", "api_key.delete"] {
+        assert!(actions.iter().any(|a| a == action), "{action} audited");
+    }
+}
+
+async fn workspace_keys_in_the_admin_panel(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let (mut mia, _) = app.join(&mut org, "mia@example.com", &["member"]).await;
+    let form = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", "ci"),
+        ("expires_on", ""),
+        ("allowed_models", "mistral-small-latest"),
+    ];
+    let created = org.admin.call("/_fn/api_keys/create", &form).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let created = created.json();
+    assert!(created["key"].as_str().unwrap().starts_with("chy_ws_"));
+    let listed = org.admin.call("/_fn/api_keys", &[("workspace_id", &org.default_workspace)]).await.json();
+    assert_eq!(listed[0]["allowed_models"], json!(["mistral-small-latest"]));
+    assert!(listed[0].get("key").is_none(), "lists never carry the key");
+
+    // A Member makes no key in the Admin Panel.
+    assert_eq!(mia.call("/_fn/api_keys/create", &form).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("workspace_api_keys").await, 1);
+}

@@ -1,0 +1,313 @@
+//! The gateway: keys, billing, allow-lists, rate limits and budgets enforced
+//! with distinct refusals; usage metered; changes seen within a second;
+//! concurrent requests never overspend; cut streams billed; upstream forwarding.
+
+use std::time::Duration;
+
+use app::{
+    ids::{OrgId, WorkspaceId},
+    server::{
+        actor::{Actor, Client},
+        billing,
+    },
+};
+use axum::body::Body;
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::common::{Org, TestApp};
+
+crate::on_both_databases!(
+    keys_billing_models_and_rate_limits_are_enforced,
+    concurrent_requests_never_overspend_a_budget,
+    streams_are_billed_even_when_the_caller_hangs_up,
+    calls_are_forwarded_to_the_upstream_with_its_key,
+);
+
+/// An organization with billing active and a workspace key for its Default workspace.
+pub async fn billed(app: &TestApp) -> (Org<'_>, String, String) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let admin_key = app.admin_key(&org, "ada@example.com").await;
+    let card = [("card_number", "4242424242424242"), ("card_expiry", "12/30")];
+    assert_eq!(org.admin.call("/_fn/billing/add_card", &card).await.status, StatusCode::OK);
+    let body = json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "ci" });
+    let key = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.state.gateway.refresh().await.unwrap();
+    (org, admin_key, key)
+}
+
+pub fn chat(model: &str, text: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": text }], "max_tokens": 64 })
+}
+
+/// Waits out the snapshot's refresh: a change must show within one second.
+async fn within_a_second() {
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+}
+
+async fn keys_billing_models_and_rate_limits_are_enforced(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let admin_key = app.admin_key(&org, "ada@example.com").await;
+    let body = json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "ci" });
+    let created = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await.json();
+    let key = created["key"].as_str().unwrap().to_string();
+    let key_id = created["key_id"].as_str().unwrap().to_string();
+    within_a_second().await;
+
+    let code =
+        |r: &crate::common::TestResponse| r.json()["error"]["code"].as_str().unwrap_or_default().to_string();
+    let inactive = app.gateway("GET", "/v1/models", &key, None).await;
+    assert_eq!((inactive.status, code(&inactive).as_str()), (StatusCode::FORBIDDEN, "billing_inactive"));
+    let card = [("card_number", "4242424242424242"), ("card_expiry", "12/30")];
+    org.admin.call("/_fn/billing/add_card", &card).await;
+    within_a_second().await;
+
+    let models = app.gateway("GET", "/v1/models", &key, None).await;
+    assert_eq!(models.status, StatusCode::OK, "{}", models.body);
+    assert!(models.json()["data"].as_array().unwrap().iter().any(|m| m["id"] == "mistral-large-latest"));
+    for (bearer, expected) in [
+        (admin_key.as_str(), "admin_key_not_allowed"),
+        ("chy_ws_AAAAAAAAAAAA_0000000000000000000000000000000000000000000", "invalid_api_key"),
+        ("", "invalid_api_key"),
+    ] {
+        let refused = app.gateway("GET", "/v1/models", bearer, None).await;
+        assert_eq!(
+            (refused.status, code(&refused)),
+            (StatusCode::UNAUTHORIZED, expected.to_string()),
+            "{bearer}"
+        );
+    }
+
+    let answer =
+        app.gateway("POST", "/v1/chat/completions", &key, Some(chat("mistral-small-latest", "Hello"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = answer.json();
+    assert_eq!(answer["provider"], "mock");
+    assert!(answer["choices"][0]["message"]["content"].as_str().unwrap().contains("mock provider"));
+    let embedded = app
+        .gateway(
+            "POST",
+            "/v1/embeddings",
+            &key,
+            Some(json!({ "model": "mistral-embed", "input": ["a", "b"] })),
+        )
+        .await;
+    assert_eq!(
+        (embedded.status, embedded.json()["data"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(2))
+    );
+    let unknown = app.gateway("POST", "/v1/chat/completions", &key, Some(chat("gpt-9", "Hi"))).await;
+    assert_eq!((unknown.status, code(&unknown).as_str()), (StatusCode::NOT_FOUND, "model_not_found"));
+    let bad = app
+        .gateway("POST", "/v1/chat/completions", &key, Some(json!({ "model": "mistral-small-latest" })))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Allow-list and requests per minute, set in the Admin API, apply within a second.
+    let limits = json!({ "workspace_uuid": org.default_workspace, "requests_per_minute": 2, "allowed_models": ["mistral-small-latest"] });
+    assert_eq!(
+        app.api("POST", "/api/admin/rate-limit", &admin_key, Some(limits)).await.status,
+        StatusCode::OK
+    );
+    within_a_second().await;
+    let listed = app.gateway("GET", "/v1/models", &key, None).await.json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let large =
+        app.gateway("POST", "/v1/chat/completions", &key, Some(chat("mistral-large-latest", "Hi"))).await;
+    assert_eq!((large.status, code(&large).as_str()), (StatusCode::FORBIDDEN, "model_not_allowed"));
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r =
+            app.gateway("POST", "/v1/chat/completions", &key, Some(chat("mistral-small-latest", "Hi"))).await;
+        statuses.push((r.status, code(&r), r.header("retry-after").map(str::to_string)));
+    }
+    let limited =
+        statuses.iter().find(|(s, ..)| *s == StatusCode::TOO_MANY_REQUESTS).expect("the third is refused");
+    assert_eq!(limited.1, "rate_limit_exceeded");
+    let retry: u64 = limited.2.as_deref().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+
+    // Revocation applies within a second.
+    assert_eq!(
+        app.api("DELETE", &format!("/api/admin/api-keys/{key_id}"), &admin_key, None).await.status,
+        StatusCode::OK
+    );
+    within_a_second().await;
+    let revoked = app.gateway("GET", "/v1/models", &key, None).await;
+    assert_eq!((revoked.status, code(&revoked).as_str()), (StatusCode::UNAUTHORIZED, "api_key_revoked"));
+
+    // Metered: one row per admitted request, rolled up by hour, and the key's last use.
+    app.state.gateway.flush().await;
+    let (events, cost): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_events")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    let admitted = 2 + statuses.iter().filter(|(s, ..)| *s == StatusCode::OK).count() as i64;
+    assert_eq!(events, admitted, "chat + embeddings + the calls under the rate limit");
+    assert!(cost > 0);
+    let (rolled,): (i64,) = sqlx::query_as("SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_hourly")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rolled, cost);
+    let (last_used,): (Option<i64>,) =
+        sqlx::query_as("SELECT last_used_at FROM workspace_api_keys").fetch_one(app.db.pool()).await.unwrap();
+    assert!(last_used.is_some(), "last used is recorded");
+}
+
+async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
+    let (org, _admin_key, key) = billed(&app).await;
+    let request = chat("mistral-large-latest", "How much is enough?");
+    // What one such request really costs (the mock answers alike every time)...
+    assert_eq!(
+        app.gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await.status,
+        StatusCode::OK
+    );
+    app.state.gateway.flush().await;
+    let (each,): (i64,) =
+        sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
+    // ...and the worst case the gateway holds for it, every input byte a token and all 64 output tokens.
+    let worst_input = request["messages"].to_string().len() as i64;
+    let worst = app::money::token_cost(worst_input, 2_000_000) + app::money::token_cost(64, 6_000_000);
+    assert!(worst > each);
+    // A budget for 50 more such requests.
+    let budget = each + 50 * each;
+    let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
+    let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
+    billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(budget))
+        .await
+        .unwrap();
+    app.state.gateway.refresh().await.unwrap();
+
+    let calls = (0..200).map(|_| {
+        let router = app.router.clone();
+        let body = request.to_string();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let request = Request::post("/v1/chat/completions")
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from(([192, 0, 2, 1], 1))))
+                .body(Body::from(body))
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        })
+    });
+    let mut ok = 0;
+    for call in calls.collect::<Vec<_>>() {
+        let (status, body) = call.await.unwrap();
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["code"], "workspace_spend_limit_exceeded")
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    app.state.gateway.flush().await;
+    let (spent,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_events WHERE status = 200",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert!(spent <= budget, "spent {spent} of a budget of {budget}");
+    assert_eq!(spent, each * (ok + 1), "every admitted request billed");
+    assert!(ok <= 50, "{ok} admitted for a budget of 50");
+    // Holds are worst cases, so fewer may pass while many are in flight; never none.
+    assert!(ok >= (budget - each) / worst, "{ok} admitted");
+    println!("200 concurrent requests, budget for 50: {ok} admitted, {spent} of {budget} micro-USD spent");
+    assert_eq!(spent, app.state.gateway.spent(app::server::gateway::ledger::Scope::Workspace(workspace)));
+    let org_id: OrgId = org.id;
+    assert_eq!(spent, app.state.gateway.spent(app::server::gateway::ledger::Scope::Org(org_id)));
+}
+
+async fn streams_are_billed_even_when_the_caller_hangs_up(app: TestApp) {
+    let (_org, _admin_key, key) = billed(&app).await;
+    let mut request = chat("mistral-small-latest", "Tell me a long story");
+    request["stream"] = json!(true);
+    let send = || {
+        Request::post("/v1/chat/completions")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from(([192, 0, 2, 1], 1))))
+            .body(Body::from(request.to_string()))
+            .unwrap()
+    };
+    // Read to the end: billed the provider's own count.
+    let whole = app.router.clone().oneshot(send()).await.unwrap();
+    assert_eq!(whole.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let text = String::from_utf8(whole.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let final_usage: Value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["usage"].is_object())
+        .unwrap();
+    // Hang up after two events: still billed, for what was sent.
+    let mut cut = app.router.clone().oneshot(send()).await.unwrap().into_body();
+    for _ in 0..3 {
+        cut.frame().await.unwrap().unwrap();
+    }
+    drop(cut);
+    app.state.gateway.flush().await;
+    let rows: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT status, output_tokens, cost_micros FROM usage_events ORDER BY status")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0, rows[0].1), (200, final_usage["usage"]["completion_tokens"].as_i64().unwrap()));
+    let (status, output, cost) = rows[1];
+    assert_eq!(status, 499, "the caller went away");
+    assert!(output >= 1 && output < rows[0].1, "billed the words sent: {output}");
+    assert!(cost > 0);
+}
+
+async fn calls_are_forwarded_to_the_upstream_with_its_key(mut app: TestApp) {
+    // A stand-in for an OpenAI-compatible API that says what it received.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let upstream = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|headers: http::HeaderMap, body: String| async move {
+            let auth = headers[header::AUTHORIZATION].to_str().unwrap().to_string();
+            let sent: Value = serde_json::from_str(&body).unwrap();
+            axum::Json(json!({
+                "id": "cmpl-1", "object": "chat.completion", "model": sent["model"],
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": auth }, "finish_reason": "stop" }],
+                "usage": { "prompt_tokens": 1_000_000, "completion_tokens": 3, "total_tokens": 1_000_003 },
+            }))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, upstream).await.unwrap() });
+    let (_org, _admin_key, key) = billed(&app).await;
+    app.use_upstream(app::server::gateway::Upstream {
+        base_url: format!("http://{address}/v1"),
+        api_key: "upstream-secret".into(),
+    });
+    let answer = app
+        .gateway("POST", "/v1/chat/completions", &key, Some(json!({ "model": "mistral-small-latest", "messages": [{ "role": "user", "content": "x".repeat(2_000_000) }] })))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        answer.json()["choices"][0]["message"]["content"],
+        "Bearer upstream-secret",
+        "the caller's key stays here"
+    );
+    app.state.gateway.flush().await;
+    let (cost,): (i64,) =
+        sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
+    // 1M input tokens at $0.10 and 3 output tokens at $0.30 per million, rounded up.
+    assert_eq!(cost, 100_000 + 1);
+}

@@ -1,0 +1,192 @@
+//! User groups: members, workspace grants, and access as the union of direct
+//! and group grants, through the Admin API and the Admin Panel's server functions.
+
+use app::{model::WorkspaceRole, server::workspaces};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::common::TestApp;
+
+crate::on_both_databases!(groups_grant_their_members_workspaces, groups_in_the_admin_panel);
+
+async fn groups_grant_their_members_workspaces(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let (mut grace, grace_id) = app.join(&mut org, "grace@example.com", &["member"]).await;
+    let sees = |overview: serde_json::Value| -> Vec<String> {
+        overview["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let created = app
+        .api(
+            "POST",
+            "/api/admin/user-groups",
+            &key,
+            Some(json!({ "name": "Researchers", "description": "Lab people" })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let group = created.json()["uuid"].as_str().unwrap().to_string();
+    let again =
+        app.api("POST", "/api/admin/user-groups", &key, Some(json!({ "name": "researchers " }))).await;
+    assert_eq!((again.status, again.json()["error"]["param"].as_str()), (StatusCode::CONFLICT, Some("name")));
+    let blank = app.api("POST", "/api/admin/user-groups", &key, Some(json!({ "name": "  " }))).await;
+    assert_eq!(blank.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.count("user_groups").await, 1);
+
+    let lab = app
+        .api(
+            "POST",
+            "/api/admin/workspaces",
+            &key,
+            Some(json!({ "name": "Lab", "admin_user_id": org.admin_id })),
+        )
+        .await
+        .json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lab_id = lab.parse().unwrap();
+    let grace_user = grace_id.parse().unwrap();
+    assert_eq!(sees(grace.overview().await.json()), ["Default"]);
+
+    let g = |tail: &str| format!("/api/admin/user-groups/{group}{tail}");
+    let added = app.api("POST", &g("/members"), &key, Some(json!({ "user_uuids": [grace_id] }))).await;
+    assert_eq!(added.status, StatusCode::NO_CONTENT, "{}", added.body);
+    let stranger =
+        app.api("POST", &g("/members"), &key, Some(json!({ "user_uuids": [uuid::Uuid::new_v4()] }))).await;
+    assert_eq!(stranger.status, StatusCode::BAD_REQUEST, "only Organization members join groups");
+    let both = json!({ "user_group_uuid": group, "workspace_uuid": lab,
+                       "workspace_role": WorkspaceRole::Admin.uuid(), "workspace_role_name": "workspace_member" });
+    let both = app.api("POST", "/api/admin/user-groups/provision-workspace", &key, Some(both)).await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST, "{}", both.body);
+    let provision =
+        json!({ "user_group_uuid": group, "workspace_uuid": lab, "workspace_role_name": "workspace_member" });
+    let provisioned =
+        app.api("POST", "/api/admin/user-groups/provision-workspace", &key, Some(provision)).await;
+    assert_eq!(provisioned.status, StatusCode::NO_CONTENT, "{}", provisioned.body);
+
+    // Grace reaches Lab through the group, as a Member.
+    assert_eq!(sees(grace.overview().await.json()), ["Default", "Lab"]);
+    assert_eq!(
+        workspaces::access_role(&app.db, grace_user, lab_id).await.unwrap(),
+        Some(WorkspaceRole::Member)
+    );
+    let lab_out = app.api("GET", &format!("/api/admin/workspaces/{lab}"), &key, None).await.json();
+    assert_eq!(lab_out["members_count"], 2, "Ada directly, Grace through the group");
+    let listed = app.api("GET", &g("/workspaces"), &key, None).await.json();
+    assert_eq!(listed["items"][0]["workspace_name"], "Lab");
+    assert_eq!(listed["items"][0]["role_names"], json!(["workspace_member"]));
+    let members = app.api("GET", &g("/members"), &key, None).await.json();
+    assert_eq!(
+        (members["total"].as_i64(), members["members"][0]["email"].as_str()),
+        (Some(1), Some("grace@example.com"))
+    );
+
+    // Direct and group grants add up: the stronger one wins, and each stands alone.
+    let direct = json!({ "members": [{ "user_uuid": grace_id, "role_names": ["workspace_admin"] }] });
+    app.api("PATCH", &format!("/api/admin/workspaces/{lab}/users"), &key, Some(direct)).await;
+    assert_eq!(
+        workspaces::access_role(&app.db, grace_user, lab_id).await.unwrap(),
+        Some(WorkspaceRole::Admin)
+    );
+    let undirect = json!({ "members": [{ "user_uuid": grace_id }] });
+    app.api("DELETE", &format!("/api/admin/workspaces/{lab}/remove-users"), &key, Some(undirect)).await;
+    assert_eq!(
+        workspaces::access_role(&app.db, grace_user, lab_id).await.unwrap(),
+        Some(WorkspaceRole::Member)
+    );
+    let promote = json!({ "role_names": ["workspace_admin"] });
+    let promoted = app.api("PATCH", &g(&format!("/workspaces/{lab}")), &key, Some(promote)).await;
+    assert_eq!(promoted.status, StatusCode::NO_CONTENT, "{}", promoted.body);
+    assert_eq!(
+        workspaces::access_role(&app.db, grace_user, lab_id).await.unwrap(),
+        Some(WorkspaceRole::Admin)
+    );
+
+    // Another organization's key sees no such group.
+    let other = app.organization("bob@example.com", "Looms").await;
+    let other_key = app.admin_key(&other, "bob@example.com").await;
+    for (method, path) in [("GET", g("")), ("DELETE", g("")), ("GET", g("/members"))] {
+        let response = app.api(method, &path, &other_key, None).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+
+    // Leaving the group ends the access it gave; so does deleting the group.
+    let left = app.api("DELETE", &g("/members"), &key, Some(json!({ "user_uuids": [grace_id] }))).await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT);
+    assert_eq!(sees(grace.overview().await.json()), ["Default"]);
+    app.api("POST", &g("/members"), &key, Some(json!({ "user_uuids": [grace_id] }))).await;
+    assert_eq!(sees(grace.overview().await.json()), ["Default", "Lab"]);
+    let deleted = app.api("DELETE", &g(""), &key, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(sees(grace.overview().await.json()), ["Default"]);
+    assert_eq!((app.count("user_group_members").await, app.count("user_group_workspaces").await), (0, 0));
+    assert_eq!(app.api("GET", &g(""), &key, None).await.status, StatusCode::NOT_FOUND);
+
+    let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
+    for action in [
+        "user_group.create",
+        "user_group.member.add",
+        "user_group.workspace.provision",
+        "user_group.workspace.update",
+        "user_group.member.remove",
+        "user_group.delete",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action} audited");
+    }
+}
+
+async fn groups_in_the_admin_panel(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let (mut mia, mia_id) = app.join(&mut org, "mia@example.com", &["member"]).await;
+    let ada = &mut org.admin;
+    let created = ada.call("/_fn/groups/create", &[("name", "Support"), ("description", "")]).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let group: String = serde_json::from_str(&created.body).unwrap();
+    let taken = ada.call("/_fn/groups/create", &[("name", "SUPPORT"), ("description", "")]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    assert!(taken.body.contains("already exists"), "{}", taken.body);
+
+    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("user_id", &mia_id)]).await;
+    let granted = ada
+        .call(
+            "/_fn/groups/grant_workspace",
+            &[("group_id", &group), ("workspace_id", &org.default_workspace), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    let detail = ada.call("/_fn/groups/detail", &[("group_id", &group)]).await.json();
+    assert_eq!(detail["members"][0]["email"], "mia@example.com");
+    assert_eq!(detail["workspaces"][0]["workspace_name"], "Default");
+    assert_eq!(detail["workspaces"][0]["role"], "admin");
+    assert_eq!(detail["open_workspaces"].as_array().unwrap().len(), 0);
+    let workspace =
+        ada.call("/_fn/workspaces/detail", &[("workspace_id", &org.default_workspace)]).await.json();
+    assert_eq!(workspace["groups"][0]["group_name"], "Support");
+
+    let renamed = ada
+        .call("/_fn/groups/update", &[("group_id", &group), ("name", "Help desk"), ("description", "Tier 1")])
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    let groups = ada.call("/_fn/groups", &[]).await.json();
+    assert_eq!(
+        (groups[0]["name"].as_str(), groups[0]["member_count"].as_i64()),
+        (Some("Help desk"), Some(1))
+    );
+
+    // Mia, a Member, reaches the group's workspace but administers no group.
+    let refused = mia.call("/_fn/groups/create", &[("name", "Mine"), ("description", "")]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert_eq!(mia.call("/_fn/groups/delete", &[("group_id", &group)]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("user_groups").await, 1);
+
+    let deleted = ada.call("/_fn/groups/delete", &[("group_id", &group)]).await;
+    assert!(deleted.status.is_success() || deleted.status.is_redirection(), "{}", deleted.status);
+    assert_eq!(app.count("user_groups").await, 0);
+}

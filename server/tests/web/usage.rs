@@ -1,0 +1,148 @@
+//! Usage reports (Admin Panel and Admin API, CSV) and spending alerts at 80%
+//! and 100% of a budget, by email and in the audit log.
+
+use app::{
+    ids::WorkspaceId,
+    server::{
+        actor::{Actor, Client},
+        billing,
+    },
+};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::{
+    common::TestApp,
+    gateway::{billed, chat},
+};
+
+crate::on_both_databases!(
+    usage_is_reported_by_workspace_model_and_key,
+    budgets_send_alerts_at_80_and_100_percent
+);
+
+async fn usage_is_reported_by_workspace_model_and_key(app: TestApp) {
+    let (mut org, admin_key, key) = billed(&app).await;
+    for model in ["mistral-small-latest", "mistral-small-latest", "mistral-large-latest"] {
+        let r = app.gateway("POST", "/v1/chat/completions", &key, Some(chat(model, "Hello there"))).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    app.state.gateway.flush().await;
+    let (total,): (i64,) = sqlx::query_as("SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_events")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+
+    // The Usage page's data: grouped by model, totals and a bucket per hour.
+    let page = org.admin.call("/_fn/usage", &[("range", "24h"), ("group", "model")]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let (report, billing) = (&page.json()[0], &page.json()[1]);
+    assert_eq!(report["buckets"].as_array().unwrap().len(), 24);
+    let totals = report["totals"].as_array().unwrap();
+    let small = totals.iter().find(|r| r["group_id"] == "mistral-small-latest").unwrap();
+    assert_eq!(small["requests"], 2);
+    assert_eq!(totals.iter().map(|r| r["cost_micros"].as_i64().unwrap()).sum::<i64>(), total);
+    assert_eq!(billing["month_spend_micros"], total);
+    let by_key = org.admin.call("/_fn/usage", &[("range", "7d"), ("group", "key")]).await.json();
+    assert_eq!(by_key[0]["totals"][0]["group_name"], "ci");
+    assert_eq!(
+        org.admin.call("/_fn/usage", &[("range", "1y"), ("group", "")]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let csv = org.admin.get("/admin/usage.csv?range=24h&group=workspace").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.body.starts_with("bucket_start,bucket_end,group_id,group,requests"), "{}", csv.body);
+    assert!(csv.body.contains(",Default,3,0,"), "{}", csv.body);
+
+    // The Admin API: OpenAI-style buckets, and Mistral's month per model.
+    let start = chrono::Utc::now().timestamp() - 3_600;
+    let buckets = app
+        .api(
+            "GET",
+            &format!("/api/admin/usage?start_time={start}&bucket_width=1h&group_by=model"),
+            &admin_key,
+            None,
+        )
+        .await;
+    assert_eq!(buckets.status, StatusCode::OK, "{}", buckets.body);
+    let results: Vec<serde_json::Value> = buckets.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["results"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(results.iter().map(|r| r["num_model_requests"].as_i64().unwrap()).sum::<i64>(), 3);
+    assert!(results.iter().all(|r| r["currency"] == "USD" && r["model"].is_string()));
+    let bad = app.api("GET", "/api/admin/usage?start_time=yesterday", &admin_key, None).await;
+    assert_eq!(
+        (bad.status, bad.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("start_time"))
+    );
+    let now = chrono::Utc::now();
+    use chrono::Datelike;
+    let month = app
+        .api("GET", &format!("/api/admin/usage?month={}&year={}", now.month(), now.year()), &admin_key, None)
+        .await
+        .json();
+    assert_eq!(month["completion"]["models"]["mistral-large-latest"]["num_requests"], 1);
+    assert_eq!(month["currency"], "USD");
+}
+
+async fn budgets_send_alerts_at_80_and_100_percent(app: TestApp) {
+    let (org, _admin_key, key) = billed(&app).await;
+    let request = chat("mistral-small-latest", "Hi");
+    assert_eq!(
+        app.gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await.status,
+        StatusCode::OK
+    );
+    app.state.gateway.flush().await;
+    let (each,): (i64,) =
+        sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
+    let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
+    let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
+    billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(each * 40))
+        .await
+        .unwrap();
+    app.state.gateway.refresh().await.unwrap();
+
+    // Spend until refused.
+    let mut refused = None;
+    for _ in 0..60 {
+        let r = app.gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await;
+        if r.status != StatusCode::OK {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("the budget runs out");
+    assert_eq!(
+        (refused.status, refused.json()["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("workspace_spend_limit_exceeded"))
+    );
+    app.state.gateway.flush().await;
+
+    let alerts: Vec<(i64,)> = sqlx::query_as("SELECT threshold FROM spend_alerts ORDER BY threshold")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(alerts, [(80,), (100,)]);
+    let emails: Vec<(String, String)> = sqlx::query_as(
+        "SELECT to_email, subject FROM outbox WHERE subject LIKE '%spending limit%' ORDER BY subject",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(emails.len(), 2, "{emails:?}");
+    assert!(emails.iter().all(|(to, _)| to == "ada@example.com"));
+    assert!(emails[0].1.contains("Workspace Default of Engines reached 100%"), "{emails:?}");
+    assert!(emails[1].1.contains("reached 80%"), "{emails:?}");
+    let audited =
+        app.audit_trail().await.into_iter().filter(|(action, ..)| action == "billing.spend_alert").count();
+    assert_eq!(audited, 2);
+
+    // Once per month: more refusals announce nothing new.
+    app.gateway("POST", "/v1/chat/completions", &key, Some(json!(request))).await;
+    app.state.gateway.flush().await;
+    assert_eq!(app.count("spend_alerts").await, 2);
+}
