@@ -1,6 +1,9 @@
 //! Chancery's application: the pages and server functions shared by the server
 //! (SSR) and the browser (hydration), plus the server-only domain in [`server`].
 
+// Leptos views are deeply nested types; the release wasm build needs more room.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod error;
 pub mod ids;

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { PASSWORD, open, signUp, uniqueEmail } from "./helpers";
+import { PASSWORD, expect, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("sign up, name the organization, land in the Admin Panel, log out and back in", async ({ page }) => {
   const email = uniqueEmail("ada");

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { signUp, uniqueEmail } from "./helpers";
+import { expect, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin reads and filters the audit log, and exports what they see", async ({ page }) => {
   await signUp(page, "Ada", uniqueEmail("auditor"));

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { open, operator, signUp, uniqueEmail } from "./helpers";
+import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Enterprise Account admin creates an Organization, promotes themself and makes a working Admin API key", async ({
   page,

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { PASSWORD, invitationLink, open, signUp, uniqueEmail } from "./helpers";
+import { PASSWORD, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("a Billing user sees billing only, activates it with a card and sets a budget", async ({ page, browser }) => {
   await signUp(page, "Ada Admin", uniqueEmail("ada"));

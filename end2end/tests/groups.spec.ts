@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { PASSWORD, invitationLink, open, signUp, uniqueEmail } from "./helpers";
+import { PASSWORD, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin gives a colleague a workspace through a group", async ({ page, browser }) => {
   await signUp(page, "Ada Admin", uniqueEmail("ada"));

@@ -1,5 +1,24 @@
 import { execFileSync } from "node:child_process";
-import { expect, type Page } from "@playwright/test";
+import { test as base, expect, type Page } from "@playwright/test";
+
+/**
+ * Playwright's `test`, failing any journey in which a page threw: a hydration
+ * mismatch panics the wasm and leaves a page that looks right but is dead.
+ */
+export const test = base.extend<{ pageErrors: void }>({
+  pageErrors: [
+    async ({ context }, use) => {
+      const errors: string[] = [];
+      const watch = (page: Page) => page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
+      context.pages().forEach(watch);
+      context.on("page", watch);
+      await use();
+      expect(errors, "errors thrown in the browser").toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+export { expect };
 
 export const PASSWORD = "correct horse battery staple";
 

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { PASSWORD, invitationLink, open, signUp, uniqueEmail } from "./helpers";
+import { PASSWORD, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin invites a colleague, who accepts in another browser and shows as Active", async ({ page, browser }) => {
   await signUp(page, "Ada Admin", uniqueEmail("ada"));

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { signUp, uniqueEmail } from "./helpers";
+import { expect, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin creates a workspace, renames it and archives it; the Default one stays", async ({ page }) => {
   await signUp(page, "Wanda", uniqueEmail("wanda"));

@@ -12,6 +12,7 @@ use super::{
     billing::{BillingSection, WorkspaceLimitsPanel},
     groups::{GroupDetailSection, GroupsSection},
     layout::{Frame, NavItem},
+    loading,
     members::{MembersSection, SettingsSection},
     usage::UsageSection,
     FormError,
@@ -138,7 +139,7 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
     let children = StoredValue::new(children);
     view! {
         <Title text=format!("{} · Admin Panel", section.title())/>
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(overview) => {
@@ -197,7 +198,7 @@ fn Workspaces() -> impl IntoView {
             </ActionForm>
             <FormError value=create.value()/>
         })}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 overview.await.map(|overview| view! {
                     <table class="table">
@@ -257,7 +258,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
         <FormError value=put.value()/>
         <FormError value=remove.value()/>
         <FormError value=archive.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
                     let ws_id = d.workspace.id;
@@ -323,8 +324,23 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                 <button type="submit">"Add to workspace"</button>
                             </ActionForm>
                         })}
-                        <WorkspaceKeysPanel workspace_id=ws_id/>
-                        <WorkspaceLimitsPanel workspace_id=ws_id/>
+                    }
+                })
+            })}
+        </Transition>
+        // Outside the detail's Transition: resources made while a Suspend resolves
+        // are created in a different order by the server and the browser, which
+        // breaks hydration.
+        {move || id().map(|workspace_id| view! {
+            <WorkspaceKeysPanel workspace_id/>
+            <WorkspaceLimitsPanel workspace_id/>
+        })}
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                detail.await.map(|d| {
+                    let ws_id = d.workspace.id;
+                    let is_default = d.workspace.is_default;
+                    view! {
                         <h2>"Groups with access"</h2>
                         {if d.groups.is_empty() {
                             view! { <p class="muted">"No group grants this workspace. Grant one from its group's page."</p> }.into_any()
@@ -396,7 +412,7 @@ fn AuditLog() -> impl IntoView {
             <button type="submit">"Filter"</button>
             <a href=move || link(None, true) rel="external" download class="button-link">"Export CSV"</a>
         </Form>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match events.await {
                     Ok(page) => {

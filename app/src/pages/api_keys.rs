@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{FormError, NewKey};
+use super::{loading, FormError, NewKey};
 use crate::{
     api::api_keys::{self, CreateWorkspaceKey, RevokeWorkspaceKey, RotateWorkspaceKey},
     ids::WorkspaceId,
@@ -46,7 +46,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
         <FormError value=rotate.value()/>
         <FormError value=revoke.value()/>
         {move || shown().map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 keys.await.map(|keys| {
                     if keys.is_empty() {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
-use super::{layout::Frame, AuthCard, FormError, NewKey};
+use super::{layout::Frame, loading, AuthCard, FormError, NewKey};
 use crate::{
     api::{
         backoffice::{
@@ -68,7 +68,7 @@ fn BackofficeShell(section: Section, children: ChildrenFn) -> impl IntoView {
     let children = StoredValue::new(children);
     view! {
         <Title text=format!("{} · Backoffice", section.title())/>
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match home.await {
                     Ok(BackofficeHome { user, enterprise: Some(enterprise), .. }) => view! {
@@ -143,7 +143,7 @@ fn Members() -> impl IntoView {
         <p class="hint">"Only admins of an Organization linked to this Enterprise Account can be added."</p>
         <FormError value=add.value()/>
         <FormError value=remove.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 members.await.map(|members| view! {
                     <table class="table">
@@ -189,7 +189,7 @@ fn Organizations() -> impl IntoView {
         </ActionForm>
         <FormError value=create.value()/>
         <FormError value=promote.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 orgs.await.map(|orgs| view! {
                     <table class="table">
@@ -260,7 +260,7 @@ fn ApiKeys() -> impl IntoView {
         </ActionForm>
         <FormError value=create.value()/>
         {move || created().map(|created| view! { <NewKey name=created.view.name key=created.key/> })}
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 keys.await.map(|keys| view! {
                     <table class="table">

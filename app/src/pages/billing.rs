@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::FormError;
+use super::{loading, FormError};
 use crate::{
     api::billing::{
         self, AddCard, AddMarketplace, RemovePaymentMethod, SetOrgLimit, SetRateLimits, SetWorkspaceBudget,
@@ -55,7 +55,7 @@ pub fn BillingSection() -> impl IntoView {
         <FormError value=remove.value()/>
         <FormError value=set_limit.value()/>
         <FormError value=set_budget.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 view_data.await.map(|b| view! {
                     <h2>"Payment method"</h2>
@@ -137,7 +137,7 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
         <h2>"Limits"</h2>
         <FormError value=set.value()/>
         <FormError value=set_budget.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 limits.await.map(|(l, catalogue)| {
                     let models = l.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_default();

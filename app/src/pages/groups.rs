@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 
-use super::FormError;
+use super::{loading, FormError};
 use crate::{
     api::groups::{
         self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, RemoveGroupMember,
@@ -27,7 +27,7 @@ pub fn GroupsSection() -> impl IntoView {
             <button type="submit">"Create group"</button>
         </ActionForm>
         <FormError value=create.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 list.await.map(|list| {
                     if list.is_empty() {
@@ -85,7 +85,7 @@ pub fn GroupDetailSection() -> impl IntoView {
         <FormError value=grant.value()/>
         <FormError value=revoke.value()/>
         <FormError value=delete.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
                     let group_id = d.group.id;

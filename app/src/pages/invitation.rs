@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use super::{AuthCard, FormError};
+use super::{loading, AuthCard, FormError};
 use crate::{
     api::{
         members::{self, AcceptInvitation, LogInFromInvitation, SignUpFromInvitation},
@@ -19,7 +19,7 @@ pub fn InvitationPage() -> impl IntoView {
     let token = move || params.with(|p| p.get("token").unwrap_or_default());
     let preview = Resource::new(token, members::get_invitation);
     view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match preview.await {
                     Ok(preview) => view! { <Accept preview token=token()/> }.into_any(),

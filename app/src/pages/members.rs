@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::FormError;
+use super::{loading, FormError};
 use crate::{
     api::members::{
         self, InviteMember, RemoveMember, ResendInvitation, RevokeInvitation, SetAllowedDomains,
@@ -62,7 +62,7 @@ pub(super) fn MembersSection() -> impl IntoView {
         <FormError value=remove.value()/>
         <FormError value=resend.value()/>
         <FormError value=revoke.value()/>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 list.await.map(|list| view! {
                     <table class="table">
@@ -144,7 +144,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
     view! {
         <h2>"Allowed email domains"</h2>
         <p class="hint">"Invitations can only go to addresses in these domains. Leave empty to allow any domain."</p>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 domains.await.map(|domains| view! {
                     <ActionForm action=save>

@@ -26,7 +26,7 @@ use crate::{
 pub fn Home() -> impl IntoView {
     let landing = Resource::new(|| (), |_| api::get_landing());
     view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 let path = match landing.await {
                     Ok(landing) => landing.path(),
@@ -39,6 +39,11 @@ pub fn Home() -> impl IntoView {
 }
 
 /// The message of the last failed submission, announced to screen readers.
+/// What a section shows while its data is on the way.
+pub(crate) fn loading() -> impl IntoView {
+    view! { <p class="muted">"Loading…"</p> }
+}
+
 #[component]
 pub(crate) fn FormError<T>(#[prop(into)] value: Signal<Option<Result<T, AppError>>>) -> impl IntoView
 where
@@ -127,7 +132,7 @@ pub fn OnboardingPage() -> impl IntoView {
     let landing = Resource::new(|| (), |_| api::get_landing());
     let action = ServerAction::<CreateOrganization>::new();
     view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Suspense fallback=loading>
             {move || Suspend::new(async move {
                 match landing.await {
                     Ok(Landing::NameOrganization(user)) => view! {

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::Form, hooks::use_query_map};
 
-use super::billing::spend_against;
+use super::{billing::spend_against, loading};
 use crate::{
     api::billing::get_usage,
     model::{UsageBucket, UsageReport},
@@ -19,21 +19,25 @@ const DRAWN_GROUPS: usize = 5;
 #[component]
 pub fn UsageSection() -> impl IntoView {
     let query = use_query_map();
-    let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
-    let report =
-        Resource::new(move || (param("range"), param("group")), |(range, group)| get_usage(range, group));
-    let csv = move || format!("/admin/usage.csv?range={}&group={}", param("range"), param("group"));
+    // The address may leave either out: the last 24 hours by workspace, as the form shows.
+    let param = move |name: &str, default: &str| {
+        query.with(|q| q.get(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string()))
+    };
+    let range = move || param("range", "24h");
+    let group = move || param("group", "workspace");
+    let report = Resource::new(move || (range(), group()), |(range, group)| get_usage(range, group));
+    let csv = move || format!("/admin/usage.csv?range={}&group={}", range(), group());
     view! {
         <Form method="GET" action="/admin/usage" attr:class="inline-form">
             <label>"Range"
-                <select name="range" prop:value=move || { let r = param("range"); if r.is_empty() { "24h".to_string() } else { r } }>
+                <select name="range" prop:value=range>
                     <option value="24h">"Last 24 hours"</option>
                     <option value="7d">"Last 7 days"</option>
                     <option value="30d">"Last 30 days"</option>
                 </select>
             </label>
             <label>"Group by"
-                <select name="group" prop:value=move || { let g = param("group"); if g.is_empty() { "workspace".to_string() } else { g } }>
+                <select name="group" prop:value=group>
                     <option value="workspace">"Workspace"</option>
                     <option value="model">"Model"</option>
                     <option value="key">"API key"</option>
@@ -42,7 +46,7 @@ pub fn UsageSection() -> impl IntoView {
             <button type="submit">"Show"</button>
             <a href=csv rel="external" download class="button-link">"Export CSV"</a>
         </Form>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match report.await {
                     Ok((report, billing)) => {

@@ -45,6 +45,16 @@ pub fn chat(model: &str, text: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": text }], "max_tokens": 64 })
 }
 
+/// Makes the first gateway call of a test and returns what it was billed.
+pub async fn cost_of_first_call(app: &TestApp, key: &str, request: &Value) -> i64 {
+    let answer = app.gateway("POST", "/v1/chat/completions", key, Some(request.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    app.state.gateway.flush().await;
+    let (cost,): (i64,) =
+        sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
+    cost
+}
+
 /// Waits out the snapshot's refresh: a change must show within one second.
 async fn within_a_second() {
     tokio::time::sleep(Duration::from_millis(1_000)).await;
@@ -165,13 +175,7 @@ async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
     let (org, _admin_key, key) = billed(&app).await;
     let request = chat("mistral-large-latest", "How much is enough?");
     // What one such request really costs (the mock answers alike every time)...
-    assert_eq!(
-        app.gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await.status,
-        StatusCode::OK
-    );
-    app.state.gateway.flush().await;
-    let (each,): (i64,) =
-        sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
+    let each = cost_of_first_call(&app, &key, &request).await;
     // ...and the worst case the gateway holds for it, every input byte a token and all 64 output tokens.
     let worst_input = request["messages"].to_string().len() as i64;
     let worst = app::money::token_cost(worst_input, 2_000_000) + app::money::token_cost(64, 6_000_000);

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::{
     common::TestApp,
-    gateway::{billed, chat},
+    gateway::{billed, chat, cost_of_first_call},
 };
 
 crate::on_both_databases!(
@@ -92,13 +92,7 @@ async fn usage_is_reported_by_workspace_model_and_key(app: TestApp) {
 async fn budgets_send_alerts_at_80_and_100_percent(app: TestApp) {
     let (org, _admin_key, key) = billed(&app).await;
     let request = chat("mistral-small-latest", "Hi");
-    assert_eq!(
-        app.gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await.status,
-        StatusCode::OK
-    );
-    app.state.gateway.flush().await;
-    let (each,): (i64,) =
-        sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
+    let each = cost_of_first_call(&app, &key, &request).await;
     let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
     let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
     billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(each * 40))

@@ -1,0 +1,75 @@
+import { expect, open, signUp, test, uniqueEmail } from "./helpers";
+
+test("an Admin creates a workspace key, calls the gateway with it, hits a tiny budget and sees the usage", async ({ page }) => {
+  await signUp(page, "Greta Gate", uniqueEmail("greta"));
+  await page.getByLabel("Organization name").fill("Gateway Co");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+
+  // The gateway serves only organizations whose billing is active.
+  await page.locator("nav").getByRole("link", { name: "Billing" }).click();
+  await page.getByLabel("Card number").fill("4242 4242 4242 4242");
+  await page.getByLabel("Expiry").fill("12/30");
+  await page.getByRole("button", { name: "Save card" }).click();
+  await expect(page.getByTestId("billing-status")).toContainText("Billing is active");
+
+  await page.locator("nav").getByRole("link", { name: "Workspaces" }).click();
+  await page.getByTestId("workspace-row").getByRole("link").click();
+  await expect(page).toHaveURL(/\/admin\/workspaces\/[0-9a-f-]{36}$/);
+  const workspacePage = new URL(page.url()).pathname;
+
+  await page.getByLabel("Key name").fill("journey");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const key = (await page.getByTestId("new-key").textContent())?.trim() ?? "";
+  expect(key).toMatch(/^chy_ws_/);
+  // Columns: name, key, models, created, last used, expiry, status.
+  const lastUsed = page.getByTestId("api-key-row").filter({ hasText: "journey" }).locator("td").nth(4);
+  await expect(lastUsed).toHaveText("Never");
+
+  // Shown once: after a reload only the masked value is left.
+  await open(page, workspacePage);
+  await expect(page.getByTestId("api-key-row").filter({ hasText: "journey" })).toBeVisible();
+  await expect(page.getByTestId("new-key")).toHaveCount(0);
+  await expect(page.getByText(key)).toHaveCount(0);
+
+  const auth = { Authorization: `Bearer ${key}` };
+  // A new key reaches the gateway within a second.
+  await expect
+    .poll(async () => (await page.request.get("/v1/models", { headers: auth })).status(), { timeout: 5_000 })
+    .toBe(200);
+  const models = await (await page.request.get("/v1/models", { headers: auth })).json();
+  expect(models.data.map((m: { id: string }) => m.id)).toContain("mistral-small-latest");
+
+  const chat = () =>
+    page.request.post("/v1/chat/completions", {
+      headers: auth,
+      data: { model: "mistral-small-latest", messages: [{ role: "user", content: "Hello there" }], max_tokens: 32 },
+    });
+  const answered = await chat();
+  expect(answered.status()).toBe(200);
+  expect((await answered.json()).usage.total_tokens).toBeGreaterThan(0);
+
+  // A budget of one micro-dollar is already spent: the next call is refused.
+  await page.getByLabel("Monthly budget (USD)").fill("0.000001");
+  await page.getByRole("button", { name: "Save budget" }).click();
+  await expect(page.getByTestId("workspace-limits")).toContainText("of $0.000001");
+  await expect.poll(async () => (await chat()).status(), { timeout: 5_000 }).toBe(429);
+  const refused = await chat();
+  expect((await refused.json()).error.code).toBe("workspace_spend_limit_exceeded");
+
+  // The key shows its use, and the Usage page draws the spend.
+  await expect(async () => {
+    await open(page, workspacePage);
+    await expect(lastUsed).not.toHaveText("Never", { timeout: 1_000 });
+  }).toPass({ timeout: 10_000 });
+  await page.locator("nav").getByRole("link", { name: "Usage" }).click();
+  await expect(page).toHaveURL(/\/admin\/usage$/);
+  await expect(page.getByTestId("usage-chart").locator("rect").first()).toBeAttached();
+  await expect(page.getByTestId("usage-row")).toContainText(["Default"]);
+  await expect(page.getByTestId("usage-limits")).toContainText("Default: $0.");
+
+  await page.getByLabel("Group by").selectOption("key");
+  await page.getByRole("button", { name: "Show" }).click();
+  await expect(page).toHaveURL(/group=key/);
+  await expect(page.getByTestId("usage-row")).toContainText(["journey"]);
+});
