@@ -39,6 +39,7 @@ if $with_tests; then
   apt_packages=()
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v psql >/dev/null || apt_packages+=(postgresql)
+  command -v redis-server >/dev/null || apt_packages+=(redis-server)
   if ((${#apt_packages[@]})); then
     step "Installing ${apt_packages[*]} from Debian"
     apt-get update -qq
@@ -47,6 +48,12 @@ if $with_tests; then
   if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     step "Starting PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+  fi
+  # The gateway's shared counters are tested against a real Redis; it keeps nothing on disk.
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    step "Starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
   if [[ ! -d end2end/node_modules/@playwright/test ]]; then
     step "Installing Playwright (no browser download: Debian's Chromium is used)"

@@ -26,7 +26,7 @@ use app::{
         api_keys::{self, NewApiKey},
         billing::{self, RateLimits},
         db::Db,
-        gateway::Gateway,
+        gateway::{shared::SharedCounters, Gateway},
         orgs,
         state::AppState,
     },
@@ -46,66 +46,100 @@ async fn main() -> anyhow::Result<()> {
 
     let path = std::env::temp_dir().join(format!("chancery-bench-{}.db", uuid::Uuid::new_v4().simple()));
     let db = Db::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-    let gateway = Gateway::start(db.clone()).await?;
     let key = workspace_key_with_limits(&db).await?;
-    gateway.refresh().await?;
-    let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-    let state = AppState::new(options, db.clone(), gateway.clone(), false, "http://localhost".into());
 
-    let through_gateway = Target::serve("gateway", server::router(state, false), Some(key)).await?;
-    let bare_mock = Target::serve("bare mock", server::gateway::bare_mock_routes(), None).await?;
-    let targets = [&bare_mock, &through_gateway];
+    let mut targets = vec![
+        Target::serve("bare mock", server::gateway::bare_mock_routes(), None, None).await?,
+        Target::gateway("gateway", &db, None, &key).await?,
+    ];
+    let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("chancery-bench-{}", uuid::Uuid::new_v4().simple());
+    match SharedCounters::connect(&redis_url, &prefix).await {
+        Ok(counters) => {
+            targets.push(Target::gateway("gateway, Redis counters", &db, Some(counters), &key).await?)
+        }
+        Err(_) => println!("(no Redis at {redis_url}: the shared-counter gateway is not measured)"),
+    }
     let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build()?;
 
-    for target in targets {
+    for target in &targets {
         target.sequential(&client, 200).await?; // warm-up: connections, caches, allocator
     }
-    let mut latencies = [Vec::new(), Vec::new()];
+    let mut latencies = vec![Vec::new(); targets.len()];
     for _ in 0..rounds {
         for (i, target) in targets.iter().enumerate() {
             latencies[i].extend(target.sequential(&client, sequential_per_round).await?);
         }
     }
-    let mut throughput = [0.0, 0.0];
+    let mut throughput = vec![0.0; targets.len()];
     for _ in 0..2 {
         for (i, target) in targets.iter().enumerate() {
             throughput[i] += target.concurrent(&client, concurrent_total / 2).await? / 2.0;
         }
     }
 
-    let [bare, full] = latencies.map(|mut l| {
-        l.sort();
-        (percentile(&l, 50), percentile(&l, 99))
-    });
+    let percentiles: Vec<(Duration, Duration)> = latencies
+        .into_iter()
+        .map(|mut l| {
+            l.sort();
+            (percentile(&l, 50), percentile(&l, 99))
+        })
+        .collect();
     let requests = sequential_per_round * rounds;
     println!("gateway benchmark: {requests} sequential requests per target, {concurrent_total} at concurrency {CONCURRENCY}");
-    println!("{:<28}{:>12}{:>12}{:>10}", "", "bare mock", "gateway", "ratio");
-    row("p50 latency, concurrency 1", bare.0, full.0);
-    row("p99 latency, concurrency 1", bare.1, full.1);
     println!(
-        "added by the gateway: {} at p50, {} at p99",
-        micros(full.0.saturating_sub(bare.0)),
-        micros(full.1.saturating_sub(bare.1))
+        "{:<26}{:>10}{:>10}{:>12}{:>10}{:>10}{:>10}",
+        "", "p50", "p99", "req/s c=64", "p50 ×", "p99 ×", "req/s ×"
     );
-    println!(
-        "{:<28}{:>12.0}{:>12.0}{:>10.2}",
-        format!("requests/s, concurrency {CONCURRENCY}"),
-        throughput[0],
-        throughput[1],
-        throughput[1] / throughput[0]
-    );
+    let (bare, bare_rps) = (percentiles[0], throughput[0]);
+    for ((target, (p50, p99)), rps) in targets.iter().zip(&percentiles).zip(&throughput) {
+        println!(
+            "{:<26}{:>10}{:>10}{:>12.0}{:>10.2}{:>10.2}{:>10.2}",
+            target.name,
+            micros(*p50),
+            micros(*p99),
+            rps,
+            p50.as_secs_f64() / bare.0.as_secs_f64(),
+            p99.as_secs_f64() / bare.1.as_secs_f64(),
+            rps / bare_rps
+        );
+    }
+    for (target, (p50, p99)) in targets.iter().zip(&percentiles).skip(1) {
+        println!(
+            "added by {}: {} at p50, {} at p99",
+            target.name,
+            micros(p50.saturating_sub(bare.0)),
+            micros(p99.saturating_sub(bare.1))
+        );
+    }
 
-    // Metering must have kept every request the gateway answered.
-    gateway.flush().await;
+    // Metering must have kept every request the gateways answered.
+    let mut answered = 0;
+    for target in &targets[1..] {
+        if let Some(gateway) = &target.gateway {
+            gateway.flush().await;
+        }
+        answered += target.answered.load(Ordering::Relaxed);
+    }
     let (metered,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_events").fetch_one(db.pool()).await?;
-    let answered = through_gateway.answered.load(Ordering::Relaxed);
     println!("metered: {metered} usage events for {answered} answered gateway requests");
     db.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+    forget_redis_keys(&redis_url, &prefix).await;
     anyhow::ensure!(metered as usize == answered, "the meter lost {} requests", answered - metered as usize);
     Ok(())
+}
+
+async fn forget_redis_keys(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else { return };
+    let Ok(mut redis) = client.get_multiplexed_async_connection().await else { return };
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+    }
 }
 
 /// A billed organization whose Default workspace has a rate limit and a budget
@@ -144,17 +178,37 @@ struct Target {
     name: &'static str,
     url: String,
     bearer: Option<String>,
+    /// Absent for the bare mock.
+    gateway: Option<Arc<Gateway>>,
     answered: AtomicUsize,
 }
 
 impl Target {
-    async fn serve(name: &'static str, router: Router, bearer: Option<String>) -> anyhow::Result<Arc<Self>> {
+    async fn serve(
+        name: &'static str,
+        router: Router,
+        bearer: Option<String>,
+        gateway: Option<Arc<Gateway>>,
+    ) -> anyhow::Result<Arc<Self>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/v1/chat/completions", listener.local_addr()?);
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
         });
-        Ok(Arc::new(Self { name, url, bearer, answered: AtomicUsize::new(0) }))
+        Ok(Arc::new(Self { name, url, bearer, gateway, answered: AtomicUsize::new(0) }))
+    }
+
+    /// Chancery's whole router, its gateway counting in this process or in Redis.
+    async fn gateway(
+        name: &'static str,
+        db: &Db,
+        counters: Option<SharedCounters>,
+        key: &str,
+    ) -> anyhow::Result<Arc<Self>> {
+        let gateway = Gateway::start(db.clone(), counters).await?;
+        let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
+        let state = AppState::new(options, db.clone(), gateway.clone(), false, "http://localhost".into());
+        Self::serve(name, server::router(state, false), Some(key.to_string()), Some(gateway)).await
     }
 
     async fn call(&self, client: &reqwest::Client) -> anyhow::Result<()> {
@@ -214,13 +268,4 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 fn micros(d: Duration) -> String {
     format!("{} µs", d.as_micros())
-}
-
-fn row(label: &str, bare: Duration, full: Duration) {
-    println!(
-        "{label:<28}{:>12}{:>12}{:>10.2}",
-        micros(bare),
-        micros(full),
-        full.as_secs_f64() / bare.as_secs_f64()
-    );
 }

@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// The sender of emails.
     #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
     pub mail_from: String,
+
+    /// Redis holding the gateway's rate and spend counters, shared by every replica:
+    /// `redis://host:6379`. Without it each process counts alone, right for one replica.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 impl ServeArgs {

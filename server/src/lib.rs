@@ -9,10 +9,11 @@ use std::{net::SocketAddr, time::Duration};
 use admin_api::ApiError;
 use app::{
     model::AuditQuery,
-    server::{actor::Actor, audit, request, usage},
-    AppError,
+    server::{
+        actor::Actor, audit, db::redact, gateway::shared::SharedCounters, request, state::AppState, usage,
+    },
+    shell, App, AppError,
 };
-use app::{server::state::AppState, shell, App};
 use axum::{
     body::Body,
     extract::{Query, Request, State},
@@ -136,7 +137,20 @@ async fn usage_csv(
 pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let db = Db::connect_and_migrate(&args.database.database_url).await?;
     let leptos_options = leptos_options(args.listen)?;
-    let gateway = app::server::gateway::Gateway::start(db.clone()).await?;
+    let shared = match &args.redis_url {
+        Some(url) => {
+            let counters = SharedCounters::connect(url, "chancery")
+                .await
+                .map_err(|_| anyhow::anyhow!("cannot reach Redis at {}", redact(url)))?;
+            tracing::info!(redis = %redact(url), "the gateway's counters are shared in Redis");
+            Some(counters)
+        }
+        None => {
+            tracing::info!("the gateway counts in this process (one replica; set REDIS_URL for several)");
+            None
+        }
+    };
+    let gateway = app::server::gateway::Gateway::start(db.clone(), shared).await?;
     match args.upstream() {
         Some(upstream) => {
             tracing::info!(upstream = %upstream.base_url, "the gateway forwards to an upstream")
@@ -149,7 +163,7 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     match &args.smtp_url {
         Some(url) => {
             let mailer = app::server::mail::Mailer::new(url, &args.mail_from)?;
-            tracing::info!(smtp = %app::server::db::redact(url), "emails are delivered by SMTP");
+            tracing::info!(smtp = %redact(url), "emails are delivered by SMTP");
             tokio::spawn(app::server::mail::deliver_forever(db.clone(), mailer));
         }
         None => tracing::info!("no SMTP server configured: emails stay in the outbox (`chancery outbox`)"),
@@ -158,7 +172,7 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = %app::server::db::redact(&args.database.database_url), "Chancery is listening");
+    tracing::info!(%address, database = %redact(&args.database.database_url), "Chancery is listening");
     println!("Chancery is running at {} (listening on http://{address})", args.public_url());
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

@@ -136,7 +136,7 @@ async fn chat_completions(
     };
     let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let worst_input = worst_input_tokens(request.get("messages"));
-    let reservation = state.gateway.admit(&caller, &model, worst_input, max_tokens, now)?;
+    let reservation = state.gateway.admit(&caller, &model, worst_input, max_tokens, now).await?;
     // Reserve and forward the same ceiling: the provider never writes more than was held.
     request.insert("max_tokens".into(), json!(max_tokens));
     request.remove("max_completion_tokens");
@@ -166,7 +166,7 @@ async fn embeddings(
         }
     };
     let worst_input = worst_input_tokens(input);
-    let reservation = state.gateway.admit(&caller, &model, worst_input, 0, now)?;
+    let reservation = state.gateway.admit(&caller, &model, worst_input, 0, now).await?;
     let answer = provider::embeddings(state.upstream.as_ref(), request).await;
     Ok(respond(answer, reservation, worst_input))
 }

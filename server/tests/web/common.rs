@@ -3,7 +3,11 @@
 
 use std::net::SocketAddr;
 
-use app::server::{db::Db, state::AppState};
+use app::server::{
+    db::Db,
+    gateway::{shared::SharedCounters, Gateway},
+    state::AppState,
+};
 use axum::{body::Body, extract::ConnectInfo, Router};
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -81,10 +85,15 @@ impl TestApp {
 
     async fn start(url: &str, database: TestDatabase) -> Self {
         let db = Db::connect_and_migrate(url).await.expect("connect and migrate");
-        let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-        let gateway = app::server::gateway::Gateway::start(db.clone()).await.expect("gateway");
-        let state = AppState::new(options, db.clone(), gateway, false, PUBLIC_URL.into());
+        let state = app_state(&db, None).await;
         Self { router: server::router(state.clone(), false), db, state, _database: database }
+    }
+
+    /// Another replica of this Chancery: the same database, a gateway of its own
+    /// whose counters live in Redis under `counters`.
+    pub async fn replica(&self, counters: SharedCounters) -> Replica {
+        let state = app_state(&self.db, Some(counters)).await;
+        Replica { router: server::router(state.clone(), false), state }
     }
 
     /// From now on the gateway forwards to `upstream` instead of its mock.
@@ -101,17 +110,7 @@ impl TestApp {
         key: &str,
         body: Option<serde_json::Value>,
     ) -> TestResponse {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {key}"));
-        let request = match body {
-            Some(body) => {
-                request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
-            }
-            None => request.body(Body::empty()),
-        };
-        self.client("192.0.2.60").send(request.unwrap()).await
+        self.client("192.0.2.60").send(gateway_request(method, path, key, body)).await
     }
 
     /// A new client with an empty cookie jar, seen as coming from `ip`.
@@ -132,6 +131,50 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+async fn app_state(db: &Db, counters: Option<SharedCounters>) -> AppState {
+    let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
+    let gateway = Gateway::start(db.clone(), counters).await.expect("gateway");
+    AppState::new(options, db.clone(), gateway, false, PUBLIC_URL.into())
+}
+
+fn gateway_request(method: &str, path: &str, key: &str, body: Option<serde_json::Value>) -> Request<Body> {
+    let request =
+        Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {key}"));
+    match body {
+        Some(body) => {
+            request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
+        }
+        None => request.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+/// A second Chancery process on the same database (see `TestApp::replica`).
+pub struct Replica {
+    pub router: Router,
+    pub state: AppState,
+}
+
+impl Replica {
+    /// Calls this replica's gateway with `key` as the bearer token.
+    pub async fn gateway(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let mut request = gateway_request(method, path, key, body);
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 61], 40000))));
+        TestResponse::read(self.router.clone().oneshot(request).await.expect("router is infallible")).await
+    }
+}
+
+/// Redis for the tests of shared counters; each test names its own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("CHANCERY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn postgres_server_url() -> String {
@@ -187,6 +230,12 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    async fn read(response: http::Response<Body>) -> Self {
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Self { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -223,10 +272,7 @@ impl Client<'_> {
             // An emptied cookie (log-out) leaves the jar empty.
             self.cookie = pair.split_once('=').filter(|(_, v)| !v.is_empty()).map(|_| pair.clone());
         }
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        TestResponse { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        TestResponse::read(response).await
     }
 
     pub async fn sign_up(&mut self, name: &str, email: &str, password: &str) -> TestResponse {

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use app::{
-    ids::{OrgId, WorkspaceId},
+    ids::WorkspaceId,
     server::{
         actor::{Actor, Client},
         billing,
+        gateway::{ledger::Scope, shared::SharedCounters},
     },
 };
 use axum::body::Body;
@@ -17,11 +18,12 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::common::{Org, TestApp};
+use crate::common::{redis_url, Org, Replica, TestApp};
 
 crate::on_both_databases!(
     keys_billing_models_and_rate_limits_are_enforced,
     concurrent_requests_never_overspend_a_budget,
+    replicas_sharing_redis_count_one_budget_and_one_rate_limit,
     streams_are_billed_even_when_the_caller_hangs_up,
     calls_are_forwarded_to_the_upstream_with_its_key,
 );
@@ -176,9 +178,7 @@ async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
     let request = chat("mistral-large-latest", "How much is enough?");
     // What one such request really costs (the mock answers alike every time)...
     let each = cost_of_first_call(&app, &key, &request).await;
-    // ...and the worst case the gateway holds for it, every input byte a token and all 64 output tokens.
-    let worst_input = request["messages"].to_string().len() as i64;
-    let worst = app::money::token_cost(worst_input, 2_000_000) + app::money::token_cost(64, 6_000_000);
+    let worst = worst_case_of_large(&request);
     assert!(worst > each);
     // A budget for 50 more such requests.
     let budget = each + 50 * each;
@@ -230,9 +230,124 @@ async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
     // Holds are worst cases, so fewer may pass while many are in flight; never none.
     assert!(ok >= (budget - each) / worst, "{ok} admitted");
     println!("200 concurrent requests, budget for 50: {ok} admitted, {spent} of {budget} micro-USD spent");
-    assert_eq!(spent, app.state.gateway.spent(app::server::gateway::ledger::Scope::Workspace(workspace)));
-    let org_id: OrgId = org.id;
-    assert_eq!(spent, app.state.gateway.spent(app::server::gateway::ledger::Scope::Org(org_id)));
+    assert_eq!(spent, app.state.gateway.spent(Scope::Workspace(workspace)).await.unwrap());
+    assert_eq!(spent, app.state.gateway.spent(Scope::Org(org.id)).await.unwrap());
+}
+
+/// Two replicas counting in one Redis: a rate limit of 10 lets 10 through in
+/// all, not 10 each, and 200 concurrent requests spread over both spend no
+/// more than one budget. Counters start from the spend the database recorded.
+async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp) {
+    let (org, _admin_key, key) = billed(&app).await;
+    let request = chat("mistral-large-latest", "How much is enough?");
+    let each = cost_of_first_call(&app, &key, &request).await;
+    let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
+    let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
+    let limits = billing::RateLimits { requests_per_minute: Some(10), allowed_models: None };
+    billing::set_rate_limits(&app.db, &ada, &Client::default(), org.id, workspace, limits).await.unwrap();
+
+    let prefix = format!("chancery-test-{}", uuid::Uuid::new_v4().simple());
+    let counters = SharedCounters::connect(&redis_url(), &prefix)
+        .await
+        .expect("Redis must be reachable for the shared-counter tests (CHANCERY_TEST_REDIS_URL)");
+    let replicas = [app.replica(counters.clone()).await, app.replica(counters).await];
+
+    // One minute's window: stay clear of its end so all 20 calls fall in it.
+    let into_minute = app::time::Timestamp::now().0 % 60_000;
+    if into_minute > 55_000 {
+        tokio::time::sleep(Duration::from_millis((60_000 - into_minute + 100) as u64)).await;
+    }
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let answer =
+            replicas[i % 2].gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(answer.json()["error"]["code"], "rate_limit_exceeded");
+            assert!(answer.header("retry-after").is_some());
+        }
+        statuses.push(answer.status);
+    }
+    let passed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(passed, 10, "one limit of 10 for both replicas: {statuses:?}");
+
+    // Now a budget for 50 more requests than spent so far, and no rate limit.
+    for replica in &replicas {
+        replica.state.gateway.flush().await;
+    }
+    let spent_before = spent_in_database(&app).await;
+    assert_eq!(spent_before, each * 11, "the first call (recorded before Redis) and 10 more");
+    let budget = spent_before + 50 * each;
+    let limits = billing::RateLimits { requests_per_minute: None, allowed_models: None };
+    billing::set_rate_limits(&app.db, &ada, &Client::default(), org.id, workspace, limits).await.unwrap();
+    billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(budget))
+        .await
+        .unwrap();
+    for replica in &replicas {
+        replica.state.gateway.refresh().await.unwrap();
+    }
+    let calls = (0..200).map(|i| {
+        let router = replicas[i % 2].router.clone();
+        let replica = Replica { router, state: replicas[i % 2].state.clone() };
+        let (key, request) = (key.clone(), request.clone());
+        tokio::spawn(
+            async move { replica.gateway("POST", "/v1/chat/completions", &key, Some(request)).await },
+        )
+    });
+    let mut ok = 0;
+    for call in calls.collect::<Vec<_>>() {
+        let answer = call.await.unwrap();
+        match answer.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(answer.json()["error"]["code"], "workspace_spend_limit_exceeded")
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    for replica in &replicas {
+        replica.state.gateway.flush().await;
+    }
+    let spent = spent_in_database(&app).await;
+    assert!(ok <= 50, "{ok} admitted by two replicas for a budget of 50");
+    // Holds are worst cases, so fewer may pass while many are in flight; never none.
+    assert!(ok as i64 >= 50 * each / worst_case_of_large(&request), "{ok} admitted");
+    assert!(spent <= budget, "spent {spent} of a budget of {budget}");
+    println!(
+        "two replicas, 200 concurrent requests, budget for 50: {ok} admitted, {spent} of {budget} micro-USD"
+    );
+    // Redis counts what the database recorded, whichever replica served.
+    for replica in &replicas {
+        assert_eq!(replica.state.gateway.spent(Scope::Workspace(workspace)).await.unwrap(), spent);
+        assert_eq!(replica.state.gateway.spent(Scope::Org(org.id)).await.unwrap(), spent);
+    }
+    forget_redis_keys(&prefix).await;
+}
+
+/// What the gateway holds for a mistral-large request: every input byte a
+/// token, and all 64 output tokens.
+fn worst_case_of_large(request: &Value) -> i64 {
+    let worst_input = request["messages"].to_string().len() as i64;
+    app::money::token_cost(worst_input, 2_000_000) + app::money::token_cost(64, 6_000_000)
+}
+
+async fn spent_in_database(app: &TestApp) -> i64 {
+    let (spent,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_events WHERE status = 200",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    spent
+}
+
+async fn forget_redis_keys(prefix: &str) {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+    }
 }
 
 async fn streams_are_billed_even_when_the_caller_hangs_up(app: TestApp) {

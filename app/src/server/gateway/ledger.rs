@@ -3,8 +3,8 @@
 //! in flight. A request reserves its worst-case cost before it is forwarded and
 //! settles its real cost after, so concurrent requests cannot overspend.
 //!
-//! One process holds the counters: several gateway replicas would each keep
-//! their own (shared counters, e.g. in Redis, are future work).
+//! These counters belong to one process, right for one replica; several
+//! replicas share theirs in Redis (`shared.rs`), under the same rules.
 
 use std::collections::HashMap;
 

@@ -3,29 +3,34 @@
 //! `authorize` and `reserve` here, forwards to a provider, then settles.
 //!
 //! Nothing here touches the database on a request: keys and limits come from a
-//! snapshot reloaded every 500 ms; counters live in the `Ledger`; usage goes to
-//! the meter's queue.
+//! snapshot reloaded every 500 ms; counters live in this process's `Ledger`, or
+//! in Redis when several replicas share them; usage goes to the meter's queue.
 
 pub mod ledger;
 pub mod meter;
+pub mod shared;
 pub mod snapshot;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, RwLock,
+    },
     time::Duration,
 };
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::{
     ledger::{Ledger, Refusal, Scope},
     meter::{MeterMessage, UsageEvent},
+    shared::{Admission, SharedCounters},
     snapshot::Snapshot,
 };
 use super::{admin_keys, billing::month_start, db::Db, secret_key};
 use crate::{
-    error::AppResult,
+    error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, WorkspaceId},
     model::CatalogueModel,
     money::token_cost,
@@ -137,8 +142,17 @@ impl std::fmt::Debug for Upstream {
 pub struct Gateway {
     db: Db,
     snapshot: RwLock<Arc<Snapshot>>,
-    ledger: Mutex<Ledger>,
+    counters: Counters,
     meter: mpsc::Sender<MeterMessage>,
+}
+
+/// Where requests and money are counted.
+enum Counters {
+    /// One replica: in this process.
+    Local(Mutex<Ledger>),
+    /// Several replicas: in Redis. Settlements run as tasks; `pending` counts
+    /// them so `flush` can wait for them.
+    Shared { redis: SharedCounters, pending: AtomicUsize, settled: Notify },
 }
 
 impl std::fmt::Debug for Gateway {
@@ -148,18 +162,19 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Loads the snapshot and this month's spend, and starts the refresher and the meter.
-    pub async fn start(db: Db) -> AppResult<Arc<Self>> {
+    /// Loads the snapshot and this month's spend, and starts the refresher and
+    /// the meter. With `shared`, counters live in Redis instead of this process.
+    pub async fn start(db: Db, shared: Option<SharedCounters>) -> AppResult<Arc<Self>> {
         let snapshot = Arc::new(Snapshot::load(&db).await?);
-        let month = month_start(Timestamp::now());
-        let ledger = Ledger::new(month, month_spend(&db, month).await?);
+        let counters = match shared {
+            Some(redis) => Counters::Shared { redis, pending: AtomicUsize::new(0), settled: Notify::new() },
+            None => {
+                let month = month_start(Timestamp::now());
+                Counters::Local(Mutex::new(Ledger::new(month, month_spend(&db, month).await?)))
+            }
+        };
         let (meter, queue) = mpsc::channel(meter::QUEUE_CAPACITY);
-        let gateway = Arc::new(Self {
-            db: db.clone(),
-            snapshot: RwLock::new(snapshot),
-            ledger: Mutex::new(ledger),
-            meter,
-        });
+        let gateway = Arc::new(Self { db: db.clone(), snapshot: RwLock::new(snapshot), counters, meter });
         let weak = Arc::downgrade(&gateway);
         let limits_of: meter::LimitsOf = Box::new(move |org, workspace| match weak.upgrade() {
             Some(gateway) => {
@@ -185,8 +200,17 @@ impl Gateway {
         Ok(())
     }
 
-    /// Waits until every usage event queued so far is written.
+    /// Waits until every settlement and usage event so far is written.
     pub async fn flush(&self) {
+        if let Counters::Shared { pending, settled, .. } = &self.counters {
+            loop {
+                let notified = settled.notified();
+                if pending.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        }
         let (done, written) = oneshot::channel();
         if self.meter.send(MeterMessage::Flush(done)).await.is_ok() {
             let _ = written.await;
@@ -263,7 +287,7 @@ impl Gateway {
     /// workspace is under its requests-per-minute limit, and the worst case
     /// (every input byte a token, and `max_output_tokens`) fits the budgets.
     /// The hold is released or settled by the returned `Reservation`.
-    pub fn admit(
+    pub async fn admit(
         self: &Arc<Self>,
         caller: &Caller,
         model: &str,
@@ -289,15 +313,21 @@ impl Gateway {
         let rpm = snapshot.workspaces.get(&caller.workspace_id).and_then(|w| w.requests_per_minute);
         let worst = token_cost(worst_input_tokens, price.input_micros_per_mtok)
             + token_cost(max_output_tokens, price.output_micros_per_mtok);
-        let admitted = {
-            let mut ledger = self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            ledger.roll_over(month_start(now));
-            ledger.count_request(caller.workspace_id, rpm, now)?;
-            ledger.reserve(
-                (caller.org_id, caller.org_limit),
-                (caller.workspace_id, caller.workspace_budget),
-                worst,
-            )
+        let month = month_start(now);
+        let admitted = match &self.counters {
+            Counters::Local(ledger) => {
+                let mut ledger = ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                ledger.roll_over(month);
+                ledger.count_request(caller.workspace_id, rpm, now)?;
+                ledger.reserve(
+                    (caller.org_id, caller.org_limit),
+                    (caller.workspace_id, caller.workspace_budget),
+                    worst,
+                )
+            }
+            Counters::Shared { redis, .. } => {
+                self.admit_shared(redis, caller, rpm, worst, month, now).await?
+            }
         };
         if let Err(refusal) = admitted {
             let workspace_id = (refusal == Refusal::WorkspaceBudget).then_some(caller.workspace_id);
@@ -310,14 +340,96 @@ impl Gateway {
             caller: caller.clone(),
             price,
             held: worst,
+            month,
             started: now,
             settled: false,
         })
     }
 
+    /// `admit`'s check and hold in Redis; a month not counted there yet is
+    /// first seeded with the spend the database recorded.
+    async fn admit_shared(
+        &self,
+        redis: &SharedCounters,
+        caller: &Caller,
+        rpm: Option<i64>,
+        worst: i64,
+        month: Timestamp,
+        now: Timestamp,
+    ) -> Result<Result<(), Refusal>, GatewayError> {
+        let unavailable = |_| {
+            GatewayError::new(
+                503,
+                "limits_unavailable",
+                "Limits cannot be checked right now; try again shortly.",
+            )
+        };
+        for _ in 0..2 {
+            let admission = redis
+                .admit(
+                    month,
+                    (caller.org_id, caller.org_limit),
+                    (caller.workspace_id, rpm, caller.workspace_budget),
+                    worst,
+                    now,
+                )
+                .await
+                .map_err(unavailable)?;
+            match admission {
+                Admission::Admitted => return Ok(Ok(())),
+                Admission::Refused(refusal) => return Ok(Err(refusal)),
+                Admission::Cold => {
+                    for scope in [Scope::Org(caller.org_id), Scope::Workspace(caller.workspace_id)] {
+                        let recorded = recorded_spend(&self.db, month, scope).await.map_err(unavailable)?;
+                        redis.seed(month, scope, recorded).await.map_err(unavailable)?;
+                    }
+                }
+            }
+        }
+        Err(unavailable(AppError::Internal))
+    }
+
     /// This month's spend of a scope, as the gateway counts it.
-    pub fn spent(&self, scope: Scope) -> i64 {
-        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).spent(scope)
+    pub async fn spent(&self, scope: Scope) -> AppResult<i64> {
+        match &self.counters {
+            Counters::Local(ledger) => {
+                Ok(ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).spent(scope))
+            }
+            Counters::Shared { redis, .. } => redis.spent(month_start(Timestamp::now()), scope).await,
+        }
+    }
+
+    /// Releases a hold and books `cost`: at once in this process, or in a task for Redis.
+    fn settle_counters(self: &Arc<Self>, caller: &Caller, month: Timestamp, held: i64, cost: i64) {
+        match &self.counters {
+            Counters::Local(ledger) => ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(
+                caller.org_id,
+                caller.workspace_id,
+                held,
+                cost,
+            ),
+            Counters::Shared { redis, pending, .. } => {
+                pending.fetch_add(1, Ordering::AcqRel);
+                let (redis, org, workspace) = (redis.clone(), caller.org_id, caller.workspace_id);
+                let gateway = self.clone();
+                tokio::spawn(async move {
+                    // A lost settlement would pin its hold until the month ends: retry a while.
+                    let mut attempt = 0;
+                    while let Err(error) = redis.settle(month, org, workspace, held, cost).await {
+                        attempt += 1;
+                        if attempt == 5 {
+                            tracing::error!(%error, %workspace, held, cost, "a settlement was lost; its hold stays");
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                    if let Counters::Shared { pending, settled, .. } = &gateway.counters {
+                        pending.fetch_sub(1, Ordering::AcqRel);
+                        settled.notify_waiters();
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -329,6 +441,8 @@ pub struct Reservation {
     caller: Caller,
     price: CatalogueModel,
     held: i64,
+    /// The month whose budgets hold it.
+    month: Timestamp,
     started: Timestamp,
     settled: bool,
 }
@@ -346,12 +460,7 @@ impl Reservation {
             + token_cost(usage.output_tokens, self.price.output_micros_per_mtok))
         .min(self.held);
         let gateway = &self.gateway;
-        gateway.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(
-            self.caller.org_id,
-            self.caller.workspace_id,
-            self.held,
-            cost,
-        );
+        gateway.settle_counters(&self.caller, self.month, self.held, cost);
         let now = Timestamp::now();
         let event = UsageEvent {
             at: now,
@@ -381,12 +490,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            self.gateway.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(
-                self.caller.org_id,
-                self.caller.workspace_id,
-                self.held,
-                0,
-            );
+            self.gateway.settle_counters(&self.caller, self.month, self.held, 0);
         }
     }
 }
@@ -400,6 +504,22 @@ async fn refresh_forever(gateway: std::sync::Weak<Gateway>) {
             tracing::warn!(%error, "gateway snapshot not refreshed; serving the previous one");
         }
     }
+}
+
+/// The spend the database recorded for one scope since `month` began.
+async fn recorded_spend(db: &Db, month: Timestamp, scope: Scope) -> AppResult<i64> {
+    let (column, id) = match scope {
+        Scope::Org(id) => ("org_id", id.to_string()),
+        Scope::Workspace(id) => ("workspace_id", id.to_string()),
+    };
+    let (spent,): (Option<i64>,) = sqlx::query_as(&format!(
+        "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_hourly WHERE hour_start >= $1 AND {column} = $2"
+    ))
+    .bind(month)
+    .bind(id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(spent.unwrap_or(0))
 }
 
 /// This month's recorded spend per workspace and organization.

@@ -1,0 +1,184 @@
+//! The gateway's counters in Redis, for several replicas: each replica counting
+//! on its own would let N replicas spend N budgets. The same rules as the
+//! in-process `Ledger` (fixed one-minute windows; holds of the worst case,
+//! settled at the real cost), each check-and-hold one atomic Lua script.
+//!
+//! A month's spend lives in one hash per workspace and organization
+//! (`spent`, `held`). A cold hash (a new month, or a Redis that lost its data)
+//! is seeded from the database with HSETNX, so replicas seeding at once agree.
+
+use redis::{aio::ConnectionManager, Script};
+
+use super::ledger::{Refusal, Scope};
+use crate::{
+    error::{AppError, AppResult},
+    ids::{OrgId, WorkspaceId},
+    time::Timestamp,
+};
+
+const MINUTE_MS: i64 = 60_000;
+/// Spend hashes outlive their month long enough for late settlements.
+const MONTH_KEY_TTL_MS: i64 = 40 * 24 * 60 * 60 * 1000;
+
+/// Counts one request and holds the worst case, or refuses: 'cold' (seed and
+/// retry), 'rate:<ms to the next minute>', 'workspace' or 'org'. `-1` means no limit.
+const ADMIT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return 'cold' end
+local rpm = tonumber(ARGV[1])
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], 120000) end
+if rpm >= 0 and count > rpm then return 'rate' end
+local worst = tonumber(ARGV[4])
+local function committed(key)
+  return tonumber(redis.call('HGET', key, 'spent') or '0') + tonumber(redis.call('HGET', key, 'held') or '0')
+end
+local ws_budget = tonumber(ARGV[2])
+if ws_budget >= 0 and committed(KEYS[2]) + worst > ws_budget then return 'workspace' end
+local org_budget = tonumber(ARGV[3])
+if org_budget >= 0 and committed(KEYS[3]) + worst > org_budget then return 'org' end
+redis.call('HINCRBY', KEYS[2], 'held', worst)
+redis.call('HINCRBY', KEYS[3], 'held', worst)
+return 'ok'
+";
+
+/// Releases a hold of ARGV[1] and books a cost of ARGV[2] in both hashes.
+const SETTLE: &str = r"
+for i = 1, 2 do
+  if redis.call('HINCRBY', KEYS[i], 'held', -tonumber(ARGV[1])) < 0 then redis.call('HSET', KEYS[i], 'held', 0) end
+  redis.call('HINCRBY', KEYS[i], 'spent', ARGV[2])
+end
+";
+
+/// Seeds a cold hash with the spend the database has recorded.
+const SEED: &str = r"
+redis.call('HSETNX', KEYS[1], 'spent', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'held', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+";
+
+#[derive(Clone)]
+pub struct SharedCounters {
+    redis: ConnectionManager,
+    admit_script: Script,
+    settle_script: Script,
+    seed_script: Script,
+    /// Namespaces the keys: `chancery` in production, one per test.
+    prefix: String,
+}
+
+impl std::fmt::Debug for SharedCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCounters").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+/// What the admission script answered.
+pub enum Admission {
+    Admitted,
+    /// No counters for this month yet: seed them, then ask again.
+    Cold,
+    Refused(Refusal),
+}
+
+fn unavailable(error: redis::RedisError) -> AppError {
+    tracing::error!(%error, "the gateway's shared counters (Redis) failed");
+    AppError::Internal
+}
+
+impl SharedCounters {
+    /// Connects to `redis://…`; the connection reconnects by itself.
+    pub async fn connect(url: &str, prefix: &str) -> AppResult<Self> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let redis = ConnectionManager::new(client).await.map_err(unavailable)?;
+        Ok(Self {
+            redis,
+            admit_script: Script::new(ADMIT),
+            settle_script: Script::new(SETTLE),
+            seed_script: Script::new(SEED),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn spend_key(&self, month: Timestamp, scope: Scope) -> String {
+        match scope {
+            Scope::Org(id) => format!("{}:spend:{}:org:{id}", self.prefix, month.0),
+            Scope::Workspace(id) => format!("{}:spend:{}:ws:{id}", self.prefix, month.0),
+        }
+    }
+
+    /// Counts a request and holds `worst_case` against both budgets, atomically.
+    pub async fn admit(
+        &self,
+        month: Timestamp,
+        org: (OrgId, Option<i64>),
+        workspace: (WorkspaceId, Option<i64>, Option<i64>),
+        worst_case: i64,
+        now: Timestamp,
+    ) -> AppResult<Admission> {
+        let (workspace_id, rpm, budget) = workspace;
+        let minute = now.0.div_euclid(MINUTE_MS);
+        let answer: String = self
+            .admit_script
+            .key(format!("{}:rpm:{workspace_id}:{minute}", self.prefix))
+            .key(self.spend_key(month, Scope::Workspace(workspace_id)))
+            .key(self.spend_key(month, Scope::Org(org.0)))
+            .arg(rpm.unwrap_or(-1))
+            .arg(budget.unwrap_or(-1))
+            .arg(org.1.unwrap_or(-1))
+            .arg(worst_case)
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(match answer.as_str() {
+            "ok" => Admission::Admitted,
+            "cold" => Admission::Cold,
+            "rate" => {
+                let next_minute_ms = (minute + 1) * MINUTE_MS - now.0;
+                let retry_after_secs = u64::try_from((next_minute_ms + 999) / 1000).unwrap_or(60).max(1);
+                Admission::Refused(Refusal::RateLimited { retry_after_secs })
+            }
+            "workspace" => Admission::Refused(Refusal::WorkspaceBudget),
+            _ => Admission::Refused(Refusal::OrgBudget),
+        })
+    }
+
+    /// Seeds a scope's month with what the database recorded, unless a replica already did.
+    pub async fn seed(&self, month: Timestamp, scope: Scope, recorded: i64) -> AppResult<()> {
+        self.seed_script
+            .key(self.spend_key(month, scope))
+            .arg(recorded)
+            .arg(MONTH_KEY_TTL_MS)
+            .invoke_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Releases a hold and books the real cost.
+    pub async fn settle(
+        &self,
+        month: Timestamp,
+        org: OrgId,
+        workspace: WorkspaceId,
+        held: i64,
+        cost: i64,
+    ) -> AppResult<()> {
+        self.settle_script
+            .key(self.spend_key(month, Scope::Workspace(workspace)))
+            .key(self.spend_key(month, Scope::Org(org)))
+            .arg(held)
+            .arg(cost)
+            .invoke_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn spent(&self, month: Timestamp, scope: Scope) -> AppResult<i64> {
+        let spent: Option<i64> = redis::cmd("HGET")
+            .arg(self.spend_key(month, scope))
+            .arg("spent")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(spent.unwrap_or(0))
+    }
+}
