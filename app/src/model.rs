@@ -472,6 +472,8 @@ pub struct ApiKeyView {
     pub masked_key: String,
     /// `None`: the models the workspace allows.
     pub allowed_models: Option<Vec<String>>,
+    /// The key's own limit; `None`: only its workspace's.
+    pub requests_per_minute: Option<i64>,
     pub owner_email: Option<String>,
     pub created_by: String,
     pub created_at: Timestamp,

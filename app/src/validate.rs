@@ -91,6 +91,30 @@ pub fn expiry_date(
     Ok(Some(crate::time::Timestamp(end_of_day.timestamp_millis())))
 }
 
+/// Model ids typed into one field, separated by commas or spaces; `None` when
+/// there are none (the field was left empty).
+pub fn model_list(input: &str) -> Option<Vec<String>> {
+    let models: Vec<String> = input
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect();
+    (!models.is_empty()).then_some(models)
+}
+
+/// A requests-per-minute limit typed into a field: a whole number, or empty for none.
+pub fn requests_per_minute(input: &str) -> Result<Option<i64>, AppError> {
+    match input.trim() {
+        "" => Ok(None),
+        text => text.parse().map(Some).map_err(|_| {
+            AppError::invalid(
+                "requests_per_minute",
+                "Enter a whole number of requests per minute, or leave it empty.",
+            )
+        }),
+    }
+}
+
 /// A role the Admin API names by UUID, by API name, by short name or by legacy code.
 pub trait NamedRole: Copy + PartialEq + 'static {
     const ALL: &'static [Self];

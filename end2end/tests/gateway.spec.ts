@@ -22,8 +22,8 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   await page.getByRole("button", { name: "Create key" }).click();
   const key = (await page.getByTestId("new-key").textContent())?.trim() ?? "";
   expect(key).toMatch(/^chy_ws_/);
-  // Columns: name, key, models, created, last used, expiry, status.
-  const lastUsed = page.getByTestId("api-key-row").filter({ hasText: "journey" }).locator("td").nth(4);
+  // Columns: name, key, models, requests/min, created, last used, expiry, status.
+  const lastUsed = page.getByTestId("api-key-row").filter({ hasText: "journey" }).locator("td").nth(5);
   await expect(lastUsed).toHaveText("Never");
 
   // Shown once: after a reload only the masked value is left.

@@ -30,24 +30,25 @@ pub async fn list_workspace_keys(workspace_id: WorkspaceId) -> Result<Vec<ApiKey
 }
 
 /// `allowed_models`: model ids separated by commas or spaces; empty allows what the workspace allows.
+/// `requests_per_minute`: the key's own limit; empty for only the workspace's.
 #[server(prefix = "/_fn", endpoint = "api_keys/create")]
 pub async fn create_workspace_key(
     workspace_id: WorkspaceId,
     name: String,
     expires_on: String,
     allowed_models: String,
+    #[server(default)] requests_per_minute: String,
 ) -> Result<CreatedApiKey, AppError> {
-    use crate::server::{api_keys, request};
+    use crate::{
+        server::{api_keys, request},
+        validate,
+    };
     let (state, me, org) = request::org_member().await?;
-    let models: Vec<String> = allowed_models
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|m| !m.is_empty())
-        .map(String::from)
-        .collect();
     let input = api_keys::NewApiKey {
         name,
         expires_on,
-        allowed_models: (!models.is_empty()).then_some(models),
+        allowed_models: validate::model_list(&allowed_models),
+        requests_per_minute: validate::requests_per_minute(&requests_per_minute)?,
         owner: None,
     };
     api_keys::create(&state.db, &me, &request::client(&state), org.id, workspace_id, input).await

@@ -89,25 +89,14 @@ pub async fn set_rate_limits(
     requests_per_minute: String,
     allowed_models: String,
 ) -> Result<(), AppError> {
-    use crate::server::{billing, request};
-    let (state, me, org) = request::org_member().await?;
-    let rpm = match requests_per_minute.trim() {
-        "" => None,
-        text => Some(text.parse::<i64>().map_err(|_| {
-            AppError::invalid(
-                "requests_per_minute",
-                "Enter a whole number of requests per minute, or leave it empty.",
-            )
-        })?),
+    use crate::{
+        server::{billing, request},
+        validate,
     };
-    let models: Vec<String> = allowed_models
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|m| !m.is_empty())
-        .map(String::from)
-        .collect();
+    let (state, me, org) = request::org_member().await?;
     let limits = billing::RateLimits {
-        requests_per_minute: rpm,
-        allowed_models: (!models.is_empty()).then_some(models),
+        requests_per_minute: validate::requests_per_minute(&requests_per_minute)?,
+        allowed_models: validate::model_list(&allowed_models),
     };
     billing::set_rate_limits(&state.db, &me, &request::client(&state), org.id, workspace_id, limits).await
 }

@@ -40,6 +40,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
             <label>"Key name" <input type="text" name="name" required placeholder="prod-backend"/></label>
             <label>"Expires on" <input type="date" name="expires_on"/></label>
             <label>"Key models" <input type="text" name="allowed_models" placeholder="The workspace's"/></label>
+            <label>"Key requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8" placeholder="The workspace's"/></label>
             <button type="submit">"Create key"</button>
         </ActionForm>
         <FormError value=create.value()/>
@@ -54,7 +55,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                     }
                     view! {
                         <table class="table">
-                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Models"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Models"</th><th>"Requests/min"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
                             <tbody>
                                 {keys.into_iter().map(|k| {
                                     let status = match k.status {
@@ -70,6 +71,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                             <td>{k.name.clone()}</td>
                                             <td><code>{k.masked_key.clone()}</code></td>
                                             <td>{k.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_else(|| "Workspace's".into())}</td>
+                                            <td>{k.requests_per_minute.map(|r| r.to_string()).unwrap_or_else(|| "Workspace's".into())}</td>
                                             <td>{k.created_at.display()}</td>
                                             <td>{when(k.last_used_at, "Never")}</td>
                                             <td>{when(k.expires_at, "Never")}</td>

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
-    billing::split_models,
+    billing::{self, split_models},
     db::Db,
     models, orgs, secret_key, workspaces,
 };
@@ -34,6 +34,7 @@ struct KeyRow {
     public_id: String,
     secret_last4: String,
     allowed_models: Option<String>,
+    requests_per_minute: Option<i64>,
     owner_email: Option<String>,
     created_by_label: String,
     created_at: Timestamp,
@@ -84,6 +85,7 @@ impl KeyRow {
             workspace_name: self.workspace_name,
             name: self.name,
             allowed_models: self.allowed_models.map(|m| split_models(&m)),
+            requests_per_minute: self.requests_per_minute,
             owner_email: self.owner_email,
             created_by: self.created_by_label,
             created_at: self.created_at,
@@ -97,7 +99,7 @@ impl KeyRow {
 
 const SELECT_KEYS: &str =
     "SELECT k.id, k.workspace_id, w.name AS workspace_name, k.name, k.public_id, k.secret_last4,
-        k.allowed_models, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
+        k.allowed_models, k.requests_per_minute, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
         k.expires_at, k.revoked_at, k.rotated_to
     FROM workspace_api_keys k
     JOIN workspaces w ON w.id = k.workspace_id
@@ -111,8 +113,19 @@ pub struct NewApiKey {
     pub expires_on: String,
     /// `None`: the models the workspace allows.
     pub allowed_models: Option<Vec<String>>,
+    /// The key's own limit, within its workspace's; `None`: only the workspace's.
+    pub requests_per_minute: Option<i64>,
     /// The person the key is for; an organization member.
     pub owner: Option<UserId>,
+}
+
+/// What a key is stored with; a rotation copies it to the new key.
+struct KeyFields<'a> {
+    name: &'a str,
+    allowed_models: Option<&'a [String]>,
+    requests_per_minute: Option<i64>,
+    owner: Option<UserId>,
+    expires_at: Option<Timestamp>,
 }
 
 pub async fn create(
@@ -129,6 +142,7 @@ pub async fn create(
         Some(ids) => Some(models::require_known(db, ids).await?).filter(|ids| !ids.is_empty()),
         None => None,
     };
+    billing::check_requests_per_minute(input.requests_per_minute)?;
     let owner = input.owner.or(actor.user_id());
     let mut tx = db.begin().await?;
     orgs::require_admin(&mut tx, actor, org_id).await?;
@@ -136,13 +150,20 @@ pub async fn create(
     if let Some(owner) = owner {
         workspaces::require_org_member(&mut tx, org_id, owner, "user_id").await?;
     }
-    let minted =
-        insert(&mut tx, actor, org_id, workspace_id, &name, allowed.as_deref(), owner, expires_at).await?;
+    let fields = KeyFields {
+        name: &name,
+        allowed_models: allowed.as_deref(),
+        requests_per_minute: input.requests_per_minute,
+        owner,
+        expires_at,
+    };
+    let minted = insert(&mut tx, actor, org_id, workspace_id, &fields).await?;
     let event = AuditEvent::new("api_key.create", "api_key", minted.0).in_org(org_id).with_details(
         serde_json::json!({
             "name": name,
             "workspace_id": workspace_id,
             "allowed_models": allowed,
+            "requests_per_minute": input.requests_per_minute,
             "expires_at": expires_at.map(Timestamp::rfc3339),
         }),
     );
@@ -153,36 +174,33 @@ pub async fn create(
 }
 
 /// Inserts a fresh key; returns its id and the full key (shown once).
-#[allow(clippy::too_many_arguments)]
 async fn insert(
     conn: &mut AnyConnection,
     actor: &Actor,
     org_id: OrgId,
     workspace_id: WorkspaceId,
-    name: &str,
-    allowed_models: Option<&[String]>,
-    owner: Option<UserId>,
-    expires_at: Option<Timestamp>,
+    fields: &KeyFields<'_>,
 ) -> AppResult<(ApiKeyId, String)> {
     let id = ApiKeyId::new();
     let minted = secret_key::generate(PREFIX);
     sqlx::query(
         "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256, secret_last4,
-             allowed_models, owner_user_id, created_by_label, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             allowed_models, requests_per_minute, owner_user_id, created_by_label, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(id)
     .bind(org_id)
     .bind(workspace_id)
-    .bind(name)
+    .bind(fields.name)
     .bind(&minted.public_id)
     .bind(&minted.secret_sha256)
     .bind(&minted.secret_last4)
-    .bind(allowed_models.map(|m| m.join(",")))
-    .bind(owner)
+    .bind(fields.allowed_models.map(|m| m.join(",")))
+    .bind(fields.requests_per_minute)
+    .bind(fields.owner)
     .bind(actor.label())
     .bind(Timestamp::now())
-    .bind(expires_at)
+    .bind(fields.expires_at)
     .execute(conn)
     .await?;
     Ok((id, minted.full))
@@ -261,8 +279,8 @@ pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
     Ok(())
 }
 
-/// Replaces a working key with a new one (same workspace, name, models, expiry
-/// and owner). The old key keeps working for `grace_hours` (0 to 720), then expires.
+/// Replaces a working key with a new one (same workspace, name, models, rate
+/// limit, expiry and owner). The old key keeps working for `grace_hours` (0 to 720), then expires.
 pub async fn rotate(
     db: &Db,
     actor: &Actor,
@@ -291,17 +309,14 @@ pub async fn rotate(
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-    let (new_id, full) = insert(
-        &mut tx,
-        actor,
-        org_id,
-        old.workspace_id,
-        &old.name,
-        old.allowed_models.as_deref(),
+    let fields = KeyFields {
+        name: &old.name,
+        allowed_models: old.allowed_models.as_deref(),
+        requests_per_minute: old.requests_per_minute,
         owner,
-        old.expires_at,
-    )
-    .await?;
+        expires_at: old.expires_at,
+    };
+    let (new_id, full) = insert(&mut tx, actor, org_id, old.workspace_id, &fields).await?;
     let grace_end = Timestamp(Timestamp::now().0 + grace_hours * 3_600_000);
     let old_expiry = old.expires_at.map_or(grace_end, |at| at.min(grace_end));
     sqlx::query("UPDATE workspace_api_keys SET rotated_to = $1, expires_at = $2 WHERE id = $3")

@@ -258,6 +258,17 @@ pub struct RateLimits {
 
 pub const MAX_REQUESTS_PER_MINUTE: i64 = 1_000_000;
 
+/// A requests-per-minute limit (a workspace's or a key's) is 1 to a million; `None` is no limit.
+pub fn check_requests_per_minute(limit: Option<i64>) -> AppResult<()> {
+    match limit {
+        Some(rpm) if !(1..=MAX_REQUESTS_PER_MINUTE).contains(&rpm) => Err(AppError::invalid(
+            "requests_per_minute",
+            format!("Requests per minute must be between 1 and {MAX_REQUESTS_PER_MINUTE}."),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Sets a workspace's rate limit and model allow-list (Admins only).
 pub async fn set_rate_limits(
     db: &Db,
@@ -267,14 +278,7 @@ pub async fn set_rate_limits(
     workspace_id: WorkspaceId,
     limits: RateLimits,
 ) -> AppResult<()> {
-    if let Some(rpm) = limits.requests_per_minute {
-        if !(1..=MAX_REQUESTS_PER_MINUTE).contains(&rpm) {
-            return Err(AppError::invalid(
-                "requests_per_minute",
-                format!("Requests per minute must be between 1 and {MAX_REQUESTS_PER_MINUTE}."),
-            ));
-        }
-    }
+    check_requests_per_minute(limits.requests_per_minute)?;
     let allowed = match &limits.allowed_models {
         Some(ids) => Some(models::require_known(db, ids).await?),
         None => None,

@@ -47,6 +47,8 @@ pub struct ApiKeyOut {
     pub workspace_name: String,
     /// Null: the models the workspace allows.
     pub allowed_models: Option<Vec<String>>,
+    /// The key's own limit; null: only the workspace's.
+    pub requests_per_minute: Option<i64>,
     pub owner_email: Option<String>,
     /// `active`, `rotating` (replaced; works until `expiration_date`), `expired` or `revoked`.
     pub status: &'static str,
@@ -81,6 +83,7 @@ fn out(view: ApiKeyView, key: Option<String>) -> ApiKeyOut {
         workspace_id: view.workspace_id.0,
         workspace_name: view.workspace_name,
         allowed_models: view.allowed_models,
+        requests_per_minute: view.requests_per_minute,
         owner_email: view.owner_email,
         status: view.status.as_str(),
         unused: view.unused,
@@ -142,6 +145,8 @@ pub struct ApiKeyIn {
     pub expiration: Option<String>,
     /// Narrower than the workspace's allow-list; null for the workspace's.
     pub allowed_models: Option<Vec<String>>,
+    /// The key's own limit (1 to 1,000,000), within the workspace's; null for only the workspace's.
+    pub requests_per_minute: Option<i64>,
 }
 
 /// Create a workspace API key; the full key is in this answer only.
@@ -157,6 +162,7 @@ pub async fn create_key(
         name: body.name.unwrap_or_else(|| "API key".into()),
         expires_on: body.expiration.unwrap_or_default(),
         allowed_models: body.allowed_models,
+        requests_per_minute: body.requests_per_minute,
         owner: Some(UserId(body.user_id)),
     };
     let workspace = WorkspaceId(body.workspace_uuid);

@@ -24,6 +24,7 @@ crate::on_both_databases!(
     keys_billing_models_and_rate_limits_are_enforced,
     concurrent_requests_never_overspend_a_budget,
     replicas_sharing_redis_count_one_budget_and_one_rate_limit,
+    a_key_limit_binds_within_its_workspace_limit,
     streams_are_billed_even_when_the_caller_hangs_up,
     calls_are_forwarded_to_the_upstream_with_its_key,
 );
@@ -252,11 +253,7 @@ async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp
         .expect("Redis must be reachable for the shared-counter tests (CHANCERY_TEST_REDIS_URL)");
     let replicas = [app.replica(counters.clone()).await, app.replica(counters).await];
 
-    // One minute's window: stay clear of its end so all 20 calls fall in it.
-    let into_minute = app::time::Timestamp::now().0 % 60_000;
-    if into_minute > 55_000 {
-        tokio::time::sleep(Duration::from_millis((60_000 - into_minute + 100) as u64)).await;
-    }
+    clear_of_the_minute_end().await;
     let mut statuses = Vec::new();
     for i in 0..20 {
         let answer =
@@ -319,6 +316,74 @@ async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp
     for replica in &replicas {
         assert_eq!(replica.state.gateway.spent(Scope::Workspace(workspace)).await.unwrap(), spent);
         assert_eq!(replica.state.gateway.spent(Scope::Org(org.id)).await.unwrap(), spent);
+    }
+    forget_redis_keys(&prefix).await;
+}
+
+/// Limits count in fixed minutes: waits, if need be, so that the next few
+/// seconds of calls fall in one.
+async fn clear_of_the_minute_end() {
+    let into_minute = app::time::Timestamp::now().0 % 60_000;
+    if into_minute > 55_000 {
+        tokio::time::sleep(Duration::from_millis((60_000 - into_minute + 100) as u64)).await;
+    }
+}
+
+/// A key limited to 2 requests a minute in a workspace limited to 5: the key
+/// stops at 2, another key goes on to the workspace's 5, each refusal naming
+/// its limit. Counted in this process, then the same through Redis.
+async fn a_key_limit_binds_within_its_workspace_limit(app: TestApp) {
+    let (org, admin_key, unlimited_key) = billed(&app).await;
+    let body = json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "batch",
+                       "requests_per_minute": 0 });
+    let refused = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body.clone())).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    let mut body = body;
+    body["requests_per_minute"] = json!(2);
+    let created = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.json()["requests_per_minute"], 2);
+    let limited_key = created.json()["key"].as_str().unwrap().to_string();
+    let limits = json!({ "workspace_uuid": org.default_workspace, "requests_per_minute": 5 });
+    assert_eq!(
+        app.api("POST", "/api/admin/rate-limit", &admin_key, Some(limits)).await.status,
+        StatusCode::OK
+    );
+    app.state.gateway.refresh().await.unwrap();
+
+    let prefix = format!("chancery-test-{}", uuid::Uuid::new_v4().simple());
+    let counters = SharedCounters::connect(&redis_url(), &prefix).await.expect("Redis for shared counters");
+    let through_redis = app.replica(counters).await;
+    clear_of_the_minute_end().await;
+    for redis in [false, true] {
+        let call = |key: &str| {
+            let (key, body) = (key.to_string(), chat("mistral-small-latest", "Hi"));
+            let (app, through_redis) = (&app, &through_redis);
+            async move {
+                let answer = if redis {
+                    through_redis.gateway("POST", "/v1/chat/completions", &key, Some(body)).await
+                } else {
+                    app.gateway("POST", "/v1/chat/completions", &key, Some(body)).await
+                };
+                let message = answer.json()["error"]["message"].as_str().unwrap_or_default().to_string();
+                (answer.status, message)
+            }
+        };
+        assert_eq!(call(&limited_key).await.0, StatusCode::OK);
+        assert_eq!(call(&limited_key).await.0, StatusCode::OK);
+        let (status, message) = call(&limited_key).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "redis: {redis}");
+        assert_eq!(message, "This API key's requests-per-minute limit is reached.");
+        for _ in 0..3 {
+            assert_eq!(
+                call(&unlimited_key).await.0,
+                StatusCode::OK,
+                "the workspace has 3 left; redis: {redis}"
+            );
+        }
+        let (status, message) = call(&unlimited_key).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(message, "This workspace's requests-per-minute limit is reached.");
     }
     forget_redis_keys(&prefix).await;
 }

@@ -1,4 +1,5 @@
-//! In-process counters of the gateway: requests per minute per workspace, and
+//! In-process counters of the gateway: requests per minute per workspace and
+//! per key, and
 //! this month's spend per workspace and organization with the holds of requests
 //! in flight. A request reserves its worst-case cost before it is forwarded and
 //! settles its real cost after, so concurrent requests cannot overspend.
@@ -9,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    ids::{OrgId, WorkspaceId},
+    ids::{ApiKeyId, OrgId, WorkspaceId},
     time::Timestamp,
 };
 
@@ -20,10 +21,17 @@ pub enum Scope {
     Workspace(WorkspaceId),
 }
 
+/// What a requests-per-minute limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateScope {
+    Workspace(WorkspaceId),
+    Key(ApiKeyId),
+}
+
 /// Why a request may not spend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    RateLimited { retry_after_secs: u64 },
+    RateLimited { scope: RateScope, retry_after_secs: u64 },
     WorkspaceBudget,
     OrgBudget,
 }
@@ -34,11 +42,22 @@ pub struct Ledger {
     month: Timestamp,
     spent: HashMap<Scope, i64>,
     held: HashMap<Scope, i64>,
-    /// Per workspace: the minute (Unix minutes) and the requests counted in it.
-    windows: HashMap<WorkspaceId, (i64, i64)>,
+    /// Per limited workspace or key: the minute (Unix minutes) and the requests counted in it.
+    windows: HashMap<RateScope, (i64, i64)>,
 }
 
 const MINUTE_MS: i64 = 60_000;
+
+/// The Unix minute of `now`: limits count in fixed one-minute windows.
+pub fn minute_of(now: Timestamp) -> i64 {
+    now.0.div_euclid(MINUTE_MS)
+}
+
+/// A `Retry-After` for a full window: the seconds until the next minute, at least 1.
+pub fn seconds_to_next_minute(now: Timestamp) -> u64 {
+    let next_minute_ms = (minute_of(now) + 1) * MINUTE_MS - now.0;
+    u64::try_from((next_minute_ms + 999) / 1000).unwrap_or(60).max(1)
+}
 
 impl Ledger {
     /// Starts a month with the spend already recorded for it.
@@ -58,26 +77,38 @@ impl Ledger {
         }
     }
 
-    /// Counts one request against a per-minute limit (fixed one-minute windows).
-    pub fn count_request(
+    /// Admits a request: under each per-minute limit (`None`: no limit) and
+    /// within both budgets, it is counted and its worst case held; refused,
+    /// nothing changes.
+    pub fn admit(
         &mut self,
-        workspace: WorkspaceId,
-        limit: Option<i64>,
+        rates: &[(RateScope, Option<i64>)],
+        org: (OrgId, Option<i64>),
+        workspace: (WorkspaceId, Option<i64>),
+        worst_case: i64,
         now: Timestamp,
     ) -> Result<(), Refusal> {
-        let minute = now.0.div_euclid(MINUTE_MS);
-        let window = self.windows.entry(workspace).or_insert((minute, 0));
-        if window.0 != minute {
-            *window = (minute, 0);
-        }
-        if let Some(limit) = limit {
-            if window.1 >= limit {
-                let next_minute_ms = (minute + 1) * MINUTE_MS - now.0;
-                let retry_after_secs = u64::try_from((next_minute_ms + 999) / 1000).unwrap_or(60).max(1);
-                return Err(Refusal::RateLimited { retry_after_secs });
+        let minute = minute_of(now);
+        for &(scope, limit) in rates {
+            let Some(limit) = limit else { continue };
+            let counted = match self.windows.get(&scope) {
+                Some(&(at, count)) if at == minute => count,
+                _ => 0,
+            };
+            if counted >= limit {
+                return Err(Refusal::RateLimited { scope, retry_after_secs: seconds_to_next_minute(now) });
             }
         }
-        window.1 += 1;
+        self.reserve(org, workspace, worst_case)?;
+        for &(scope, limit) in rates {
+            if limit.is_some() {
+                let window = self.windows.entry(scope).or_insert((minute, 0));
+                if window.0 != minute {
+                    *window = (minute, 0);
+                }
+                window.1 += 1;
+            }
+        }
         Ok(())
     }
 
@@ -158,16 +189,38 @@ mod tests {
 
     #[test]
     fn requests_per_minute_reset_each_minute_and_say_when() {
-        let (_, ws) = ids();
+        let (org, ws) = ids();
         let mut ledger = Ledger::default();
         let at = |ms: i64| Timestamp(10 * MINUTE_MS + ms);
-        assert_eq!(ledger.count_request(ws, Some(2), at(0)), Ok(()));
-        assert_eq!(ledger.count_request(ws, Some(2), at(1_000)), Ok(()));
-        assert_eq!(
-            ledger.count_request(ws, Some(2), at(15_500)),
-            Err(Refusal::RateLimited { retry_after_secs: 45 })
-        );
-        assert_eq!(ledger.count_request(ws, Some(2), at(MINUTE_MS)), Ok(()), "the next minute");
-        assert_eq!(ledger.count_request(ws, None, at(MINUTE_MS + 1)), Ok(()), "no limit");
+        let scope = RateScope::Workspace(ws);
+        let mut admit =
+            |limit: Option<i64>, now| ledger.admit(&[(scope, limit)], (org, None), (ws, None), 0, now);
+        assert_eq!(admit(Some(2), at(0)), Ok(()));
+        assert_eq!(admit(Some(2), at(1_000)), Ok(()));
+        assert_eq!(admit(Some(2), at(15_500)), Err(Refusal::RateLimited { scope, retry_after_secs: 45 }));
+        assert_eq!(admit(Some(2), at(MINUTE_MS)), Ok(()), "the next minute");
+        assert_eq!(admit(None, at(MINUTE_MS + 1)), Ok(()), "no limit");
+    }
+
+    #[test]
+    fn a_key_limit_binds_within_its_workspace_and_refusals_count_nothing() {
+        let (org, ws) = ids();
+        let key = RateScope::Key(ApiKeyId(uuid::Uuid::from_u128(3)));
+        let mut ledger = Ledger::default();
+        let now = Timestamp(0);
+        let rates = [(RateScope::Workspace(ws), Some(3)), (key, Some(1))];
+        assert_eq!(ledger.admit(&rates, (org, None), (ws, None), 0, now), Ok(()));
+        assert!(matches!(
+            ledger.admit(&rates, (org, None), (ws, None), 0, now),
+            Err(Refusal::RateLimited { scope, .. }) if scope == key
+        ));
+        // Another key of the workspace still has the workspace's two left.
+        let other =
+            [(RateScope::Workspace(ws), Some(3)), (RateScope::Key(ApiKeyId(uuid::Uuid::from_u128(4))), None)];
+        assert_eq!(ledger.admit(&other, (org, None), (ws, None), 0, now), Ok(()));
+        // A budget refusal leaves the minute's count alone.
+        assert_eq!(ledger.admit(&other, (org, None), (ws, Some(0)), 1, now), Err(Refusal::WorkspaceBudget));
+        assert_eq!(ledger.admit(&other, (org, None), (ws, None), 0, now), Ok(()));
+        assert!(ledger.admit(&other, (org, None), (ws, None), 0, now).is_err(), "3 in all for the workspace");
     }
 }

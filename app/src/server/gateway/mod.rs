@@ -23,7 +23,7 @@ use std::{
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::{
-    ledger::{Ledger, Refusal, Scope},
+    ledger::{Ledger, RateScope, Refusal, Scope},
     meter::{MeterMessage, UsageEvent},
     shared::{Admission, SharedCounters},
     snapshot::Snapshot,
@@ -77,12 +77,15 @@ impl GatewayError {
 impl From<Refusal> for GatewayError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::RateLimited { retry_after_secs } => Self {
+            Refusal::RateLimited { scope, retry_after_secs } => Self {
                 retry_after_secs: Some(retry_after_secs),
                 ..Self::new(
                     429,
                     "rate_limit_exceeded",
-                    "This workspace's requests-per-minute limit is reached.",
+                    match scope {
+                        RateScope::Workspace(_) => "This workspace's requests-per-minute limit is reached.",
+                        RateScope::Key(_) => "This API key's requests-per-minute limit is reached.",
+                    },
                 )
             },
             Refusal::WorkspaceBudget => Self::new(
@@ -107,6 +110,7 @@ pub struct Caller {
     pub workspace_id: WorkspaceId,
     allowed_models: Option<Vec<String>>,
     workspace_models: Option<Vec<String>>,
+    key_requests_per_minute: Option<i64>,
     workspace_budget: Option<i64>,
     org_limit: Option<i64>,
 }
@@ -270,6 +274,7 @@ impl Gateway {
             workspace_id: key.workspace_id,
             allowed_models: key.allowed_models.clone(),
             workspace_models: workspace.allowed_models.clone(),
+            key_requests_per_minute: key.requests_per_minute,
             workspace_budget: workspace.monthly_budget_micros,
             org_limit: org.monthly_limit_micros,
         })
@@ -318,11 +323,16 @@ impl Gateway {
             Counters::Local(ledger) => {
                 let mut ledger = ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 ledger.roll_over(month);
-                ledger.count_request(caller.workspace_id, rpm, now)?;
-                ledger.reserve(
+                let rates = [
+                    (RateScope::Workspace(caller.workspace_id), rpm),
+                    (RateScope::Key(caller.key_id), caller.key_requests_per_minute),
+                ];
+                ledger.admit(
+                    &rates,
                     (caller.org_id, caller.org_limit),
                     (caller.workspace_id, caller.workspace_budget),
                     worst,
+                    now,
                 )
             }
             Counters::Shared { redis, .. } => {
@@ -330,9 +340,16 @@ impl Gateway {
             }
         };
         if let Err(refusal) = admitted {
-            let workspace_id = (refusal == Refusal::WorkspaceBudget).then_some(caller.workspace_id);
-            // The alert is written off the request path; a full queue only delays it to the next refusal.
-            let _ = self.meter.try_send(MeterMessage::BudgetReached { org_id: caller.org_id, workspace_id });
+            let budget_of = match refusal {
+                Refusal::WorkspaceBudget => Some(Some(caller.workspace_id)),
+                Refusal::OrgBudget => Some(None),
+                Refusal::RateLimited { .. } => None,
+            };
+            if let Some(workspace_id) = budget_of {
+                // The alert is written off the request path; a full queue only delays it to the next refusal.
+                let _ =
+                    self.meter.try_send(MeterMessage::BudgetReached { org_id: caller.org_id, workspace_id });
+            }
             return Err(refusal.into());
         }
         Ok(Reservation {
@@ -370,6 +387,7 @@ impl Gateway {
                     month,
                     (caller.org_id, caller.org_limit),
                     (caller.workspace_id, rpm, caller.workspace_budget),
+                    (caller.key_id, caller.key_requests_per_minute),
                     worst,
                     now,
                 )

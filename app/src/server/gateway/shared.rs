@@ -9,25 +9,28 @@
 
 use redis::{aio::ConnectionManager, Script};
 
-use super::ledger::{Refusal, Scope};
+use super::ledger::{minute_of, seconds_to_next_minute, RateScope, Refusal, Scope};
 use crate::{
     error::{AppError, AppResult},
-    ids::{OrgId, WorkspaceId},
+    ids::{ApiKeyId, OrgId, WorkspaceId},
     time::Timestamp,
 };
-
-const MINUTE_MS: i64 = 60_000;
 /// Spend hashes outlive their month long enough for late settlements.
 const MONTH_KEY_TTL_MS: i64 = 40 * 24 * 60 * 60 * 1000;
 
-/// Counts one request and holds the worst case, or refuses: 'cold' (seed and
-/// retry), 'rate:<ms to the next minute>', 'workspace' or 'org'. `-1` means no limit.
+/// Counts one request and holds the worst case, or refuses with nothing
+/// changed: 'cold' (seed, then ask again), 'workspace_rate', 'key_rate',
+/// 'workspace' or 'org' (budgets). A limit of -1 is no limit.
+/// KEYS: workspace minute, workspace spend, organization spend, key minute.
+/// ARGV: workspace rpm, workspace budget, organization limit, worst case, key rpm.
 const ADMIT: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return 'cold' end
-local rpm = tonumber(ARGV[1])
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], 120000) end
-if rpm >= 0 and count > rpm then return 'rate' end
+local workspace_rpm, key_rpm = tonumber(ARGV[1]), tonumber(ARGV[5])
+local function full(key, limit)
+  return limit >= 0 and tonumber(redis.call('GET', key) or '0') >= limit
+end
+if full(KEYS[1], workspace_rpm) then return 'workspace_rate' end
+if full(KEYS[4], key_rpm) then return 'key_rate' end
 local worst = tonumber(ARGV[4])
 local function committed(key)
   return tonumber(redis.call('HGET', key, 'spent') or '0') + tonumber(redis.call('HGET', key, 'held') or '0')
@@ -36,6 +39,11 @@ local ws_budget = tonumber(ARGV[2])
 if ws_budget >= 0 and committed(KEYS[2]) + worst > ws_budget then return 'workspace' end
 local org_budget = tonumber(ARGV[3])
 if org_budget >= 0 and committed(KEYS[3]) + worst > org_budget then return 'org' end
+local function count(key, limit)
+  if limit >= 0 and redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, 120000) end
+end
+count(KEYS[1], workspace_rpm)
+count(KEYS[4], key_rpm)
 redis.call('HINCRBY', KEYS[2], 'held', worst)
 redis.call('HINCRBY', KEYS[3], 'held', worst)
 return 'ok'
@@ -106,37 +114,47 @@ impl SharedCounters {
         }
     }
 
-    /// Counts a request and holds `worst_case` against both budgets, atomically.
+    fn minute_key(&self, scope: RateScope, now: Timestamp) -> String {
+        let minute = minute_of(now);
+        match scope {
+            RateScope::Workspace(id) => format!("{}:rpm:{minute}:ws:{id}", self.prefix),
+            RateScope::Key(id) => format!("{}:rpm:{minute}:key:{id}", self.prefix),
+        }
+    }
+
+    /// `Ledger::admit` in Redis: counts a request under the workspace's and the
+    /// key's per-minute limits and holds `worst_case` against both budgets, atomically.
     pub async fn admit(
         &self,
         month: Timestamp,
         org: (OrgId, Option<i64>),
         workspace: (WorkspaceId, Option<i64>, Option<i64>),
+        key: (ApiKeyId, Option<i64>),
         worst_case: i64,
         now: Timestamp,
     ) -> AppResult<Admission> {
-        let (workspace_id, rpm, budget) = workspace;
-        let minute = now.0.div_euclid(MINUTE_MS);
+        let (workspace_id, workspace_rpm, budget) = workspace;
         let answer: String = self
             .admit_script
-            .key(format!("{}:rpm:{workspace_id}:{minute}", self.prefix))
+            .key(self.minute_key(RateScope::Workspace(workspace_id), now))
             .key(self.spend_key(month, Scope::Workspace(workspace_id)))
             .key(self.spend_key(month, Scope::Org(org.0)))
-            .arg(rpm.unwrap_or(-1))
+            .key(self.minute_key(RateScope::Key(key.0), now))
+            .arg(workspace_rpm.unwrap_or(-1))
             .arg(budget.unwrap_or(-1))
             .arg(org.1.unwrap_or(-1))
             .arg(worst_case)
+            .arg(key.1.unwrap_or(-1))
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(unavailable)?;
+        let rate_limited =
+            |scope| Refusal::RateLimited { scope, retry_after_secs: seconds_to_next_minute(now) };
         Ok(match answer.as_str() {
             "ok" => Admission::Admitted,
             "cold" => Admission::Cold,
-            "rate" => {
-                let next_minute_ms = (minute + 1) * MINUTE_MS - now.0;
-                let retry_after_secs = u64::try_from((next_minute_ms + 999) / 1000).unwrap_or(60).max(1);
-                Admission::Refused(Refusal::RateLimited { retry_after_secs })
-            }
+            "workspace_rate" => Admission::Refused(rate_limited(RateScope::Workspace(workspace_id))),
+            "key_rate" => Admission::Refused(rate_limited(RateScope::Key(key.0))),
             "workspace" => Admission::Refused(Refusal::WorkspaceBudget),
             _ => Admission::Refused(Refusal::OrgBudget),
         })

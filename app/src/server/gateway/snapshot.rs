@@ -19,6 +19,7 @@ pub struct KeyEntry {
     pub workspace_id: WorkspaceId,
     pub secret_sha256: String,
     pub allowed_models: Option<Vec<String>>,
+    pub requests_per_minute: Option<i64>,
     pub expires_at: Option<Timestamp>,
     pub revoked: bool,
 }
@@ -47,14 +48,25 @@ pub struct Snapshot {
     pub models: HashMap<String, CatalogueModel>,
 }
 
-type KeyRow =
-    (String, ApiKeyId, OrgId, WorkspaceId, String, Option<String>, Option<Timestamp>, Option<Timestamp>);
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    public_id: String,
+    id: ApiKeyId,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    secret_sha256: String,
+    allowed_models: Option<String>,
+    requests_per_minute: Option<i64>,
+    expires_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+}
 type WorkspaceRow = (WorkspaceId, OrgId, Option<Timestamp>, Option<String>, Option<i64>, Option<i64>);
 
 impl Snapshot {
     pub async fn load(db: &Db) -> AppResult<Self> {
         let keys: Vec<KeyRow> = sqlx::query_as(
-            "SELECT public_id, id, org_id, workspace_id, secret_sha256, allowed_models, expires_at, revoked_at
+            "SELECT public_id, id, org_id, workspace_id, secret_sha256, allowed_models, requests_per_minute,
+                 expires_at, revoked_at
              FROM workspace_api_keys",
         )
         .fetch_all(db.pool())
@@ -74,20 +86,19 @@ impl Snapshot {
         Ok(Self {
             keys: keys
                 .into_iter()
-                .map(
-                    |(public_id, id, org_id, workspace_id, secret_sha256, models, expires_at, revoked_at)| {
-                        let entry = KeyEntry {
-                            id,
-                            org_id,
-                            workspace_id,
-                            secret_sha256,
-                            allowed_models: models.map(|m| split_models(&m)),
-                            expires_at,
-                            revoked: revoked_at.is_some(),
-                        };
-                        (public_id, entry)
-                    },
-                )
+                .map(|row| {
+                    let entry = KeyEntry {
+                        id: row.id,
+                        org_id: row.org_id,
+                        workspace_id: row.workspace_id,
+                        secret_sha256: row.secret_sha256,
+                        allowed_models: row.allowed_models.map(|m| split_models(&m)),
+                        requests_per_minute: row.requests_per_minute,
+                        expires_at: row.expires_at,
+                        revoked: row.revoked_at.is_some(),
+                    };
+                    (row.public_id, entry)
+                })
                 .collect(),
             workspaces: workspaces
                 .into_iter()
