@@ -9,7 +9,7 @@ use app::{
     server::{
         actor::{Actor, Client},
         billing,
-        gateway::{ledger::Scope, shared::SharedCounters},
+        gateway::{ledger::Scope, shared::SharedCounters, snapshot::Snapshot},
     },
 };
 use axum::body::Body;
@@ -25,6 +25,7 @@ crate::on_both_databases!(
     concurrent_requests_never_overspend_a_budget,
     replicas_sharing_redis_count_one_budget_and_one_rate_limit,
     a_key_limit_binds_within_its_workspace_limit,
+    the_configuration_version_moves_only_with_what_the_gateway_reads,
     streams_are_billed_even_when_the_caller_hangs_up,
     calls_are_forwarded_to_the_upstream_with_its_key,
 );
@@ -318,6 +319,42 @@ async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp
         assert_eq!(replica.state.gateway.spent(Scope::Org(org.id)).await.unwrap(), spent);
     }
     forget_redis_keys(&prefix).await;
+}
+
+/// Replicas reload their snapshot when `gateway_config.version` moves: every
+/// change the gateway reads moves it; a key's last use (written all the time) does not.
+async fn the_configuration_version_moves_only_with_what_the_gateway_reads(app: TestApp) {
+    let (org, admin_key, key) = billed(&app).await;
+    let version = || Snapshot::latest_version(&app.db);
+    let before = version().await.unwrap();
+    assert_eq!(app.gateway("GET", "/v1/models", &key, None).await.status, StatusCode::OK);
+    sqlx::query("UPDATE workspace_api_keys SET last_used_at = $1")
+        .bind(1_i64)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE organizations SET name = 'Renamed'").execute(app.db.pool()).await.unwrap();
+    assert_eq!(version().await.unwrap(), before, "uses and names do not reload anything");
+
+    let mut seen = before;
+    let limits = json!({ "workspace_uuid": org.default_workspace, "requests_per_minute": 100 });
+    let spend = json!({ "amount": 5 });
+    let changes = [
+        ("POST", "/api/admin/rate-limit", Some(limits)),
+        ("POST", "/api/admin/spend-limit", Some(spend)),
+        (
+            "POST",
+            "/api/admin/api-keys",
+            Some(json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id })),
+        ),
+    ];
+    for (method, path, body) in changes {
+        let answer = app.api(method, path, &admin_key, body).await;
+        assert!(answer.status.is_success(), "{path}: {}", answer.body);
+        let now = version().await.unwrap();
+        assert!(now > seen, "{path} moves the version");
+        seen = now;
+    }
 }
 
 /// Limits count in fixed minutes: waits, if need be, so that the next few

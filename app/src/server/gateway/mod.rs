@@ -3,8 +3,9 @@
 //! `authorize` and `reserve` here, forwards to a provider, then settles.
 //!
 //! Nothing here touches the database on a request: keys and limits come from a
-//! snapshot reloaded every 500 ms; counters live in this process's `Ledger`, or
-//! in Redis when several replicas share them; usage goes to the meter's queue.
+//! snapshot reloaded within 500 ms of a change; counters live in this process's
+//! `Ledger`, or in Redis when several replicas share them; usage goes to the
+//! meter's queue.
 
 pub mod ledger;
 pub mod meter;
@@ -37,6 +38,7 @@ use crate::{
     time::Timestamp,
 };
 
+/// How often each replica checks whether keys, limits or prices changed.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
 /// The output tokens reserved when a request names no `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: i64 = 4_096;
@@ -197,7 +199,7 @@ impl Gateway {
         self.snapshot.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Reloads the snapshot now (the refresher does it every 500 ms).
+    /// Reloads the snapshot now (the refresher does it within 500 ms of a change).
     pub async fn refresh(&self) -> AppResult<()> {
         let fresh = Arc::new(Snapshot::load(&self.db).await?);
         *self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
@@ -518,8 +520,17 @@ async fn refresh_forever(gateway: std::sync::Weak<Gateway>) {
     loop {
         tick.tick().await;
         let Some(gateway) = gateway.upgrade() else { return };
-        if let Err(error) = gateway.refresh().await {
-            tracing::warn!(%error, "gateway snapshot not refreshed; serving the previous one");
+        let changed = match Snapshot::latest_version(&gateway.db).await {
+            Ok(version) => version != gateway.current().version,
+            Err(error) => {
+                tracing::warn!(%error, "gateway configuration version not read; serving the previous snapshot");
+                continue;
+            }
+        };
+        if changed {
+            if let Err(error) = gateway.refresh().await {
+                tracing::warn!(%error, "gateway snapshot not refreshed; serving the previous one");
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! What the gateway knows without asking the database: keys, workspaces and
 //! their limits, organizations' billing and limits, and the model catalogue.
-//! Reloaded whole every half second, so a change takes effect within a second.
+//! Database triggers bump a version on every change of what it holds; each
+//! replica checks that version every half second and reloads on a change, so a
+//! change takes effect within a second.
 
 use std::collections::HashMap;
 
@@ -41,6 +43,8 @@ pub struct OrgEntry {
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// `gateway_config.version` when this was loaded.
+    pub version: i64,
     /// By the key's public id.
     pub keys: HashMap<String, KeyEntry>,
     pub workspaces: HashMap<WorkspaceId, WorkspaceEntry>,
@@ -63,7 +67,17 @@ struct KeyRow {
 type WorkspaceRow = (WorkspaceId, OrgId, Option<Timestamp>, Option<String>, Option<i64>, Option<i64>);
 
 impl Snapshot {
+    /// The configuration's version now (bumped by triggers on every change).
+    pub async fn latest_version(db: &Db) -> AppResult<i64> {
+        let (version,): (i64,) =
+            sqlx::query_as("SELECT version FROM gateway_config WHERE id = 1").fetch_one(db.pool()).await?;
+        Ok(version)
+    }
+
     pub async fn load(db: &Db) -> AppResult<Self> {
+        // Read first: a change committed while the tables are read shows as a newer
+        // version at the next check, and is loaded then.
+        let version = Self::latest_version(db).await?;
         let keys: Vec<KeyRow> = sqlx::query_as(
             "SELECT public_id, id, org_id, workspace_id, secret_sha256, allowed_models, requests_per_minute,
                  expires_at, revoked_at
@@ -84,6 +98,7 @@ impl Snapshot {
         .fetch_all(db.pool())
         .await?;
         Ok(Self {
+            version,
             keys: keys
                 .into_iter()
                 .map(|row| {
