@@ -345,6 +345,9 @@ pub struct WorkspaceDetail {
     pub groups: Vec<GroupGrant>,
     /// Organization members not in the workspace yet.
     pub candidates: Vec<Member>,
+    /// The viewer administers the organization (and so this workspace); others
+    /// granted the workspace see it without its settings.
+    pub administers: bool,
 }
 
 /// A user group of an Organization.

@@ -1,4 +1,4 @@
-import { expect, open, signUp, test, uniqueEmail } from "./helpers";
+import { PASSWORD, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin creates a workspace key, calls the gateway with it, hits a tiny budget and sees the usage", async ({ page }) => {
   await signUp(page, "Greta Gate", uniqueEmail("greta"));
@@ -72,4 +72,40 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   await page.getByRole("button", { name: "Show" }).click();
   await expect(page).toHaveURL(/group=key/);
   await expect(page.getByTestId("usage-row")).toContainText(["journey"]);
+});
+
+test("a Member opens their workspace and makes a key of their own, without its settings", async ({ page, browser }) => {
+  await signUp(page, "Ada Admin", uniqueEmail("ada"));
+  await page.getByLabel("Organization name").fill("Self Service");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await page.locator("nav").getByRole("link", { name: "Members" }).click();
+  const mia = uniqueEmail("mia");
+  await page.getByLabel("Invite by email").fill(mia);
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await expect(page.getByRole("status")).toHaveText("Invitation sent. It is valid for 7 days.");
+
+  const theirs = await browser.newContext();
+  const them = await theirs.newPage();
+  await open(them, invitationLink(mia));
+  await them.getByLabel("Name").fill("Mia Member");
+  await them.getByLabel("Password").fill(PASSWORD);
+  await them.getByRole("button", { name: "Create account and join" }).click();
+  await expect(them).toHaveURL(/\/admin$/);
+
+  await them.getByTestId("workspace-row").getByRole("link").click();
+  await expect(them.getByTestId("workspace-name")).toHaveText("Default");
+  await expect(them.getByRole("button", { name: "Save", exact: true })).toHaveCount(0);
+  await expect(them.getByRole("heading", { name: "Limits" })).toHaveCount(0);
+  await them.getByLabel("Key name").fill("mia-laptop");
+  await them.getByRole("button", { name: "Create key" }).click();
+  await expect(them.getByTestId("new-key")).toHaveText(/^chy_ws_/);
+  await expect(them.getByTestId("api-key-row")).toHaveCount(1);
+  await expect(them.getByTestId("api-key-row")).toContainText("mia-laptop");
+  await theirs.close();
+
+  // The Admin sees Mia's key among the workspace's.
+  await page.locator("nav").getByRole("link", { name: "Workspaces" }).click();
+  await page.getByTestId("workspace-row").getByRole("link").click();
+  await expect(page.getByTestId("api-key-row").filter({ hasText: "mia-laptop" })).toBeVisible();
 });

@@ -44,16 +44,24 @@ pub async fn archive_workspace(workspace_id: WorkspaceId) -> Result<(), AppError
 pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<WorkspaceDetail, AppError> {
     use crate::server::{groups, members, request, workspaces};
     let (state, me, org) = request::org_member().await?;
+    let access = workspaces::access(&state.db, &me, org.id, workspace_id).await?;
     let workspace = workspaces::workspace(&state.db, &me, org.id, workspace_id).await?;
     let in_workspace = workspaces::members(&state.db, &me, org.id, workspace_id).await?;
-    let groups = groups::grants_on_workspace(&state.db, &me, org.id, workspace_id).await?;
-    let candidates = members::list(&state.db, &me, org.id)
-        .await?
-        .members
-        .into_iter()
-        .filter(|m| !in_workspace.iter().any(|w| w.user_id == m.user_id))
-        .collect();
-    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, candidates })
+    let administers = access == workspaces::Access::Administers;
+    // The people granted a workspace see it and its members; only Admins see what they could change.
+    let (groups, candidates) = if administers {
+        let groups = groups::grants_on_workspace(&state.db, &me, org.id, workspace_id).await?;
+        let candidates = members::list(&state.db, &me, org.id)
+            .await?
+            .members
+            .into_iter()
+            .filter(|m| !in_workspace.iter().any(|w| w.user_id == m.user_id))
+            .collect();
+        (groups, candidates)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, candidates, administers })
 }
 
 #[server(prefix = "/_fn", endpoint = "workspaces/put_member")]

@@ -209,11 +209,8 @@ fn Workspaces() -> impl IntoView {
                                 view! {
                                     <tr data-testid="workspace-row">
                                         <td>
-                                            {if is_admin {
-                                                view! { <A href=format!("/admin/workspaces/{}", w.id)>{name}</A> }.into_any()
-                                            } else {
-                                                view! { <span>{name}</span> }.into_any()
-                                            }}
+                                            // Everyone sees only workspaces they may open.
+                                            <A href=format!("/admin/workspaces/{}", w.id)>{name}</A>
                                             {w.is_default.then(|| view! { <span class="badge">"Default"</span> })}
                                         </td>
                                         <td>{w.description}</td>
@@ -263,15 +260,23 @@ fn WorkspaceDetailSection() -> impl IntoView {
                 detail.await.map(|d| {
                     let ws_id = d.workspace.id;
                     let is_default = d.workspace.is_default;
+                    let administers = d.administers;
+                    let (name, icon, description) =
+                        (d.workspace.name.clone(), d.workspace.icon.clone(), d.workspace.description.clone());
                     view! {
                         <h2 data-testid="workspace-name">{format!("{} {}", d.workspace.icon, d.workspace.name).trim().to_string()}</h2>
-                        <ActionForm action=update attr:class="inline-form">
-                            <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
-                            <label>"Name" <input type="text" name="name" required value=d.workspace.name.clone()/></label>
-                            <label>"Icon" <input type="text" name="icon" maxlength="16" size="4" value=d.workspace.icon.clone()/></label>
-                            <label>"Description" <input type="text" name="description" value=d.workspace.description.clone()/></label>
-                            <button type="submit">"Save"</button>
-                        </ActionForm>
+                        {administers.then(|| view! {
+                            <ActionForm action=update attr:class="inline-form">
+                                <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
+                                <label>"Name" <input type="text" name="name" required value=name/></label>
+                                <label>"Icon" <input type="text" name="icon" maxlength="16" size="4" value=icon/></label>
+                                <label>"Description" <input type="text" name="description" value=description/></label>
+                                <button type="submit">"Save"</button>
+                            </ActionForm>
+                        })}
+                        {(!administers && !d.workspace.description.is_empty()).then(|| view! {
+                            <p class="muted">{d.workspace.description.clone()}</p>
+                        })}
                         <h2>"Members"</h2>
                         <table class="table">
                             <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
@@ -286,13 +291,15 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                             <td>{m.email}</td>
                                             <td>{m.role.label()}</td>
                                             <td>
-                                                <ActionForm action=put>
-                                                    <input type="hidden" name="workspace_id" value=ws/>
-                                                    <input type="hidden" name="user_id" value=user/>
-                                                    <input type="hidden" name="role" value=other.as_str()/>
-                                                    <button type="submit" class="link">{format!("Make {}", other.label())}</button>
-                                                </ActionForm>
-                                                {(!is_default).then(|| view! {
+                                                {administers.then(|| view! {
+                                                    <ActionForm action=put>
+                                                        <input type="hidden" name="workspace_id" value=ws/>
+                                                        <input type="hidden" name="user_id" value=user/>
+                                                        <input type="hidden" name="role" value=other.as_str()/>
+                                                        <button type="submit" class="link">{format!("Make {}", other.label())}</button>
+                                                    </ActionForm>
+                                                })}
+                                                {(administers && !is_default).then(|| view! {
                                                     <ActionForm action=remove>
                                                         <input type="hidden" name="workspace_id" value=ws2/>
                                                         <input type="hidden" name="user_id" value=user2/>
@@ -337,7 +344,8 @@ fn WorkspaceDetailSection() -> impl IntoView {
         })}
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                detail.await.map(|d| {
+                // Group grants and archiving are the organization's Admins' business.
+                detail.await.ok().filter(|d| d.administers).map(|d| {
                     let ws_id = d.workspace.id;
                     let is_default = d.workspace.is_default;
                     view! {

@@ -134,12 +134,12 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
         move |_| billing::get_workspace_limits(workspace_id),
     );
     view! {
-        <h2>"Limits"</h2>
         <FormError value=set.value()/>
         <FormError value=set_budget.value()/>
         <Transition fallback=loading>
+            // Limits are for Admins and Billing users: others see no panel at all.
             {move || Suspend::new(async move {
-                limits.await.map(|(l, catalogue)| {
+                limits.await.ok().map(|(l, catalogue)| {
                     let models = l.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_default();
                     let names = catalogue
                         .iter()
@@ -147,6 +147,7 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                         .collect::<Vec<_>>()
                         .join(", ");
                     view! {
+                        <h2>"Limits"</h2>
                         <p data-testid="workspace-limits">
                             {format!(
                                 "Requests per minute: {}. Models: {}. Budget: {}.",

@@ -1,6 +1,8 @@
 //! Workspace API keys: what callers of the gateway present. Created, listed,
-//! revoked and rotated by the organization's Admins (and its Admin API keys).
-//! A rotation makes a new key and lets the old one work for a grace period.
+//! revoked and rotated by the organization's Admins (and its Admin API keys)
+//! and by a workspace's Admins for that workspace; a workspace's Members make
+//! and manage keys of their own there. A rotation makes a new key and lets the
+//! old one work for a grace period.
 
 use sqlx::{AnyConnection, FromRow};
 
@@ -9,7 +11,8 @@ use super::{
     audit::{self, AuditEvent},
     billing::{self, split_models},
     db::Db,
-    models, orgs, secret_key, workspaces,
+    models, orgs, secret_key,
+    workspaces::{self, Access},
 };
 use crate::{
     error::{AppError, AppResult},
@@ -35,6 +38,7 @@ struct KeyRow {
     secret_last4: String,
     allowed_models: Option<String>,
     requests_per_minute: Option<i64>,
+    owner_user_id: Option<UserId>,
     owner_email: Option<String>,
     created_by_label: String,
     created_at: Timestamp,
@@ -99,7 +103,7 @@ impl KeyRow {
 
 const SELECT_KEYS: &str =
     "SELECT k.id, k.workspace_id, w.name AS workspace_name, k.name, k.public_id, k.secret_last4,
-        k.allowed_models, k.requests_per_minute, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
+        k.allowed_models, k.requests_per_minute, k.owner_user_id, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
         k.expires_at, k.revoked_at, k.rotated_to
     FROM workspace_api_keys k
     JOIN workspaces w ON w.id = k.workspace_id
@@ -143,9 +147,12 @@ pub async fn create(
         None => None,
     };
     billing::check_requests_per_minute(input.requests_per_minute)?;
-    let owner = input.owner.or(actor.user_id());
+    let owner = match workspaces::access(db, actor, org_id, workspace_id).await? {
+        Access::Administers => input.owner.or(actor.user_id()),
+        // Someone working in the workspace makes keys for themself.
+        Access::Works(_) => actor.user_id(),
+    };
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     if let Some(owner) = owner {
         workspaces::require_org_member(&mut tx, org_id, owner, "user_id").await?;
@@ -206,13 +213,31 @@ async fn insert(
     Ok((id, minted.full))
 }
 
-async fn find(conn: &mut AnyConnection, org_id: OrgId, id: ApiKeyId) -> AppResult<ApiKeyView> {
+async fn find_row(conn: &mut AnyConnection, org_id: OrgId, id: ApiKeyId) -> AppResult<KeyRow> {
     let row: Option<KeyRow> = sqlx::query_as(&format!("{SELECT_KEYS} WHERE k.id = $1 AND k.org_id = $2"))
         .bind(id)
         .bind(org_id)
         .fetch_optional(conn)
         .await?;
-    row.map(|r| r.view(Timestamp::now())).ok_or(AppError::NotFound)
+    row.ok_or(AppError::NotFound)
+}
+
+async fn find(conn: &mut AnyConnection, org_id: OrgId, id: ApiKeyId) -> AppResult<ApiKeyView> {
+    Ok(find_row(conn, org_id, id).await?.view(Timestamp::now()))
+}
+
+/// Whether `actor` may revoke or rotate key `id`: Admins of its organization or
+/// workspace, or its owner while they still work in the workspace. Others are
+/// told it does not exist.
+async fn require_key_manager(db: &Db, actor: &Actor, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {
+    let row = find_row(&mut *db.pool().acquire().await?, org_id, id).await?;
+    let access = workspaces::access(db, actor, org_id, row.workspace_id).await?;
+    let owns = actor.user_id().is_some() && actor.user_id() == row.owner_user_id;
+    if access.manages_all_keys() || owns {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
 }
 
 /// Which keys to list: one workspace's or all, and a search on the name or the
@@ -233,16 +258,23 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
             format!("limit is 1 to {}, offset 0 or more.", orgs::MAX_PAGE_SIZE),
         ));
     }
-    if let Some(workspace_id) = filter.workspace_id {
-        // Another organization's workspace is not found, rather than empty.
-        workspaces::workspace(db, actor, org_id, workspace_id).await?;
-    }
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    // Within one workspace, its Members see their own keys; across workspaces, only Admins look.
+    let owner = match filter.workspace_id {
+        Some(workspace_id) => match workspaces::access(db, actor, org_id, workspace_id).await? {
+            access if access.manages_all_keys() => None,
+            _ => Some(actor.user_id().ok_or(AppError::NotFound)?),
+        },
+        None => {
+            orgs::require_admin(&mut conn, actor, org_id).await?;
+            None
+        }
+    };
     let search = filter.search.as_deref().unwrap_or_default().trim().to_lowercase();
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "{SELECT_KEYS} WHERE k.org_id = $1 AND ($2 = '' OR k.workspace_id = $2)
            AND ($3 = '' OR LOWER(k.name) LIKE $4 OR LOWER(k.secret_last4) = $3)
+           AND ($7 = '' OR k.owner_user_id = $7)
          ORDER BY k.created_at DESC, k.id LIMIT $5 OFFSET $6"
     ))
     .bind(org_id)
@@ -251,6 +283,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
     .bind(format!("%{search}%"))
     .bind(filter.limit)
     .bind(filter.offset)
+    .bind(owner.map(|o| o.to_string()).unwrap_or_default())
     .fetch_all(&mut *conn)
     .await?;
     let now = Timestamp::now();
@@ -259,8 +292,8 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
 
 /// Revokes a key at once (the gateway refuses it within a second).
 pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {
+    require_key_manager(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
     let key = find(&mut tx, org_id, id).await?;
     if key.status == ApiKeyStatus::Revoked {
         return Ok(());
@@ -295,8 +328,8 @@ pub async fn rotate(
             format!("The grace period is 0 to {MAX_GRACE_HOURS} hours."),
         ));
     }
+    require_key_manager(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
     let old = find(&mut tx, org_id, id).await?;
     if old.status != ApiKeyStatus::Active {
         return Err(AppError::conflict(

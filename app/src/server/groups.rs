@@ -339,7 +339,9 @@ pub async fn grants_on_workspace(
     org_id: OrgId,
     workspace_id: WorkspaceId,
 ) -> AppResult<Vec<GroupGrant>> {
-    workspaces::workspace(db, actor, org_id, workspace_id).await?;
+    if workspaces::access(db, actor, org_id, workspace_id).await? != workspaces::Access::Administers {
+        return Err(AppError::NotFound);
+    }
     let rows: Vec<GrantRow> =
         sqlx::query_as(&format!("{SELECT_GRANTS} WHERE gw.workspace_id = $1 ORDER BY g.name_key, g.id"))
             .bind(workspace_id)

@@ -91,15 +91,56 @@ pub async fn workspaces_page(
     Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
 }
 
-/// One workspace of the organization; another organization's is `NotFound`.
+/// How far an actor reaches into one workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// An organization Admin (or Admin API key): everything.
+    Administers,
+    /// Someone granted the workspace, directly or through a group.
+    Works(WorkspaceRole),
+}
+
+impl Access {
+    /// Admins of the organization or of the workspace manage all of its keys;
+    /// its Members, their own.
+    pub fn manages_all_keys(self) -> bool {
+        matches!(self, Self::Administers | Self::Works(WorkspaceRole::Admin))
+    }
+}
+
+/// `actor`'s access to a workspace of `org_id`; `NotFound` if none (or if the
+/// workspace is another organization's).
+pub async fn access(db: &Db, actor: &Actor, org_id: OrgId, id: WorkspaceId) -> AppResult<Access> {
+    let mut conn = db.pool().acquire().await?;
+    let (exists,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE id = $1 AND org_id = $2")
+        .bind(id)
+        .bind(org_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if exists == 0 {
+        return Err(AppError::NotFound);
+    }
+    if orgs::require_admin(&mut conn, actor, org_id).await.is_ok() {
+        return Ok(Access::Administers);
+    }
+    drop(conn);
+    let role = match actor.user_id() {
+        Some(user) => access_role(db, user, id).await?,
+        None => None,
+    };
+    role.map(Access::Works).ok_or(AppError::NotFound)
+}
+
+/// One workspace of the organization, for its Admins and the people granted
+/// it; another organization's is `NotFound`.
 pub async fn workspace(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
     id: WorkspaceId,
 ) -> AppResult<WorkspaceSummary> {
+    access(db, actor, org_id, id).await?;
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
     let row: Option<WorkspaceRow> =
         sqlx::query_as(&format!("{SELECT_WORKSPACES} WHERE w.id = $1 AND w.org_id = $2"))
             .bind(id)

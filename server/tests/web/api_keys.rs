@@ -151,7 +151,54 @@ async fn workspace_keys_in_the_admin_panel(app: TestApp) {
     assert_eq!(listed[0]["allowed_models"], json!(["mistral-small-latest"]));
     assert!(listed[0].get("key").is_none(), "lists never carry the key");
 
-    // A Member makes no key in the Admin Panel.
-    assert_eq!(mia.call("/_fn/api_keys/create", &form).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.count("workspace_api_keys").await, 1);
+    let adas_key = created["view"]["id"].as_str().unwrap().to_string();
+
+    // Everyone works in the Default workspace: Mia, a Member, makes keys of her own
+    // there, sees only those, and manages only those.
+    let hers = mia.call("/_fn/api_keys/create", &form).await;
+    assert_eq!(hers.status, StatusCode::OK, "{}", hers.body);
+    assert_eq!(hers.json()["view"]["owner_email"], "mia@example.com");
+    let hers = hers.json()["view"]["id"].as_str().unwrap().to_string();
+    let seen = mia.call("/_fn/api_keys", &[("workspace_id", &org.default_workspace)]).await.json();
+    assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen[0]["id"], hers.as_str());
+    let rotate = [("key_id", adas_key.as_str()), ("grace_hours", "1")];
+    let revoke_adas = mia.call("/_fn/api_keys/revoke", &[("key_id", adas_key.as_str())]).await;
+    assert_eq!(revoke_adas.status, StatusCode::NOT_FOUND);
+    assert_eq!(mia.call("/_fn/api_keys/rotate", &rotate).await.status, StatusCode::NOT_FOUND);
+    // Nor in a workspace she was not given.
+    org.admin.call("/_fn/workspaces/create", &[("name", "Lab"), ("description", ""), ("icon", "")]).await;
+    let lab = org.admin.overview().await.json()["workspaces"][1]["id"].as_str().unwrap().to_string();
+    let in_lab = [("workspace_id", lab.as_str()), ("name", "x"), ("expires_on", ""), ("allowed_models", "")];
+    assert_eq!(mia.call("/_fn/api_keys/create", &in_lab).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        mia.call("/_fn/workspaces/detail", &[("workspace_id", &lab)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Wes, a Member of the organization made Admin of the Default workspace, manages all its keys.
+    let (mut wes, wes_id) = app.join(&mut org, "wes@example.com", &["member"]).await;
+    let made_admin =
+        [("workspace_id", org.default_workspace.as_str()), ("user_id", wes_id.as_str()), ("role", "admin")];
+    assert_eq!(org.admin.call("/_fn/workspaces/put_member", &made_admin).await.status, StatusCode::OK);
+    let seen = wes.call("/_fn/api_keys", &[("workspace_id", &org.default_workspace)]).await.json();
+    assert_eq!(seen.as_array().unwrap().len(), 2, "{seen}");
+    let detail = wes.call("/_fn/workspaces/detail", &[("workspace_id", &org.default_workspace)]).await.json();
+    assert_eq!(
+        (detail["administers"].as_bool(), detail["candidates"].as_array().map(Vec::len)),
+        (Some(false), Some(0))
+    );
+    let revoked = wes.call("/_fn/api_keys/revoke", &[("key_id", hers.as_str())]).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    // Mia can still revoke what is hers (already revoked: nothing to do), Wes rotates Ada's.
+    assert_eq!(mia.call("/_fn/api_keys/revoke", &[("key_id", hers.as_str())]).await.status, StatusCode::OK);
+    assert_eq!(wes.call("/_fn/api_keys/rotate", &rotate).await.status, StatusCode::OK);
+    // Workspace Admins still change nothing of the workspace itself.
+    let rename = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", "Mine"),
+        ("description", ""),
+        ("icon", ""),
+    ];
+    assert_eq!(wes.call("/_fn/workspaces/update", &rename).await.status, StatusCode::NOT_FOUND);
 }

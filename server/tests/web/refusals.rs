@@ -54,7 +54,7 @@ fn refused(status: StatusCode) -> bool {
 
 async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     // Engines: Ada (Admin), Mia (Member), Bill (Billing), a pending invitation,
-    // a Lab workspace and a group granted it.
+    // a Lab workspace and a group (with Mia) granted it, a Vault workspace.
     let mut engines = app.organization("ada@example.com", "Engines").await;
     let (mut mia, mia_id) = app.join(&mut engines, "mia@example.com", &["member"]).await;
     let (mut bill, _) = app.join(&mut engines, "bill@example.com", &["billing"]).await;
@@ -65,6 +65,8 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     ada.call("/_fn/workspaces/create", &[("name", "Lab"), ("description", ""), ("icon", "")]).await;
     let overview = ada.overview().await.json();
     let lab = overview["workspaces"][1]["id"].as_str().unwrap().to_string();
+    ada.call("/_fn/workspaces/create", &[("name", "Vault"), ("description", ""), ("icon", "")]).await;
+    let vault = ada.overview().await.json()["workspaces"][2]["id"].as_str().unwrap().to_string();
     let group: String = serde_json::from_str(
         &ada.call("/_fn/groups/create", &[("name", "Lab crew"), ("description", "")]).await.body,
     )
@@ -117,7 +119,8 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
         ("/_fn/members/revoke_invitation", vec![("invitation_id", &invitation)]),
         ("/_fn/members/set_roles", vec![("user_id", &ada_id), ("role_member", "on")]),
         ("/_fn/members/remove", vec![("user_id", &mia_id)]),
-        ("/_fn/workspaces/detail", vec![("workspace_id", &lab)]),
+        // Mia works in Lab (and sees it and her own keys there), not in Vault.
+        ("/_fn/workspaces/detail", vec![("workspace_id", &vault)]),
         (
             "/_fn/workspaces/update",
             vec![("workspace_id", &lab), ("name", "Mine"), ("description", ""), ("icon", "")],
@@ -139,10 +142,10 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
             "/_fn/workspaces/set_rate_limits",
             vec![("workspace_id", &lab), ("requests_per_minute", "1"), ("allowed_models", "")],
         ),
-        ("/_fn/api_keys", vec![("workspace_id", &lab)]),
+        ("/_fn/api_keys", vec![("workspace_id", &vault)]),
         (
             "/_fn/api_keys/create",
-            vec![("workspace_id", &lab), ("name", "mine"), ("expires_on", ""), ("allowed_models", "")],
+            vec![("workspace_id", &vault), ("name", "mine"), ("expires_on", ""), ("allowed_models", "")],
         ),
         ("/_fn/api_keys/revoke", vec![("key_id", &ws_key)]),
         ("/_fn/api_keys/rotate", vec![("key_id", &ws_key), ("grace_hours", "1")]),
