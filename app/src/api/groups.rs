@@ -48,12 +48,8 @@ pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError
     let group = groups::group(&state.db, &me, org.id, group_id).await?;
     let in_group = groups::members(&state.db, &me, org.id, group_id).await?;
     let granted = groups::grants_of_group(&state.db, &me, org.id, group_id).await?;
-    let candidates = members::list(&state.db, &me, org.id)
-        .await?
-        .members
-        .into_iter()
-        .filter(|m| !in_group.iter().any(|g| g.user_id == m.user_id))
-        .collect();
+    let present: Vec<_> = in_group.iter().map(|m| m.user_id).collect();
+    let candidates = members::others(&state.db, &me, org.id, &present).await?;
     let open_workspaces = orgs::all_pages(|page, size| {
         workspaces::workspaces_page(&state.db, &me, org.id, Some(page), Some(size))
     })

@@ -51,12 +51,8 @@ pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<Workspace
     // The people granted a workspace see it and its members; only Admins see what they could change.
     let (groups, candidates) = if administers {
         let groups = groups::grants_on_workspace(&state.db, &me, org.id, workspace_id).await?;
-        let candidates = members::list(&state.db, &me, org.id)
-            .await?
-            .members
-            .into_iter()
-            .filter(|m| !in_workspace.iter().any(|w| w.user_id == m.user_id))
-            .collect();
+        let present: Vec<_> = in_workspace.iter().map(|m| m.user_id).collect();
+        let candidates = members::others(&state.db, &me, org.id, &present).await?;
         (groups, candidates)
     } else {
         (Vec::new(), Vec::new())

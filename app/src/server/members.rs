@@ -45,6 +45,12 @@ fn require_roles(roles: &[OrgRole]) -> AppResult<BTreeSet<OrgRole>> {
     Ok(set)
 }
 
+/// The organization's members other than `present`: whom a form may still add.
+pub async fn others(db: &Db, actor: &Actor, org_id: OrgId, present: &[UserId]) -> AppResult<Vec<Member>> {
+    let all = list(db, actor, org_id).await?.members;
+    Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
+}
+
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
     let mut conn = db.pool().acquire().await?;
     orgs::require_admin(&mut conn, actor, org_id).await?;

@@ -17,7 +17,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{path_id, workspaces::PageQuery, AdminKey, ApiError, ApiJson, ApiQuery};
+use super::{page_of, path_id, workspaces::PageQuery, AdminKey, ApiError, ApiJson, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct UserGroupOut {
@@ -174,15 +174,6 @@ pub struct GroupMembersOut {
     pub total: i64,
 }
 
-/// A slice of `items` for `page` and `page_size`, checked as everywhere else.
-fn page_of<T>(items: Vec<T>, query: &PageQuery) -> Result<(Vec<T>, i64, i64, i64), ApiError> {
-    let (page, page_size) = app::server::orgs::page_bounds(query.page, query.page_size)?;
-    let total = items.len() as i64;
-    let skip = usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX);
-    let items = items.into_iter().skip(skip).take(page_size as usize).collect();
-    Ok((items, page, page_size, total))
-}
-
 /// List a group's members by name.
 #[utoipa::path(get, path = "/user-groups/{group_uuid}/members", tag = "user-groups", params(PageQuery),
     responses((status = 200, body = GroupMembersOut), (status = 404, description = "No such group")))]
@@ -194,7 +185,7 @@ pub async fn list_members(
 ) -> Result<Json<GroupMembersOut>, ApiError> {
     let id: GroupId = path_id(&group_uuid)?;
     let members = groups::members(&state.db, &key.actor, key.org_id, id).await?;
-    let (members, page, page_size, total) = page_of(members, &query)?;
+    let (members, page, page_size, total) = page_of(members, query.page, query.page_size)?;
     let members = members
         .into_iter()
         .map(|m| GroupMemberOut { user_uuid: m.user_id.0, email: m.email, name: m.name })
@@ -275,7 +266,7 @@ pub async fn list_workspaces(
 ) -> Result<Json<GroupWorkspacesOut>, ApiError> {
     let id: GroupId = path_id(&group_uuid)?;
     let grants = groups::grants_of_group(&state.db, &key.actor, key.org_id, id).await?;
-    let (items, page, page_size, total) = page_of(grants, &query)?;
+    let (items, page, page_size, total) = page_of(grants, query.page, query.page_size)?;
     Ok(Json(GroupWorkspacesOut {
         items: items.into_iter().map(Into::into).collect(),
         page,

@@ -12,7 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{path_id, AdminKey, ApiError, ApiJson, ApiQuery};
+use super::{page_of, path_id, AdminKey, ApiError, ApiJson, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
@@ -90,14 +90,12 @@ pub async fn list_users(
     key: AdminKey,
     ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<UsersOut>, ApiError> {
-    let (page, page_size) = app::server::orgs::page_bounds(q.page, q.page_size)?;
     let all = members::list(&state.db, &key.actor, key.org_id).await?;
     let wanted = |email: &str| q.email.as_deref().is_none_or(|w| w.trim().eq_ignore_ascii_case(email));
     let matching: Vec<Member> = all.members.into_iter().filter(|m| wanted(&m.email)).collect();
-    let total = matching.len() as i64;
-    let start = ((page - 1) * page_size) as usize;
+    let (members, page, page_size, total) = page_of(matching, q.page, q.page_size)?;
     Ok(Json(UsersOut {
-        members: matching.into_iter().skip(start).take(page_size as usize).map(Into::into).collect(),
+        members: members.into_iter().map(Into::into).collect(),
         invites: if page == 1 {
             all.invitations.into_iter().filter(|i| wanted(&i.email)).map(Into::into).collect()
         } else {

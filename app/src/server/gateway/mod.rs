@@ -113,6 +113,7 @@ pub struct Caller {
     allowed_models: Option<Vec<String>>,
     workspace_models: Option<Vec<String>>,
     key_requests_per_minute: Option<i64>,
+    workspace_requests_per_minute: Option<i64>,
     workspace_budget: Option<i64>,
     org_limit: Option<i64>,
 }
@@ -277,6 +278,7 @@ impl Gateway {
             allowed_models: key.allowed_models.clone(),
             workspace_models: workspace.allowed_models.clone(),
             key_requests_per_minute: key.requests_per_minute,
+            workspace_requests_per_minute: workspace.requests_per_minute,
             workspace_budget: workspace.monthly_budget_micros,
             org_limit: org.monthly_limit_micros,
         })
@@ -317,7 +319,6 @@ impl Gateway {
                 format!("This API key may not use {model}."),
             ));
         }
-        let rpm = snapshot.workspaces.get(&caller.workspace_id).and_then(|w| w.requests_per_minute);
         let worst = token_cost(worst_input_tokens, price.input_micros_per_mtok)
             + token_cost(max_output_tokens, price.output_micros_per_mtok);
         let month = month_start(now);
@@ -326,7 +327,7 @@ impl Gateway {
                 let mut ledger = ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 ledger.roll_over(month);
                 let rates = [
-                    (RateScope::Workspace(caller.workspace_id), rpm),
+                    (RateScope::Workspace(caller.workspace_id), caller.workspace_requests_per_minute),
                     (RateScope::Key(caller.key_id), caller.key_requests_per_minute),
                 ];
                 ledger.admit(
@@ -337,9 +338,7 @@ impl Gateway {
                     now,
                 )
             }
-            Counters::Shared { redis, .. } => {
-                self.admit_shared(redis, caller, rpm, worst, month, now).await?
-            }
+            Counters::Shared { redis, .. } => self.admit_shared(redis, caller, worst, month, now).await?,
         };
         if let Err(refusal) = admitted {
             let budget_of = match refusal {
@@ -371,7 +370,6 @@ impl Gateway {
         &self,
         redis: &SharedCounters,
         caller: &Caller,
-        rpm: Option<i64>,
         worst: i64,
         month: Timestamp,
         now: Timestamp,
@@ -388,7 +386,7 @@ impl Gateway {
                 .admit(
                     month,
                     (caller.org_id, caller.org_limit),
-                    (caller.workspace_id, rpm, caller.workspace_budget),
+                    (caller.workspace_id, caller.workspace_requests_per_minute, caller.workspace_budget),
                     (caller.key_id, caller.key_requests_per_minute),
                     worst,
                     now,
