@@ -233,6 +233,8 @@ pub struct AdminKeyView {
     pub last_used_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Its creator is no longer a member of the Enterprise Account: worth a look.
+    pub creator_left: bool,
 }
 
 /// A key just created: the only time `key` (the full secret) is ever returned.
@@ -313,6 +315,35 @@ pub struct Invitation {
 pub struct Members {
     pub members: Vec<Member>,
     pub invitations: Vec<Invitation>,
+}
+
+/// What ended with a change that took someone's access away (see `server::lifecycle`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEnded {
+    /// Workspace API keys they owned and may no longer use.
+    pub api_keys_revoked: i64,
+    /// Pending invitations they made and may no longer make.
+    pub invitations_revoked: i64,
+    /// Whether their Enterprise Account membership ended with their last Admin role.
+    pub left_enterprise: bool,
+}
+
+impl AccessEnded {
+    /// "2 API keys revoked", for the notice after the change; empty when nothing ended.
+    pub fn summary(&self) -> String {
+        let plural = |n: i64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        let mut parts = Vec::new();
+        if self.api_keys_revoked > 0 {
+            parts.push(format!("{} revoked", plural(self.api_keys_revoked, "API key")));
+        }
+        if self.invitations_revoked > 0 {
+            parts.push(format!("{} they sent revoked", plural(self.invitations_revoked, "invitation")));
+        }
+        if self.left_enterprise {
+            parts.push("Enterprise Account membership ended".to_string());
+        }
+        parts.join(", ")
+    }
 }
 
 /// What `/invite/{token}` shows before anything is accepted.

@@ -68,6 +68,16 @@ test("an Enterprise Account admin creates an Organization, promotes themself and
   await page.getByTestId("org-row").filter({ hasText: "Research" }).getByRole("button", { name: "Open Admin Panel" }).click();
   await expect(page).toHaveURL(/\/admin$/);
   await expect(page.getByRole("heading", { level: 1, name: "Research" })).toBeVisible();
+
+  // Research's Admins see the Admin API keys that administer it, and cut one off.
+  await page.getByRole("link", { name: "Settings" }).click();
+  const orgKey = page.getByTestId("org-admin-key-row").filter({ hasText: "Provisioning" });
+  await expect(orgKey).toContainText("Active");
+  await expect(orgKey).not.toContainText(shown);
+  await orgKey.getByRole("button", { name: "Revoke" }).click();
+  await expect(orgKey).toContainText("Revoked");
+  const refused = await request.get("/api/admin/roles", { headers: { "x-api-key": copied } });
+  expect(refused.status()).toBe(401);
 });
 
 test("someone in no Enterprise Account is told so in the Backoffice", async ({ page }) => {

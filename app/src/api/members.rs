@@ -5,8 +5,8 @@ use leptos::prelude::*;
 
 use crate::{
     error::AppError,
-    ids::UserId,
-    model::{InvitationPreview, Members},
+    ids::{AdminKeyId, UserId},
+    model::{AccessEnded, AdminKeyView, InvitationPreview, Members},
 };
 
 /// Roles from the form's checkboxes (`role_admin=on`, ...).
@@ -64,15 +64,17 @@ pub async fn set_member_roles(
     role_admin: Option<String>,
     role_billing: Option<String>,
     role_member: Option<String>,
-) -> Result<(), AppError> {
+) -> Result<AccessEnded, AppError> {
     use crate::server::{members, request};
     let (state, me, org) = request::org_member().await?;
     let roles = checked_roles(role_admin, role_billing, role_member);
-    members::set_roles(&state.db, &me, &request::client(&state), org.id, user_id, &roles).await.map(|_| ())
+    members::set_roles(&state.db, &me, &request::client(&state), org.id, user_id, &roles)
+        .await
+        .map(|(_, ended)| ended)
 }
 
 #[server(prefix = "/_fn", endpoint = "members/remove")]
-pub async fn remove_member(user_id: UserId) -> Result<(), AppError> {
+pub async fn remove_member(user_id: UserId) -> Result<AccessEnded, AppError> {
     use crate::server::{members, request};
     let (state, me, org) = request::org_member().await?;
     members::remove(&state.db, &state.sessions, &me, &request::client(&state), org.id, user_id).await
@@ -92,6 +94,21 @@ pub async fn set_allowed_domains(domains: String) -> Result<(), AppError> {
     let (state, me, org) = request::org_member().await?;
     let list: Vec<String> = domains.split([',', ' ', '\n', '\r']).map(str::to_string).collect();
     members::set_allowed_domains(&state.db, &me, &request::client(&state), org.id, &list).await.map(|_| ())
+}
+
+/// The Admin API keys that administer the current Organization (Admins only).
+#[server(prefix = "/_fn", endpoint = "settings/admin_keys")]
+pub async fn list_org_admin_keys() -> Result<Vec<AdminKeyView>, AppError> {
+    use crate::server::{admin_keys, request};
+    let (state, me, org) = request::org_member().await?;
+    admin_keys::list_for_org(&state.db, &me, org.id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/revoke_admin_key")]
+pub async fn revoke_org_admin_key(key_id: AdminKeyId) -> Result<(), AppError> {
+    use crate::server::{admin_keys, request};
+    let (state, me, org) = request::org_member().await?;
+    admin_keys::revoke_for_org(&state.db, &me, &request::client(&state), org.id, key_id).await
 }
 
 /// What `/invite/{token}` shows. Works signed in or not.

@@ -268,7 +268,12 @@ fn ApiKeys() -> impl IntoView {
                         <tbody>
                             {keys.into_iter().map(|k| view! {
                                 <tr data-testid="key-row">
-                                    <td>{k.name}</td>
+                                    <td>
+                                        {k.name}
+                                        {k.creator_left.then(|| view! {
+                                            <span class="badge warn" title="Whoever made this key is no longer a member of the Enterprise Account">"Creator left"</span>
+                                        })}
+                                    </td>
                                     <td>{k.org_name}</td>
                                     <td><code>{k.masked_key}</code></td>
                                     <td>{k.created_at.display()}</td>

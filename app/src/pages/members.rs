@@ -5,10 +5,10 @@ use leptos::prelude::*;
 use super::{loading, FormError};
 use crate::{
     api::members::{
-        self, InviteMember, RemoveMember, ResendInvitation, RevokeInvitation, SetAllowedDomains,
-        SetMemberRoles,
+        self, InviteMember, RemoveMember, ResendInvitation, RevokeInvitation, RevokeOrgAdminKey,
+        SetAllowedDomains, SetMemberRoles,
     },
-    model::{Invitation, Member, OrgRole},
+    model::{AccessEnded, Invitation, Member, OrgRole},
     time::Timestamp,
 };
 
@@ -57,6 +57,12 @@ pub(super) fn MembersSection() -> impl IntoView {
         {move || matches!(invite.value().get(), Some(Ok(()))).then(|| view! {
             <p class="notice" role="status">"Invitation sent. It is valid for 7 days."</p>
         })}
+        {move || remove.value().get().and_then(Result::ok).map(|ended| view! {
+            <p class="notice" role="status">{ended_notice("Member removed", &ended)}</p>
+        })}
+        {move || set_roles.value().get().and_then(Result::ok).map(|ended| view! {
+            <p class="notice" role="status">{ended_notice("Roles saved", &ended)}</p>
+        })}
         <FormError value=invite.value()/>
         <FormError value=set_roles.value()/>
         <FormError value=remove.value()/>
@@ -75,6 +81,14 @@ pub(super) fn MembersSection() -> impl IntoView {
                 })
             })}
         </Transition>
+    }
+}
+
+/// "Member removed. 2 API keys revoked." after a change that took access away.
+fn ended_notice(done: &str, ended: &AccessEnded) -> String {
+    match ended.summary() {
+        summary if summary.is_empty() => format!("{done}."),
+        summary => format!("{done}. {summary}."),
     }
 }
 
@@ -158,5 +172,51 @@ pub(super) fn SettingsSection() -> impl IntoView {
         </Transition>
         {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Saved."</p> })}
         <FormError value=save.value()/>
+        <AdminKeysOfOrg/>
+    }
+}
+
+/// The Admin API keys that administer this Organization (made in the
+/// Backoffice): who can act on it from outside, and the way to cut one off.
+#[component]
+fn AdminKeysOfOrg() -> impl IntoView {
+    let revoke = ServerAction::<RevokeOrgAdminKey>::new();
+    let keys = Resource::new(move || revoke.version().get(), |_| members::list_org_admin_keys());
+    view! {
+        <h2>"Admin API keys"</h2>
+        <p class="hint">"Keys made in the Backoffice that administer this Organization through the Admin API."</p>
+        <FormError value=revoke.value()/>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                keys.await.map(|keys| if keys.is_empty() {
+                    view! { <p class="muted">"No Admin API key administers this Organization."</p> }.into_any()
+                } else {
+                    view! {
+                        <table class="table">
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Last used"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {keys.into_iter().map(|k| view! {
+                                    <tr data-testid="org-admin-key-row">
+                                        <td>{k.name}</td>
+                                        <td><code>{k.masked_key}</code></td>
+                                        <td>{k.created_at.display()}</td>
+                                        <td>{k.last_used_at.map(Timestamp::display).unwrap_or_else(|| "Never".into())}</td>
+                                        <td>{if k.revoked_at.is_some() { "Revoked" } else if k.creator_left { "Active, creator left" } else { "Active" }}</td>
+                                        <td>
+                                            {k.revoked_at.is_none().then(|| view! {
+                                                <ActionForm action=revoke>
+                                                    <input type="hidden" name="key_id" value=k.id.to_string()/>
+                                                    <button type="submit" class="link danger">"Revoke"</button>
+                                                </ActionForm>
+                                            })}
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                })
+            })}
+        </Transition>
     }
 }

@@ -1,13 +1,13 @@
 //! Admin API keys: made in the Backoffice, each administering one Organization
 //! of the Enterprise Account, sent by machines as `x-api-key`.
 
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz,
     db::Db,
-    enterprise::require_member,
     secret_key,
 };
 use crate::{
@@ -42,6 +42,7 @@ struct KeyRow {
     last_used_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
     revoked_at: Option<Timestamp>,
+    creator_left: i64,
 }
 
 impl From<KeyRow> for AdminKeyView {
@@ -56,12 +57,16 @@ impl From<KeyRow> for AdminKeyView {
             last_used_at: row.last_used_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            creator_left: row.creator_left != 0,
         }
     }
 }
 
+/// `creator_left`: whoever made the key is no longer an active member of its Enterprise Account.
 const SELECT_KEYS: &str = "SELECT k.id, k.name, k.org_id, o.name AS org_name, k.public_id, k.secret_last4,
-        k.created_at, k.last_used_at, k.expires_at, k.revoked_at
+        k.created_at, k.last_used_at, k.expires_at, k.revoked_at,
+        CASE WHEN EXISTS (SELECT 1 FROM enterprise_members m WHERE m.enterprise_account_id = k.enterprise_account_id
+                          AND m.user_id = k.created_by AND m.accepted_at IS NOT NULL) THEN 0 ELSE 1 END AS creator_left
     FROM admin_api_keys k JOIN organizations o ON o.id = k.org_id";
 
 pub async fn create(
@@ -74,7 +79,9 @@ pub async fn create(
     let name = validate::label("name", "Key name", &input.name)?;
     let expires_at = validate::expiry_date(&input.expires_on, chrono::Utc::now().date_naive())?;
     let mut tx = db.begin().await?;
-    let creator = require_member(&mut tx, actor, enterprise).await?;
+    // The Organization's lock first, then the Enterprise Account's (see `authz`).
+    authz::lock_org(&mut tx, input.org_id).await?;
+    let creator = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
     let linked: Option<(String,)> =
         sqlx::query_as("SELECT id FROM organizations WHERE id = $1 AND enterprise_account_id = $2")
             .bind(input.org_id)
@@ -83,6 +90,13 @@ pub async fn create(
             .await?;
     if linked.is_none() {
         return Err(AppError::invalid("org_id", "Choose an Organization linked to this Enterprise Account."));
+    }
+    // A key administers the Organization as its Admins do: only they may hand one out.
+    if authz::org_admin(&mut tx, actor, input.org_id).await.is_err() {
+        return Err(AppError::invalid(
+            "org_id",
+            "Only an Admin of this Organization can create its Admin API keys. Promote yourself to admin first.",
+        ));
     }
     let key = secret_key::generate(PREFIX);
     let id = AdminKeyId::new();
@@ -115,7 +129,7 @@ pub async fn create(
 
 pub async fn list(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppResult<Vec<AdminKeyView>> {
     let mut conn = db.pool().acquire().await?;
-    require_member(&mut conn, actor, enterprise).await?;
+    authz::enterprise_member(&mut conn, actor, enterprise).await?;
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "{SELECT_KEYS} WHERE k.enterprise_account_id = $1 ORDER BY k.created_at DESC, k.id"
     ))
@@ -133,33 +147,100 @@ pub async fn revoke(
     key: AdminKeyId,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    require_member(&mut tx, actor, enterprise).await?;
-    let row: Option<(OrgId, Option<Timestamp>)> = sqlx::query_as(
-        "SELECT org_id, revoked_at FROM admin_api_keys WHERE id = $1 AND enterprise_account_id = $2",
-    )
-    .bind(key)
-    .bind(enterprise)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((org_id, revoked_at)) = row else {
+    let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
+    let row: Option<(OrgId,)> =
+        sqlx::query_as("SELECT org_id FROM admin_api_keys WHERE id = $1 AND enterprise_account_id = $2")
+            .bind(key)
+            .bind(enterprise)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((org_id,)) = row else {
         return Err(AppError::NotFound);
     };
-    if revoked_at.is_some() {
-        return Ok(()); // revoking twice changes nothing
+    mark_revoked(&mut tx, member.actor(), client, org_id, key).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The Admin API keys that administer an Organization, for its Admins: they
+/// see who can act on their Organization from outside, and can cut it off.
+pub async fn list_for_org(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<AdminKeyView>> {
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    let rows: Vec<KeyRow> =
+        sqlx::query_as(&format!("{SELECT_KEYS} WHERE k.org_id = $1 ORDER BY k.created_at DESC, k.id"))
+            .bind(org_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// An Organization's Admin revokes an Admin API key that administers it.
+pub async fn revoke_for_org(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    key: AdminKeyId,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM admin_api_keys WHERE id = $1 AND org_id = $2")
+            .bind(key)
+            .bind(org_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if row.is_none() {
+        return Err(AppError::NotFound);
     }
-    sqlx::query("UPDATE admin_api_keys SET revoked_at = $1 WHERE id = $2")
-        .bind(Timestamp::now())
+    mark_revoked(&mut tx, admin.actor(), client, org_id, key).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Revokes the key and the invitations it sent that are still pending (an
+/// invitation does not outlive its inviter's right to invite). Revoking twice
+/// changes nothing.
+async fn mark_revoked(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    key: AdminKeyId,
+) -> AppResult<()> {
+    let now = Timestamp::now();
+    let done = sqlx::query("UPDATE admin_api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
         .bind(key)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
+    }
     audit::record(
-        &mut tx,
+        &mut *conn,
         actor,
         client,
         AuditEvent::new("admin_api_key.revoke", "admin_api_key", key).in_org(org_id),
     )
     .await?;
-    tx.commit().await?;
+    let invitations: Vec<(String,)> = sqlx::query_as(
+        "UPDATE invitations SET revoked_at = $1
+         WHERE org_id = $2 AND invited_by_type = 'admin_api_key' AND invited_by_id = $3
+           AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(now)
+    .bind(org_id)
+    .bind(key.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id,) in invitations {
+        let event = AuditEvent::new("organization.invite.revoked", "invitation", id)
+            .in_org(org_id)
+            .with_details(serde_json::json!({ "reason": "inviter_lost_admin_role" }));
+        audit::record(&mut *conn, actor, client, event).await?;
+    }
     Ok(())
 }
 

@@ -9,9 +9,10 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz,
     billing::{self, split_models},
     db::Db,
-    models, orgs, secret_key,
+    mail, models, orgs, secret_key,
     workspaces::{self, Access},
 };
 use crate::{
@@ -266,7 +267,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
             _ => Some(actor.user_id().ok_or(AppError::NotFound)?),
         },
         None => {
-            orgs::require_admin(&mut conn, actor, org_id).await?;
+            authz::org_admin(&mut conn, actor, org_id).await?;
             None
         }
     };
@@ -313,7 +314,13 @@ pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
 }
 
 /// Replaces a working key with a new one (same workspace, name, models, rate
-/// limit, expiry and owner). The old key keeps working for `grace_hours` (0 to 720), then expires.
+/// limit and expiry). The old key keeps working for `grace_hours` (0 to 720), then expires.
+///
+/// Whoever holds a secret answers for it: when a person rotates someone
+/// else's key, the new key is theirs (it ends with their access, see
+/// `lifecycle`). An Admin API key acts for the Organization and can make keys
+/// for anyone, so it rotates a key without taking it. Either way, an owner who
+/// did not rotate their own key is told by email, and the audit event names both.
 pub async fn rotate(
     db: &Db,
     actor: &Actor,
@@ -342,11 +349,12 @@ pub async fn rotate(
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
+    let new_owner = actor.user_id().or(owner);
     let fields = KeyFields {
         name: &old.name,
         allowed_models: old.allowed_models.as_deref(),
         requests_per_minute: old.requests_per_minute,
-        owner,
+        owner: new_owner,
         expires_at: old.expires_at,
     };
     let (new_id, full) = insert(&mut tx, actor, org_id, old.workspace_id, &fields).await?;
@@ -363,8 +371,26 @@ pub async fn rotate(
             "name": old.name,
             "new_key_id": new_id,
             "old_key_works_until": old_expiry.rfc3339(),
+            "previous_owner_user_id": owner,
+            "new_owner_user_id": new_owner,
         }));
     audit::record(&mut tx, actor, client, event).await?;
+    if let (Some(previous), Some(email)) = (owner, &old.owner_email) {
+        if actor.user_id() != Some(previous) {
+            let taken =
+                if new_owner == Some(previous) { "It is still yours" } else { "The new key belongs to them" };
+            let body = format!(
+                "Your API key \"{}\" in the workspace {} was rotated by {}. {taken}.\n\n\
+                 Your old key keeps working until {} (UTC), then stops.\n\n\
+                 If you did not expect this, ask your organization's Admins.",
+                old.name,
+                old.workspace_name,
+                actor.label(),
+                old_expiry.display(),
+            );
+            mail::queue(&mut tx, email, &format!("Your API key {} was rotated", old.name), &body).await?;
+        }
+    }
     let view = find(&mut tx, org_id, new_id).await?;
     tx.commit().await?;
     Ok(CreatedApiKey { view, key: full })

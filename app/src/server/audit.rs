@@ -5,6 +5,7 @@ use sqlx::{AnyConnection, FromRow};
 
 use super::{
     actor::{Actor, Client},
+    authz,
     db::Db,
     orgs,
 };
@@ -95,7 +96,7 @@ pub async fn search(
     let action_filter = query.action.trim().to_string();
 
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     let filters = "FROM audit_events
         WHERE org_id = $1
           AND ($2 = '' OR actor_id = $2 OR LOWER(actor_label) LIKE $3 ESCAPE '\\')

@@ -11,8 +11,9 @@ use sqlx::AnyConnection;
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz,
     db::Db,
-    models, orgs, workspaces,
+    models, workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -32,7 +33,7 @@ pub fn month_start(at: Timestamp) -> Timestamp {
 
 pub async fn view(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<BillingView> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_billing_manager(&mut conn, actor, org_id).await?;
+    authz::billing_manager(&mut conn, actor, org_id).await?;
     let payment_method = payment_method(&mut conn, org_id).await?;
     let (monthly_limit_micros,): (Option<i64>,) =
         sqlx::query_as("SELECT monthly_limit_micros FROM organizations WHERE id = $1")
@@ -95,7 +96,7 @@ pub async fn activate(
     method: PaymentMethod,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    authz::billing_manager(&mut tx, actor, org_id).await?;
     let before = payment_method(&mut tx, org_id).await?.map(|(m, _)| m.describe());
     let (kind, brand, last4, month, year, account) = match &method {
         PaymentMethod::Card { brand, last4, exp_month, exp_year } => (
@@ -137,7 +138,7 @@ pub async fn activate(
 /// Removes the payment method: billing becomes inactive and the gateway refuses the keys.
 pub async fn deactivate(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    authz::billing_manager(&mut tx, actor, org_id).await?;
     let Some((before, _)) = payment_method(&mut tx, org_id).await? else {
         return Err(AppError::conflict("payment_method", "Billing is not active."));
     };
@@ -164,7 +165,7 @@ pub async fn set_org_limit(
     limit: Option<i64>,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    authz::billing_manager(&mut tx, actor, org_id).await?;
     if let Some(limit) = limit {
         let above: Option<(String, i64)> = sqlx::query_as(
             "SELECT w.name, l.monthly_budget_micros FROM workspace_limits l JOIN workspaces w ON w.id = l.workspace_id
@@ -213,7 +214,7 @@ pub async fn set_workspace_budget(
     budget: Option<i64>,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_billing_manager(&mut tx, actor, org_id).await?;
+    authz::billing_manager(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     let (org_limit,): (Option<i64>,) =
         sqlx::query_as("SELECT monthly_limit_micros FROM organizations WHERE id = $1")
@@ -284,7 +285,7 @@ pub async fn set_rate_limits(
         None => None,
     };
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     let before = current_limits(&mut tx, workspace_id).await?;
     let stored = allowed.as_ref().map(|ids| ids.join(","));
@@ -370,6 +371,6 @@ pub async fn limits_of(
     workspace_id: WorkspaceId,
 ) -> AppResult<WorkspaceLimits> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_billing_manager(&mut conn, actor, org_id).await?;
+    authz::billing_manager(&mut conn, actor, org_id).await?;
     workspace_limits(&mut conn, org_id, Some(workspace_id)).await?.pop().ok_or(AppError::NotFound)
 }

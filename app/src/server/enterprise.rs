@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz,
     db::Db,
     orgs,
 };
@@ -68,7 +69,7 @@ pub async fn create(
     let Some((admin,)) = admin else {
         return Err(AppError::invalid("admin", format!("No account uses the email {}.", email.display)));
     };
-    if !is_admin_of_linked_org(&mut tx, enterprise.id, admin).await? {
+    if !authz::is_admin_of_linked_org(&mut tx, enterprise.id, admin).await? {
         return Err(AppError::invalid(
             "admin",
             format!("{} is not an admin of a linked Organization.", email.display),
@@ -167,41 +168,6 @@ pub async fn invitations_of(db: &Db, user: UserId) -> AppResult<Vec<EnterpriseSu
     Ok(rows.into_iter().map(|(id, name)| EnterpriseSummary { id, name }).collect())
 }
 
-/// Only an active member may act on an Enterprise Account; to anyone else it does not exist.
-pub(super) async fn require_member(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    enterprise: EnterpriseId,
-) -> AppResult<UserId> {
-    let user = actor.user_id().ok_or(AppError::Forbidden)?;
-    let member: Option<(UserId,)> = sqlx::query_as(
-        "SELECT user_id FROM enterprise_members
-         WHERE enterprise_account_id = $1 AND user_id = $2 AND accepted_at IS NOT NULL",
-    )
-    .bind(enterprise)
-    .bind(user)
-    .fetch_optional(conn)
-    .await?;
-    member.map(|_| user).ok_or(AppError::NotFound)
-}
-
-async fn is_admin_of_linked_org(
-    conn: &mut AnyConnection,
-    enterprise: EnterpriseId,
-    user: UserId,
-) -> AppResult<bool> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM org_member_roles r JOIN organizations o ON o.id = r.org_id
-         WHERE o.enterprise_account_id = $1 AND r.user_id = $2 AND r.role = $3",
-    )
-    .bind(enterprise)
-    .bind(user)
-    .bind(OrgRole::Admin.as_str())
-    .fetch_one(conn)
-    .await?;
-    Ok(n > 0)
-}
-
 async fn insert_member(
     conn: &mut AnyConnection,
     actor: &Actor,
@@ -238,7 +204,7 @@ pub async fn list_members(
     enterprise: EnterpriseId,
 ) -> AppResult<Vec<EnterpriseMember>> {
     let mut conn = db.pool().acquire().await?;
-    require_member(&mut conn, actor, enterprise).await?;
+    authz::enterprise_member(&mut conn, actor, enterprise).await?;
     #[derive(FromRow)]
     struct Row {
         user_id: UserId,
@@ -289,7 +255,7 @@ pub async fn add_member(
 ) -> AppResult<()> {
     let email = validate::email(email)?;
     let mut tx = db.begin().await?;
-    let inviter = require_member(&mut tx, actor, enterprise).await?;
+    let inviter = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
     let user: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1")
         .bind(&email.normalized)
         .fetch_optional(&mut *tx)
@@ -298,7 +264,7 @@ pub async fn add_member(
     let Some((user,)) = user else {
         return Err(AppError::invalid("email", NOT_AN_ORG_ADMIN));
     };
-    if !is_admin_of_linked_org(&mut tx, enterprise, user).await? {
+    if !authz::is_admin_of_linked_org(&mut tx, enterprise, user).await? {
         return Err(AppError::invalid("email", NOT_AN_ORG_ADMIN));
     }
     insert_member(&mut tx, actor, client, enterprise, user, Some(inviter), false).await?;
@@ -342,7 +308,7 @@ pub async fn remove_member(
     user: UserId,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    require_member(&mut tx, actor, enterprise).await?;
+    authz::enterprise_member(&mut tx, actor, enterprise).await?;
     let target: Option<(Option<Timestamp>,)> = sqlx::query_as(
         "SELECT accepted_at FROM enterprise_members WHERE enterprise_account_id = $1 AND user_id = $2",
     )
@@ -381,7 +347,7 @@ pub async fn remove_member(
 
 pub async fn list_orgs(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppResult<Vec<EnterpriseOrg>> {
     let mut conn = db.pool().acquire().await?;
-    let viewer = require_member(&mut conn, actor, enterprise).await?;
+    let viewer = authz::enterprise_member(&mut conn, actor, enterprise).await?.user();
     let rows: Vec<(OrgId, String, i64, i64)> = sqlx::query_as(
         "SELECT o.id, o.name,
                 (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id),
@@ -415,7 +381,7 @@ pub async fn create_org(
 ) -> AppResult<EnterpriseOrg> {
     let name = validate::org_name(name)?;
     let mut tx = db.begin().await?;
-    let creator = require_member(&mut tx, actor, enterprise).await?;
+    let creator = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
     let (org_id, workspace_id) =
         orgs::insert_organization(&mut tx, &name, Some(enterprise), Some(creator)).await?;
     orgs::audit_creation(&mut tx, actor, client, org_id, workspace_id, &name).await?;
@@ -432,7 +398,9 @@ pub async fn promote_to_admin(
     org_id: OrgId,
 ) -> AppResult<OrgSummary> {
     let mut tx = db.begin().await?;
-    let user = require_member(&mut tx, actor, enterprise).await?;
+    // The Organization's lock first, then the Enterprise Account's (see `authz`).
+    authz::lock_org(&mut tx, org_id).await?;
+    let user = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
     let org: Option<(String, WorkspaceId)> = sqlx::query_as(
         "SELECT name, default_workspace_id FROM organizations WHERE id = $1 AND enterprise_account_id = $2",
     )

@@ -9,8 +9,9 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz::{self, OrgAdmin},
     db::{self, Db},
-    orgs, workspaces,
+    lifecycle, orgs, workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -79,7 +80,7 @@ pub async fn groups_page(
 ) -> AppResult<Page<GroupSummary>> {
     let (page, page_size) = orgs::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     let pattern = format!("%{}%", search.unwrap_or_default().trim().to_lowercase());
     let (total,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM user_groups WHERE org_id = $1 AND name_key LIKE $2")
@@ -103,7 +104,7 @@ pub async fn groups_page(
 /// One group of the organization; another organization's is `NotFound`.
 pub async fn group(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     find(&mut conn, org_id, id).await
 }
 
@@ -125,7 +126,7 @@ pub async fn create(
 ) -> AppResult<GroupSummary> {
     let fields = clean(&fields)?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     let id = GroupId::new();
     let inserted = sqlx::query(
         "INSERT INTO user_groups (id, org_id, name, name_key, description, created_at)
@@ -163,7 +164,7 @@ pub async fn update(
 ) -> AppResult<GroupSummary> {
     let fields = clean(&fields)?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     let before = find(&mut tx, org_id, id).await?;
     let updated = sqlx::query(
         "UPDATE user_groups SET name = $1, name_key = $2, description = $3 WHERE id = $4 AND org_id = $5",
@@ -194,8 +195,9 @@ pub async fn update(
 /// Deletes a group: its members lose the access they had only through it.
 pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: GroupId) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = find(&mut tx, org_id, id).await?;
+    let members = member_ids(&mut tx, id).await?;
     for table in ["user_group_members", "user_group_workspaces"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1")).bind(id).execute(&mut *tx).await?;
     }
@@ -207,7 +209,10 @@ pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
     let event = AuditEvent::new("user_group.delete", "user_group", id).in_org(org_id).with_details(
         serde_json::json!({ "name": before.name, "members": before.member_count, "workspaces": before.workspace_count }),
     );
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, admin.actor(), client, event).await?;
+    for user in members {
+        lifecycle::end_lost_access(&mut tx, &admin, client, user).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -215,7 +220,7 @@ pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
 /// A group's members by name.
 pub async fn members(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<Vec<GroupMember>> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     find(&mut conn, org_id, id).await?;
     let rows: Vec<(UserId, String, String)> = sqlx::query_as(
         "SELECT u.id, u.name, u.email FROM user_group_members m JOIN users u ON u.id = m.user_id
@@ -238,7 +243,7 @@ pub async fn add_members(
     users: &[UserId],
 ) -> AppResult<i64> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     find(&mut tx, org_id, id).await?;
     let mut added = 0;
     for user in users {
@@ -274,7 +279,7 @@ pub async fn remove_members(
     users: &[UserId],
 ) -> AppResult<i64> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     find(&mut tx, org_id, id).await?;
     let mut removed = 0;
     for user in users {
@@ -288,7 +293,8 @@ pub async fn remove_members(
             let event = AuditEvent::new("user_group.member.remove", "user", user)
                 .in_org(org_id)
                 .with_details(serde_json::json!({ "group_id": id }));
-            audit::record(&mut tx, actor, client, event).await?;
+            audit::record(&mut tx, admin.actor(), client, event).await?;
+            lifecycle::end_lost_access(&mut tx, &admin, client, *user).await?;
         }
     }
     tx.commit().await?;
@@ -321,7 +327,7 @@ pub async fn grants_of_group(
     id: GroupId,
 ) -> AppResult<Vec<GroupGrant>> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     find(&mut conn, org_id, id).await?;
     let rows: Vec<GrantRow> = sqlx::query_as(&format!(
         "{SELECT_GRANTS} WHERE gw.group_id = $1 AND w.archived_at IS NULL ORDER BY w.name, w.id"
@@ -363,7 +369,7 @@ pub async fn grant_workspace(
 ) -> AppResult<bool> {
     let target = workspaces::workspace(db, actor, org_id, workspace_id).await?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     find(&mut tx, org_id, id).await?;
     let before: Option<(String,)> =
@@ -408,7 +414,7 @@ pub async fn revoke_workspace(
     workspace_id: WorkspaceId,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     find(&mut tx, org_id, id).await?;
     let done = sqlx::query("DELETE FROM user_group_workspaces WHERE group_id = $1 AND workspace_id = $2")
         .bind(id)
@@ -421,7 +427,29 @@ pub async fn revoke_workspace(
     let event = AuditEvent::new("user_group.workspace.deprovision", "user_group", id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "workspace_id": workspace_id }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, admin.actor(), client, event).await?;
+    end_members_lost_access(&mut tx, &admin, client, id).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+async fn member_ids(conn: &mut AnyConnection, id: GroupId) -> AppResult<Vec<UserId>> {
+    let rows: Vec<(UserId,)> = sqlx::query_as("SELECT user_id FROM user_group_members WHERE group_id = $1")
+        .bind(id)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(user,)| user).collect())
+}
+
+/// After the group lost a grant: its members may have lost a workspace with it.
+async fn end_members_lost_access(
+    conn: &mut AnyConnection,
+    admin: &OrgAdmin,
+    client: &Client,
+    id: GroupId,
+) -> AppResult<()> {
+    for user in member_ids(conn, id).await? {
+        lifecycle::end_lost_access(conn, admin, client, user).await?;
+    }
     Ok(())
 }

@@ -13,14 +13,17 @@ use super::{
     accounts,
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz::{self, OrgAdmin},
     db::Db,
-    mail, orgs, secret_key,
+    lifecycle, mail, secret_key,
     session_store::DbSessionStore,
 };
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId, WorkspaceId},
-    model::{CurrentUser, Invitation, InvitationPreview, Member, Members, OrgRole, WorkspaceRole},
+    model::{
+        AccessEnded, CurrentUser, Invitation, InvitationPreview, Member, Members, OrgRole, WorkspaceRole,
+    },
     time::Timestamp,
     validate,
 };
@@ -53,7 +56,7 @@ pub async fn others(db: &Db, actor: &Actor, org_id: OrgId, present: &[UserId]) -
 
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     let rows: Vec<(UserId, String, String, Option<Timestamp>, String)> = sqlx::query_as(
         "SELECT u.id, u.name, u.email, u.last_login_at, r.role
          FROM org_members m JOIN users u ON u.id = m.user_id
@@ -111,7 +114,7 @@ pub async fn invite(
     let email = validate::email(email)?;
     let roles = require_roles(roles)?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     check_allowed_domain(&mut tx, org_id, &email.normalized).await?;
     let (members,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id
@@ -145,8 +148,8 @@ pub async fn invite(
     let expires_at = Timestamp(now.0 + INVITATION_TTL_MS);
     sqlx::query(
         "INSERT INTO invitations (id, org_id, email, email_normalized, roles, token_sha256, invited_by_label,
-                                  created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                  invited_by_type, invited_by_id, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(id.to_string())
     .bind(org_id)
@@ -155,6 +158,8 @@ pub async fn invite(
     .bind(roles_to_text(&roles))
     .bind(&token.secret_sha256)
     .bind(actor.label())
+    .bind(actor.kind())
+    .bind(actor.id())
     .bind(now)
     .bind(expires_at)
     .execute(&mut *tx)
@@ -223,7 +228,7 @@ pub async fn resend(
     invitation: uuid::Uuid,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT email FROM invitations WHERE id = $1 AND org_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
     )
@@ -261,7 +266,7 @@ pub async fn revoke(
     invitation: uuid::Uuid,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     let done = sqlx::query(
         "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND accepted_at IS NULL AND revoked_at IS NULL",
     )
@@ -420,7 +425,8 @@ pub async fn sign_up_and_accept(
     Ok((user, org))
 }
 
-/// Replaces a member's roles. The last Admin keeps the Admin role.
+/// Replaces a member's roles. The last Admin keeps the Admin role. Losing the
+/// Admin role ends what depended on it (see `lifecycle`).
 pub async fn set_roles(
     db: &Db,
     actor: &Actor,
@@ -428,13 +434,13 @@ pub async fn set_roles(
     org_id: OrgId,
     user_id: UserId,
     roles: &[OrgRole],
-) -> AppResult<Vec<OrgRole>> {
+) -> AppResult<(Vec<OrgRole>, AccessEnded)> {
     let roles = require_roles(roles)?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = member_roles(&mut tx, org_id, user_id).await?;
     if before.contains(&OrgRole::Admin) && !roles.contains(&OrgRole::Admin) {
-        refuse_if_last_admin(&mut tx, org_id, "demoted").await?;
+        refuse_if_last_admin(&mut tx, &admin, "demoted").await?;
     }
     sqlx::query("DELETE FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
@@ -453,12 +459,14 @@ pub async fn set_roles(
     let event = AuditEvent::new("user.organization.role.update", "user", user_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": names(&before), "after": names(&roles) }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, admin.actor(), client, event).await?;
+    let ended = lifecycle::end_lost_access(&mut tx, &admin, client, user_id).await?;
     tx.commit().await?;
-    Ok(roles.into_iter().collect())
+    Ok((roles.into_iter().collect(), ended))
 }
 
-/// Removes a member from the organization and its workspaces, and ends their sessions.
+/// Removes a member from the organization, its workspaces and groups, and ends
+/// their sessions and what they may no longer use (see `lifecycle`).
 pub async fn remove(
     db: &Db,
     sessions: &DbSessionStore,
@@ -466,12 +474,12 @@ pub async fn remove(
     client: &Client,
     org_id: OrgId,
     user_id: UserId,
-) -> AppResult<()> {
+) -> AppResult<AccessEnded> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = member_roles(&mut tx, org_id, user_id).await?;
     if before.contains(&OrgRole::Admin) {
-        refuse_if_last_admin(&mut tx, org_id, "removed").await?;
+        refuse_if_last_admin(&mut tx, &admin, "removed").await?;
     }
     sqlx::query(
         "DELETE FROM workspace_members WHERE user_id = $1
@@ -489,6 +497,11 @@ pub async fn remove(
     .bind(org_id)
     .execute(&mut *tx)
     .await?;
+    sqlx::query("DELETE FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -498,10 +511,11 @@ pub async fn remove(
     let event = AuditEvent::new("user.organization.delete", "user", user_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "roles": names }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, admin.actor(), client, event).await?;
+    let ended = lifecycle::end_lost_access(&mut tx, &admin, client, user_id).await?;
     tx.commit().await?;
     sessions.delete_for_user(user_id).await?;
-    Ok(())
+    Ok(ended)
 }
 
 /// A member's roles; `NotFound` for someone who is not a member.
@@ -522,10 +536,12 @@ async fn member_roles(
     Ok(rows.iter().filter_map(|(r,)| OrgRole::parse(r)).collect())
 }
 
-async fn refuse_if_last_admin(conn: &mut AnyConnection, org_id: OrgId, what: &str) -> AppResult<()> {
+/// Refuses to take the Admin role from the Organization's last Admin. Sound
+/// under concurrency because `admin`'s guard holds the Organization's lock.
+async fn refuse_if_last_admin(conn: &mut AnyConnection, admin: &OrgAdmin, what: &str) -> AppResult<()> {
     let (admins,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND role = $2")
-            .bind(org_id)
+            .bind(admin.org_id())
             .bind(OrgRole::Admin.as_str())
             .fetch_one(conn)
             .await?;
@@ -540,7 +556,7 @@ async fn refuse_if_last_admin(conn: &mut AnyConnection, org_id: OrgId, what: &st
 
 pub async fn allowed_domains(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<String>> {
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT domain FROM org_allowed_domains WHERE org_id = $1 ORDER BY domain")
             .bind(org_id)
@@ -566,7 +582,7 @@ pub async fn set_allowed_domains(
         clean.insert(domain);
     }
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     let before: Vec<(String,)> =
         sqlx::query_as("SELECT domain FROM org_allowed_domains WHERE org_id = $1 ORDER BY domain")
             .bind(org_id)

@@ -190,48 +190,6 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
     Ok(AdminOverview { user, org, workspaces, backoffice_access })
 }
 
-/// Whether `actor` may administer `org_id`: an Admin API key of that
-/// organization, or one of its Admins. Anyone else is told it does not exist.
-pub(super) async fn require_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<()> {
-    require_any_role(conn, actor, org_id, &[OrgRole::Admin]).await
-}
-
-/// Whether `actor` may manage `org_id`'s billing, spending limits and usage:
-/// an Admin API key of that organization, or one of its Admins or Billing users.
-pub(super) async fn require_billing_manager(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    org_id: OrgId,
-) -> AppResult<()> {
-    require_any_role(conn, actor, org_id, &[OrgRole::Admin, OrgRole::Billing]).await
-}
-
-async fn require_any_role(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    org_id: OrgId,
-    roles: &[OrgRole],
-) -> AppResult<()> {
-    let allowed = match actor {
-        Actor::AdminApiKey { org_id: key_org, .. } => *key_org == org_id,
-        Actor::User { id, .. } => {
-            let held: Vec<(String,)> =
-                sqlx::query_as("SELECT role FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
-                    .bind(org_id)
-                    .bind(id)
-                    .fetch_all(conn)
-                    .await?;
-            held.iter().any(|(role,)| roles.iter().any(|r| r.as_str() == role))
-        }
-        Actor::Operator => false,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(AppError::NotFound)
-    }
-}
-
 pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// Every item of a paged listing, for pages that show them all:

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{actor::Actor, audit::csv_cell, db::Db, orgs};
+use super::{actor::Actor, audit::csv_cell, authz, db::Db};
 use crate::{
     error::{AppError, AppResult},
     ids::OrgId,
@@ -65,7 +65,7 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
         return Err(AppError::invalid("start_time", "A report covers at most 92 days."));
     }
     let mut conn = db.pool().acquire().await?;
-    orgs::require_billing_manager(&mut conn, actor, org_id).await?;
+    authz::billing_manager(&mut conn, actor, org_id).await?;
     let rows: Vec<HourRow> = sqlx::query_as(
         "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, COALESCE(k.name, '(deleted key)'), u.model,
                 u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros

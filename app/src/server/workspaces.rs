@@ -7,8 +7,9 @@ use sqlx::FromRow;
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz,
     db::Db,
-    orgs,
+    lifecycle, orgs,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -73,7 +74,7 @@ pub async fn workspaces_page(
 ) -> AppResult<Page<WorkspaceSummary>> {
     let (page, page_size) = orgs::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
-    orgs::require_admin(&mut conn, actor, org_id).await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
     let (total,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND archived_at IS NULL")
             .bind(org_id)
@@ -120,7 +121,7 @@ pub async fn access(db: &Db, actor: &Actor, org_id: OrgId, id: WorkspaceId) -> A
     if exists == 0 {
         return Err(AppError::NotFound);
     }
-    if orgs::require_admin(&mut conn, actor, org_id).await.is_ok() {
+    if authz::org_admin(&mut conn, actor, org_id).await.is_ok() {
         return Ok(Access::Administers);
     }
     drop(conn);
@@ -185,7 +186,7 @@ pub async fn create(
     let fields = clean(&fields)?;
     let admin = admin.or(actor.user_id());
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     let id = WorkspaceId::new();
     let now = Timestamp::now();
     sqlx::query("INSERT INTO workspaces (id, org_id, name, description, icon, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -221,7 +222,7 @@ pub async fn update(
     let fields = clean(&fields)?;
     let before = workspace(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     sqlx::query("UPDATE workspaces SET name = $1, description = $2, icon = $3 WHERE id = $4 AND org_id = $5")
         .bind(&fields.name)
         .bind(&fields.description)
@@ -253,7 +254,7 @@ pub async fn archive(
         return Err(AppError::conflict("workspace", "The Default workspace cannot be archived."));
     }
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     sqlx::query(
         "UPDATE workspaces SET archived_at = $1 WHERE id = $2 AND org_id = $3 AND archived_at IS NULL",
     )
@@ -343,7 +344,7 @@ pub async fn put_members(
     grants: &[(UserId, WorkspaceRole)],
 ) -> AppResult<(i64, i64)> {
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    authz::org_admin(&mut tx, actor, org_id).await?;
     require_active(&mut tx, org_id, id).await?;
     let (mut added, mut updated) = (0, 0);
     for (user, role) in grants {
@@ -386,7 +387,7 @@ pub async fn remove_members(
         return Err(AppError::conflict("workspace", "Nobody can be removed from the Default workspace."));
     }
     let mut tx = db.begin().await?;
-    orgs::require_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let (mut removed, mut not_removed) = (0, Vec::new());
     for user in users {
         let done = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
@@ -402,7 +403,8 @@ pub async fn remove_members(
         let event = AuditEvent::new("workspace.member.remove", "user", user)
             .in_org(org_id)
             .with_details(serde_json::json!({ "workspace_id": id }));
-        audit::record(&mut tx, actor, client, event).await?;
+        audit::record(&mut tx, admin.actor(), client, event).await?;
+        lifecycle::end_lost_access(&mut tx, &admin, client, *user).await?;
     }
     tx.commit().await?;
     Ok((removed, not_removed))

@@ -5,6 +5,7 @@
 //! over the domain functions the Admin Panel uses too. Errors are JSON:
 //! `{"error": {"type", "code", "message", "param"}}`.
 
+mod admin_keys;
 mod api_keys;
 mod audit_logs;
 mod auth;
@@ -91,6 +92,8 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         api_keys::create_key,
         api_keys::revoke_key,
         api_keys::rotate_key,
+        admin_keys::list_admin_keys,
+        admin_keys::revoke_admin_key,
         billing::get_billing,
         billing::get_spend_limit,
         billing::set_spend_limit,
@@ -108,6 +111,7 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         (name = "workspaces", description = "Workspaces of the Organization"),
         (name = "user-groups", description = "Groups of members and the workspaces they grant"),
         (name = "api-keys", description = "Workspace API keys, which call the gateway"),
+        (name = "admin-api-keys", description = "The Admin API keys that administer this Organization"),
         (name = "billing", description = "Billing status, spending limits, rate limits and model prices"),
         (name = "audit-logs", description = "Who changed what, when, from where"),
     )
@@ -165,6 +169,8 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys", get(api_keys::list_keys).post(api_keys::create_key))
         .route("/api-keys/{key_id}", delete(api_keys::revoke_key))
         .route("/api-keys/{key_id}/rotate", post(api_keys::rotate_key))
+        .route("/admin-api-keys", get(admin_keys::list_admin_keys))
+        .route("/admin-api-keys/{key_id}", delete(admin_keys::revoke_admin_key))
         .route("/billing", get(billing::get_billing))
         .route("/spend-limit", get(billing::get_spend_limit).post(billing::set_spend_limit))
         .route("/rate-limit", get(billing::get_rate_limit).post(billing::set_rate_limit))

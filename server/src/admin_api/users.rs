@@ -159,17 +159,31 @@ pub struct DeleteOut {
     pub message: String,
 }
 
-/// Remove a member; their sessions end at once.
+#[derive(Serialize, ToSchema)]
+pub struct RemovedUserOut {
+    pub message: String,
+    /// Workspace API keys the member owned, revoked with the removal.
+    pub api_keys_revoked: i64,
+    /// Pending invitations the member had sent, revoked with the removal.
+    pub invitations_revoked: i64,
+}
+
+/// Remove a member; their sessions end at once, and the workspace API keys they
+/// own and the invitations they sent are revoked in the same change.
 #[utoipa::path(delete, path = "/users/{user_id}", tag = "users",
-    responses((status = 200, body = DeleteOut), (status = 409, description = "The last Admin")))]
+    responses((status = 200, body = RemovedUserOut), (status = 409, description = "The last Admin")))]
 pub async fn delete_user(
     State(state): State<AppState>,
     key: AdminKey,
     Path(user_id): Path<String>,
-) -> Result<Json<DeleteOut>, ApiError> {
+) -> Result<Json<RemovedUserOut>, ApiError> {
     let id: app::ids::UserId = path_id(&user_id)?;
-    members::remove(&state.db, &state.sessions, &key.actor, &key.client, key.org_id, id).await?;
-    Ok(Json(DeleteOut { message: "Member removed.".into() }))
+    let ended = members::remove(&state.db, &state.sessions, &key.actor, &key.client, key.org_id, id).await?;
+    Ok(Json(RemovedUserOut {
+        message: "Member removed.".into(),
+        api_keys_revoked: ended.api_keys_revoked,
+        invitations_revoked: ended.invitations_revoked,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

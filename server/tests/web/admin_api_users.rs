@@ -27,7 +27,12 @@ async fn setup(app: &TestApp) -> (String, String, String) {
     let mut bob = app.client("198.51.100.4");
     bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
     bob.create_organization("Looms").await;
-    let looms: OrgId = bob.overview().await.json()["org"]["id"].as_str().unwrap().parse().unwrap();
+    let bob_overview = bob.overview().await.json();
+    let looms: OrgId = bob_overview["org"]["id"].as_str().unwrap().parse().unwrap();
+    let bob_actor = Actor::User {
+        id: bob_overview["user"]["id"].as_str().unwrap().parse().unwrap(),
+        email: "bob@example.com".into(),
+    };
 
     let (operator, client) = (Actor::Operator, Client::default());
     let acme = enterprise::create(&app.db, &operator, &client, "Acme", &[engines], "ada@example.com")
@@ -38,7 +43,10 @@ async fn setup(app: &TestApp) -> (String, String, String) {
     let ada_actor = Actor::User { id: ada_id.parse().unwrap(), email: "ada@example.com".into() };
     let key = |org_id| NewAdminKey { name: "automation".into(), org_id, expires_on: String::new() };
     let engines_key = admin_keys::create(&app.db, &ada_actor, &client, acme, key(engines)).await.unwrap().key;
-    let looms_key = admin_keys::create(&app.db, &ada_actor, &client, acme, key(looms)).await.unwrap().key;
+    // Only an Organization's Admins hand out its keys: Bob joins the Enterprise Account for Looms'.
+    enterprise::add_member(&app.db, &ada_actor, &client, acme, "bob@example.com").await.unwrap();
+    enterprise::accept_invitation(&app.db, &bob_actor, &client, acme).await.unwrap();
+    let looms_key = admin_keys::create(&app.db, &bob_actor, &client, acme, key(looms)).await.unwrap().key;
     (engines_key, looms_key, ada_id)
 }
 

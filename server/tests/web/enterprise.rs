@@ -186,6 +186,10 @@ async fn admin_api_key_is_shown_once_and_scoped_to_its_organization(app: TestApp
         machine.send(api(&format!("/api/admin/workspaces/{own}"), Some(&created.key))).await.status,
         StatusCode::OK
     );
+    let not_admin =
+        admin_keys::create(&app.db, &ada, &client, acme, new_key(research.id, "R")).await.unwrap_err();
+    assert_eq!(not_admin.field(), Some("org_id"), "only Research's Admins hand out its keys: {not_admin}");
+    enterprise::promote_to_admin(&app.db, &ada, &client, acme, research.id).await.unwrap();
     let research_key =
         admin_keys::create(&app.db, &ada, &client, acme, new_key(research.id, "R")).await.unwrap();
     let foreign = machine.send(api(&format!("/api/admin/workspaces/{own}"), Some(&research_key.key))).await;

@@ -1,6 +1,7 @@
 //! HTTP-level tests of the web application (pages and server functions),
 //! through the real router, on SQLite and on PostgreSQL.
 
+mod access;
 mod accounts;
 mod admin_api_users;
 mod api_keys;

@@ -104,14 +104,19 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     .unwrap()
     .id;
     let eve_actor = Actor::User { id: mills.admin_id.parse().unwrap(), email: "eve@example.com".into() };
+    // Engines' keys come from Engines' Admin, who joins the Enterprise Account for it.
+    let ada_actor = Actor::User { id: engines.admin_id.parse().unwrap(), email: "ada@example.com".into() };
+    enterprise::add_member(&app.db, &eve_actor, &origin, acme, "ada@example.com").await.unwrap();
+    enterprise::accept_invitation(&app.db, &ada_actor, &origin, acme).await.unwrap();
     let new_key =
         |name: &str| NewAdminKey { name: name.into(), org_id: engines.id, expires_on: String::new() };
-    admin_keys::create(&app.db, &eve_actor, &origin, acme, new_key("live")).await.unwrap();
-    let revoked = admin_keys::create(&app.db, &eve_actor, &origin, acme, new_key("old")).await.unwrap();
-    admin_keys::revoke(&app.db, &eve_actor, &origin, acme, revoked.view.id).await.unwrap();
+    let live = admin_keys::create(&app.db, &ada_actor, &origin, acme, new_key("live")).await.unwrap();
+    let revoked = admin_keys::create(&app.db, &ada_actor, &origin, acme, new_key("old")).await.unwrap();
+    admin_keys::revoke(&app.db, &ada_actor, &origin, acme, revoked.view.id).await.unwrap();
 
     let before = state_of(&app).await;
     let (engines_id, revoked_id) = (engines.id.to_string(), revoked.view.id.to_string());
+    let live_id = live.view.id.to_string();
 
     // Calls naming Engines' people, invitations, workspaces and groups.
     let targeted: Vec<(&str, Vec<(&str, &str)>)> = vec![
@@ -149,6 +154,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
         ),
         ("/_fn/api_keys/revoke", vec![("key_id", &ws_key)]),
         ("/_fn/api_keys/rotate", vec![("key_id", &ws_key), ("grace_hours", "1")]),
+        ("/_fn/settings/revoke_admin_key", vec![("key_id", &live_id)]),
     ];
     // Billing: a Billing user's own work, refused to everyone else.
     let billing_targeted: Vec<(&str, Vec<(&str, &str)>)> = vec![
@@ -169,6 +175,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
         ("/_fn/members/invite", vec![("email", "x@example.com"), ("role_admin", "on")]),
         ("/_fn/settings/allowed_domains", vec![]),
         ("/_fn/settings/set_allowed_domains", vec![("domains", "evil.test")]),
+        ("/_fn/settings/admin_keys", vec![]),
         ("/_fn/audit_log", vec![("actor", ""), ("action", ""), ("from", ""), ("to", ""), ("page", "1")]),
         ("/_fn/groups", vec![]),
         ("/_fn/groups/create", vec![("name", "Mine"), ("description", "")]),
@@ -253,6 +260,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
         ("PATCH", format!("/api/admin/users/{ada_id}"), Some(json!({ "role_names": ["member"] }))),
         ("DELETE", format!("/api/admin/users/{mia_id}"), None),
         ("DELETE", format!("/api/admin/users-invite/{invitation}"), None),
+        ("DELETE", format!("/api/admin/admin-api-keys/{live_id}"), None),
         ("GET", w(""), None),
         ("PATCH", w(""), Some(json!({ "name": "Mine" }))),
         ("DELETE", w(""), None),
@@ -279,6 +287,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     ];
     let api_collections: Vec<(&str, String, Option<serde_json::Value>)> = vec![
         ("GET", "/api/admin/roles".into(), None),
+        ("GET", "/api/admin/admin-api-keys".into(), None),
         ("GET", "/api/admin/users".into(), None),
         ("GET", "/api/admin/users-invite".into(), None),
         (
@@ -312,6 +321,8 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     }
     let listed = app.api("GET", "/api/admin/users", &looms_key, None).await.body;
     assert!(!listed.contains("mia@example.com"), "{listed}");
+    let listed = app.api("GET", "/api/admin/admin-api-keys", &looms_key, None).await.body;
+    assert!(!listed.contains(&live_id), "Looms' key lists only Looms' Admin API keys: {listed}");
 
     assert_eq!(state_of(&app).await, before, "nothing changed");
     assert!(checked > 150, "{checked} refusals checked");

@@ -1,0 +1,185 @@
+//! Authorization as values.
+//!
+//! A guard checks what an actor may do in one Organization or Enterprise
+//! Account and returns a proof of it; the domain functions that change state
+//! take that proof, so a change made without its check does not compile, and
+//! the proof carries the actor the audit event names.
+//!
+//! Guards run inside the transaction that writes and lock the row they vouch
+//! for until it commits (PostgreSQL: `FOR NO KEY UPDATE`; SQLite's write
+//! transactions already run one at a time, see `Db::begin`). So two Admins
+//! demoting each other at once are decided one after the other, and rules such
+//! as "the last Admin stays" hold when the change commits. Lock order, to
+//! never deadlock: the Organization first, then its Enterprise Account.
+//!
+//! Anyone without the right is told the thing does not exist (`NotFound`).
+
+use sqlx::AnyConnection;
+
+use super::actor::Actor;
+use crate::{
+    error::{AppError, AppResult},
+    ids::{EnterpriseId, OrgId, UserId},
+    model::OrgRole,
+};
+
+/// Proof that the actor administers an Organization: one of its Admins, or an
+/// Admin API key of that Organization.
+#[derive(Debug)]
+pub struct OrgAdmin {
+    actor: Actor,
+    org_id: OrgId,
+}
+
+/// Proof that the actor manages an Organization's billing, limits and usage:
+/// an Admin, a Billing user, or an Admin API key of that Organization.
+#[derive(Debug)]
+pub struct BillingManager {
+    actor: Actor,
+    org_id: OrgId,
+}
+
+/// Proof that a person is an active member of an Enterprise Account and still
+/// an Admin of at least one of its Organizations (checked at each use, not
+/// only when they joined).
+#[derive(Debug)]
+pub struct EnterpriseMember {
+    actor: Actor,
+    enterprise: EnterpriseId,
+    user: UserId,
+}
+
+impl OrgAdmin {
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    pub fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+impl BillingManager {
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    pub fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+impl EnterpriseMember {
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    pub fn enterprise(&self) -> EnterpriseId {
+        self.enterprise
+    }
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+}
+
+pub async fn org_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<OrgAdmin> {
+    lock_org(conn, org_id).await?;
+    require_any_role(conn, actor, org_id, &[OrgRole::Admin]).await?;
+    Ok(OrgAdmin { actor: actor.clone(), org_id })
+}
+
+pub async fn billing_manager(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    org_id: OrgId,
+) -> AppResult<BillingManager> {
+    lock_org(conn, org_id).await?;
+    require_any_role(conn, actor, org_id, &[OrgRole::Admin, OrgRole::Billing]).await?;
+    Ok(BillingManager { actor: actor.clone(), org_id })
+}
+
+pub async fn enterprise_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    enterprise: EnterpriseId,
+) -> AppResult<EnterpriseMember> {
+    let user = actor.user_id().ok_or(AppError::Forbidden)?;
+    lock_enterprise(conn, enterprise).await?;
+    let (active,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM enterprise_members
+         WHERE enterprise_account_id = $1 AND user_id = $2 AND accepted_at IS NOT NULL",
+    )
+    .bind(enterprise)
+    .bind(user)
+    .fetch_one(&mut *conn)
+    .await?;
+    if active == 0 || !is_admin_of_linked_org(conn, enterprise, user).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(EnterpriseMember { actor: actor.clone(), enterprise, user })
+}
+
+/// Whether `user` is an Admin of at least one Organization linked to `enterprise`:
+/// what membership of an Enterprise Account requires.
+pub(super) async fn is_admin_of_linked_org(
+    conn: &mut AnyConnection,
+    enterprise: EnterpriseId,
+    user: UserId,
+) -> AppResult<bool> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM org_member_roles r JOIN organizations o ON o.id = r.org_id
+         WHERE o.enterprise_account_id = $1 AND r.user_id = $2 AND r.role = $3",
+    )
+    .bind(enterprise)
+    .bind(user)
+    .bind(OrgRole::Admin.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+async fn require_any_role(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    org_id: OrgId,
+    roles: &[OrgRole],
+) -> AppResult<()> {
+    let allowed = match actor {
+        Actor::AdminApiKey { org_id: key_org, .. } => *key_org == org_id,
+        Actor::User { id, .. } => {
+            let held: Vec<(String,)> =
+                sqlx::query_as("SELECT role FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_all(conn)
+                    .await?;
+            held.iter().any(|(role,)| roles.iter().any(|r| r.as_str() == role))
+        }
+        Actor::Operator => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// Holds the Organization's row until the transaction ends (PostgreSQL only:
+/// SQLite's write transactions are serialized as a whole).
+pub(super) async fn lock_org(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<()> {
+    lock_row(conn, "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE", &org_id.to_string()).await
+}
+
+/// Holds the Enterprise Account's row until the transaction ends (see `lock_org`).
+pub(super) async fn lock_enterprise(conn: &mut AnyConnection, enterprise: EnterpriseId) -> AppResult<()> {
+    lock_row(
+        conn,
+        "SELECT id FROM enterprise_accounts WHERE id = $1 FOR NO KEY UPDATE",
+        &enterprise.to_string(),
+    )
+    .await
+}
+
+async fn lock_row(conn: &mut AnyConnection, sql: &'static str, id: &str) -> AppResult<()> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query(sql).bind(id).execute(conn).await?;
+    }
+    Ok(())
+}
