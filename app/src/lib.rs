@@ -28,6 +28,8 @@ pub use error::AppError;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    server::request::set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -207,7 +207,7 @@ impl Target {
     ) -> anyhow::Result<Arc<Self>> {
         let gateway = Gateway::start(db.clone(), counters).await?;
         let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-        let state = AppState::new(options, db.clone(), gateway.clone(), false, "http://localhost".into());
+        let state = AppState::new(options, db.clone(), gateway.clone(), 0, "http://localhost".into());
         Self::serve(name, server::router(state, false), Some(key.to_string()), Some(gateway)).await
     }
 

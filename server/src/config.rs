@@ -34,9 +34,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
 
-    /// Take the client address from `X-Forwarded-For`. Only behind a proxy you control.
-    #[arg(long, env = "CHANCERY_TRUST_PROXY", default_value_t = false)]
-    pub trust_proxy: bool,
+    /// How many proxies of yours stand in front of Chancery. With N, the client address is the
+    /// N-th `X-Forwarded-For` entry from the right (what your outermost proxy saw); entries a client
+    /// adds to the left are ignored. 0: the socket peer is the client.
+    #[arg(long, env = "CHANCERY_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: u8,
 
     /// SMTP server that delivers emails (invitations...): `smtp://user:pass@host:587?tls=required`,
     /// `smtps://user:pass@host:465`, or `smtp://host:25` for a local relay. Without it, emails

@@ -3,6 +3,7 @@
 pub mod admin_api;
 pub mod config;
 pub mod gateway;
+pub mod hardening;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -16,7 +17,7 @@ use app::{
 };
 use axum::{
     body::Body,
-    extract::{Query, Request, State},
+    extract::{DefaultBodyLimit, Query, Request, State},
     middleware::{self, Next},
     response::Response,
     routing::get,
@@ -54,16 +55,33 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/admin/usage.csv", get(usage_csv))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
-        // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function.
+        // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function...
         .layer(CsrfLayer::new())
+        // ...and, first, those that say nothing of where they come from.
+        .layer(middleware::from_fn(hardening::require_origin_on_writes))
         .layer(sessions);
+    let admin_api = || {
+        admin_api::router().layer(DefaultBodyLimit::max(hardening::MAX_ADMIN_API_BODY)).layer(
+            middleware::from_fn(|request, next| {
+                hardening::json_payload_too_large(hardening::MAX_ADMIN_API_BODY, request, next)
+            }),
+        )
+    };
+    let gateway = gateway::routes().layer(DefaultBodyLimit::max(hardening::MAX_GATEWAY_BODY)).layer(
+        middleware::from_fn(|request, next| {
+            hardening::json_payload_too_large(hardening::MAX_GATEWAY_BODY, request, next)
+        }),
+    );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         // Machine APIs: no session, no cookies; their own authentication.
-        .nest("/api/admin", admin_api::router())
-        .nest("/v1/admin", admin_api::router())
-        .merge(gateway::routes())
+        .nest("/api/admin", admin_api())
+        .nest("/v1/admin", admin_api())
+        .merge(gateway)
         .merge(web)
+        .layer(middleware::from_fn(move |request, next| {
+            hardening::security_headers(secure_cookies, request, next)
+        }))
         .with_state(state)
 }
 
@@ -157,7 +175,7 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         }
         None => tracing::info!("no upstream configured: the gateway answers with its mock provider"),
     }
-    let state = AppState::new(leptos_options, db.clone(), gateway, args.trust_proxy, args.public_url())
+    let state = AppState::new(leptos_options, db.clone(), gateway, args.trusted_proxies, args.public_url())
         .with_upstream(args.upstream());
     tokio::spawn(delete_expired_sessions(state.clone()));
     match &args.smtp_url {

@@ -90,13 +90,16 @@ pub async fn log_in(
 ) -> AppResult<CurrentUser> {
     let email = validate::email(email)?;
     let now = Instant::now();
-    if let Err(wait) = throttle.check(&email.normalized, client.ip.as_deref(), now) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return Err(AppError::TooManyRequests {
-            message: format!("Too many failed log-in attempts. Try again in {minutes} minute(s)."),
-            retry_after_secs: wait.as_secs().max(1),
-        });
-    }
+    let attempt = match throttle.begin(&email.normalized, client.ip.as_deref(), now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            return Err(AppError::TooManyRequests {
+                message: format!("Too many failed log-in attempts. Try again in {minutes} minute(s)."),
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+    };
 
     let row: Option<(UserId, String, String, String)> =
         sqlx::query_as("SELECT id, name, email, password_hash FROM users WHERE email_normalized = $1")
@@ -107,7 +110,7 @@ pub async fn log_in(
     let verified = password::verify(password, stored_hash).await;
 
     let Some((id, name, stored_email, _)) = row else {
-        throttle.record_failure(&email.normalized, client.ip.as_deref(), now);
+        attempt.failed(now);
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()));
     };
     let actor = Actor::User { id, email: stored_email.clone() };
@@ -136,10 +139,10 @@ pub async fn log_in(
     tx.commit().await?;
 
     if verified {
-        throttle.record_success(&email.normalized);
+        attempt.succeeded();
         Ok(CurrentUser { id, name, email: stored_email })
     } else {
-        throttle.record_failure(&email.normalized, client.ip.as_deref(), now);
+        attempt.failed(now);
         Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()))
     }
 }

@@ -62,20 +62,53 @@ pub struct Client {
 }
 
 impl Client {
-    /// The client address: the socket peer, or the first `X-Forwarded-For` hop
-    /// when the operator said a trusted proxy sits in front.
-    pub fn of_request(parts: &http::request::Parts, trust_proxy_headers: bool) -> Self {
-        let forwarded = trust_proxy_headers
-            .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next().map(str::trim))
-            .flatten()
-            .filter(|ip| !ip.is_empty())
-            .map(str::to_string);
-        let peer = || {
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip().to_string())
-        };
-        Self { ip: forwarded.or_else(peer) }
+    /// The client address: the socket peer, or, behind `trusted_proxies`
+    /// proxies of the operator's, the address the outermost of them saw (see
+    /// `forwarded_client`).
+    pub fn of_request(parts: &http::request::Parts, trusted_proxies: u8) -> Self {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let ip = forwarded_client(&forwarded, trusted_proxies).or(peer);
+        Self { ip: ip.map(|ip| ip.to_string()) }
+    }
+}
+
+/// The client behind `trusted_proxies` proxies, from their `X-Forwarded-For`
+/// headers. Each proxy appends the address it was called from, so only the
+/// right-most `trusted_proxies` entries were written by proxies we trust: the
+/// last of those is the client. Anything left of it is whatever the client
+/// chose to send, and is never believed. `None`: trust no header (no proxies,
+/// or an entry that is not an address).
+pub fn forwarded_client(headers: &[&str], trusted_proxies: u8) -> Option<std::net::IpAddr> {
+    if trusted_proxies == 0 {
+        return None;
+    }
+    let hops: Vec<&str> =
+        headers.iter().flat_map(|h| h.split(',')).map(str::trim).filter(|h| !h.is_empty()).collect();
+    // Fewer entries than proxies: the request skipped one; the left-most is the farthest we know.
+    let index = hops.len().saturating_sub(usize::from(trusted_proxies));
+    hops.get(index)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+
+    #[test]
+    fn only_the_entries_our_proxies_wrote_are_believed() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(forwarded_client(&["203.0.113.9"], 0), None, "no proxy: the socket peer");
+        assert_eq!(forwarded_client(&["203.0.113.9"], 1), ip("203.0.113.9"));
+        // A client forging the header only adds entries to the left of the real one.
+        assert_eq!(forwarded_client(&["6.6.6.6, 203.0.113.9"], 1), ip("203.0.113.9"));
+        assert_eq!(forwarded_client(&["6.6.6.6", "203.0.113.9"], 1), ip("203.0.113.9"), "several headers");
+        assert_eq!(forwarded_client(&["6.6.6.6, 203.0.113.9, 10.0.0.2"], 2), ip("203.0.113.9"));
+        assert_eq!(forwarded_client(&["203.0.113.9"], 3), ip("203.0.113.9"), "fewer hops than proxies");
+        assert_eq!(forwarded_client(&["6.6.6.6, not-an-ip"], 1), None);
+        assert_eq!(forwarded_client(&[], 1), None);
     }
 }

@@ -224,5 +224,9 @@ pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64,
             format!("page_size must be between 1 and {MAX_PAGE_SIZE}."),
         ));
     }
+    // The page's offset, `(page - 1) * page_size`, must be a number both engines take.
+    if (page - 1).checked_mul(page_size).is_none() {
+        return Err(AppError::invalid("page", format!("page must be at most {}.", i64::MAX / page_size)));
+    }
     Ok((page, page_size))
 }

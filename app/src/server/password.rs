@@ -1,9 +1,12 @@
 //! Password hashing with argon2id (PHC strings, salt included).
 //!
 //! Hashing is deliberately slow, so it runs on the blocking pool, off the
-//! async workers.
+//! async workers, and at most one hash per core at a time: each takes 19 MiB,
+//! so a burst of log-ins or sign-ups queues instead of exhausting memory.
 
 use std::sync::LazyLock;
+
+use tokio::sync::Semaphore;
 
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -12,7 +15,12 @@ use argon2::{
 
 use crate::error::AppError;
 
+/// Bounds the argon2 computations running at once.
+static WORKERS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
 pub async fn hash(password: String) -> Result<String, AppError> {
+    let _worker = WORKERS.acquire().await.map_err(|_| AppError::Internal)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
@@ -29,6 +37,9 @@ pub async fn hash(password: String) -> Result<String, AppError> {
 /// account) it still does the work of one check, so response time does not
 /// tell which accounts exist.
 pub async fn verify(password: String, stored_hash: Option<String>) -> bool {
+    let Ok(_worker) = WORKERS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let known = stored_hash.is_some();
         let stored = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());

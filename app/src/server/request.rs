@@ -31,7 +31,7 @@ pub async fn session() -> AppResult<Session> {
 
 pub fn client(state: &AppState) -> Client {
     use_context::<http::request::Parts>()
-        .map(|parts| Client::of_request(&parts, state.trust_proxy_headers))
+        .map(|parts| Client::of_request(&parts, state.trusted_proxies))
         .unwrap_or_default()
 }
 
@@ -75,4 +75,25 @@ pub async fn org_member() -> AppResult<(AppState, Actor, OrgSummary)> {
     let user = signed_in_user(&state, &session).await?;
     let org = current_org(&state, &session, &user).await?;
     Ok((state, Actor::User { id: user.id, email: user.email }, org))
+}
+
+/// The page's Content-Security-Policy: scripts only from this site or inline
+/// with this response's nonce (the hydration and streaming scripts carry it),
+/// WebAssembly allowed to compile, nothing framed, forms posted here only.
+/// `cargo leptos watch` adds its reload socket.
+pub fn set_content_security_policy() {
+    let (Some(nonce), Some(response)) =
+        (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let reload = if std::env::var_os("LEPTOS_WATCH").is_some() { " ws: wss:" } else { "" };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'{reload}; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
 }

@@ -18,8 +18,8 @@ pub struct AppState {
     pub db: Db,
     pub sessions: DbSessionStore,
     pub login_throttle: Arc<LoginThrottle>,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    pub trust_proxy_headers: bool,
+    /// How many proxies of the operator's stand in front: `X-Forwarded-For` entries they wrote are believed.
+    pub trusted_proxies: u8,
     /// How people reach Chancery, without a trailing slash: links in emails start with it.
     pub public_url: String,
     pub gateway: Arc<Gateway>,
@@ -32,7 +32,7 @@ impl AppState {
         leptos_options: LeptosOptions,
         db: Db,
         gateway: Arc<Gateway>,
-        trust_proxy_headers: bool,
+        trusted_proxies: u8,
         public_url: String,
     ) -> Self {
         Self {
@@ -40,7 +40,7 @@ impl AppState {
             sessions: DbSessionStore::new(db.clone()),
             db,
             login_throttle: Arc::default(),
-            trust_proxy_headers,
+            trusted_proxies,
             public_url,
             gateway,
             upstream: None,

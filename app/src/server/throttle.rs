@@ -1,8 +1,11 @@
 //! Throttling of failed log-ins, per account and per client address.
 //!
-//! A key that failed `max_failures` times inside `window` is refused until its
-//! oldest counted failure leaves the window. A success clears the account's
-//! record. State is in-process: enough for one replica.
+//! An attempt is reserved before its password is checked and settled after:
+//! attempts under way count against the allowance like failures, so 40
+//! parallel guesses get at most `ACCOUNT_MAX_FAILURES` password checks, not
+//! 40. A key whose failures fill the allowance inside `window` is refused
+//! until its oldest counted failure leaves the window. A success clears the
+//! account's record. State is in-process: enough for one replica.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -15,6 +18,8 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const ACCOUNT_MAX_FAILURES: usize = 5;
 /// Failures allowed per client address in the window; higher, since offices share addresses.
 pub const CLIENT_MAX_FAILURES: usize = 50;
+/// What a caller refused only because attempts are under way is told to wait.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
 /// Bounds memory under a spray of distinct keys.
 const MAX_KEYS: usize = 100_000;
 
@@ -33,81 +38,129 @@ impl Default for LoginThrottle {
     }
 }
 
+/// One log-in attempt under way. Settle it with `failed` or `succeeded`; one
+/// dropped unsettled (an error before the verdict) counts for nothing.
+#[must_use]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    account: String,
+    client: Option<String>,
+    settled: bool,
+}
+
 impl LoginThrottle {
-    /// `Err(wait)` while the account or the client address is locked out.
-    pub fn check(&self, account: &str, client: Option<&str>, now: Instant) -> Result<(), Duration> {
-        let wait = self
-            .accounts
-            .wait(account, now)
-            .max(client.map_or(Duration::ZERO, |c| self.clients.wait(c, now)));
-        if wait.is_zero() {
-            Ok(())
-        } else {
-            Err(wait)
-        }
-    }
-
-    pub fn record_failure(&self, account: &str, client: Option<&str>, now: Instant) {
-        self.accounts.record(account, now);
+    /// Reserves an attempt for `account` from `client`; `Err(wait)` while the
+    /// account or the client address has no allowance left.
+    pub fn begin(&self, account: &str, client: Option<&str>, now: Instant) -> Result<Attempt<'_>, Duration> {
+        self.accounts.reserve(account, now)?;
         if let Some(client) = client {
-            self.clients.record(client, now);
+            if let Err(wait) = self.clients.reserve(client, now) {
+                self.accounts.release(account, None);
+                return Err(wait);
+            }
         }
+        Ok(Attempt {
+            throttle: self,
+            account: account.to_string(),
+            client: client.map(str::to_string),
+            settled: false,
+        })
+    }
+}
+
+impl Attempt<'_> {
+    pub fn failed(mut self, now: Instant) {
+        self.settle(Some(now));
     }
 
-    pub fn record_success(&self, account: &str) {
-        self.accounts.clear(account);
+    pub fn succeeded(mut self) {
+        self.settle(None);
+        self.throttle.accounts.clear(&self.account);
     }
+
+    fn settle(&mut self, failed_at: Option<Instant>) {
+        self.settled = true;
+        self.throttle.accounts.release(&self.account, failed_at);
+        if let Some(client) = &self.client {
+            self.throttle.clients.release(client, failed_at);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(None);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    failures: VecDeque<Instant>,
+    in_flight: usize,
 }
 
 #[derive(Debug)]
 struct FailureWindow {
     max_failures: usize,
     window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    records: Mutex<HashMap<String, Record>>,
 }
 
 impl FailureWindow {
     fn new(max_failures: usize, window: Duration) -> Self {
-        Self { max_failures, window, failures: Mutex::default() }
+        Self { max_failures, window, records: Mutex::default() }
     }
 
-    fn wait(&self, key: &str, now: Instant) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = failures.get_mut(key) else {
-            return Duration::ZERO;
-        };
-        self.prune(times, now);
-        if times.len() < self.max_failures {
-            return Duration::ZERO;
-        }
-        let oldest_counted = times[times.len() - self.max_failures];
-        self.window.saturating_sub(now.duration_since(oldest_counted))
-    }
-
-    fn record(&self, key: &str, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= MAX_KEYS {
-            failures.retain(|_, times| {
-                self.prune(times, now);
-                !times.is_empty()
+    /// Counts one more attempt under way, if the allowance has room for it.
+    fn reserve(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= MAX_KEYS {
+            records.retain(|_, record| {
+                self.prune(record, now);
+                !record.failures.is_empty() || record.in_flight > 0
             });
         }
-        let times = failures.entry(key.to_string()).or_default();
-        self.prune(times, now);
-        times.push_back(now);
-        // Only the newest `max_failures` can matter.
-        while times.len() > self.max_failures {
-            times.pop_front();
+        let record = records.entry(key.to_string()).or_default();
+        self.prune(record, now);
+        if record.failures.len() >= self.max_failures {
+            let oldest_counted = record.failures[record.failures.len() - self.max_failures];
+            return Err(self.window.saturating_sub(now.duration_since(oldest_counted)).max(BUSY_WAIT));
+        }
+        if record.failures.len() + record.in_flight >= self.max_failures {
+            return Err(BUSY_WAIT);
+        }
+        record.in_flight += 1;
+        Ok(())
+    }
+
+    /// Ends an attempt under way, counting it as a failure at `failed_at` if given.
+    fn release(&self, key: &str, failed_at: Option<Instant>) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(record) = records.get_mut(key) else {
+            return;
+        };
+        record.in_flight = record.in_flight.saturating_sub(1);
+        if let Some(at) = failed_at {
+            record.failures.push_back(at);
+            // Only the newest `max_failures` can matter.
+            while record.failures.len() > self.max_failures {
+                record.failures.pop_front();
+            }
         }
     }
 
     fn clear(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = records.get_mut(key) {
+            record.failures.clear();
+        }
     }
 
-    fn prune(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-            times.pop_front();
+    fn prune(&self, record: &mut Record, now: Instant) {
+        while record.failures.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            record.failures.pop_front();
         }
     }
 }
@@ -121,24 +174,50 @@ mod tests {
         let throttle = LoginThrottle::default();
         let start = Instant::now();
         for i in 0..ACCOUNT_MAX_FAILURES {
-            assert!(throttle.check("ada@example.com", None, start).is_ok(), "attempt {i} allowed");
-            throttle.record_failure("ada@example.com", None, start);
+            throttle
+                .begin("ada@example.com", None, start)
+                .unwrap_or_else(|_| panic!("attempt {i}"))
+                .failed(start);
         }
         let later = start + Duration::from_secs(60);
-        assert_eq!(throttle.check("ada@example.com", None, later), Err(WINDOW - Duration::from_secs(60)));
-        assert!(throttle.check("bob@example.com", None, later).is_ok(), "other accounts unaffected");
-        assert!(throttle.check("ada@example.com", None, start + WINDOW).is_ok());
+        assert_eq!(
+            throttle.begin("ada@example.com", None, later).err(),
+            Some(WINDOW - Duration::from_secs(60))
+        );
+        assert!(throttle.begin("bob@example.com", None, later).is_ok(), "other accounts unaffected");
+        assert!(throttle.begin("ada@example.com", None, start + WINDOW).is_ok());
+    }
+
+    #[test]
+    fn attempts_under_way_count_before_their_verdict() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        let under_way: Vec<Attempt> = (0..ACCOUNT_MAX_FAILURES)
+            .map(|_| throttle.begin("ada@example.com", None, now).unwrap())
+            .collect();
+        assert_eq!(
+            throttle.begin("ada@example.com", None, now).err(),
+            Some(BUSY_WAIT),
+            "no sixth check in parallel"
+        );
+        drop(under_way);
+        assert!(
+            throttle.begin("ada@example.com", None, now).is_ok(),
+            "attempts that ended on an error free their place"
+        );
     }
 
     #[test]
     fn success_clears_the_account() {
         let throttle = LoginThrottle::default();
         let now = Instant::now();
-        for _ in 0..ACCOUNT_MAX_FAILURES {
-            throttle.record_failure("ada@example.com", None, now);
+        for _ in 0..ACCOUNT_MAX_FAILURES - 1 {
+            throttle.begin("ada@example.com", None, now).unwrap().failed(now);
         }
-        throttle.record_success("ada@example.com");
-        assert!(throttle.check("ada@example.com", None, now).is_ok());
+        throttle.begin("ada@example.com", None, now).unwrap().succeeded();
+        for _ in 0..ACCOUNT_MAX_FAILURES {
+            throttle.begin("ada@example.com", None, now).unwrap().failed(now);
+        }
     }
 
     #[test]
@@ -146,9 +225,9 @@ mod tests {
         let throttle = LoginThrottle::default();
         let now = Instant::now();
         for i in 0..CLIENT_MAX_FAILURES {
-            throttle.record_failure(&format!("user{i}@example.com"), Some("203.0.113.9"), now);
+            throttle.begin(&format!("user{i}@example.com"), Some("203.0.113.9"), now).unwrap().failed(now);
         }
-        assert!(throttle.check("new@example.com", Some("203.0.113.9"), now).is_err());
-        assert!(throttle.check("new@example.com", Some("198.51.100.1"), now).is_ok());
+        assert!(throttle.begin("new@example.com", Some("203.0.113.9"), now).is_err());
+        assert!(throttle.begin("new@example.com", Some("198.51.100.1"), now).is_ok());
     }
 }

@@ -24,6 +24,6 @@ impl FromRequestParts<AppState> for AdminKey {
         let presented = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
         let actor = admin_keys::authenticate(&state.db, presented).await?;
         let org_id = actor.key_org().ok_or(AppError::Internal)?;
-        Ok(Self { actor, org_id, client: Client::of_request(parts, state.trust_proxy_headers) })
+        Ok(Self { actor, org_id, client: Client::of_request(parts, state.trusted_proxies) })
     }
 }

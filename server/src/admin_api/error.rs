@@ -67,16 +67,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// `Json<T>` whose failures (wrong content type, bad JSON, missing fields) are
-/// 400s in the Admin API's error shape.
+/// 400s in the Admin API's error shape; a body over the limit stays a 413
+/// (shaped by `hardening::json_payload_too_large`).
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(rejection.into_response())
+            }
+            Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text())).into_response()),
         }
     }
 }

@@ -136,7 +136,7 @@ impl TestApp {
 async fn app_state(db: &Db, counters: Option<SharedCounters>) -> AppState {
     let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
     let gateway = Gateway::start(db.clone(), counters).await.expect("gateway");
-    AppState::new(options, db.clone(), gateway, false, PUBLIC_URL.into())
+    AppState::new(options, db.clone(), gateway, 0, PUBLIC_URL.into())
 }
 
 fn gateway_request(method: &str, path: &str, key: &str, body: Option<serde_json::Value>) -> Request<Body> {

@@ -11,6 +11,7 @@ mod common;
 mod enterprise;
 mod gateway;
 mod groups;
+mod hardening;
 mod mail;
 mod members;
 mod refusals;

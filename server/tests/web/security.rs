@@ -30,6 +30,8 @@ async fn cross_site_posts_to_server_functions_are_refused(app: TestApp) {
     assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
     let foreign_origin = client.send(sign_up_request(&[("origin", "https://evil.example")])).await;
     assert_eq!(foreign_origin.status, StatusCode::FORBIDDEN);
+    let says_nothing = client.send(sign_up_request(&[])).await;
+    assert_eq!(says_nothing.status, StatusCode::FORBIDDEN, "browsers always say where a POST comes from");
     assert_eq!(app.count("users").await, 0, "nothing written by a refused request");
 
     let same_origin = client.send(sign_up_request(&[("origin", "http://chancery.example")])).await;

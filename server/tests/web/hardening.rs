@@ -1,0 +1,167 @@
+//! What an attacker tries first: parallel password guesses, forged
+//! `X-Forwarded-For`, absurd page numbers, oversized bodies, framing and caching.
+
+use std::net::SocketAddr;
+
+use axum::{body::Body, extract::ConnectInfo, Router};
+use http::{header, Request, StatusCode};
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::common::{TestApp, PASSWORD};
+
+crate::on_both_databases!(
+    parallel_wrong_passwords_get_at_most_five_checks,
+    a_forged_forwarded_for_neither_escapes_the_throttle_nor_the_audit_log,
+    absurd_pages_are_refused_naming_the_field,
+    oversized_bodies_are_refused_in_json,
+    responses_carry_security_headers,
+);
+
+fn log_in_request(
+    email: &str,
+    password: &str,
+    peer: SocketAddr,
+    forwarded_for: Option<&str>,
+) -> Request<Body> {
+    let mut request = Request::post("/_fn/log_in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin");
+    if let Some(forwarded) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    let body = format!("email={}&password={}", email.replace('@', "%40"), password.replace(' ', "+"));
+    let mut request = request.body(Body::from(body)).unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    request
+}
+
+/// Sends all requests at once; their statuses in order.
+async fn all_at_once(router: &Router, requests: Vec<Request<Body>>) -> Vec<StatusCode> {
+    let tasks: Vec<_> = requests.into_iter().map(|r| tokio::spawn(router.clone().oneshot(r))).collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().unwrap().status());
+    }
+    statuses
+}
+
+fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+async fn parallel_wrong_passwords_get_at_most_five_checks(app: TestApp) {
+    app.client("203.0.113.7").sign_up("Ada", "ada@example.com", PASSWORD).await;
+    let peer: SocketAddr = "198.51.100.7:40000".parse().unwrap();
+    let guesses = (0..40)
+        .map(|i| log_in_request("ada@example.com", &format!("guess number {i}"), peer, None))
+        .collect();
+    let statuses = all_at_once(&app.router, guesses).await;
+    let (checked, throttled) =
+        (count(&statuses, StatusCode::UNAUTHORIZED), count(&statuses, StatusCode::TOO_MANY_REQUESTS));
+    println!("40 parallel wrong passwords: {checked} checked (401), {throttled} throttled (429)");
+    assert!(checked <= 5, "at most 5 password checks, got {checked}: {statuses:?}");
+    assert_eq!(checked + throttled, 40, "nothing else, no server error: {statuses:?}");
+    let right =
+        app.router.clone().oneshot(log_in_request("ada@example.com", PASSWORD, peer, None)).await.unwrap();
+    assert_eq!(
+        right.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked for the window, even with the right password"
+    );
+}
+
+async fn a_forged_forwarded_for_neither_escapes_the_throttle_nor_the_audit_log(app: TestApp) {
+    app.client("203.0.113.7").sign_up("Ada", "ada@example.com", PASSWORD).await;
+    let mut state = app.state.clone();
+    state.trusted_proxies = 1;
+    let behind_proxy = server::router(state, false);
+    let proxy: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    // Each attempt forges a new left-most address; our proxy appended the real one.
+    let mut statuses = Vec::new();
+    for i in 0..52 {
+        let forged = format!("192.0.2.{}, 203.0.113.99", i % 250);
+        let request =
+            log_in_request(&format!("nobody{i}@example.com"), "wrong password!", proxy, Some(&forged));
+        statuses.push(behind_proxy.clone().oneshot(request).await.unwrap().status());
+    }
+    assert_eq!(count(&statuses[..50], StatusCode::UNAUTHORIZED), 50);
+    assert_eq!(
+        &statuses[50..],
+        [StatusCode::TOO_MANY_REQUESTS; 2],
+        "the real address is throttled: {statuses:?}"
+    );
+
+    let request = log_in_request("ada@example.com", PASSWORD, proxy, Some("6.6.6.6, 198.51.100.23"));
+    assert_eq!(behind_proxy.clone().oneshot(request).await.unwrap().status(), StatusCode::OK);
+    let (ip,): (Option<String>,) =
+        sqlx::query_as("SELECT ip FROM audit_events WHERE action = 'user.log_in' ORDER BY id DESC LIMIT 1")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(ip.as_deref(), Some("198.51.100.23"), "the audit log records what our proxy saw");
+}
+
+async fn absurd_pages_are_refused_naming_the_field(app: TestApp) {
+    let org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    for path in
+        ["/api/admin/workspaces", "/api/admin/users", "/api/admin/user-groups", "/api/admin/audit-logs"]
+    {
+        for page in ["9223372036854775807", "4611686018427387905"] {
+            let answer = app.api("GET", &format!("{path}?page={page}&page_size=2"), &key, None).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}?page={page}: {}", answer.body);
+            assert_eq!(answer.json()["error"]["param"], "page", "{path}");
+        }
+        let far = app.api("GET", &format!("{path}?page=1000000&page_size=2"), &key, None).await;
+        assert_eq!(far.status, StatusCode::OK, "{path}: a far page is just empty: {}", far.body);
+    }
+}
+
+async fn oversized_bodies_are_refused_in_json(app: TestApp) {
+    let org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let huge = "x".repeat(server::hardening::MAX_ADMIN_API_BODY + 1);
+    let answer = app.api("POST", "/api/admin/user-groups", &key, Some(json!({ "name": huge }))).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.json()["error"]["code"], "request_too_large");
+
+    let huge = "x".repeat(server::hardening::MAX_GATEWAY_BODY + 1);
+    let body = json!({ "model": "mistral-small-latest", "messages": [{ "role": "user", "content": huge }] });
+    let answer = app.gateway("POST", "/v1/chat/completions", "chy_ws_x", Some(body)).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.json()["error"]["code"], "request_too_large");
+}
+
+async fn responses_carry_security_headers(app: TestApp) {
+    let mut ada = app.client("203.0.113.7");
+    let page = ada.get("/login").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.header("content-security-policy").expect("pages have a CSP").to_string();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a script nonce");
+    assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "the hydration script carries the nonce");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(page.header(name), Some(value), "{name}");
+    }
+    assert_eq!(page.header("strict-transport-security"), None, "served over http");
+
+    let signed_up = ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    assert_eq!(signed_up.header("cache-control"), Some("no-store"), "server functions are never cached");
+    let org = app.organization("bob@example.com", "Looms").await;
+    let key = app.admin_key(&org, "bob@example.com").await;
+    let body = json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "ci" });
+    let created = app.api("POST", "/api/admin/api-keys", &key, Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.header("cache-control"), Some("no-store"), "a new key's secret is never cached");
+
+    let over_https = server::router(app.state.clone(), true);
+    let request = Request::get("/healthz").body(Body::empty()).unwrap();
+    let answer = over_https.oneshot(request).await.unwrap();
+    assert!(answer.headers().contains_key("strict-transport-security"));
+}
