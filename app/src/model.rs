@@ -317,6 +317,33 @@ pub struct Members {
     pub invitations: Vec<Invitation>,
 }
 
+/// What a person's Organization roles let them do: the one reading of roles
+/// that the server's guards (`server::authz`) and the Admin Panel's
+/// navigation both use. Permissions add up across roles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Members, invitations, groups, workspaces, everyone's keys, the audit log, settings.
+    pub administer: bool,
+    /// Billing, spending limits and usage.
+    pub manage_billing: bool,
+    /// Work in the workspaces granted to them, with keys of their own.
+    pub work: bool,
+}
+
+impl Capabilities {
+    pub fn of(roles: &[OrgRole]) -> Self {
+        let administer = roles.contains(&OrgRole::Admin);
+        Self {
+            administer,
+            manage_billing: administer || roles.contains(&OrgRole::Billing),
+            work: administer || roles.contains(&OrgRole::Member),
+        }
+    }
+
+    /// An Admin API key administers its one Organization entirely.
+    pub const ALL: Self = Self { administer: true, manage_billing: true, work: true };
+}
+
 /// What ended with a change that took someone's access away (see `server::lifecycle`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessEnded {
@@ -614,6 +641,20 @@ pub struct UsageReport {
 #[cfg(test)]
 mod tests {
     use super::WorkspaceRole::{self, Admin, Member};
+    use super::{Capabilities, OrgRole};
+
+    #[test]
+    fn capabilities_add_up_across_roles() {
+        let of = |roles: &[OrgRole]| Capabilities::of(roles);
+        assert_eq!(of(&[OrgRole::Admin]), Capabilities::ALL, "Admins can do everything");
+        assert_eq!(of(&[OrgRole::Billing]), Capabilities { manage_billing: true, ..Default::default() });
+        assert_eq!(of(&[OrgRole::Member]), Capabilities { work: true, ..Default::default() });
+        assert_eq!(
+            of(&[OrgRole::Billing, OrgRole::Member]),
+            Capabilities { administer: false, manage_billing: true, work: true }
+        );
+        assert_eq!(of(&[]), Capabilities::default(), "no role, nothing");
+    }
 
     #[test]
     fn workspace_access_is_the_union_of_grants() {

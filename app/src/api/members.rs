@@ -41,7 +41,17 @@ pub async fn invite_member(
     let (state, me, org) = request::org_member().await?;
     let roles = checked_roles(role_admin, role_billing, role_member);
     let client = request::client(&state);
-    members::invite(&state.db, &me, &client, org.id, &state.public_url, &email, &roles).await.map(|_| ())
+    members::invite(
+        &state.db,
+        &state.throttle,
+        &me,
+        &client,
+        org.id,
+        &state.public_url,
+        members::Invitee { email: &email, roles: &roles },
+    )
+    .await
+    .map(|_| ())
 }
 
 #[server(prefix = "/_fn", endpoint = "members/resend_invitation")]
@@ -155,7 +165,7 @@ pub async fn log_in_from_invitation(token: String, password: String) -> Result<(
     let session = request::session().await?;
     let client = request::client(&state);
     let invited = members::preview(&state.db, &token, None).await?;
-    let user = accounts::log_in(&state.db, &state.login_throttle, &client, &invited.email, password).await?;
+    let user = accounts::log_in(&state.db, &state.throttle, &client, &invited.email, password).await?;
     session::log_in(&session, user.id).await?;
     let org = members::accept(&state.db, &client, &token, &user).await?;
     session::set_current_org(&session, org).await?;

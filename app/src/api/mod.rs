@@ -25,7 +25,7 @@ pub async fn sign_up(name: String, email: String, password: String) -> Result<()
     let state = request::state()?;
     let session = request::session().await?;
     let input = accounts::SignUp { name, email, password };
-    let user = accounts::sign_up(&state.db, &request::client(&state), input).await?;
+    let user = accounts::open_sign_up(&state.db, &state.throttle, &request::client(&state), input).await?;
     session::log_in(&session, user.id).await?;
     leptos_axum::redirect(Landing::NameOrganization(user).path());
     Ok(())
@@ -37,7 +37,7 @@ pub async fn log_in(email: String, password: String) -> Result<(), AppError> {
     let state = request::state()?;
     let session = request::session().await?;
     let client = request::client(&state);
-    let user = accounts::log_in(&state.db, &state.login_throttle, &client, &email, password).await?;
+    let user = accounts::log_in(&state.db, &state.throttle, &client, &email, password).await?;
     session::log_in(&session, user.id).await?;
     leptos_axum::redirect(landing_of(&state, user).await?.path());
     Ok(())

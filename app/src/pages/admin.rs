@@ -27,7 +27,7 @@ use crate::{
     },
     error::AppError,
     ids::WorkspaceId,
-    model::{AdminOverview, AuditEntry, Landing, OrgRole, WorkspaceRole},
+    model::{AdminOverview, AuditEntry, Capabilities, Landing, OrgRole, WorkspaceRole},
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,9 +69,7 @@ impl Section {
     /// The sections `roles` may open: Admins all; Billing users Billing (only,
     /// unless they are also Members); Members their workspaces.
     fn visible_to(roles: &[OrgRole]) -> Vec<NavItem> {
-        let admin = roles.contains(&OrgRole::Admin);
-        let billing = admin || roles.contains(&OrgRole::Billing);
-        let member = admin || roles.contains(&OrgRole::Member);
+        let can = Capabilities::of(roles);
         [
             Self::Workspaces,
             Self::Members,
@@ -83,9 +81,9 @@ impl Section {
         ]
         .into_iter()
         .filter(|s| match s {
-            Self::Workspaces => member,
-            Self::Billing | Self::Usage => billing,
-            _ => admin,
+            Self::Workspaces => can.work,
+            Self::Billing | Self::Usage => can.manage_billing,
+            _ => can.administer,
         })
         .map(|s| (s.href(), s.title()))
         .collect()

@@ -9,7 +9,7 @@ use super::{
     audit::{self, AuditEvent},
     db::{is_unique_violation, Db},
     password,
-    throttle::LoginThrottle,
+    throttle::Throttle,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -40,6 +40,23 @@ impl From<UserRow> for CurrentUser {
     fn from(row: UserRow) -> Self {
         Self { id: row.id, name: row.name, email: row.email }
     }
+}
+
+/// Someone signs up on their own (not from an invitation): at most
+/// `SIGN_UPS_PER_CLIENT` accounts an hour from one address.
+pub async fn open_sign_up(
+    db: &Db,
+    throttle: &Throttle,
+    client: &Client,
+    input: SignUp,
+) -> AppResult<CurrentUser> {
+    if let Err(wait) = throttle.sign_up(client.ip.as_deref(), Instant::now()) {
+        return Err(AppError::TooManyRequests {
+            message: "Too many accounts were created from your address. Try again later.".into(),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    sign_up(db, client, input).await
 }
 
 /// Creates an account. The new person is the actor of their own `user.create` event.
@@ -83,7 +100,7 @@ pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<Curre
 /// address, and never say whether the email or the password was wrong.
 pub async fn log_in(
     db: &Db,
-    throttle: &LoginThrottle,
+    throttle: &Throttle,
     client: &Client,
     email: &str,
     password: String,

@@ -20,7 +20,7 @@ use super::actor::Actor;
 use crate::{
     error::{AppError, AppResult},
     ids::{EnterpriseId, OrgId, UserId},
-    model::OrgRole,
+    model::{Capabilities, OrgRole},
 };
 
 /// Proof that the actor administers an Organization: one of its Admins, or an
@@ -81,7 +81,9 @@ impl EnterpriseMember {
 
 pub async fn org_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<OrgAdmin> {
     lock_org(conn, org_id).await?;
-    require_any_role(conn, actor, org_id, &[OrgRole::Admin]).await?;
+    if !capabilities(conn, actor, org_id).await?.administer {
+        return Err(AppError::NotFound);
+    }
     Ok(OrgAdmin { actor: actor.clone(), org_id })
 }
 
@@ -91,7 +93,9 @@ pub async fn billing_manager(
     org_id: OrgId,
 ) -> AppResult<BillingManager> {
     lock_org(conn, org_id).await?;
-    require_any_role(conn, actor, org_id, &[OrgRole::Admin, OrgRole::Billing]).await?;
+    if !capabilities(conn, actor, org_id).await?.manage_billing {
+        return Err(AppError::NotFound);
+    }
     Ok(BillingManager { actor: actor.clone(), org_id })
 }
 
@@ -135,14 +139,11 @@ pub(super) async fn is_admin_of_linked_org(
     Ok(n > 0)
 }
 
-async fn require_any_role(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    org_id: OrgId,
-    roles: &[OrgRole],
-) -> AppResult<()> {
-    let allowed = match actor {
-        Actor::AdminApiKey { org_id: key_org, .. } => *key_org == org_id,
+/// What `actor` may do in `org_id`: an Admin API key everything in its own
+/// Organization, a person what their roles there allow, anyone else nothing.
+async fn capabilities(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<Capabilities> {
+    Ok(match actor {
+        Actor::AdminApiKey { org_id: key_org, .. } if *key_org == org_id => Capabilities::ALL,
         Actor::User { id, .. } => {
             let held: Vec<(String,)> =
                 sqlx::query_as("SELECT role FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
@@ -150,15 +151,11 @@ async fn require_any_role(
                     .bind(id)
                     .fetch_all(conn)
                     .await?;
-            held.iter().any(|(role,)| roles.iter().any(|r| r.as_str() == role))
+            let roles: Vec<OrgRole> = held.iter().filter_map(|(role,)| OrgRole::parse(role)).collect();
+            Capabilities::of(&roles)
         }
-        Actor::Operator => false,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(AppError::NotFound)
-    }
+        Actor::AdminApiKey { .. } | Actor::Operator => Capabilities::default(),
+    })
 }
 
 /// Holds the Organization's row until the transaction ends (PostgreSQL only:

@@ -24,6 +24,30 @@ pub async fn queue(conn: &mut AnyConnection, to: &str, subject: &str, body: &str
     Ok(())
 }
 
+/// Paths of links that act as a secret (whoever holds one can use it).
+const ONE_TIME_LINK_PATHS: [&str; 1] = ["/invite/"];
+
+/// The body as kept once delivered: one-time links are gone, so the outbox
+/// holds no usable secret. (Without SMTP, the outbox is the delivery itself:
+/// links stay until used, and stop working once accepted, revoked or resent.)
+pub fn redact_one_time_links(body: &str) -> String {
+    let mut kept = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        kept.push_str(&rest[..start]);
+        let word_end = rest[start..].find(char::is_whitespace).map_or(rest.len(), |end| start + end);
+        let word = &rest[start..word_end];
+        if ONE_TIME_LINK_PATHS.iter().any(|path| word.contains(path)) {
+            kept.push_str("[link removed after delivery]");
+        } else {
+            kept.push_str(word);
+        }
+        rest = &rest[word_end..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
 /// A queued message and how its delivery went.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Message {
@@ -128,8 +152,9 @@ pub async fn deliver_pending(db: &Db, mailer: &Mailer) -> Result<usize, sqlx::Er
         }
         match mailer.send(&to, &subject, &body).await {
             Ok(()) => {
-                sqlx::query("UPDATE outbox SET sent_at = $1, last_error = NULL WHERE id = $2")
+                sqlx::query("UPDATE outbox SET sent_at = $1, last_error = NULL, body = $2 WHERE id = $3")
                     .bind(Timestamp::now())
+                    .bind(redact_one_time_links(&body))
                     .bind(&id)
                     .execute(db.pool())
                     .await?;
@@ -164,7 +189,17 @@ pub async fn deliver_forever(db: Db, mailer: Mailer) {
 
 #[cfg(test)]
 mod tests {
-    use super::retry_delay_ms;
+    use super::{redact_one_time_links, retry_delay_ms};
+
+    #[test]
+    fn delivered_bodies_keep_no_one_time_link() {
+        let body = "Join Engines.\n\nAccept within 7 days: https://c.example/invite/inv_AbC_s3cr3t\n\nBye.";
+        assert_eq!(
+            redact_one_time_links(body),
+            "Join Engines.\n\nAccept within 7 days: [link removed after delivery]\n\nBye."
+        );
+        assert_eq!(redact_one_time_links("No link here. "), "No link here. ");
+    }
 
     #[test]
     fn retries_back_off_to_an_hour() {

@@ -17,6 +17,7 @@ use super::{
     db::Db,
     lifecycle, mail, secret_key,
     session_store::DbSessionStore,
+    throttle::Throttle,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -101,21 +102,34 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
     Ok(Members { members, invitations })
 }
 
-/// Invites `email` with `roles` and emails them a link to `/invite/{token}`.
+/// Who is invited, with which roles.
+#[derive(Clone, Copy, Debug)]
+pub struct Invitee<'a> {
+    pub email: &'a str,
+    pub roles: &'a [OrgRole],
+}
+
+/// Invites someone and emails them a link to `/invite/{token}`.
 pub async fn invite(
     db: &Db,
+    throttle: &Throttle,
     actor: &Actor,
     client: &Client,
     org_id: OrgId,
     public_url: &str,
-    email: &str,
-    roles: &[OrgRole],
+    invitee: Invitee<'_>,
 ) -> AppResult<Invitation> {
-    let email = validate::email(email)?;
-    let roles = require_roles(roles)?;
+    let email = validate::email(invitee.email)?;
+    let roles = require_roles(invitee.roles)?;
     let mut tx = db.begin().await?;
     authz::org_admin(&mut tx, actor, org_id).await?;
     check_allowed_domain(&mut tx, org_id, &email.normalized).await?;
+    if let Err(wait) = throttle.invitation(&org_id.to_string(), std::time::Instant::now()) {
+        return Err(AppError::TooManyRequests {
+            message: "This Organization sent too many invitations in the last hour. Try again later.".into(),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
     let (members,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id
          WHERE m.org_id = $1 AND u.email_normalized = $2",

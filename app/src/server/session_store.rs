@@ -2,7 +2,9 @@
 //!
 //! Our own store (rather than one per engine) serves both backends through the
 //! one pool, and records the signed-in user beside each session, so that all of
-//! a person's sessions can be ended at once.
+//! a person's sessions can be ended at once. Rows are keyed by a SHA-256 of the
+//! session id: the id is a bearer secret, and a copy of the table must not let
+//! anyone sign in as the people in it.
 
 use async_trait::async_trait;
 use tower_sessions::{
@@ -10,7 +12,7 @@ use tower_sessions::{
     session_store::{self, SessionStore},
 };
 
-use super::{db::Db, session::USER_KEY};
+use super::{db::Db, secret_key::sha256_hex, session::USER_KEY};
 use crate::{ids::UserId, time::Timestamp};
 
 #[derive(Clone, Debug)]
@@ -41,6 +43,11 @@ impl DbSessionStore {
     }
 }
 
+/// What the `sessions` table keeps of a session id.
+fn stored_id(id: &Id) -> String {
+    sha256_hex(&id.to_string())
+}
+
 fn backend(err: sqlx::Error) -> session_store::Error {
     session_store::Error::Backend(err.to_string())
 }
@@ -64,7 +71,7 @@ impl SessionStore for DbSessionStore {
                 "INSERT INTO sessions (id, user_id, data, expires_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
             )
-            .bind(record.id.to_string())
+            .bind(stored_id(&record.id))
             .bind(user_of(record))
             .bind(&data)
             .bind(expiry_millis(record))
@@ -86,7 +93,7 @@ impl SessionStore for DbSessionStore {
              ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
                                             expires_at = excluded.expires_at",
         )
-        .bind(record.id.to_string())
+        .bind(stored_id(&record.id))
         .bind(user_of(record))
         .bind(data)
         .bind(expiry_millis(record))
@@ -99,7 +106,7 @@ impl SessionStore for DbSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
-                .bind(id.to_string())
+                .bind(stored_id(id))
                 .bind(Timestamp::now())
                 .fetch_optional(self.db.pool())
                 .await
@@ -115,7 +122,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.to_string())
+            .bind(stored_id(id))
             .execute(self.db.pool())
             .await
             .map_err(backend)?;

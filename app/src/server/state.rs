@@ -9,7 +9,7 @@ use super::{
     db::Db,
     gateway::{Gateway, Upstream},
     session_store::DbSessionStore,
-    throttle::LoginThrottle,
+    throttle::Throttle,
 };
 
 #[derive(Clone, Debug)]
@@ -17,7 +17,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub sessions: DbSessionStore,
-    pub login_throttle: Arc<LoginThrottle>,
+    pub throttle: Arc<Throttle>,
     /// How many proxies of the operator's stand in front: `X-Forwarded-For` entries they wrote are believed.
     pub trusted_proxies: u8,
     /// How people reach Chancery, without a trailing slash: links in emails start with it.
@@ -39,7 +39,7 @@ impl AppState {
             leptos_options,
             sessions: DbSessionStore::new(db.clone()),
             db,
-            login_throttle: Arc::default(),
+            throttle: Arc::default(),
             trusted_proxies,
             public_url,
             gateway,

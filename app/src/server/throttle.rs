@@ -1,4 +1,5 @@
-//! Throttling of failed log-ins, per account and per client address.
+//! Throttles: failed log-ins per account and per client address, open
+//! sign-ups per client address, invitations per Organization.
 //!
 //! An attempt is reserved before its password is checked and settled after:
 //! attempts under way count against the allowance like failures, so 40
@@ -18,22 +19,32 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const ACCOUNT_MAX_FAILURES: usize = 5;
 /// Failures allowed per client address in the window; higher, since offices share addresses.
 pub const CLIENT_MAX_FAILURES: usize = 50;
+/// Open sign-ups allowed per client address in `SIGN_UP_WINDOW` (sign-ups from an invitation are not counted).
+pub const SIGN_UPS_PER_CLIENT: usize = 20;
+pub const SIGN_UP_WINDOW: Duration = Duration::from_secs(3600);
+/// Invitations an Organization may send in `INVITATION_WINDOW`: each one is an email.
+pub const INVITATIONS_PER_ORG: usize = 1_000;
+pub const INVITATION_WINDOW: Duration = Duration::from_secs(3600);
 /// What a caller refused only because attempts are under way is told to wait.
 const BUSY_WAIT: Duration = Duration::from_secs(1);
 /// Bounds memory under a spray of distinct keys.
 const MAX_KEYS: usize = 100_000;
 
 #[derive(Debug)]
-pub struct LoginThrottle {
+pub struct Throttle {
     accounts: FailureWindow,
     clients: FailureWindow,
+    sign_ups: FailureWindow,
+    invitations: FailureWindow,
 }
 
-impl Default for LoginThrottle {
+impl Default for Throttle {
     fn default() -> Self {
         Self {
             accounts: FailureWindow::new(ACCOUNT_MAX_FAILURES, WINDOW),
             clients: FailureWindow::new(CLIENT_MAX_FAILURES, WINDOW),
+            sign_ups: FailureWindow::new(SIGN_UPS_PER_CLIENT, SIGN_UP_WINDOW),
+            invitations: FailureWindow::new(INVITATIONS_PER_ORG, INVITATION_WINDOW),
         }
     }
 }
@@ -42,13 +53,23 @@ impl Default for LoginThrottle {
 /// dropped unsettled (an error before the verdict) counts for nothing.
 #[must_use]
 pub struct Attempt<'a> {
-    throttle: &'a LoginThrottle,
+    throttle: &'a Throttle,
     account: String,
     client: Option<String>,
     settled: bool,
 }
 
-impl LoginThrottle {
+impl Throttle {
+    /// Counts one open sign-up from `client`; `Err(wait)` once the address made its allowance.
+    pub fn sign_up(&self, client: Option<&str>, now: Instant) -> Result<(), Duration> {
+        client.map_or(Ok(()), |client| self.sign_ups.take(client, now))
+    }
+
+    /// Counts one invitation sent by the Organization `org`; `Err(wait)` past its allowance.
+    pub fn invitation(&self, org: &str, now: Instant) -> Result<(), Duration> {
+        self.invitations.take(org, now)
+    }
+
     /// Reserves an attempt for `account` from `client`; `Err(wait)` while the
     /// account or the client address has no allowance left.
     pub fn begin(&self, account: &str, client: Option<&str>, now: Instant) -> Result<Attempt<'_>, Duration> {
@@ -135,6 +156,13 @@ impl FailureWindow {
         Ok(())
     }
 
+    /// Counts an event (a sign-up, an invitation) if the allowance has room for it.
+    fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.reserve(key, now)?;
+        self.release(key, Some(now));
+        Ok(())
+    }
+
     /// Ends an attempt under way, counting it as a failure at `failed_at` if given.
     fn release(&self, key: &str, failed_at: Option<Instant>) {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,7 +199,7 @@ mod tests {
 
     #[test]
     fn five_failures_lock_the_account_until_the_window_passes() {
-        let throttle = LoginThrottle::default();
+        let throttle = Throttle::default();
         let start = Instant::now();
         for i in 0..ACCOUNT_MAX_FAILURES {
             throttle
@@ -190,7 +218,7 @@ mod tests {
 
     #[test]
     fn attempts_under_way_count_before_their_verdict() {
-        let throttle = LoginThrottle::default();
+        let throttle = Throttle::default();
         let now = Instant::now();
         let under_way: Vec<Attempt> = (0..ACCOUNT_MAX_FAILURES)
             .map(|_| throttle.begin("ada@example.com", None, now).unwrap())
@@ -209,7 +237,7 @@ mod tests {
 
     #[test]
     fn success_clears_the_account() {
-        let throttle = LoginThrottle::default();
+        let throttle = Throttle::default();
         let now = Instant::now();
         for _ in 0..ACCOUNT_MAX_FAILURES - 1 {
             throttle.begin("ada@example.com", None, now).unwrap().failed(now);
@@ -221,8 +249,25 @@ mod tests {
     }
 
     #[test]
+    fn sign_ups_and_invitations_have_an_allowance_per_window() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        for _ in 0..SIGN_UPS_PER_CLIENT {
+            throttle.sign_up(Some("203.0.113.9"), now).unwrap();
+        }
+        assert!(throttle.sign_up(Some("203.0.113.9"), now).is_err());
+        assert!(throttle.sign_up(Some("198.51.100.1"), now).is_ok(), "per address");
+        assert!(throttle.sign_up(Some("203.0.113.9"), now + SIGN_UP_WINDOW).is_ok(), "the window passes");
+        for _ in 0..INVITATIONS_PER_ORG {
+            throttle.invitation("org-a", now).unwrap();
+        }
+        assert!(throttle.invitation("org-a", now).is_err());
+        assert!(throttle.invitation("org-b", now).is_ok());
+    }
+
+    #[test]
     fn a_client_guessing_across_accounts_is_locked_out() {
-        let throttle = LoginThrottle::default();
+        let throttle = Throttle::default();
         let now = Instant::now();
         for i in 0..CLIENT_MAX_FAILURES {
             throttle.begin(&format!("user{i}@example.com"), Some("203.0.113.9"), now).unwrap().failed(now);

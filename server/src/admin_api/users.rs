@@ -219,12 +219,12 @@ pub async fn invite_users(
     for email in body.email.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
         match members::invite(
             &state.db,
+            &state.throttle,
             &key.actor,
             &key.client,
             key.org_id,
             &state.public_url,
-            email,
-            &roles,
+            members::Invitee { email, roles: &roles },
         )
         .await
         {

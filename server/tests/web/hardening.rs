@@ -16,6 +16,7 @@ crate::on_both_databases!(
     absurd_pages_are_refused_naming_the_field,
     oversized_bodies_are_refused_in_json,
     responses_carry_security_headers,
+    open_sign_ups_are_limited_per_address,
 );
 
 fn log_in_request(
@@ -164,4 +165,19 @@ async fn responses_carry_security_headers(app: TestApp) {
     let request = Request::get("/healthz").body(Body::empty()).unwrap();
     let answer = over_https.oneshot(request).await.unwrap();
     assert!(answer.headers().contains_key("strict-transport-security"));
+}
+
+async fn open_sign_ups_are_limited_per_address(app: TestApp) {
+    let limit = app::server::throttle::SIGN_UPS_PER_CLIENT;
+    for i in 0..limit {
+        let answer =
+            app.client("203.0.113.80").sign_up("Bot", &format!("bot{i}@example.com"), PASSWORD).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let refused = app.client("203.0.113.80").sign_up("Bot", "one-more@example.com", PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(app.count("users").await, limit as i64, "the refused sign-up wrote nothing");
+    let elsewhere = app.client("198.51.100.80").sign_up("Ada", "ada@example.com", PASSWORD).await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "another address signs up");
 }

@@ -77,6 +77,9 @@ async fn invitations_are_delivered_by_smtp_once(app: TestApp) {
     let outbox = mail::outbox(&app.db, 10).await.unwrap();
     assert!(outbox[0].sent_at.is_some());
     assert_eq!((outbox[0].attempts, outbox[0].last_error.as_deref()), (1, None));
+    let secret = token.rsplit('_').next().unwrap();
+    assert!(!outbox[0].body.contains(secret), "a delivered link is not kept: {}", outbox[0].body);
+    assert!(outbox[0].body.contains("[link removed after delivery]"));
 }
 
 async fn undelivered_mail_stays_and_is_retried(app: TestApp) {

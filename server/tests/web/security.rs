@@ -49,6 +49,9 @@ async fn session_cookie_is_http_only_and_same_site_lax(app: TestApp) {
     let (stored,): (String,) =
         sqlx::query_as("SELECT data FROM sessions").fetch_one(app.db.pool()).await.unwrap();
     assert!(!stored.contains(PASSWORD), "the session holds ids, never the password");
+    let session_id = cookie.split(';').next().unwrap().trim_start_matches("chancery_session=");
+    let (ids,): (String,) = sqlx::query_as("SELECT id FROM sessions").fetch_one(app.db.pool()).await.unwrap();
+    assert!(!ids.contains(session_id), "only a hash of the session id is stored");
 }
 
 async fn audit_events_cannot_be_changed_or_deleted(app: TestApp) {

@@ -26,9 +26,17 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     let default_id = overview["workspaces"][0]["id"].as_str().unwrap().to_string();
     let ada_actor = Actor::User { id: ada_id.parse().unwrap(), email: "ada@example.com".into() };
     let client = Client::default();
-    members::invite(&app.db, &ada_actor, &client, org, PUBLIC_URL, "grace@example.com", &[OrgRole::Member])
-        .await
-        .unwrap();
+    members::invite(
+        &app.db,
+        &app.state.throttle,
+        &ada_actor,
+        &client,
+        org,
+        PUBLIC_URL,
+        members::Invitee { email: "grace@example.com", roles: &[OrgRole::Member] },
+    )
+    .await
+    .unwrap();
     let (body,): (String,) =
         sqlx::query_as("SELECT body FROM outbox").fetch_one(app.db.pool()).await.unwrap();
     let token = body
