@@ -10,7 +10,7 @@ use crate::{
 
 #[server(prefix = "/_fn", endpoint = "api_keys")]
 pub async fn list_workspace_keys(workspace_id: WorkspaceId) -> Result<Vec<ApiKeyView>, AppError> {
-    use crate::server::{api_keys, orgs, request};
+    use crate::server::{api_keys, paging, request};
     let (state, me, org) = request::org_member().await?;
     let mut all = Vec::new();
     loop {
@@ -18,10 +18,10 @@ pub async fn list_workspace_keys(workspace_id: WorkspaceId) -> Result<Vec<ApiKey
             workspace_id: Some(workspace_id),
             search: None,
             offset: all.len() as i64,
-            limit: orgs::MAX_PAGE_SIZE,
+            limit: paging::MAX_PAGE_SIZE,
         };
         let batch = api_keys::list(&state.db, &me, org.id, &filter).await?;
-        let last = (batch.len() as i64) < orgs::MAX_PAGE_SIZE;
+        let last = (batch.len() as i64) < paging::MAX_PAGE_SIZE;
         all.extend(batch);
         if last {
             return Ok(all);

@@ -10,9 +10,9 @@ use crate::{
 
 #[server(prefix = "/_fn", endpoint = "groups")]
 pub async fn list_groups() -> Result<Vec<GroupSummary>, AppError> {
-    use crate::server::{groups, orgs, request};
+    use crate::server::{groups, paging, request};
     let (state, me, org) = request::org_member().await?;
-    orgs::all_pages(|page, size| groups::groups_page(&state.db, &me, org.id, None, Some(page), Some(size)))
+    paging::all_pages(|page, size| groups::groups_page(&state.db, &me, org.id, None, Some(page), Some(size)))
         .await
 }
 
@@ -43,14 +43,14 @@ pub async fn delete_group(group_id: GroupId) -> Result<(), AppError> {
 
 #[server(prefix = "/_fn", endpoint = "groups/detail")]
 pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError> {
-    use crate::server::{groups, members, orgs, request, workspaces};
+    use crate::server::{groups, members, paging, request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let group = groups::group(&state.db, &me, org.id, group_id).await?;
     let in_group = groups::members(&state.db, &me, org.id, group_id).await?;
     let granted = groups::grants_of_group(&state.db, &me, org.id, group_id).await?;
     let present: Vec<_> = in_group.iter().map(|m| m.user_id).collect();
     let candidates = members::others(&state.db, &me, org.id, &present).await?;
-    let open_workspaces = orgs::all_pages(|page, size| {
+    let open_workspaces = paging::all_pages(|page, size| {
         workspaces::workspaces_page(&state.db, &me, org.id, Some(page), Some(size))
     })
     .await?

@@ -91,12 +91,12 @@ pub async fn create_organization(name: String) -> Result<(), AppError> {
 /// `Unauthenticated` when signed out; `NotFound` when in no organization yet.
 #[server(prefix = "/_fn", endpoint = "get_admin_overview")]
 pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
-    use crate::server::{orgs, request};
+    use crate::server::{overview, request};
     let state = request::state()?;
     let session = request::session().await?;
     let user = request::signed_in_user(&state, &session).await?;
     let org = request::current_org(&state, &session, &user).await?;
-    orgs::admin_overview(&state.db, user, org.id).await
+    overview::admin_overview(&state.db, user, org.id).await
 }
 
 /// One page of the current organization's audit log, filtered.

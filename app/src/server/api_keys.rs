@@ -12,7 +12,7 @@ use super::{
     authz,
     billing::{self, split_models},
     db::Db,
-    mail, models, orgs, secret_key,
+    mail, models, paging, secret_key,
     workspaces::{self, Access},
 };
 use crate::{
@@ -253,10 +253,10 @@ pub struct KeyFilter {
 
 /// The organization's keys, newest first.
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> AppResult<Vec<ApiKeyView>> {
-    if !(1..=orgs::MAX_PAGE_SIZE).contains(&filter.limit) || filter.offset < 0 {
+    if !(1..=paging::MAX_PAGE_SIZE).contains(&filter.limit) || filter.offset < 0 {
         return Err(AppError::invalid(
             "limit",
-            format!("limit is 1 to {}, offset 0 or more.", orgs::MAX_PAGE_SIZE),
+            format!("limit is 1 to {}, offset 0 or more.", paging::MAX_PAGE_SIZE),
         ));
     }
     let mut conn = db.pool().acquire().await?;

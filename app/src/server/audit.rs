@@ -7,7 +7,7 @@ use super::{
     actor::{Actor, Client},
     authz,
     db::Db,
-    orgs,
+    paging,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -79,7 +79,7 @@ pub async fn search(
     page: Option<i64>,
     page_size: Option<i64>,
 ) -> AppResult<Page<AuditEntry>> {
-    let (page, page_size) = orgs::page_bounds(page, page_size)?;
+    let (page, page_size) = paging::page_bounds(page, page_size)?;
     let day = |field: &str, input: &str| -> AppResult<Option<i64>> {
         let input = input.trim();
         if input.is_empty() {
@@ -136,7 +136,7 @@ pub async fn search(
 pub async fn export(db: &Db, actor: &Actor, org_id: OrgId, query: &AuditQuery) -> AppResult<Vec<AuditEntry>> {
     let mut all = Vec::new();
     for page in 1.. {
-        let chunk = search(db, actor, org_id, query, Some(page), Some(orgs::MAX_PAGE_SIZE)).await?;
+        let chunk = search(db, actor, org_id, query, Some(page), Some(paging::MAX_PAGE_SIZE)).await?;
         let more = chunk.has_next();
         all.extend(chunk.items);
         if !more || all.len() >= EXPORT_MAX_ROWS {

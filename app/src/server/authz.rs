@@ -79,6 +79,19 @@ impl EnterpriseMember {
     }
 }
 
+/// The people who reach workspace `w` directly or through a group; used as a
+/// condition on a `user_id` (the union of grants, see `workspaces::access_role`).
+macro_rules! reaches {
+    ($user:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = ", $user, ")
+              OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+                         WHERE gw.workspace_id = w.id AND gm.user_id = ", $user, "))"
+        )
+    };
+}
+pub(super) use reaches;
+
 pub async fn org_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<OrgAdmin> {
     lock_org(conn, org_id).await?;
     if !capabilities(conn, actor, org_id).await?.administer {

@@ -11,7 +11,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, OrgAdmin},
     db::{self, Db},
-    lifecycle, orgs, workspaces,
+    lifecycle, paging, workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -78,7 +78,7 @@ pub async fn groups_page(
     page: Option<i64>,
     page_size: Option<i64>,
 ) -> AppResult<Page<GroupSummary>> {
-    let (page, page_size) = orgs::page_bounds(page, page_size)?;
+    let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
     let pattern = format!("%{}%", search.unwrap_or_default().trim().to_lowercase());

@@ -25,7 +25,6 @@ use super::{
     actor::Client,
     audit::{self, AuditEvent},
     authz::{self, OrgAdmin},
-    workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -78,7 +77,7 @@ async fn revoke_unreachable_keys(
            AND NOT EXISTS (SELECT 1 FROM org_member_roles r
                            WHERE r.org_id = k.org_id AND r.user_id = $2 AND r.role = $3)
            AND NOT ",
-        workspaces::reaches!("$2"),
+        authz::reaches!("$2"),
         " ORDER BY k.created_at, k.id"
     ))
     .bind(admin.org_id())

@@ -20,6 +20,8 @@ pub mod mail;
 pub mod members;
 pub mod models;
 pub mod orgs;
+pub mod overview;
+pub mod paging;
 pub mod password;
 pub mod request;
 pub mod secret_key;

@@ -6,12 +6,11 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     db::Db,
-    workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
     ids::{EnterpriseId, OrgId, UserId, WorkspaceId},
-    model::{AdminOverview, CurrentUser, OrgRole, OrgSummary, WorkspaceRole},
+    model::{OrgRole, OrgSummary, WorkspaceRole},
     time::Timestamp,
     validate,
 };
@@ -164,69 +163,4 @@ pub async fn memberships(db: &Db, user_id: UserId) -> AppResult<Vec<OrgSummary>>
         org.roles.sort();
     }
     Ok(orgs)
-}
-
-/// The Admin Panel's home for `user` in `org_id`. Someone outside the
-/// organization gets `NotFound`, as if it did not exist.
-pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppResult<AdminOverview> {
-    let org =
-        memberships(db, user.id).await?.into_iter().find(|org| org.id == org_id).ok_or(AppError::NotFound)?;
-    // Admins see every workspace; others only those they reach, directly or through a group.
-    let sees_all = org.roles.contains(&OrgRole::Admin);
-    let rows: Vec<workspaces::WorkspaceRow> = sqlx::query_as(&format!(
-        "{}
-         WHERE w.org_id = $1 AND w.archived_at IS NULL AND ($2 = 1 OR {})
-         ORDER BY w.created_at, w.name",
-        workspaces::SELECT_WORKSPACES,
-        workspaces::reaches!("$3"),
-    ))
-    .bind(org_id)
-    .bind(i64::from(sees_all))
-    .bind(user.id)
-    .fetch_all(db.pool())
-    .await?;
-    let workspaces = rows.into_iter().map(Into::into).collect();
-    let backoffice_access = super::enterprise::of_user(db, user.id).await?.is_some();
-    Ok(AdminOverview { user, org, workspaces, backoffice_access })
-}
-
-pub const MAX_PAGE_SIZE: i64 = 100;
-
-/// Every item of a paged listing, for pages that show them all:
-/// `fetch(page, page_size)` is called until the last page.
-pub async fn all_pages<T, F, Fut>(mut fetch: F) -> AppResult<Vec<T>>
-where
-    F: FnMut(i64, i64) -> Fut,
-    Fut: std::future::Future<Output = AppResult<crate::model::Page<T>>>,
-{
-    let mut all = Vec::new();
-    for page in 1.. {
-        let batch = fetch(page, MAX_PAGE_SIZE).await?;
-        let more = batch.has_next();
-        all.extend(batch.items);
-        if !more {
-            break;
-        }
-    }
-    Ok(all)
-}
-
-/// Checks `page` (from 1) and `page_size` (1 to 100).
-pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64, i64)> {
-    let page = page.unwrap_or(1);
-    let page_size = page_size.unwrap_or(20);
-    if page < 1 {
-        return Err(AppError::invalid("page", "page starts at 1."));
-    }
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(AppError::invalid(
-            "page_size",
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}."),
-        ));
-    }
-    // The page's offset, `(page - 1) * page_size`, must be a number both engines take.
-    if (page - 1).checked_mul(page_size).is_none() {
-        return Err(AppError::invalid("page", format!("page must be at most {}.", i64::MAX / page_size)));
-    }
-    Ok((page, page_size))
 }

@@ -9,7 +9,7 @@ use super::{
     audit::{self, AuditEvent},
     authz,
     db::Db,
-    lifecycle, orgs,
+    lifecycle, paging,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -29,24 +29,11 @@ pub(super) struct WorkspaceRow {
     member_count: i64,
 }
 
-/// The people who reach workspace `w` directly or through a group; used as a
-/// condition on a `user_id` (the union of grants, see `access_role`).
-macro_rules! reaches {
-    ($user:literal) => {
-        concat!(
-            "(EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = ", $user, ")
-              OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
-                         WHERE gw.workspace_id = w.id AND gm.user_id = ", $user, "))"
-        )
-    };
-}
-pub(super) use reaches;
-
 /// Workspaces with the number of people who reach them.
 pub(super) const SELECT_WORKSPACES: &str = concat!(
     "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
         (SELECT COUNT(*) FROM org_members om WHERE om.org_id = w.org_id AND ",
-    reaches!("om.user_id"),
+    authz::reaches!("om.user_id"),
     ") AS member_count
     FROM workspaces w JOIN organizations o ON o.id = w.org_id"
 );
@@ -72,7 +59,7 @@ pub async fn workspaces_page(
     page: Option<i64>,
     page_size: Option<i64>,
 ) -> AppResult<Page<WorkspaceSummary>> {
-    let (page, page_size) = orgs::page_bounds(page, page_size)?;
+    let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
     let (total,): (i64,) =

@@ -39,7 +39,7 @@ fn page_of<T>(
     page: Option<i64>,
     page_size: Option<i64>,
 ) -> Result<(Vec<T>, i64, i64, i64), ApiError> {
-    let (page, page_size) = app::server::orgs::page_bounds(page, page_size)?;
+    let (page, page_size) = app::server::paging::page_bounds(page, page_size)?;
     let total = items.len() as i64;
     let skip = usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX);
     let items = items.into_iter().skip(skip).take(page_size as usize).collect();

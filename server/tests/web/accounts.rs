@@ -2,7 +2,7 @@
 
 use app::{
     ids::OrgId,
-    server::{accounts, orgs},
+    server::{accounts, overview},
 };
 use http::StatusCode;
 use serde_json::json;
@@ -100,7 +100,7 @@ async fn a_second_user_cannot_see_the_first_users_organization(app: TestApp) {
         .await
         .unwrap()
         .unwrap();
-    let refused = orgs::admin_overview(&app.db, bob_user, ada_org).await.unwrap_err();
+    let refused = overview::admin_overview(&app.db, bob_user, ada_org).await.unwrap_err();
     assert_eq!(refused, app::AppError::NotFound);
 }
 

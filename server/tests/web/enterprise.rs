@@ -6,7 +6,7 @@ use app::{
     server::{
         actor::{Actor, Client},
         admin_keys::{self, NewAdminKey},
-        enterprise, orgs,
+        enterprise, overview,
     },
     AppError,
 };
@@ -123,14 +123,14 @@ async fn promote_to_admin_opens_the_admin_panel(app: TestApp) {
     let listed = enterprise::list_orgs(&app.db, &ada, acme).await.unwrap();
     let row = listed.iter().find(|o| o.id == research.id).unwrap();
     assert_eq!((row.member_count, row.viewer_is_admin), (0, false));
-    let no_access = orgs::admin_overview(&app.db, user(&ada), research.id).await.unwrap_err();
+    let no_access = overview::admin_overview(&app.db, user(&ada), research.id).await.unwrap_err();
     assert_eq!(no_access, AppError::NotFound, "an EA admin has no Admin Panel access by default");
 
     let promoted = enterprise::promote_to_admin(&app.db, &ada, &client, acme, research.id).await.unwrap();
     assert_eq!(promoted.name, "Research");
-    let overview = orgs::admin_overview(&app.db, user(&ada), research.id).await.unwrap();
-    assert_eq!(overview.workspaces.len(), 1, "the Default workspace came with the Organization");
-    assert!(overview.workspaces[0].is_default);
+    let home = overview::admin_overview(&app.db, user(&ada), research.id).await.unwrap();
+    assert_eq!(home.workspaces.len(), 1, "the Default workspace came with the Organization");
+    assert!(home.workspaces[0].is_default);
     let listed = enterprise::list_orgs(&app.db, &ada, acme).await.unwrap();
     assert!(listed.iter().find(|o| o.id == research.id).unwrap().viewer_is_admin);
 
