@@ -12,7 +12,7 @@ use super::{
     authz,
     billing::{self, split_models},
     db::Db,
-    mail, models, paging, secret_key,
+    lifecycle, mail, models, paging, secret_key,
     workspaces::{self, Access},
 };
 use crate::{
@@ -154,9 +154,18 @@ pub async fn create(
         Access::Works(_) => actor.user_id(),
     };
     let mut tx = db.begin().await?;
+    // Under the Organization's lock, a removal either came first (and the owner
+    // is refused here) or comes after (and revokes this key with the others).
+    authz::lock_org(&mut tx, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     if let Some(owner) = owner {
         workspaces::require_org_member(&mut tx, org_id, owner, "user_id").await?;
+        if !lifecycle::may_use_workspace(&mut tx, org_id, workspace_id, owner).await? {
+            return Err(AppError::invalid(
+                "user_id",
+                "This person does not work in this workspace: add them to it first, or choose someone who does.",
+            ));
+        }
     }
     let fields = KeyFields {
         name: &name,
@@ -337,6 +346,7 @@ pub async fn rotate(
     }
     require_key_manager(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
+    authz::lock_org(&mut tx, org_id).await?;
     let old = find(&mut tx, org_id, id).await?;
     if old.status != ApiKeyStatus::Active {
         return Err(AppError::conflict(

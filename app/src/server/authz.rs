@@ -92,6 +92,21 @@ macro_rules! reaches {
 }
 pub(super) use reaches;
 
+/// The people who may use workspace `w` (and so its keys): the Organization's
+/// Admins, and whoever reaches it. The rule `lifecycle` revokes keys by.
+macro_rules! may_use_workspace {
+    ($user:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM org_member_roles r WHERE r.org_id = w.org_id AND r.user_id = ",
+            $user,
+            " AND r.role = 'admin') OR ",
+            $crate::server::authz::reaches!($user),
+            ")"
+        )
+    };
+}
+pub(super) use may_use_workspace;
+
 pub async fn org_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<OrgAdmin> {
     lock_org(conn, org_id).await?;
     if !capabilities(conn, actor, org_id).await?.administer {

@@ -28,10 +28,30 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
-    ids::{ApiKeyId, EnterpriseId, UserId, WorkspaceId},
+    ids::{ApiKeyId, EnterpriseId, OrgId, UserId, WorkspaceId},
     model::{AccessEnded, OrgRole},
     time::Timestamp,
 };
+
+/// Whether `user` may use `workspace_id` of `org_id` now: what a key for them
+/// there needs, checked where the key is made, under the Organization's lock.
+pub(super) async fn may_use_workspace(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    user: UserId,
+) -> AppResult<bool> {
+    let (n,): (i64,) = sqlx::query_as(concat!(
+        "SELECT COUNT(*) FROM workspaces w WHERE w.id = $1 AND w.org_id = $2 AND ",
+        authz::may_use_workspace!("$3")
+    ))
+    .bind(workspace_id)
+    .bind(org_id)
+    .bind(user)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
 
 /// Ends what `user` may no longer use in `admin`'s Organization. Call it after
 /// the change, in the same transaction.
@@ -73,16 +93,12 @@ async fn revoke_unreachable_keys(
 ) -> AppResult<i64> {
     let keys: Vec<(ApiKeyId, String, WorkspaceId)> = sqlx::query_as(concat!(
         "SELECT k.id, k.name, k.workspace_id FROM workspace_api_keys k JOIN workspaces w ON w.id = k.workspace_id
-         WHERE k.org_id = $1 AND k.owner_user_id = $2 AND k.revoked_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM org_member_roles r
-                           WHERE r.org_id = k.org_id AND r.user_id = $2 AND r.role = $3)
-           AND NOT ",
-        authz::reaches!("$2"),
+         WHERE k.org_id = $1 AND k.owner_user_id = $2 AND k.revoked_at IS NULL AND NOT ",
+        authz::may_use_workspace!("$2"),
         " ORDER BY k.created_at, k.id"
     ))
     .bind(admin.org_id())
     .bind(user)
-    .bind(OrgRole::Admin.as_str())
     .fetch_all(&mut *conn)
     .await?;
     let now = Timestamp::now();

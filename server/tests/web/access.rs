@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use app::{
-    ids::{EnterpriseId, OrgId, UserId},
-    model::OrgRole,
+    ids::{EnterpriseId, OrgId, UserId, WorkspaceId},
+    model::{CurrentUser, OrgRole},
     server::{
         actor::{Actor, Client},
         admin_keys::{self, NewAdminKey},
-        enterprise, members,
+        api_keys, enterprise, members,
     },
     AppError,
 };
@@ -32,6 +32,7 @@ crate::on_both_databases!(
     concurrent_demotions_never_leave_an_organization_without_an_admin,
     concurrent_removals_never_empty_an_enterprise_account,
     rotating_someone_elses_key_makes_it_the_rotators_and_tells_the_owner,
+    a_key_made_while_its_owner_is_removed_does_not_survive,
 );
 
 fn code(response: &TestResponse) -> String {
@@ -445,4 +446,84 @@ async fn rotating_someone_elses_key_makes_it_the_rotators_and_tells_the_owner(ap
     .await
     .unwrap();
     assert_eq!(told, 1);
+}
+
+/// Removing someone while an Admin makes them a key, 30 times: either the key
+/// is refused (the removal came first) or it is revoked with the removal.
+async fn a_key_made_while_its_owner_is_removed_does_not_survive(app: TestApp) {
+    let (mut org, admin_key, _) = billed(&app).await;
+    let (_grace, grace_id) = app.join(&mut org, "grace@example.com", &["member"]).await;
+    let grace = CurrentUser {
+        id: grace_id.parse().unwrap(),
+        name: "grace".into(),
+        email: "grace@example.com".into(),
+    };
+    let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
+    let default: WorkspaceId = org.default_workspace.parse().unwrap();
+
+    // Someone outside a workspace gets no key there.
+    let research = app
+        .api(
+            "POST",
+            "/api/admin/workspaces",
+            &admin_key,
+            Some(json!({ "name": "Research", "admin_user_id": org.admin_id })),
+        )
+        .await
+        .json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({ "workspace_uuid": research, "user_id": grace_id, "name": "x" });
+    let refused = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["param"], "user_id");
+
+    for round in 0..30 {
+        if round > 0 {
+            let invitee = members::Invitee { email: "grace@example.com", roles: &[OrgRole::Member] };
+            members::invite(
+                &app.db,
+                &app.state.throttle,
+                &ada,
+                &Client::default(),
+                org.id,
+                "http://chancery.test",
+                invitee,
+            )
+            .await
+            .unwrap();
+            let token = app.emailed_token("grace@example.com").await;
+            members::accept(&app.db, &Client::default(), &token, &grace).await.unwrap();
+        }
+        let create = {
+            let (db, ada) = (app.db.clone(), ada.clone());
+            let input = api_keys::NewApiKey {
+                name: format!("k{round}"),
+                owner: Some(grace.id),
+                ..Default::default()
+            };
+            tokio::spawn(async move {
+                api_keys::create(&db, &ada, &Client::default(), org.id, default, input).await
+            })
+        };
+        let remove = {
+            let (db, sessions, ada) = (app.db.clone(), app.state.sessions.clone(), ada.clone());
+            tokio::spawn(async move {
+                members::remove(&db, &sessions, &ada, &Client::default(), org.id, grace.id).await
+            })
+        };
+        remove.await.unwrap().unwrap();
+        if let Err(err) = create.await.unwrap() {
+            assert!(matches!(err, AppError::Invalid { .. }), "refused as input, not a server error: {err:?}");
+        }
+    }
+    let (working,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM workspace_api_keys WHERE owner_user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(&grace_id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(working, 0, "no key outlived its owner's removal");
 }
