@@ -74,7 +74,11 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   await expect(page.getByTestId("usage-row")).toContainText(["journey"]);
 });
 
-test("a Member opens their workspace and makes a key of their own, without its settings", async ({ page, browser }) => {
+test("a Member opens their workspace and makes a key of their own, without its settings; removing them ends it", async ({
+  page,
+  browser,
+  request,
+}) => {
   await signUp(page, "Ada Admin", uniqueEmail("ada"));
   await page.getByLabel("Organization name").fill("Self Service");
   await page.getByRole("button", { name: "Create organization" }).click();
@@ -100,6 +104,7 @@ test("a Member opens their workspace and makes a key of their own, without its s
   await them.getByLabel("Key name").fill("mia-laptop");
   await them.getByRole("button", { name: "Create key" }).click();
   await expect(them.getByTestId("new-key")).toHaveText(/^chy_ws_/);
+  const miasKey = (await them.getByTestId("new-key").textContent())!.trim();
   await expect(them.getByTestId("api-key-row")).toHaveCount(1);
   await expect(them.getByTestId("api-key-row")).toContainText("mia-laptop");
   await theirs.close();
@@ -108,4 +113,16 @@ test("a Member opens their workspace and makes a key of their own, without its s
   await page.locator("nav").getByRole("link", { name: "Workspaces" }).click();
   await page.getByTestId("workspace-row").getByRole("link").click();
   await expect(page.getByTestId("api-key-row").filter({ hasText: "mia-laptop" })).toBeVisible();
+
+  // Mia leaves: removing her revokes her key, and the Admin is told so.
+  await page.locator("nav").getByRole("link", { name: "Members" }).click();
+  await page.getByTestId("member-row").filter({ hasText: mia }).getByRole("button", { name: "Remove" }).click();
+  await expect(page.getByRole("status")).toHaveText("Member removed. 1 API key revoked.");
+  await expect(page.getByTestId("member-row").filter({ hasText: mia })).toHaveCount(0);
+  await expect
+    .poll(async () => (await request.get("/v1/models", { headers: { authorization: `Bearer ${miasKey}` } })).status())
+    .toBe(401);
+  await page.locator("nav").getByRole("link", { name: "Workspaces" }).click();
+  await page.getByTestId("workspace-row").getByRole("link").click();
+  await expect(page.getByTestId("api-key-row").filter({ hasText: "mia-laptop" })).toContainText("Revoked");
 });
