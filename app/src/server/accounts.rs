@@ -5,8 +5,9 @@ use std::time::Instant;
 use sqlx::FromRow;
 
 use super::{
-    actor::{Actor, Client},
+    actor::Client,
     audit::{self, AuditEvent},
+    authz,
     db::{is_unique_violation, Db},
     password,
     throttle::Throttle,
@@ -89,8 +90,8 @@ pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<Curre
         }
         other => other?,
     };
-    let actor = Actor::User { id: user.id, email: user.email.clone() };
-    audit::record(&mut tx, &actor, client, AuditEvent::new("user.create", "user", user.id)).await?;
+    let person = authz::own_account(user.id, &user.email);
+    audit::record(&mut tx, &person, client, AuditEvent::new("user.create", "user", user.id)).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "account created");
     Ok(user)
@@ -130,7 +131,7 @@ pub async fn log_in(
         attempt.failed(now);
         return Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()));
     };
-    let actor = Actor::User { id, email: stored_email.clone() };
+    let person = authz::own_account(id, &stored_email);
     let mut tx = db.begin().await?;
     let orgs: Vec<(OrgId,)> = sqlx::query_as("SELECT org_id FROM org_members WHERE user_id = $1")
         .bind(id)
@@ -144,7 +145,7 @@ pub async fn log_in(
         events.push(AuditEvent::new(action, "user", id));
     }
     for event in events {
-        audit::record(&mut tx, &actor, client, event).await?;
+        audit::record(&mut tx, &person, client, event).await?;
     }
     if verified {
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")

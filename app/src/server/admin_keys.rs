@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
-    authz,
+    authz::{self, Authority},
     db::Db,
     secret_key,
 };
@@ -81,7 +81,8 @@ pub async fn create(
     let mut tx = db.begin().await?;
     // The Organization's lock first, then the Enterprise Account's (see `authz`).
     authz::lock_org(&mut tx, input.org_id).await?;
-    let creator = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
+    let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
+    let creator = member.user();
     let linked: Option<(String,)> =
         sqlx::query_as("SELECT id FROM organizations WHERE id = $1 AND enterprise_account_id = $2")
             .bind(input.org_id)
@@ -120,7 +121,7 @@ pub async fn create(
     let event = AuditEvent::new("admin_api_key.create", "admin_api_key", id)
         .in_org(input.org_id)
         .with_details(serde_json::json!({ "name": name, "expires_at": expires_at.map(Timestamp::rfc3339) }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &member, client, event).await?;
     let row: KeyRow =
         sqlx::query_as(&format!("{SELECT_KEYS} WHERE k.id = $1")).bind(id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
@@ -157,7 +158,7 @@ pub async fn revoke(
     let Some((org_id,)) = row else {
         return Err(AppError::NotFound);
     };
-    mark_revoked(&mut tx, member.actor(), client, org_id, key).await?;
+    mark_revoked(&mut tx, &member, client, org_id, key).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -194,7 +195,7 @@ pub async fn revoke_for_org(
     if row.is_none() {
         return Err(AppError::NotFound);
     }
-    mark_revoked(&mut tx, admin.actor(), client, org_id, key).await?;
+    mark_revoked(&mut tx, &admin, client, org_id, key).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -204,7 +205,7 @@ pub async fn revoke_for_org(
 /// changes nothing.
 async fn mark_revoked(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    by: &impl Authority,
     client: &Client,
     org_id: OrgId,
     key: AdminKeyId,
@@ -220,7 +221,7 @@ async fn mark_revoked(
     }
     audit::record(
         &mut *conn,
-        actor,
+        by,
         client,
         AuditEvent::new("admin_api_key.revoke", "admin_api_key", key).in_org(org_id),
     )
@@ -239,7 +240,7 @@ async fn mark_revoked(
         let event = AuditEvent::new("organization.invite.revoked", "invitation", id)
             .in_org(org_id)
             .with_details(serde_json::json!({ "reason": "inviter_lost_admin_role" }));
-        audit::record(&mut *conn, actor, client, event).await?;
+        audit::record(&mut *conn, by, client, event).await?;
     }
     Ok(())
 }

@@ -153,6 +153,7 @@ pub async fn create(
         // Someone working in the workspace makes keys for themself.
         Access::Works(_) => actor.user_id(),
     };
+    let maker = authz::workspace_keys(actor);
     let mut tx = db.begin().await?;
     // Under the Organization's lock, a removal either came first (and the owner
     // is refused here) or comes after (and revokes this key with the others).
@@ -184,7 +185,7 @@ pub async fn create(
             "expires_at": expires_at.map(Timestamp::rfc3339),
         }),
     );
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &maker, client, event).await?;
     let view = find(&mut tx, org_id, minted.0).await?;
     tx.commit().await?;
     Ok(CreatedApiKey { view, key: minted.1 })
@@ -239,12 +240,17 @@ async fn find(conn: &mut AnyConnection, org_id: OrgId, id: ApiKeyId) -> AppResul
 /// Whether `actor` may revoke or rotate key `id`: Admins of its organization or
 /// workspace, or its owner while they still work in the workspace. Others are
 /// told it does not exist.
-async fn require_key_manager(db: &Db, actor: &Actor, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {
+async fn require_key_manager(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    id: ApiKeyId,
+) -> AppResult<authz::WorkspaceKeys> {
     let row = find_row(&mut *db.pool().acquire().await?, org_id, id).await?;
     let access = workspaces::access(db, actor, org_id, row.workspace_id).await?;
     let owns = actor.user_id().is_some() && actor.user_id() == row.owner_user_id;
     if access.manages_all_keys() || owns {
-        Ok(())
+        Ok(authz::workspace_keys(actor))
     } else {
         Err(AppError::NotFound)
     }
@@ -302,7 +308,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
 
 /// Revokes a key at once (the gateway refuses it within a second).
 pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {
-    require_key_manager(db, actor, org_id, id).await?;
+    let manager = require_key_manager(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
     let key = find(&mut tx, org_id, id).await?;
     if key.status == ApiKeyStatus::Revoked {
@@ -317,7 +323,7 @@ pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
     let event = AuditEvent::new("api_key.delete", "api_key", id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": key.name, "workspace_id": key.workspace_id }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -344,7 +350,7 @@ pub async fn rotate(
             format!("The grace period is 0 to {MAX_GRACE_HOURS} hours."),
         ));
     }
-    require_key_manager(db, actor, org_id, id).await?;
+    let manager = require_key_manager(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
     authz::lock_org(&mut tx, org_id).await?;
     let old = find(&mut tx, org_id, id).await?;
@@ -384,7 +390,7 @@ pub async fn rotate(
             "previous_owner_user_id": owner,
             "new_owner_user_id": new_owner,
         }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &manager, client, event).await?;
     if let (Some(previous), Some(email)) = (owner, &old.owner_email) {
         if actor.user_id() != Some(previous) {
             let taken =

@@ -43,12 +43,15 @@ impl AuditEvent {
     }
 }
 
+/// Records `event` as done by whoever `by` vouches for: no proof, no record,
+/// and so no change (see `authz::Authority`).
 pub async fn record(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    by: &impl authz::Authority,
     client: &Client,
     event: AuditEvent,
 ) -> Result<(), sqlx::Error> {
+    let actor = by.actor();
     sqlx::query(
         "INSERT INTO audit_events
              (org_id, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip, created_at)

@@ -1,9 +1,12 @@
 //! Authorization as values.
 //!
 //! A guard checks what an actor may do in one Organization or Enterprise
-//! Account and returns a proof of it; the domain functions that change state
-//! take that proof, so a change made without its check does not compile, and
-//! the proof carries the actor the audit event names.
+//! Account and returns a proof of it. Every change of state records its audit
+//! event in its transaction, and `audit::record` takes a proof (`Authority`),
+//! never a bare `Actor`: a change made without its check does not compile, and
+//! the proof names the actor the audit log shows. Changes no guard covers have
+//! proofs that say why they are allowed: the platform operator, a person on
+//! their own account, workspace key access, Chancery itself.
 //!
 //! Guards run inside the transaction that writes and lock the row they vouch
 //! for until it commits (PostgreSQL: `FOR NO KEY UPDATE`; SQLite's write
@@ -47,6 +50,100 @@ pub struct EnterpriseMember {
     actor: Actor,
     enterprise: EnterpriseId,
     user: UserId,
+}
+
+/// Whatever vouches for a change. The audit log takes one (`audit::record`),
+/// and every change of state records its event, so no change can be written
+/// without having been authorized: the proof names the actor the log shows.
+pub trait Authority {
+    fn actor(&self) -> &Actor;
+}
+
+/// Proof that the platform operator acts (the command line).
+#[derive(Debug)]
+pub struct PlatformOperator {
+    actor: Actor,
+}
+
+/// Proof that a person acts on their own account: signing up, logging in,
+/// accepting an invitation made out to their address. Its callers have
+/// established who the person is (credentials, a session).
+#[derive(Debug)]
+pub struct OwnAccount {
+    actor: Actor,
+}
+
+/// Proof that someone may manage a workspace's keys (see `api_keys`): made
+/// from the answer of `workspaces::access`.
+#[derive(Debug)]
+pub struct WorkspaceKeys {
+    actor: Actor,
+}
+
+/// Chancery itself, acting on rules set by people (spending alerts).
+#[derive(Debug)]
+pub struct Automatic {
+    actor: Actor,
+}
+
+pub fn operator(actor: &Actor) -> AppResult<PlatformOperator> {
+    match actor {
+        Actor::Operator => Ok(PlatformOperator { actor: actor.clone() }),
+        _ => Err(AppError::Forbidden),
+    }
+}
+
+pub fn own_account(user: UserId, email: &str) -> OwnAccount {
+    OwnAccount { actor: Actor::User { id: user, email: email.to_string() } }
+}
+
+pub(super) fn workspace_keys(actor: &Actor) -> WorkspaceKeys {
+    WorkspaceKeys { actor: actor.clone() }
+}
+
+pub fn automatic() -> Automatic {
+    Automatic { actor: Actor::Operator }
+}
+
+impl<T: Authority + ?Sized> Authority for &T {
+    fn actor(&self) -> &Actor {
+        (**self).actor()
+    }
+}
+impl Authority for OrgAdmin {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+impl Authority for BillingManager {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+impl Authority for EnterpriseMember {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+impl Authority for PlatformOperator {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+impl Authority for OwnAccount {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+impl Authority for WorkspaceKeys {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+impl Authority for Automatic {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
 }
 
 impl OrgAdmin {

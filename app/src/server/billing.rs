@@ -96,7 +96,7 @@ pub async fn activate(
     method: PaymentMethod,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::billing_manager(&mut tx, actor, org_id).await?;
+    let manager = authz::billing_manager(&mut tx, actor, org_id).await?;
     let before = payment_method(&mut tx, org_id).await?.map(|(m, _)| m.describe());
     let (kind, brand, last4, month, year, account) = match &method {
         PaymentMethod::Card { brand, last4, exp_month, exp_year } => (
@@ -130,7 +130,7 @@ pub async fn activate(
     let event = AuditEvent::new("billing.payment_method.update", "payment_method", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": before, "after": method.describe() }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -138,7 +138,7 @@ pub async fn activate(
 /// Removes the payment method: billing becomes inactive and the gateway refuses the keys.
 pub async fn deactivate(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::billing_manager(&mut tx, actor, org_id).await?;
+    let manager = authz::billing_manager(&mut tx, actor, org_id).await?;
     let Some((before, _)) = payment_method(&mut tx, org_id).await? else {
         return Err(AppError::conflict("payment_method", "Billing is not active."));
     };
@@ -146,7 +146,7 @@ pub async fn deactivate(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) 
     let event = AuditEvent::new("billing.payment_method.delete", "payment_method", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": before.describe() }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -165,7 +165,7 @@ pub async fn set_org_limit(
     limit: Option<i64>,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::billing_manager(&mut tx, actor, org_id).await?;
+    let manager = authz::billing_manager(&mut tx, actor, org_id).await?;
     if let Some(limit) = limit {
         let above: Option<(String, i64)> = sqlx::query_as(
             "SELECT w.name, l.monthly_budget_micros FROM workspace_limits l JOIN workspaces w ON w.id = l.workspace_id
@@ -199,7 +199,7 @@ pub async fn set_org_limit(
     let event = AuditEvent::new("billing.monthly_limit.update", "monthly_limit", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": shown(before), "after": shown(limit) }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -214,7 +214,7 @@ pub async fn set_workspace_budget(
     budget: Option<i64>,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::billing_manager(&mut tx, actor, org_id).await?;
+    let manager = authz::billing_manager(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     let (org_limit,): (Option<i64>,) =
         sqlx::query_as("SELECT monthly_limit_micros FROM organizations WHERE id = $1")
@@ -244,7 +244,7 @@ pub async fn set_workspace_budget(
     let event = AuditEvent::new("workspace.monthly_limit.update", "workspace", workspace_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": shown(before.2), "after": shown(budget) }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -285,7 +285,7 @@ pub async fn set_rate_limits(
         None => None,
     };
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     let before = current_limits(&mut tx, workspace_id).await?;
     let stored = allowed.as_ref().map(|ids| ids.join(","));
@@ -305,7 +305,7 @@ pub async fn set_rate_limits(
             "before": { "requests_per_minute": before.1, "allowed_models": before.0 },
             "after": { "requests_per_minute": limits.requests_per_minute, "allowed_models": allowed },
         }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     Ok(())
 }

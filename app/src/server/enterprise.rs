@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
-    authz,
+    authz::{self, Authority},
     db::Db,
     orgs,
 };
@@ -34,9 +34,7 @@ pub async fn create(
     org_ids: &[OrgId],
     admin_email: &str,
 ) -> AppResult<EnterpriseSummary> {
-    if *actor != Actor::Operator {
-        return Err(AppError::Forbidden);
-    }
+    let operator = authz::operator(actor)?;
     let name = validate::label("name", "Enterprise Account name", name)?;
     if org_ids.is_empty() {
         return Err(AppError::invalid("org", "Link at least one Organization."));
@@ -53,14 +51,14 @@ pub async fn create(
         .await?;
     audit::record(
         &mut tx,
-        actor,
+        &operator,
         client,
         AuditEvent::new("enterprise_account.create", "enterprise_account", enterprise.id)
             .with_details(serde_json::json!({ "name": enterprise.name })),
     )
     .await?;
     for org_id in org_ids {
-        link(&mut tx, actor, client, enterprise.id, *org_id).await?;
+        link(&mut tx, &operator, client, enterprise.id, *org_id).await?;
     }
     let admin: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1")
         .bind(&email.normalized)
@@ -75,7 +73,7 @@ pub async fn create(
             format!("{} is not an admin of a linked Organization.", email.display),
         ));
     }
-    insert_member(&mut tx, actor, client, enterprise.id, admin, None, true).await?;
+    insert_member(&mut tx, &operator, client, enterprise.id, admin, None, true).await?;
     tx.commit().await?;
     Ok(enterprise)
 }
@@ -88,9 +86,7 @@ pub async fn link_org(
     enterprise: EnterpriseId,
     org_id: OrgId,
 ) -> AppResult<()> {
-    if *actor != Actor::Operator {
-        return Err(AppError::Forbidden);
-    }
+    let operator = authz::operator(actor)?;
     let mut tx = db.begin().await?;
     let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM enterprise_accounts WHERE id = $1")
         .bind(enterprise)
@@ -102,14 +98,14 @@ pub async fn link_org(
             format!("No Enterprise Account has the id {enterprise}."),
         ));
     }
-    link(&mut tx, actor, client, enterprise, org_id).await?;
+    link(&mut tx, &operator, client, enterprise, org_id).await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn link(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    by: &impl Authority,
     client: &Client,
     enterprise: EnterpriseId,
     org_id: OrgId,
@@ -140,7 +136,7 @@ async fn link(
     let event = AuditEvent::new("organization.link", "organization", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "enterprise_account_id": enterprise }));
-    audit::record(conn, actor, client, event).await?;
+    audit::record(conn, by, client, event).await?;
     Ok(())
 }
 
@@ -170,7 +166,7 @@ pub async fn invitations_of(db: &Db, user: UserId) -> AppResult<Vec<EnterpriseSu
 
 async fn insert_member(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    by: &impl Authority,
     client: &Client,
     enterprise: EnterpriseId,
     user: UserId,
@@ -194,7 +190,7 @@ async fn insert_member(
     }
     let event = AuditEvent::new("enterprise_account.member.add", "user", user)
         .with_details(serde_json::json!({ "enterprise_account_id": enterprise, "pending": !accepted }));
-    audit::record(conn, actor, client, event).await?;
+    audit::record(conn, by, client, event).await?;
     Ok(())
 }
 
@@ -255,7 +251,8 @@ pub async fn add_member(
 ) -> AppResult<()> {
     let email = validate::email(email)?;
     let mut tx = db.begin().await?;
-    let inviter = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
+    let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
+    let inviter = member.user();
     let user: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1")
         .bind(&email.normalized)
         .fetch_optional(&mut *tx)
@@ -267,7 +264,7 @@ pub async fn add_member(
     if !authz::is_admin_of_linked_org(&mut tx, enterprise, user).await? {
         return Err(AppError::invalid("email", NOT_AN_ORG_ADMIN));
     }
-    insert_member(&mut tx, actor, client, enterprise, user, Some(inviter), false).await?;
+    insert_member(&mut tx, &member, client, enterprise, user, Some(inviter), false).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -279,6 +276,7 @@ pub async fn accept_invitation(
     enterprise: EnterpriseId,
 ) -> AppResult<()> {
     let user = actor.user_id().ok_or(AppError::Forbidden)?;
+    let person = authz::own_account(user, &actor.label());
     let mut tx = db.begin().await?;
     let accepted = sqlx::query(
         "UPDATE enterprise_members SET accepted_at = $1
@@ -294,7 +292,7 @@ pub async fn accept_invitation(
     }
     let event = AuditEvent::new("enterprise_account.member.accept", "user", user)
         .with_details(serde_json::json!({ "enterprise_account_id": enterprise }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &person, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -308,7 +306,7 @@ pub async fn remove_member(
     user: UserId,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::enterprise_member(&mut tx, actor, enterprise).await?;
+    let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
     let target: Option<(Option<Timestamp>,)> = sqlx::query_as(
         "SELECT accepted_at FROM enterprise_members WHERE enterprise_account_id = $1 AND user_id = $2",
     )
@@ -340,7 +338,7 @@ pub async fn remove_member(
         .await?;
     let event = AuditEvent::new("enterprise_account.member.remove", "user", user)
         .with_details(serde_json::json!({ "enterprise_account_id": enterprise }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &member, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -381,10 +379,11 @@ pub async fn create_org(
 ) -> AppResult<EnterpriseOrg> {
     let name = validate::org_name(name)?;
     let mut tx = db.begin().await?;
-    let creator = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
+    let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
+    let creator = member.user();
     let (org_id, workspace_id) =
         orgs::insert_organization(&mut tx, &name, Some(enterprise), Some(creator)).await?;
-    orgs::audit_creation(&mut tx, actor, client, org_id, workspace_id, &name).await?;
+    orgs::audit_creation(&mut tx, &member, client, org_id, workspace_id, &name).await?;
     tx.commit().await?;
     Ok(EnterpriseOrg { id: org_id, name, member_count: 0, viewer_is_admin: false })
 }
@@ -400,7 +399,8 @@ pub async fn promote_to_admin(
     let mut tx = db.begin().await?;
     // The Organization's lock first, then the Enterprise Account's (see `authz`).
     authz::lock_org(&mut tx, org_id).await?;
-    let user = authz::enterprise_member(&mut tx, actor, enterprise).await?.user();
+    let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
+    let user = member.user();
     let org: Option<(String, WorkspaceId)> = sqlx::query_as(
         "SELECT name, default_workspace_id FROM organizations WHERE id = $1 AND enterprise_account_id = $2",
     )
@@ -415,7 +415,7 @@ pub async fn promote_to_admin(
     let event = AuditEvent::new("user.organization.role.update", "user", user).in_org(org_id).with_details(
         serde_json::json!({ "added_roles": ["admin"], "joined": joined, "via": "enterprise_account" }),
     );
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &member, client, event).await?;
     tx.commit().await?;
     let summary = orgs::memberships(db, user).await?.into_iter().find(|o| o.id == org_id);
     Ok(summary.unwrap_or(OrgSummary { id: org_id, name, roles: vec![OrgRole::Admin] }))

@@ -126,7 +126,7 @@ pub async fn create(
 ) -> AppResult<GroupSummary> {
     let fields = clean(&fields)?;
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let id = GroupId::new();
     let inserted = sqlx::query(
         "INSERT INTO user_groups (id, org_id, name, name_key, description, created_at)
@@ -147,7 +147,7 @@ pub async fn create(
     let event = AuditEvent::new("user_group.create", "user_group", id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": fields.name, "description": fields.description }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     let created = find(&mut tx, org_id, id).await?;
     tx.commit().await?;
     Ok(created)
@@ -164,7 +164,7 @@ pub async fn update(
 ) -> AppResult<GroupSummary> {
     let fields = clean(&fields)?;
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = find(&mut tx, org_id, id).await?;
     let updated = sqlx::query(
         "UPDATE user_groups SET name = $1, name_key = $2, description = $3 WHERE id = $4 AND org_id = $5",
@@ -186,7 +186,7 @@ pub async fn update(
             "after": { "name": fields.name, "description": fields.description },
         }),
     );
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     let after = find(&mut tx, org_id, id).await?;
     tx.commit().await?;
     Ok(after)
@@ -209,7 +209,7 @@ pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
     let event = AuditEvent::new("user_group.delete", "user_group", id).in_org(org_id).with_details(
         serde_json::json!({ "name": before.name, "members": before.member_count, "workspaces": before.workspace_count }),
     );
-    audit::record(&mut tx, admin.actor(), client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     for user in members {
         lifecycle::end_lost_access(&mut tx, &admin, client, user).await?;
     }
@@ -243,7 +243,7 @@ pub async fn add_members(
     users: &[UserId],
 ) -> AppResult<i64> {
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     find(&mut tx, org_id, id).await?;
     let mut added = 0;
     for user in users {
@@ -262,7 +262,7 @@ pub async fn add_members(
             let event = AuditEvent::new("user_group.member.add", "user", user)
                 .in_org(org_id)
                 .with_details(serde_json::json!({ "group_id": id }));
-            audit::record(&mut tx, actor, client, event).await?;
+            audit::record(&mut tx, &admin, client, event).await?;
         }
     }
     tx.commit().await?;
@@ -293,7 +293,7 @@ pub async fn remove_members(
             let event = AuditEvent::new("user_group.member.remove", "user", user)
                 .in_org(org_id)
                 .with_details(serde_json::json!({ "group_id": id }));
-            audit::record(&mut tx, admin.actor(), client, event).await?;
+            audit::record(&mut tx, &admin, client, event).await?;
             lifecycle::end_lost_access(&mut tx, &admin, client, *user).await?;
         }
     }
@@ -369,7 +369,7 @@ pub async fn grant_workspace(
 ) -> AppResult<bool> {
     let target = workspaces::workspace(db, actor, org_id, workspace_id).await?;
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
     find(&mut tx, org_id, id).await?;
     let before: Option<(String,)> =
@@ -399,7 +399,7 @@ pub async fn grant_workspace(
         "before": before.as_ref().map(|(r,)| r),
         "after": role.as_str(),
     }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     Ok(before.is_none())
 }
@@ -427,7 +427,7 @@ pub async fn revoke_workspace(
     let event = AuditEvent::new("user_group.workspace.deprovision", "user_group", id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "workspace_id": workspace_id }));
-    audit::record(&mut tx, admin.actor(), client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     end_members_lost_access(&mut tx, &admin, client, id).await?;
     tx.commit().await?;
     Ok(())

@@ -116,7 +116,7 @@ async fn revoke_unreachable_keys(
                 "reason": "owner_lost_access",
             }),
         );
-        audit::record(&mut *conn, admin.actor(), client, event).await?;
+        audit::record(&mut *conn, &admin, client, event).await?;
     }
     Ok(keys.len() as i64)
 }
@@ -146,7 +146,7 @@ async fn revoke_invitations_by(
         let event = AuditEvent::new("organization.invite.revoked", "invitation", id)
             .in_org(admin.org_id())
             .with_details(serde_json::json!({ "email": email, "reason": "inviter_lost_admin_role" }));
-        audit::record(&mut *conn, admin.actor(), client, event).await?;
+        audit::record(&mut *conn, &admin, client, event).await?;
     }
     Ok(pending.len() as i64)
 }
@@ -204,6 +204,6 @@ async fn leave_enterprise_if_no_longer_admin(
     let event = AuditEvent::new("enterprise_account.member.remove", "user", user).in_org(admin.org_id()).with_details(
         serde_json::json!({ "enterprise_account_id": enterprise, "reason": "no_longer_admin_of_a_linked_organization" }),
     );
-    audit::record(&mut *conn, admin.actor(), client, event).await?;
+    audit::record(&mut *conn, &admin, client, event).await?;
     Ok(true)
 }

@@ -122,7 +122,7 @@ pub async fn invite(
     let email = validate::email(invitee.email)?;
     let roles = require_roles(invitee.roles)?;
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     check_allowed_domain(&mut tx, org_id, &email.normalized).await?;
     if let Err(wait) = throttle.invitation(&org_id.to_string(), std::time::Instant::now()) {
         return Err(AppError::TooManyRequests {
@@ -182,7 +182,7 @@ pub async fn invite(
     let event = AuditEvent::new("organization.invite.send", "invitation", id).in_org(org_id).with_details(
         serde_json::json!({ "email": email.display, "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
     );
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     Ok(Invitation {
         id,
@@ -242,7 +242,7 @@ pub async fn resend(
     invitation: uuid::Uuid,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT email FROM invitations WHERE id = $1 AND org_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
     )
@@ -263,7 +263,7 @@ pub async fn resend(
     send_invitation_email(&mut tx, org_id, &email, public_url, &token.full).await?;
     audit::record(
         &mut tx,
-        actor,
+        &admin,
         client,
         AuditEvent::new("organization.invite.resend", "invitation", invitation).in_org(org_id),
     )
@@ -280,7 +280,7 @@ pub async fn revoke(
     invitation: uuid::Uuid,
 ) -> AppResult<()> {
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let done = sqlx::query(
         "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND accepted_at IS NULL AND revoked_at IS NULL",
     )
@@ -294,7 +294,7 @@ pub async fn revoke(
     }
     audit::record(
         &mut tx,
-        actor,
+        &admin,
         client,
         AuditEvent::new("organization.invite.revoked", "invitation", invitation).in_org(org_id),
     )
@@ -413,9 +413,9 @@ pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -
         .bind(&row.id)
         .execute(&mut *tx)
         .await?;
-    let actor = Actor::User { id: user.id, email: user.email.clone() };
+    let invitee = authz::own_account(user.id, &user.email);
     let event = AuditEvent::new("organization.invite.accepted", "invitation", &row.id).in_org(row.org_id);
-    audit::record(&mut tx, &actor, client, event).await?;
+    audit::record(&mut tx, &invitee, client, event).await?;
     tx.commit().await?;
     Ok(row.org_id)
 }
@@ -473,7 +473,7 @@ pub async fn set_roles(
     let event = AuditEvent::new("user.organization.role.update", "user", user_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": names(&before), "after": names(&roles) }));
-    audit::record(&mut tx, admin.actor(), client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     let ended = lifecycle::end_lost_access(&mut tx, &admin, client, user_id).await?;
     tx.commit().await?;
     Ok((roles.into_iter().collect(), ended))
@@ -525,7 +525,7 @@ pub async fn remove(
     let event = AuditEvent::new("user.organization.delete", "user", user_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "roles": names }));
-    audit::record(&mut tx, admin.actor(), client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     let ended = lifecycle::end_lost_access(&mut tx, &admin, client, user_id).await?;
     tx.commit().await?;
     sessions.delete_for_user(user_id).await?;
@@ -596,7 +596,7 @@ pub async fn set_allowed_domains(
         clean.insert(domain);
     }
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before: Vec<(String,)> =
         sqlx::query_as("SELECT domain FROM org_allowed_domains WHERE org_id = $1 ORDER BY domain")
             .bind(org_id)
@@ -614,7 +614,7 @@ pub async fn set_allowed_domains(
     let event = AuditEvent::new("organization.allowed_domains.update", "organization", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": before, "after": clean }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     Ok(clean.into_iter().collect())
 }

@@ -5,6 +5,7 @@
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz,
     db::Db,
 };
 use crate::{
@@ -52,9 +53,7 @@ pub async fn require_known(db: &Db, ids: &[String]) -> AppResult<Vec<String>> {
 
 /// Adds a model or changes its prices (the operator only).
 pub async fn set(db: &Db, actor: &Actor, client: &Client, input: CatalogueModel) -> AppResult<()> {
-    if *actor != Actor::Operator {
-        return Err(AppError::Forbidden);
-    }
+    let operator = authz::operator(actor)?;
     let id = input.id.trim();
     if id.is_empty() || id.len() > 100 || id.contains(',') || id.chars().any(char::is_whitespace) {
         return Err(AppError::invalid("id", "A model id is 1 to 100 characters, without spaces or commas."));
@@ -82,7 +81,7 @@ pub async fn set(db: &Db, actor: &Actor, client: &Client, input: CatalogueModel)
         "input_micros_per_mtok": input.input_micros_per_mtok,
         "output_micros_per_mtok": input.output_micros_per_mtok,
     }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &operator, client, event).await?;
     tx.commit().await?;
     Ok(())
 }

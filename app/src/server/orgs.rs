@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
+    authz::{self, Authority},
     db::Db,
 };
 use crate::{
@@ -28,6 +29,7 @@ pub async fn create_first_organization(
     let Some(user_id) = actor.user_id() else {
         return Err(AppError::Forbidden);
     };
+    let founder = authz::own_account(user_id, &actor.label());
     let name = validate::org_name(name)?;
 
     let mut tx = db.begin().await?;
@@ -41,7 +43,7 @@ pub async fn create_first_organization(
 
     let (org_id, workspace_id) = insert_organization(&mut tx, &name, None, Some(user_id)).await?;
     join_as_admin(&mut tx, org_id, workspace_id, user_id).await?;
-    audit_creation(&mut tx, actor, client, org_id, workspace_id, &name).await?;
+    audit_creation(&mut tx, &founder, client, org_id, workspace_id, &name).await?;
     tx.commit().await?;
 
     tracing::info!(%org_id, %user_id, "organization created");
@@ -82,7 +84,7 @@ pub(super) async fn insert_organization(
 
 pub(super) async fn audit_creation(
     conn: &mut AnyConnection,
-    actor: &Actor,
+    by: &impl Authority,
     client: &Client,
     org_id: OrgId,
     workspace_id: WorkspaceId,
@@ -91,11 +93,11 @@ pub(super) async fn audit_creation(
     let created = AuditEvent::new("organization.create", "organization", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": name }));
-    audit::record(&mut *conn, actor, client, created).await?;
+    audit::record(&mut *conn, by, client, created).await?;
     let workspace = AuditEvent::new("workspace.create", "workspace", workspace_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": DEFAULT_WORKSPACE_NAME, "is_default": true }));
-    audit::record(conn, actor, client, workspace).await
+    audit::record(conn, by, client, workspace).await
 }
 
 /// Makes `user_id` an Admin of the organization (adding the role if already a

@@ -173,7 +173,7 @@ pub async fn create(
     let fields = clean(&fields)?;
     let admin = admin.or(actor.user_id());
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let org_admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let id = WorkspaceId::new();
     let now = Timestamp::now();
     sqlx::query("INSERT INTO workspaces (id, org_id, name, description, icon, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -192,7 +192,7 @@ pub async fn create(
     let event = AuditEvent::new("workspace.create", "workspace", id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "name": fields.name, "admin_user_id": admin }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &org_admin, client, event).await?;
     tx.commit().await?;
     workspace(db, actor, org_id, id).await
 }
@@ -209,7 +209,7 @@ pub async fn update(
     let fields = clean(&fields)?;
     let before = workspace(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     sqlx::query("UPDATE workspaces SET name = $1, description = $2, icon = $3 WHERE id = $4 AND org_id = $5")
         .bind(&fields.name)
         .bind(&fields.description)
@@ -223,7 +223,7 @@ pub async fn update(
             "before": { "name": before.name, "description": before.description, "icon": before.icon },
             "after": { "name": fields.name, "description": fields.description, "icon": fields.icon },
         }));
-    audit::record(&mut tx, actor, client, event).await?;
+    audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     workspace(db, actor, org_id, id).await
 }
@@ -241,7 +241,7 @@ pub async fn archive(
         return Err(AppError::conflict("workspace", "The Default workspace cannot be archived."));
     }
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     sqlx::query(
         "UPDATE workspaces SET archived_at = $1 WHERE id = $2 AND org_id = $3 AND archived_at IS NULL",
     )
@@ -252,7 +252,7 @@ pub async fn archive(
     .await?;
     audit::record(
         &mut tx,
-        actor,
+        &admin,
         client,
         AuditEvent::new("workspace.archive", "workspace", id).in_org(org_id),
     )
@@ -331,7 +331,7 @@ pub async fn put_members(
     grants: &[(UserId, WorkspaceRole)],
 ) -> AppResult<(i64, i64)> {
     let mut tx = db.begin().await?;
-    authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     require_active(&mut tx, org_id, id).await?;
     let (mut added, mut updated) = (0, 0);
     for (user, role) in grants {
@@ -354,7 +354,7 @@ pub async fn put_members(
         let event = AuditEvent::new("workspace.member.update", "user", user).in_org(org_id).with_details(
             serde_json::json!({ "workspace_id": id, "before": before.map(|(r,)| r), "after": role.as_str() }),
         );
-        audit::record(&mut tx, actor, client, event).await?;
+        audit::record(&mut tx, &admin, client, event).await?;
     }
     tx.commit().await?;
     Ok((added, updated))
@@ -390,7 +390,7 @@ pub async fn remove_members(
         let event = AuditEvent::new("workspace.member.remove", "user", user)
             .in_org(org_id)
             .with_details(serde_json::json!({ "workspace_id": id }));
-        audit::record(&mut tx, admin.actor(), client, event).await?;
+        audit::record(&mut tx, &admin, client, event).await?;
         lifecycle::end_lost_access(&mut tx, &admin, client, *user).await?;
     }
     tx.commit().await?;
