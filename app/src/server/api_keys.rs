@@ -366,6 +366,12 @@ pub async fn rotate(
             .fetch_one(&mut *tx)
             .await?;
     let new_owner = actor.user_id().or(owner);
+    // Checked again under the lock: a rotator removed meanwhile gets no new key.
+    if let Some(user) = new_owner {
+        if !lifecycle::may_use_workspace(&mut tx, org_id, old.workspace_id, user).await? {
+            return Err(AppError::NotFound);
+        }
+    }
     let fields = KeyFields {
         name: &old.name,
         allowed_models: old.allowed_models.as_deref(),

@@ -33,6 +33,7 @@ crate::on_both_databases!(
     concurrent_removals_never_empty_an_enterprise_account,
     rotating_someone_elses_key_makes_it_the_rotators_and_tells_the_owner,
     a_key_made_while_its_owner_is_removed_does_not_survive,
+    a_key_rotated_while_its_rotator_is_removed_does_not_survive,
 );
 
 fn code(response: &TestResponse) -> String {
@@ -526,4 +527,60 @@ async fn a_key_made_while_its_owner_is_removed_does_not_survive(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(working, 0, "no key outlived its owner's removal");
+}
+
+/// An Admin rotates a colleague's key while being removed, 30 times: the new
+/// key (theirs) never outlives the removal.
+async fn a_key_rotated_while_its_rotator_is_removed_does_not_survive(app: TestApp) {
+    let (mut org, admin_key, _) = billed(&app).await;
+    let (_grace, grace_id) = app.join(&mut org, "grace@example.com", &["member"]).await;
+    let (_bob, bob_id) = app.join(&mut org, "bob@example.com", &["admin"]).await;
+    let bob =
+        CurrentUser { id: bob_id.parse().unwrap(), name: "bob".into(), email: "bob@example.com".into() };
+    let bob_actor = Actor::User { id: bob.id, email: bob.email.clone() };
+    let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
+    for round in 0..30 {
+        if round > 0 {
+            let invitee = members::Invitee { email: "bob@example.com", roles: &[OrgRole::Admin] };
+            members::invite(
+                &app.db,
+                &app.state.throttle,
+                &ada,
+                &Client::default(),
+                org.id,
+                "http://chancery.test",
+                invitee,
+            )
+            .await
+            .unwrap();
+            let token = app.emailed_token("bob@example.com").await;
+            members::accept(&app.db, &Client::default(), &token, &bob).await.unwrap();
+        }
+        let (_, graces_key) = key_for(&app, &admin_key, &org.default_workspace, &grace_id).await;
+        let rotate = {
+            let (db, bob_actor) = (app.db.clone(), bob_actor.clone());
+            let key = graces_key.parse().unwrap();
+            tokio::spawn(async move {
+                api_keys::rotate(&db, &bob_actor, &Client::default(), org.id, key, 1).await
+            })
+        };
+        let remove = {
+            let (db, sessions, ada) = (app.db.clone(), app.state.sessions.clone(), ada.clone());
+            tokio::spawn(async move {
+                members::remove(&db, &sessions, &ada, &Client::default(), org.id, bob.id).await
+            })
+        };
+        remove.await.unwrap().unwrap();
+        if let Err(err) = rotate.await.unwrap() {
+            assert_eq!(err, AppError::NotFound, "refused as gone, not a server error");
+        }
+    }
+    let (working,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM workspace_api_keys WHERE owner_user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(&bob_id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(working, 0, "no rotated key outlived its rotator's removal");
 }
