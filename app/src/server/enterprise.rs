@@ -164,6 +164,18 @@ pub async fn invitations_of(db: &Db, user: UserId) -> AppResult<Vec<EnterpriseSu
     Ok(rows.into_iter().map(|(id, name)| EnterpriseSummary { id, name }).collect())
 }
 
+/// How many people are active members of the Enterprise Account: never fewer
+/// than one, which its removals and its members' demotions check.
+pub(super) async fn active_members(conn: &mut AnyConnection, enterprise: EnterpriseId) -> AppResult<i64> {
+    let (active,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM enterprise_members WHERE enterprise_account_id = $1 AND accepted_at IS NOT NULL",
+    )
+    .bind(enterprise)
+    .fetch_one(conn)
+    .await?;
+    Ok(active)
+}
+
 async fn insert_member(
     conn: &mut AnyConnection,
     by: &impl Authority,
@@ -317,19 +329,11 @@ pub async fn remove_member(
     let Some((accepted_at,)) = target else {
         return Err(AppError::NotFound);
     };
-    if accepted_at.is_some() {
-        let (active,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM enterprise_members WHERE enterprise_account_id = $1 AND accepted_at IS NOT NULL",
-        )
-        .bind(enterprise)
-        .fetch_one(&mut *tx)
-        .await?;
-        if active <= 1 {
-            return Err(AppError::conflict(
-                "user",
-                "The last member of an Enterprise Account cannot be removed.",
-            ));
-        }
+    if accepted_at.is_some() && active_members(&mut tx, enterprise).await? <= 1 {
+        return Err(AppError::conflict(
+            "user",
+            "The last member of an Enterprise Account cannot be removed.",
+        ));
     }
     sqlx::query("DELETE FROM enterprise_members WHERE enterprise_account_id = $1 AND user_id = $2")
         .bind(enterprise)

@@ -25,6 +25,7 @@ use super::{
     actor::Client,
     audit::{self, AuditEvent},
     authz::{self, OrgAdmin},
+    enterprise,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -181,20 +182,12 @@ async fn leave_enterprise_if_no_longer_admin(
     if authz::is_admin_of_linked_org(conn, enterprise, user).await? {
         return Ok(false);
     }
-    if accepted_at.is_some() {
-        let (active,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM enterprise_members WHERE enterprise_account_id = $1 AND accepted_at IS NOT NULL",
-        )
-        .bind(enterprise)
-        .fetch_one(&mut *conn)
-        .await?;
-        if active <= 1 {
-            return Err(AppError::conflict(
-                "user_id",
-                "This person is the last member of the Enterprise Account, which requires being an Admin \
-                 of one of its Organizations. Add another member in the Backoffice first.",
-            ));
-        }
+    if accepted_at.is_some() && enterprise::active_members(conn, enterprise).await? <= 1 {
+        return Err(AppError::conflict(
+            "user_id",
+            "This person is the last member of the Enterprise Account, which requires being an Admin \
+             of one of its Organizations. Add another member in the Backoffice first.",
+        ));
     }
     sqlx::query("DELETE FROM enterprise_members WHERE enterprise_account_id = $1 AND user_id = $2")
         .bind(enterprise)

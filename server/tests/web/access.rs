@@ -253,6 +253,16 @@ async fn enterprise_membership_ends_with_the_last_admin_role(app: TestApp) {
     let flagged = keys.iter().find(|k| k.id == bobs_key.view.id).unwrap();
     assert!(flagged.creator_left, "the creator of this key left the Enterprise Account");
 
+    // The Enterprise Account's last member keeps the Admin role that membership needs.
+    let bob_id: UserId = bob_id.parse().unwrap();
+    members::set_roles(&app.db, &ada, &client, org.id, bob_id, &[OrgRole::Admin]).await.unwrap();
+    let ada_id: UserId = org.admin_id.parse().unwrap();
+    let refused =
+        members::set_roles(&app.db, &bob, &client, org.id, ada_id, &[OrgRole::Member]).await.unwrap_err();
+    assert!(matches!(refused, AppError::Conflict { .. }), "{refused:?}");
+    assert!(refused.to_string().contains("last member of the Enterprise Account"), "{refused}");
+    assert!(enterprise::of_user(&app.db, ada_id).await.unwrap().is_some(), "nothing changed");
+
     // Membership checked when used, not only when granted: a role removed behind the rules' back.
     sqlx::query("DELETE FROM org_member_roles WHERE user_id = $1 AND role = 'admin'")
         .bind(&org.admin_id)
@@ -482,20 +492,7 @@ async fn a_key_made_while_its_owner_is_removed_does_not_survive(app: TestApp) {
 
     for round in 0..30 {
         if round > 0 {
-            let invitee = members::Invitee { email: "grace@example.com", roles: &[OrgRole::Member] };
-            members::invite(
-                &app.db,
-                &app.state.throttle,
-                &ada,
-                &Client::default(),
-                org.id,
-                "http://chancery.test",
-                invitee,
-            )
-            .await
-            .unwrap();
-            let token = app.emailed_token("grace@example.com").await;
-            members::accept(&app.db, &Client::default(), &token, &grace).await.unwrap();
+            rejoin(&app, &ada, org.id, &grace, OrgRole::Member).await;
         }
         let create = {
             let (db, ada) = (app.db.clone(), ada.clone());
@@ -541,20 +538,7 @@ async fn a_key_rotated_while_its_rotator_is_removed_does_not_survive(app: TestAp
     let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
     for round in 0..30 {
         if round > 0 {
-            let invitee = members::Invitee { email: "bob@example.com", roles: &[OrgRole::Admin] };
-            members::invite(
-                &app.db,
-                &app.state.throttle,
-                &ada,
-                &Client::default(),
-                org.id,
-                "http://chancery.test",
-                invitee,
-            )
-            .await
-            .unwrap();
-            let token = app.emailed_token("bob@example.com").await;
-            members::accept(&app.db, &Client::default(), &token, &bob).await.unwrap();
+            rejoin(&app, &ada, org.id, &bob, OrgRole::Admin).await;
         }
         let (_, graces_key) = key_for(&app, &admin_key, &org.default_workspace, &grace_id).await;
         let rotate = {
@@ -583,4 +567,22 @@ async fn a_key_rotated_while_its_rotator_is_removed_does_not_survive(app: TestAp
     .await
     .unwrap();
     assert_eq!(working, 0, "no rotated key outlived its rotator's removal");
+}
+
+/// `person`, removed, is invited back by `admin` with `role` and accepts.
+async fn rejoin(app: &TestApp, admin: &Actor, org: OrgId, person: &CurrentUser, role: OrgRole) {
+    let invitee = members::Invitee { email: &person.email, roles: &[role] };
+    members::invite(
+        &app.db,
+        &app.state.throttle,
+        admin,
+        &Client::default(),
+        org,
+        "http://chancery.test",
+        invitee,
+    )
+    .await
+    .unwrap();
+    let token = app.emailed_token(&person.email).await;
+    members::accept(&app.db, &Client::default(), &token, person).await.unwrap();
 }
