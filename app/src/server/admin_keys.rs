@@ -8,7 +8,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, Authority},
     db::Db,
-    secret_key,
+    lifecycle, secret_key,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -226,22 +226,8 @@ async fn mark_revoked(
         AuditEvent::new("admin_api_key.revoke", "admin_api_key", key).in_org(org_id),
     )
     .await?;
-    let invitations: Vec<(String,)> = sqlx::query_as(
-        "UPDATE invitations SET revoked_at = $1
-         WHERE org_id = $2 AND invited_by_type = 'admin_api_key' AND invited_by_id = $3
-           AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id",
-    )
-    .bind(now)
-    .bind(org_id)
-    .bind(key.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    for (id,) in invitations {
-        let event = AuditEvent::new("organization.invite.revoked", "invitation", id)
-            .in_org(org_id)
-            .with_details(serde_json::json!({ "reason": "inviter_lost_admin_role" }));
-        audit::record(&mut *conn, by, client, event).await?;
-    }
+    lifecycle::revoke_invitations_sent_by(conn, by, client, org_id, ("admin_api_key", &key.to_string()))
+        .await?;
     Ok(())
 }
 

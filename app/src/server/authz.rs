@@ -39,7 +39,6 @@ pub struct OrgAdmin {
 #[derive(Debug)]
 pub struct BillingManager {
     actor: Actor,
-    org_id: OrgId,
 }
 
 /// Proof that a person is an active member of an Enterprise Account and still
@@ -48,7 +47,6 @@ pub struct BillingManager {
 #[derive(Debug)]
 pub struct EnterpriseMember {
     actor: Actor,
-    enterprise: EnterpriseId,
     user: UserId,
 }
 
@@ -110,67 +108,33 @@ impl<T: Authority + ?Sized> Authority for &T {
         (**self).actor()
     }
 }
-impl Authority for OrgAdmin {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
+/// Every proof carries the actor it vouches for.
+macro_rules! vouch_for_actor {
+    ($($proof:ty),+) => {$(
+        impl Authority for $proof {
+            fn actor(&self) -> &Actor {
+                &self.actor
+            }
+        }
+    )+};
 }
-impl Authority for BillingManager {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-impl Authority for EnterpriseMember {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-impl Authority for PlatformOperator {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-impl Authority for OwnAccount {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-impl Authority for WorkspaceKeys {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-impl Authority for Automatic {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
+vouch_for_actor!(
+    OrgAdmin,
+    BillingManager,
+    EnterpriseMember,
+    PlatformOperator,
+    OwnAccount,
+    WorkspaceKeys,
+    Automatic
+);
 
 impl OrgAdmin {
-    pub fn actor(&self) -> &Actor {
-        &self.actor
-    }
-    pub fn org_id(&self) -> OrgId {
-        self.org_id
-    }
-}
-
-impl BillingManager {
-    pub fn actor(&self) -> &Actor {
-        &self.actor
-    }
     pub fn org_id(&self) -> OrgId {
         self.org_id
     }
 }
 
 impl EnterpriseMember {
-    pub fn actor(&self) -> &Actor {
-        &self.actor
-    }
-    pub fn enterprise(&self) -> EnterpriseId {
-        self.enterprise
-    }
     pub fn user(&self) -> UserId {
         self.user
     }
@@ -221,7 +185,7 @@ pub async fn billing_manager(
     if !capabilities(conn, actor, org_id).await?.manage_billing {
         return Err(AppError::NotFound);
     }
-    Ok(BillingManager { actor: actor.clone(), org_id })
+    Ok(BillingManager { actor: actor.clone() })
 }
 
 pub async fn enterprise_member(
@@ -242,7 +206,7 @@ pub async fn enterprise_member(
     if active == 0 || !is_admin_of_linked_org(conn, enterprise, user).await? {
         return Err(AppError::NotFound);
     }
-    Ok(EnterpriseMember { actor: actor.clone(), enterprise, user })
+    Ok(EnterpriseMember { actor: actor.clone(), user })
 }
 
 /// Whether `user` is an Admin of at least one Organization linked to `enterprise`:

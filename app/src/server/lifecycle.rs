@@ -24,7 +24,7 @@ use sqlx::AnyConnection;
 use super::{
     actor::Client,
     audit::{self, AuditEvent},
-    authz::{self, OrgAdmin},
+    authz::{self, Authority, OrgAdmin},
     enterprise,
 };
 use crate::{
@@ -64,8 +64,11 @@ pub async fn end_lost_access(
 ) -> AppResult<AccessEnded> {
     let still_admin = is_org_admin(conn, admin, user).await?;
     let api_keys_revoked = revoke_unreachable_keys(conn, admin, client, user).await?;
-    let invitations_revoked =
-        if still_admin { 0 } else { revoke_invitations_by(conn, admin, client, user).await? };
+    let invitations_revoked = if still_admin {
+        0
+    } else {
+        revoke_invitations_sent_by(conn, admin, client, admin.org_id(), ("user", &user.to_string())).await?
+    };
     let left_enterprise = if still_admin {
         false
     } else {
@@ -122,19 +125,24 @@ async fn revoke_unreachable_keys(
     Ok(keys.len() as i64)
 }
 
-async fn revoke_invitations_by(
+/// Revokes the pending invitations `inviter` (an actor's kind and id, as
+/// `invitations.invited_by_*` keep them) sent in `org_id`: they do not outlive
+/// its right to invite. Used for people and for Admin API keys alike.
+pub(super) async fn revoke_invitations_sent_by(
     conn: &mut AnyConnection,
-    admin: &OrgAdmin,
+    by: &impl Authority,
     client: &Client,
-    user: UserId,
+    org_id: OrgId,
+    inviter: (&str, &str),
 ) -> AppResult<i64> {
     let pending: Vec<(String, String)> = sqlx::query_as(
         "SELECT id, email FROM invitations
-         WHERE org_id = $1 AND invited_by_type = 'user' AND invited_by_id = $2
+         WHERE org_id = $1 AND invited_by_type = $2 AND invited_by_id = $3
            AND accepted_at IS NULL AND revoked_at IS NULL ORDER BY created_at, id",
     )
-    .bind(admin.org_id())
-    .bind(user.to_string())
+    .bind(org_id)
+    .bind(inviter.0)
+    .bind(inviter.1)
     .fetch_all(&mut *conn)
     .await?;
     let now = Timestamp::now();
@@ -145,9 +153,9 @@ async fn revoke_invitations_by(
             .execute(&mut *conn)
             .await?;
         let event = AuditEvent::new("organization.invite.revoked", "invitation", id)
-            .in_org(admin.org_id())
+            .in_org(org_id)
             .with_details(serde_json::json!({ "email": email, "reason": "inviter_lost_admin_role" }));
-        audit::record(&mut *conn, &admin, client, event).await?;
+        audit::record(&mut *conn, by, client, event).await?;
     }
     Ok(pending.len() as i64)
 }

@@ -49,6 +49,14 @@ async fn key_for(app: &TestApp, admin_key: &str, workspace: &str, owner: &str) -
     (created["key"].as_str().unwrap().to_string(), created["key_id"].as_str().unwrap().to_string())
 }
 
+/// A new workspace "Research", administered by `admin_id`; its id.
+async fn research_workspace(app: &TestApp, admin_key: &str, admin_id: &str) -> String {
+    let body = json!({ "name": "Research", "admin_user_id": admin_id });
+    let created = app.api("POST", "/api/admin/workspaces", admin_key, Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.json()["uuid"].as_str().unwrap().to_string()
+}
+
 async fn is_revoked(app: &TestApp, key_id: &str) -> bool {
     let (revoked_at,): (Option<i64>,) =
         sqlx::query_as("SELECT revoked_at FROM workspace_api_keys WHERE id = $1")
@@ -109,18 +117,7 @@ async fn a_removed_members_keys_stop_working_within_a_second(app: TestApp) {
 async fn losing_a_workspace_revokes_the_keys_held_there(app: TestApp) {
     let (mut org, admin_key, _) = billed(&app).await;
     let (_grace, grace_id) = app.join(&mut org, "grace@example.com", &["member"]).await;
-    let research = app
-        .api(
-            "POST",
-            "/api/admin/workspaces",
-            &admin_key,
-            Some(json!({ "name": "Research", "admin_user_id": org.admin_id })),
-        )
-        .await
-        .json()["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let research = research_workspace(&app, &admin_key, &org.admin_id).await;
     let add = json!({ "members": [{ "user_uuid": grace_id, "role_names": ["workspace_member"] }] });
     app.api("POST", &format!("/api/admin/workspaces/{research}/add-users"), &admin_key, Some(add)).await;
     let (_, in_research) = key_for(&app, &admin_key, &research, &grace_id).await;
@@ -473,18 +470,7 @@ async fn a_key_made_while_its_owner_is_removed_does_not_survive(app: TestApp) {
     let default: WorkspaceId = org.default_workspace.parse().unwrap();
 
     // Someone outside a workspace gets no key there.
-    let research = app
-        .api(
-            "POST",
-            "/api/admin/workspaces",
-            &admin_key,
-            Some(json!({ "name": "Research", "admin_user_id": org.admin_id })),
-        )
-        .await
-        .json()["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let research = research_workspace(&app, &admin_key, &org.admin_id).await;
     let body = json!({ "workspace_uuid": research, "user_id": grace_id, "name": "x" });
     let refused = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
