@@ -477,6 +477,8 @@ pub struct CatalogueModel {
     pub kind: ModelKind,
     pub input_micros_per_mtok: i64,
     pub output_micros_per_mtok: i64,
+    /// The most tokens one image in a request can cost; `None`: the model takes no images.
+    pub image_max_tokens: Option<i64>,
 }
 
 /// A workspace's limits and what it spent this month. `None` means no limit.

@@ -1,7 +1,7 @@
 //! Configuration: command-line flags, each with an environment variable and a default
 //! that runs Chancery on this machine with nothing else installed.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 
@@ -55,6 +55,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_UPSTREAM_KEY", hide_env_values = true, default_value = "")]
     pub upstream_key: String,
 
+    /// The longest the upstream may take to answer a request, in seconds. A request
+    /// that runs out is answered 504 and billed its whole hold.
+    #[arg(long, env = "CHANCERY_UPSTREAM_TIMEOUT_SECS", default_value_t = 120)]
+    pub upstream_timeout_secs: u64,
+
+    /// The longest a streamed answer may take, first byte to last, in seconds.
+    #[arg(long, env = "CHANCERY_UPSTREAM_STREAM_TIMEOUT_SECS", default_value_t = 600)]
+    pub upstream_stream_timeout_secs: u64,
+
     /// The sender of emails.
     #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
     pub mail_from: String,
@@ -68,8 +77,9 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn upstream(&self) -> Option<app::server::gateway::Upstream> {
         self.upstream_url.as_ref().map(|url| app::server::gateway::Upstream {
-            base_url: url.trim_end_matches('/').to_string(),
-            api_key: self.upstream_key.clone(),
+            timeout: Duration::from_secs(self.upstream_timeout_secs),
+            stream_timeout: Duration::from_secs(self.upstream_stream_timeout_secs),
+            ..app::server::gateway::Upstream::new(url, &self.upstream_key)
         })
     }
 

@@ -66,6 +66,10 @@ enum ModelsCommand {
         /// US dollars per million output tokens.
         #[arg(long, default_value = "0")]
         output_usd_per_mtok: String,
+        /// The most tokens one image costs on this model (a vision model's largest image);
+        /// without it, requests with images are refused for this model.
+        #[arg(long)]
+        image_max_tokens: Option<i64>,
     },
 }
 
@@ -150,11 +154,15 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Models(ModelsCommand::List(database)) => {
             let db = server::Db::connect_and_migrate(&database.database_url).await?;
-            println!("{:<28} {:<10} {:>14} {:>14}", "MODEL", "KIND", "INPUT $/MTOK", "OUTPUT $/MTOK");
+            println!(
+                "{:<28} {:<10} {:>14} {:>14} {:>17}",
+                "MODEL", "KIND", "INPUT $/MTOK", "OUTPUT $/MTOK", "IMAGE MAX TOKENS"
+            );
             for m in models::list(&db).await? {
                 let (input, output) =
                     (format_usd(m.input_micros_per_mtok), format_usd(m.output_micros_per_mtok));
-                println!("{:<28} {:<10} {input:>14} {output:>14}", m.id, m.kind.as_str());
+                let images = m.image_max_tokens.map_or_else(|| "no images".to_string(), |t| t.to_string());
+                println!("{:<28} {:<10} {input:>14} {output:>14} {images:>17}", m.id, m.kind.as_str());
             }
             Ok(())
         }
@@ -164,6 +172,7 @@ async fn run() -> anyhow::Result<()> {
             kind,
             input_usd_per_mtok,
             output_usd_per_mtok,
+            image_max_tokens,
         }) => {
             let db = server::Db::connect_and_migrate(&database.database_url).await?;
             let kind =
@@ -173,6 +182,7 @@ async fn run() -> anyhow::Result<()> {
                 kind,
                 input_micros_per_mtok: parse_usd("input_usd_per_mtok", &input_usd_per_mtok)?,
                 output_micros_per_mtok: parse_usd("output_usd_per_mtok", &output_usd_per_mtok)?,
+                image_max_tokens,
             };
             models::set(&db, &Actor::Operator, &Client::default(), model).await?;
             println!("Model {id} saved.");

@@ -14,21 +14,22 @@ use crate::{
     time::Timestamp,
 };
 
-type ModelRow = (String, String, i64, i64);
+type ModelRow = (String, String, i64, i64, Option<i64>);
 
-fn model((id, kind, input, output): ModelRow) -> CatalogueModel {
+fn model((id, kind, input, output, images): ModelRow) -> CatalogueModel {
     CatalogueModel {
         id,
         kind: ModelKind::parse(&kind).unwrap_or(ModelKind::Chat),
         input_micros_per_mtok: input,
         output_micros_per_mtok: output,
+        image_max_tokens: images,
     }
 }
 
 /// Every model, by id.
 pub async fn list(db: &Db) -> AppResult<Vec<CatalogueModel>> {
     let rows: Vec<ModelRow> = sqlx::query_as(
-        "SELECT id, kind, input_micros_per_mtok, output_micros_per_mtok FROM models ORDER BY id",
+        "SELECT id, kind, input_micros_per_mtok, output_micros_per_mtok, image_max_tokens FROM models ORDER BY id",
     )
     .fetch_all(db.pool())
     .await?;
@@ -61,18 +62,26 @@ pub async fn set(db: &Db, actor: &Actor, client: &Client, input: CatalogueModel)
     if input.input_micros_per_mtok < 0 || input.output_micros_per_mtok < 0 {
         return Err(AppError::invalid("price", "Prices cannot be negative."));
     }
+    if input.image_max_tokens.is_some_and(|t| !(1..=1_000_000).contains(&t)) {
+        return Err(AppError::invalid("image_max_tokens", "An image costs 1 to 1,000,000 tokens at most."));
+    }
+    if input.kind != ModelKind::Chat && input.image_max_tokens.is_some() {
+        return Err(AppError::invalid("image_max_tokens", "Only chat models take images."));
+    }
     let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, created_at)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, image_max_tokens, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO UPDATE SET kind = excluded.kind,
             input_micros_per_mtok = excluded.input_micros_per_mtok,
-            output_micros_per_mtok = excluded.output_micros_per_mtok",
+            output_micros_per_mtok = excluded.output_micros_per_mtok,
+            image_max_tokens = excluded.image_max_tokens",
     )
     .bind(id)
     .bind(input.kind.as_str())
     .bind(input.input_micros_per_mtok)
     .bind(input.output_micros_per_mtok)
+    .bind(input.image_max_tokens)
     .bind(Timestamp::now())
     .execute(&mut *tx)
     .await?;
@@ -80,6 +89,7 @@ pub async fn set(db: &Db, actor: &Actor, client: &Client, input: CatalogueModel)
         "kind": input.kind.as_str(),
         "input_micros_per_mtok": input.input_micros_per_mtok,
         "output_micros_per_mtok": input.output_micros_per_mtok,
+        "image_max_tokens": input.image_max_tokens,
     }));
     audit::record(&mut tx, &operator, client, event).await?;
     tx.commit().await?;

@@ -1,15 +1,19 @@
 //! The gateway's HTTP side: `/v1/models`, `/v1/chat/completions` and
-//! `/v1/embeddings` for workspace API keys. Each handler authenticates, admits
-//! the request (model, rate limit, budget hold), forwards it to the provider
-//! (an OpenAI-compatible upstream, or the built-in mock), settles the real cost
-//! and returns the provider's answer. Refusals are JSON in OpenAI's shape.
+//! `/v1/embeddings` for workspace API keys. Each call is authenticated, checked
+//! (`Call::parse`), admitted (model, rate limits, budget hold), forwarded to the
+//! provider (an OpenAI-compatible upstream, or the built-in mock) and settled
+//! with what the provider reports. Refusals are JSON in OpenAI's shape.
+//!
+//! Once forwarded, a call runs to its end in a task of its own: a caller who
+//! hangs up does not stop the provider, so the answer is still waited for (up
+//! to the upstream timeout) and billed.
 
 mod metered;
 mod provider;
 
 use app::{
     server::{
-        gateway::{GatewayError, Usage, DEFAULT_MAX_TOKENS, MAX_TOKENS_CAP},
+        gateway::{Call, Ending, Endpoint, GatewayError, Metered, Outcome, Reservation, Upstream, Usage},
         state::AppState,
     },
     time::Timestamp,
@@ -17,14 +21,18 @@ use app::{
 use axum::{
     body::{Body, Bytes},
     extract::State,
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use tokio::{sync::oneshot, time::Instant};
 
 use self::{metered::MeteredStream, provider::Answer};
+
+/// Set on an answer whose `max_tokens` was lowered to what the budget covers.
+pub const CLAMPED_MAX_TOKENS: HeaderName = HeaderName::from_static("chancery-clamped-max-tokens");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,15 +48,15 @@ pub fn bare_mock_routes() -> Router {
 }
 
 async fn bare_mock_chat(body: Bytes) -> Response {
-    let request = match parse_body(&body) {
+    let request = match serde_json::from_slice::<Map<String, Value>>(&body) {
         Ok(request) => request,
-        Err(err) => return Refused(err).into_response(),
+        Err(err) => return Refused(GatewayError::bad_request(err.to_string())).into_response(),
     };
-    match provider::chat(None, request, false).await {
+    match provider::send(None, Endpoint::ChatCompletions, request, false).await {
         Answer::Json { status, body } => {
             (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response()
         }
-        Answer::Stream(_) | Answer::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -65,7 +73,12 @@ impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         let err = self.0;
         let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({ "error": { "message": err.message, "type": err.kind(), "param": null, "code": err.code } });
+        let mut error =
+            json!({ "message": err.message, "type": err.kind(), "param": null, "code": err.code });
+        if let Some(tokens) = err.affordable_max_tokens {
+            error["affordable_max_tokens"] = json!(tokens);
+        }
+        let body = json!({ "error": error });
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = err.retry_after_secs {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -91,57 +104,12 @@ async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Resul
     Ok(Json(json!({ "object": "list", "data": data })))
 }
 
-fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, GatewayError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(GatewayError::bad_request("The body must be a JSON object.")),
-        Err(e) => Err(GatewayError::bad_request(format!("The body is not valid JSON: {e}"))),
-    }
-}
-
-fn model_of(body: &serde_json::Map<String, Value>) -> Result<String, GatewayError> {
-    match body.get("model") {
-        Some(Value::String(model)) if !model.trim().is_empty() => Ok(model.trim().to_string()),
-        _ => Err(GatewayError::bad_request("`model` is required.")),
-    }
-}
-
-/// An upper bound on the input's tokens: a token covers at least one byte.
-fn worst_input_tokens(input: Option<&Value>) -> i64 {
-    input.map(|v| v.to_string().len() as i64).unwrap_or(0)
-}
-
 async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refused> {
-    let now = Timestamp::now();
-    let caller = state.gateway.authenticate(bearer(&headers), now)?;
-    let mut request = parse_body(&body)?;
-    let model = model_of(&request)?;
-    if !matches!(request.get("messages"), Some(Value::Array(messages)) if !messages.is_empty()) {
-        return Err(GatewayError::bad_request("`messages` must be a non-empty array.").into());
-    }
-    let max_tokens = match request.get("max_tokens").or_else(|| request.get("max_completion_tokens")) {
-        None | Some(Value::Null) => DEFAULT_MAX_TOKENS,
-        Some(value) => match value.as_i64() {
-            Some(n) if (1..=MAX_TOKENS_CAP).contains(&n) => n,
-            _ => {
-                return Err(
-                    GatewayError::bad_request(format!("`max_tokens` must be 1 to {MAX_TOKENS_CAP}.")).into()
-                )
-            }
-        },
-    };
-    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let worst_input = worst_input_tokens(request.get("messages"));
-    let reservation = state.gateway.admit(&caller, &model, worst_input, max_tokens, now).await?;
-    // Reserve and forward the same ceiling: the provider never writes more than was held.
-    request.insert("max_tokens".into(), json!(max_tokens));
-    request.remove("max_completion_tokens");
-    let answer = provider::chat(state.upstream.as_ref(), request, stream).await;
-    Ok(respond(answer, reservation, worst_input))
+    call(state, &headers, Endpoint::ChatCompletions, &body).await
 }
 
 async fn embeddings(
@@ -149,58 +117,159 @@ async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refused> {
-    let now = Timestamp::now();
-    let caller = state.gateway.authenticate(bearer(&headers), now)?;
-    let request = parse_body(&body)?;
-    let model = model_of(&request)?;
-    let input = match request.get("input") {
-        Some(Value::String(_)) => request.get("input"),
-        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-            request.get("input")
-        }
-        _ => {
-            return Err(GatewayError::bad_request(
-                "`input` must be a string or a non-empty array of strings.",
-            )
-            .into())
-        }
-    };
-    let worst_input = worst_input_tokens(input);
-    let reservation = state.gateway.admit(&caller, &model, worst_input, 0, now).await?;
-    let answer = provider::embeddings(state.upstream.as_ref(), request).await;
-    Ok(respond(answer, reservation, worst_input))
+    call(state, &headers, Endpoint::Embeddings, &body).await
 }
 
-/// Settles the hold and turns the provider's answer into the response.
-fn respond(answer: Answer, reservation: app::server::gateway::Reservation, worst_input: i64) -> Response {
-    match answer {
-        Answer::Json { status, body } => {
-            let usage = usage_of(&body);
-            reservation.settle(usage, status);
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            (status, Json(body)).into_response()
-        }
-        Answer::Stream(chunks) => {
-            let metered = MeteredStream::new(chunks, reservation, worst_input);
-            Response::builder()
+async fn call(
+    state: AppState,
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Result<Response, Refused> {
+    let now = Timestamp::now();
+    let caller = state.gateway.authenticate(bearer(headers), now)?;
+    let call = Call::parse(endpoint, body)?;
+    let stream = call.stream;
+    let admitted = state.gateway.admit(&caller, call, now).await?;
+    let exchange =
+        Exchange { upstream: state.upstream.clone(), endpoint, stream, reservation: admitted.reservation };
+    let mut response = exchange.run(admitted.body).await;
+    if let Some(tokens) = admitted.clamped_to {
+        response.headers_mut().insert(CLAMPED_MAX_TOKENS, HeaderValue::from(tokens));
+    }
+    Ok(response)
+}
+
+/// One admitted call on its way to the provider and back.
+struct Exchange {
+    upstream: Option<Upstream>,
+    endpoint: Endpoint,
+    stream: bool,
+    reservation: Reservation,
+}
+
+impl Exchange {
+    /// Forwards `body` in a task of its own and waits for the response; if the
+    /// caller hangs up meanwhile, the task still settles the call.
+    async fn run(self, body: Map<String, Value>) -> Response {
+        let (respond, response) = oneshot::channel();
+        tokio::spawn(async move {
+            let response = self.forward(body, &respond).await;
+            let _ = respond.send(response);
+        });
+        response.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+
+    /// Sends `body` and settles the call by how it ended; `respond` is where
+    /// the response goes, closed if the caller hung up.
+    async fn forward(self, body: Map<String, Value>, respond: &oneshot::Sender<Response>) -> Response {
+        let Self { upstream, endpoint, stream, reservation } = self;
+        let hung_up = || respond.is_closed();
+        let timeout = match (&upstream, stream) {
+            (Some(upstream), true) => upstream.stream_timeout,
+            (Some(upstream), false) => upstream.timeout,
+            (None, _) => Upstream::DEFAULT_TIMEOUT,
+        };
+        let deadline = Instant::now() + timeout;
+        let sent =
+            tokio::time::timeout_at(deadline, provider::send(upstream.as_ref(), endpoint, body, stream));
+        let answer = match sent.await {
+            Ok(answer) => answer,
+            Err(_elapsed) => {
+                let status = if hung_up() { 499 } else { 504 };
+                let ending = Ending {
+                    metered: Metered::Unknown,
+                    outcome: Outcome::UpstreamTimeout,
+                    status,
+                    upstream_status: None,
+                };
+                reservation.settle(ending);
+                return upstream_failed(
+                    504,
+                    "upstream_timeout",
+                    "The model provider took too long to answer.",
+                );
+            }
+        };
+        match answer {
+            Answer::Unreachable => {
+                // Nothing was forwarded: the hold is released, nothing billed.
+                drop(reservation);
+                upstream_failed(502, "upstream_unreachable", "The model provider could not be reached.")
+            }
+            Answer::Broken { status } => {
+                let ending = Ending {
+                    metered: Metered::Unknown,
+                    outcome: Outcome::UpstreamError,
+                    status: if hung_up() { 499 } else { 502 },
+                    upstream_status: status,
+                };
+                reservation.settle(ending);
+                upstream_failed(502, "upstream_error", "The model provider's answer could not be read.")
+            }
+            Answer::Json { status, body } if (200..300).contains(&status) => {
+                let metered = match usage_of(&body) {
+                    Some(usage) => Metered::Reported(usage),
+                    None => Metered::Estimated(reservation.estimate(answer_bytes(&body))),
+                };
+                let (outcome, caller_status) =
+                    if hung_up() { (Outcome::ClientClosed, 499) } else { (Outcome::Ok, 200) };
+                reservation.settle(Ending {
+                    metered,
+                    outcome,
+                    status: caller_status,
+                    upstream_status: Some(status),
+                });
+                (StatusCode::OK, Json(body)).into_response()
+            }
+            Answer::Json { status, body } => {
+                // The provider's error stays here (it may name its account); the caller learns its kind only.
+                let code = body["error"]["code"].as_str().or(body["error"]["type"].as_str()).unwrap_or("");
+                tracing::warn!(status, code, model = reservation.model(), "upstream answered with an error");
+                // A provider bills what it reports, and an error usually reports nothing.
+                let metered = Metered::Reported(usage_of(&body).unwrap_or_default());
+                let ending = Ending {
+                    metered,
+                    outcome: Outcome::UpstreamError,
+                    status: if hung_up() { 499 } else { 502 },
+                    upstream_status: Some(status),
+                };
+                reservation.settle(ending);
+                upstream_failed(502, "upstream_error", "The model provider could not complete this request.")
+            }
+            Answer::Stream(chunks) => Response::builder()
                 .header(header::CONTENT_TYPE, "text/event-stream")
                 .header(header::CACHE_CONTROL, "no-cache")
-                .body(Body::from_stream(metered))
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-        Answer::Failed(message) => {
-            drop(reservation);
-            Refused(GatewayError { status: 502, code: "upstream_error", message, retry_after_secs: None })
-                .into_response()
+                .body(Body::from_stream(MeteredStream::new(chunks, reservation, deadline)))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         }
     }
 }
 
-/// `usage` of an OpenAI-shaped answer.
-pub(crate) fn usage_of(body: &Value) -> Usage {
-    let usage = &body["usage"];
-    Usage {
-        input_tokens: usage["prompt_tokens"].as_i64().unwrap_or(0),
-        output_tokens: usage["completion_tokens"].as_i64().unwrap_or(0),
-    }
+fn upstream_failed(status: u16, code: &'static str, message: &str) -> Response {
+    Refused(GatewayError::new(status, code, message)).into_response()
+}
+
+/// `usage` of an OpenAI-shaped answer or chunk, if it is a count at all:
+/// whole, non-negative `prompt_tokens` (and `completion_tokens`, when given).
+pub(crate) fn usage_of(body: &Value) -> Option<Usage> {
+    let usage = body.get("usage")?;
+    let input_tokens = usage.get("prompt_tokens")?.as_i64().filter(|n| *n >= 0)?;
+    let output_tokens = match usage.get("completion_tokens") {
+        None | Some(Value::Null) => 0,
+        Some(value) => value.as_i64().filter(|n| *n >= 0)?,
+    };
+    Some(Usage { input_tokens, output_tokens })
+}
+
+/// Bytes a completion wrote: its text and tool calls (a message or a stream's delta).
+pub(crate) fn output_bytes(message: &Value) -> usize {
+    let text = message["content"].as_str().map_or(0, str::len);
+    let tools = message.get("tool_calls").map_or(0, |calls| calls.to_string().len());
+    text + tools
+}
+
+/// Bytes of every completion in a whole answer.
+fn answer_bytes(body: &Value) -> usize {
+    body["choices"].as_array().map_or(0, |choices| choices.iter().map(|c| output_bytes(&c["message"])).sum())
 }

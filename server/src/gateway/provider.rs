@@ -4,22 +4,26 @@
 
 use std::{sync::OnceLock, time::Duration};
 
-use app::server::gateway::Upstream;
+use app::server::gateway::{Endpoint, Upstream};
 use axum::body::Bytes;
 use futures_util::{stream::BoxStream, StreamExt};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 pub enum Answer {
-    /// A whole answer, with the status to return.
+    /// A whole answer, success or error, with the provider's status.
     Json { status: u16, body: Value },
-    /// Server-sent events, passed on as they come.
+    /// A successful answer as server-sent events, passed on as they come.
     Stream(BoxStream<'static, Result<Bytes, std::io::Error>>),
-    /// The upstream could not be reached or answered nonsense.
-    Failed(String),
+    /// The provider could not be reached: nothing was forwarded.
+    Unreachable,
+    /// The request was sent but no usable answer came back (the connection
+    /// broke, or the answer was not JSON).
+    Broken { status: Option<u16> },
 }
 
-/// Shared by every upstream call: connections are pooled.
+/// Shared by every upstream call: connections are pooled. Each call's overall
+/// deadline is the caller's (`Upstream::timeout`, `stream_timeout`).
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
@@ -30,34 +34,34 @@ fn client() -> &'static reqwest::Client {
     })
 }
 
-pub async fn chat(upstream: Option<&Upstream>, mut request: Map<String, Value>, stream: bool) -> Answer {
-    match upstream {
-        None => mock_chat(&request, stream),
-        Some(upstream) => {
-            if stream {
-                // Ask for the final usage chunk, so a stream is billed what it used.
-                request.insert("stream_options".into(), json!({ "include_usage": true }));
-            }
-            forward(upstream, "chat/completions", Value::Object(request), stream).await
-        }
+/// Sends `request` to the provider of `endpoint`: the upstream, or the mock without one.
+pub async fn send(
+    upstream: Option<&Upstream>,
+    endpoint: Endpoint,
+    mut request: Map<String, Value>,
+    stream: bool,
+) -> Answer {
+    let Some(upstream) = upstream else {
+        return match endpoint {
+            Endpoint::ChatCompletions => mock_chat(&request, stream),
+            Endpoint::Embeddings => mock_embeddings(&request),
+        };
+    };
+    if stream {
+        // Ask for the final usage chunk, so a stream is billed what it used.
+        request.insert("stream_options".into(), json!({ "include_usage": true }));
     }
-}
-
-pub async fn embeddings(upstream: Option<&Upstream>, request: Map<String, Value>) -> Answer {
-    match upstream {
-        None => mock_embeddings(&request),
-        Some(upstream) => forward(upstream, "embeddings", Value::Object(request), false).await,
-    }
-}
-
-async fn forward(upstream: &Upstream, path: &str, body: Value, stream: bool) -> Answer {
-    let url = format!("{}/{path}", upstream.base_url.trim_end_matches('/'));
-    let sent = client().post(&url).bearer_auth(&upstream.api_key).json(&body).send().await;
+    let url = format!("{}/{}", upstream.base_url, endpoint.path());
+    let sent = client().post(&url).bearer_auth(&upstream.api_key).json(&request).send().await;
     let response = match sent {
         Ok(response) => response,
-        Err(error) => {
+        Err(error) if error.is_connect() => {
             tracing::warn!(%url, %error, "upstream unreachable");
-            return Answer::Failed("The model provider could not be reached.".into());
+            return Answer::Unreachable;
+        }
+        Err(error) => {
+            tracing::warn!(%url, %error, "upstream request failed after it was sent");
+            return Answer::Broken { status: None };
         }
     };
     let status = response.status().as_u16();
@@ -69,7 +73,7 @@ async fn forward(upstream: &Upstream, path: &str, body: Value, stream: bool) -> 
         Ok(body) => Answer::Json { status, body },
         Err(error) => {
             tracing::warn!(%url, status, %error, "upstream answer is not JSON");
-            Answer::Failed("The model provider's answer was not JSON.".into())
+            Answer::Broken { status: Some(status) }
         }
     }
 }

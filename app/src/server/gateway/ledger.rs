@@ -2,7 +2,9 @@
 //! per key, and
 //! this month's spend per workspace and organization with the holds of requests
 //! in flight. A request reserves its worst-case cost before it is forwarded and
-//! settles its real cost after, so concurrent requests cannot overspend.
+//! settles its real cost after, so concurrent requests cannot overspend. When
+//! the budgets cannot cover all a request wants, it may take what is left, down
+//! to the least it can use (the gateway then lowers its `max_tokens`).
 //!
 //! These counters belong to one process, right for one replica; several
 //! replicas share theirs in Redis (`shared.rs`), under the same rules.
@@ -28,12 +30,44 @@ pub enum RateScope {
     Key(ApiKeyId),
 }
 
-/// Why a request may not spend.
+/// Why a request may not spend. A budget refusal says how much money was
+/// left (`room`) under the limit that refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     RateLimited { scope: RateScope, retry_after_secs: u64 },
-    WorkspaceBudget,
-    OrgBudget,
+    WorkspaceBudget { room: i64 },
+    OrgBudget { room: i64 },
+}
+
+/// What a request asks to hold: `want` (its worst case), or at least `least`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub want: i64,
+    pub least: i64,
+}
+
+impl Hold {
+    /// A hold of exactly `amount`.
+    pub fn exactly(amount: i64) -> Self {
+        Self { want: amount, least: amount }
+    }
+
+    /// What to hold with `room` left under the tightest limit (`None`: no limit).
+    pub fn within(self, ws_room: Option<i64>, org_room: Option<i64>) -> Result<i64, Refusal> {
+        let room = ws_room.unwrap_or(i64::MAX).min(org_room.unwrap_or(i64::MAX));
+        if room >= self.want {
+            return Ok(self.want);
+        }
+        if room >= self.least {
+            return Ok(room);
+        }
+        // The limit with less room refused; the workspace's when they tie.
+        Err(if ws_room.is_some_and(|r| r == room) {
+            Refusal::WorkspaceBudget { room: room.max(0) }
+        } else {
+            Refusal::OrgBudget { room: room.max(0) }
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -78,16 +112,16 @@ impl Ledger {
     }
 
     /// Admits a request: under each per-minute limit (`None`: no limit) and
-    /// within both budgets, it is counted and its worst case held; refused,
-    /// nothing changes.
+    /// within both budgets, it is counted and what the budgets allow of `hold`
+    /// is held and returned; refused, nothing changes.
     pub fn admit(
         &mut self,
         rates: &[(RateScope, Option<i64>)],
         org: (OrgId, Option<i64>),
         workspace: (WorkspaceId, Option<i64>),
-        worst_case: i64,
+        hold: Hold,
         now: Timestamp,
-    ) -> Result<(), Refusal> {
+    ) -> Result<i64, Refusal> {
         let minute = minute_of(now);
         for &(scope, limit) in rates {
             let Some(limit) = limit else { continue };
@@ -99,7 +133,7 @@ impl Ledger {
                 return Err(Refusal::RateLimited { scope, retry_after_secs: seconds_to_next_minute(now) });
             }
         }
-        self.reserve(org, workspace, worst_case)?;
+        let held = self.reserve(org, workspace, hold)?;
         for &(scope, limit) in rates {
             if limit.is_some() {
                 let window = self.windows.entry(scope).or_insert((minute, 0));
@@ -109,35 +143,32 @@ impl Ledger {
                 window.1 += 1;
             }
         }
-        Ok(())
+        Ok(held)
     }
 
     fn committed(&self, scope: Scope) -> i64 {
         self.spent.get(&scope).copied().unwrap_or(0) + self.held.get(&scope).copied().unwrap_or(0)
     }
 
-    /// Holds `worst_case` micro-USD in the workspace and its organization if
-    /// both limits leave room for it; otherwise holds nothing.
+    /// Holds what both limits leave room for of `hold` in the workspace and its
+    /// organization, and returns it; otherwise holds nothing.
     pub fn reserve(
         &mut self,
         org: (OrgId, Option<i64>),
         workspace: (WorkspaceId, Option<i64>),
-        worst_case: i64,
-    ) -> Result<(), Refusal> {
+        hold: Hold,
+    ) -> Result<i64, Refusal> {
         let (org_scope, ws_scope) = (Scope::Org(org.0), Scope::Workspace(workspace.0));
-        if workspace.1.is_some_and(|limit| self.committed(ws_scope) + worst_case > limit) {
-            return Err(Refusal::WorkspaceBudget);
-        }
-        if org.1.is_some_and(|limit| self.committed(org_scope) + worst_case > limit) {
-            return Err(Refusal::OrgBudget);
-        }
+        let room = |scope, limit: Option<i64>| limit.map(|limit| limit - self.committed(scope));
+        let held = hold.within(room(ws_scope, workspace.1), room(org_scope, org.1))?;
         for scope in [org_scope, ws_scope] {
-            *self.held.entry(scope).or_default() += worst_case;
+            *self.held.entry(scope).or_default() += held;
         }
-        Ok(())
+        Ok(held)
     }
 
-    /// Releases a hold and books the real cost (zero to release only).
+    /// Releases a hold and books the real cost (zero to release only), which
+    /// may be more than the hold: what the provider reports is what was spent.
     pub fn settle(&mut self, org: OrgId, workspace: WorkspaceId, held: i64, cost: i64) {
         for scope in [Scope::Org(org), Scope::Workspace(workspace)] {
             let hold = self.held.entry(scope).or_default();
@@ -163,17 +194,47 @@ mod tests {
     fn holds_count_against_budgets_until_settled() {
         let (org, ws) = ids();
         let mut ledger = Ledger::new(Timestamp(0), HashMap::new());
+        let forty = Hold::exactly(40);
         // Budget 100: two holds of 40 fit, a third does not, whatever they will really cost.
-        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Ok(()));
-        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Ok(()));
-        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Err(Refusal::WorkspaceBudget));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), forty), Ok(40));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), forty), Ok(40));
+        assert_eq!(
+            ledger.reserve((org, None), (ws, Some(100)), forty),
+            Err(Refusal::WorkspaceBudget { room: 20 })
+        );
         // Settling at the real cost frees the rest of the hold.
         ledger.settle(org, ws, 40, 10);
-        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 40), Ok(()));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), forty), Ok(40));
         assert_eq!(ledger.spent(Scope::Workspace(ws)), 10);
         assert_eq!(ledger.spent(Scope::Org(org)), 10);
         // The organization's limit binds too.
-        assert_eq!(ledger.reserve((org, Some(50)), (ws, None), 1), Err(Refusal::OrgBudget));
+        assert_eq!(
+            ledger.reserve((org, Some(50)), (ws, None), Hold::exactly(1)),
+            Err(Refusal::OrgBudget { room: 0 })
+        );
+    }
+
+    #[test]
+    fn a_request_takes_what_is_left_down_to_its_least() {
+        let (org, ws) = ids();
+        let mut ledger = Ledger::default();
+        let hold = Hold { want: 60, least: 15 };
+        assert_eq!(ledger.reserve((org, Some(1_000)), (ws, Some(100)), hold), Ok(60));
+        assert_eq!(ledger.reserve((org, Some(1_000)), (ws, Some(100)), hold), Ok(40), "what is left");
+        // A cost above the hold is booked as reported: the budget then reads above its limit.
+        ledger.settle(org, ws, 40, 55);
+        assert_eq!(ledger.spent(Scope::Workspace(ws)), 55);
+        assert_eq!(
+            ledger.reserve((org, Some(1_000)), (ws, Some(100)), hold),
+            Err(Refusal::WorkspaceBudget { room: 0 })
+        );
+        // The tighter limit decides.
+        assert_eq!(Hold { want: 60, least: 15 }.within(Some(50), Some(20)), Ok(20));
+        assert_eq!(
+            Hold { want: 60, least: 15 }.within(Some(50), Some(10)),
+            Err(Refusal::OrgBudget { room: 10 })
+        );
+        assert_eq!(Hold { want: 60, least: 15 }.within(None, None), Ok(60));
     }
 
     #[test]
@@ -182,9 +243,13 @@ mod tests {
         let mut spent = HashMap::new();
         spent.insert(Scope::Workspace(ws), 100);
         let mut ledger = Ledger::new(Timestamp(0), spent);
-        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 1), Err(Refusal::WorkspaceBudget));
+        let one = Hold::exactly(1);
+        assert_eq!(
+            ledger.reserve((org, None), (ws, Some(100)), one),
+            Err(Refusal::WorkspaceBudget { room: 0 })
+        );
         ledger.roll_over(Timestamp(1));
-        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), 1), Ok(()));
+        assert_eq!(ledger.reserve((org, None), (ws, Some(100)), one), Ok(1));
     }
 
     #[test]
@@ -193,13 +258,14 @@ mod tests {
         let mut ledger = Ledger::default();
         let at = |ms: i64| Timestamp(10 * MINUTE_MS + ms);
         let scope = RateScope::Workspace(ws);
-        let mut admit =
-            |limit: Option<i64>, now| ledger.admit(&[(scope, limit)], (org, None), (ws, None), 0, now);
-        assert_eq!(admit(Some(2), at(0)), Ok(()));
-        assert_eq!(admit(Some(2), at(1_000)), Ok(()));
+        let mut admit = |limit: Option<i64>, now| {
+            ledger.admit(&[(scope, limit)], (org, None), (ws, None), Hold::exactly(0), now)
+        };
+        assert_eq!(admit(Some(2), at(0)), Ok(0));
+        assert_eq!(admit(Some(2), at(1_000)), Ok(0));
         assert_eq!(admit(Some(2), at(15_500)), Err(Refusal::RateLimited { scope, retry_after_secs: 45 }));
-        assert_eq!(admit(Some(2), at(MINUTE_MS)), Ok(()), "the next minute");
-        assert_eq!(admit(None, at(MINUTE_MS + 1)), Ok(()), "no limit");
+        assert_eq!(admit(Some(2), at(MINUTE_MS)), Ok(0), "the next minute");
+        assert_eq!(admit(None, at(MINUTE_MS + 1)), Ok(0), "no limit");
     }
 
     #[test]
@@ -209,18 +275,25 @@ mod tests {
         let mut ledger = Ledger::default();
         let now = Timestamp(0);
         let rates = [(RateScope::Workspace(ws), Some(3)), (key, Some(1))];
-        assert_eq!(ledger.admit(&rates, (org, None), (ws, None), 0, now), Ok(()));
+        let nothing = Hold::exactly(0);
+        assert_eq!(ledger.admit(&rates, (org, None), (ws, None), nothing, now), Ok(0));
         assert!(matches!(
-            ledger.admit(&rates, (org, None), (ws, None), 0, now),
+            ledger.admit(&rates, (org, None), (ws, None), nothing, now),
             Err(Refusal::RateLimited { scope, .. }) if scope == key
         ));
         // Another key of the workspace still has the workspace's two left.
         let other =
             [(RateScope::Workspace(ws), Some(3)), (RateScope::Key(ApiKeyId(uuid::Uuid::from_u128(4))), None)];
-        assert_eq!(ledger.admit(&other, (org, None), (ws, None), 0, now), Ok(()));
+        assert_eq!(ledger.admit(&other, (org, None), (ws, None), nothing, now), Ok(0));
         // A budget refusal leaves the minute's count alone.
-        assert_eq!(ledger.admit(&other, (org, None), (ws, Some(0)), 1, now), Err(Refusal::WorkspaceBudget));
-        assert_eq!(ledger.admit(&other, (org, None), (ws, None), 0, now), Ok(()));
-        assert!(ledger.admit(&other, (org, None), (ws, None), 0, now).is_err(), "3 in all for the workspace");
+        assert_eq!(
+            ledger.admit(&other, (org, None), (ws, Some(0)), Hold::exactly(1), now),
+            Err(Refusal::WorkspaceBudget { room: 0 })
+        );
+        assert_eq!(ledger.admit(&other, (org, None), (ws, None), nothing, now), Ok(0));
+        assert!(
+            ledger.admit(&other, (org, None), (ws, None), nothing, now).is_err(),
+            "3 in all for the workspace"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Usage metering. The request path hands a `UsageEvent` to a bounded queue;
-//! one task writes them in batches (raw rows, hourly roll-ups, keys' last use)
-//! and announces spending alerts at 80% and 100% of a limit, by email and in
-//! the audit log.
+//! one task writes them in batches (raw rows, hourly roll-ups, keys' last use),
+//! audits requests that cost more than was held for them, and announces
+//! spending alerts at 80% and 100% of a limit, by email and in the audit log.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -16,6 +16,7 @@ use crate::{
         authz,
         billing::month_start,
         db::Db,
+        gateway::Outcome,
         mail,
     },
     time::Timestamp,
@@ -24,14 +25,22 @@ use crate::{
 /// One request through the gateway.
 #[derive(Clone, Debug)]
 pub struct UsageEvent {
+    /// Unique: an event written twice is counted once.
+    pub id: uuid::Uuid,
     pub at: Timestamp,
     pub org_id: OrgId,
     pub workspace_id: WorkspaceId,
     pub key_id: ApiKeyId,
     pub model: String,
+    /// The HTTP status the caller got.
     pub status: u16,
+    pub outcome: Outcome,
+    pub upstream_status: Option<u16>,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// The tokens are Chancery's estimate: the provider reported none.
+    pub usage_estimated: bool,
+    pub held_micros: i64,
     pub cost_micros: i64,
     pub latency_ms: i64,
 }
@@ -132,24 +141,37 @@ async fn write(
     let mut hourly: HashMap<HourKey, HourTotals> = HashMap::new();
     let mut last_used: HashMap<ApiKeyId, Timestamp> = HashMap::new();
     for e in batch {
-        sqlx::query(
-            "INSERT INTO usage_events (id, at, org_id, workspace_id, key_id, model, status, input_tokens,
-                 output_tokens, cost_micros, latency_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        let inserted = sqlx::query(
+            "INSERT INTO usage_events (id, at, org_id, workspace_id, key_id, model, status, outcome,
+                 upstream_status, input_tokens, output_tokens, usage_estimated, held_micros, cost_micros,
+                 latency_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (id) DO NOTHING",
         )
-        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(e.id.to_string())
         .bind(e.at)
         .bind(e.org_id)
         .bind(e.workspace_id)
         .bind(e.key_id)
         .bind(&e.model)
         .bind(i64::from(e.status))
+        .bind(e.outcome.as_str())
+        .bind(e.upstream_status.map(i64::from))
         .bind(e.input_tokens)
         .bind(e.output_tokens)
+        .bind(i64::from(e.usage_estimated))
+        .bind(e.held_micros)
         .bind(e.cost_micros)
         .bind(e.latency_ms)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            // Written before (a replayed spool): already counted.
+            continue;
+        }
+        if e.cost_micros > e.held_micros {
+            audit_overrun(&mut tx, e).await?;
+        }
         let row = hourly
             .entry((hour_start(e.at), e.workspace_id, e.key_id, &e.model))
             .or_insert((e.org_id, [0; 5]));
@@ -210,6 +232,25 @@ async fn write(
         alert_if_crossed(&mut tx, *org, *workspace, limit, true).await?;
     }
     tx.commit().await
+}
+
+/// A request cost more than was held for it: the provider reported more than
+/// the gateway's bound. It is booked all the same, and said here.
+async fn audit_overrun(conn: &mut sqlx::AnyConnection, e: &UsageEvent) -> Result<(), sqlx::Error> {
+    tracing::warn!(key = %e.key_id, model = %e.model, held = e.held_micros, booked = e.cost_micros, "usage overran its hold");
+    let event = AuditEvent::new("gateway.overrun", "api_key", e.key_id.to_string())
+        .in_org(e.org_id)
+        .with_details(serde_json::json!({
+            "workspace_id": e.workspace_id,
+            "model": e.model,
+            "held": format_usd(e.held_micros),
+            "booked": format_usd(e.cost_micros),
+            "held_micros": e.held_micros,
+            "booked_micros": e.cost_micros,
+            "input_tokens": e.input_tokens,
+            "output_tokens": e.output_tokens,
+        }));
+    audit::record(conn, &authz::automatic(), &Client::default(), event).await
 }
 
 /// Announces, once per month each, that spend reached 80% or 100% of a limit

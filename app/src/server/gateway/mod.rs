@@ -1,12 +1,14 @@
 //! The gateway's rules: who may call which model, within which limits, and what
-//! it costs. The HTTP adapter (in the server crate) reads the request, asks
-//! `authorize` and `reserve` here, forwards to a provider, then settles.
+//! it costs. The HTTP adapter (in the server crate) asks `authenticate` and
+//! `admit` here, forwards what `admit` returns to a provider, then settles the
+//! `Reservation` with how the request ended.
 //!
 //! Nothing here touches the database on a request: keys and limits come from a
 //! snapshot reloaded within 500 ms of a change; counters live in this process's
 //! `Ledger`, or in Redis when several replicas share them; usage goes to the
 //! meter's queue.
 
+pub mod call;
 pub mod ledger;
 pub mod meter;
 pub mod shared;
@@ -21,10 +23,12 @@ use std::{
     time::Duration,
 };
 
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+pub use self::call::{Call, Endpoint, Quote, DEFAULT_MAX_TOKENS, MAX_TOKENS_CAP};
 use self::{
-    ledger::{Ledger, RateScope, Refusal, Scope},
+    ledger::{Hold, Ledger, RateScope, Refusal, Scope},
     meter::{MeterMessage, UsageEvent},
     shared::{Admission, SharedCounters},
     snapshot::Snapshot,
@@ -34,16 +38,11 @@ use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, WorkspaceId},
     model::CatalogueModel,
-    money::token_cost,
     time::Timestamp,
 };
 
 /// How often each replica checks whether keys, limits or prices changed.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
-/// The output tokens reserved when a request names no `max_tokens`.
-pub const DEFAULT_MAX_TOKENS: i64 = 4_096;
-/// The most output tokens a request may ask for (and so reserve).
-pub const MAX_TOKENS_CAP: i64 = 131_072;
 
 /// A refusal, in the OpenAI/Mistral error shape: status, `code`, message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,11 +51,13 @@ pub struct GatewayError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// For a budget refusal: the `max_tokens` the budget still covers (0: not even the input).
+    pub affordable_max_tokens: Option<i64>,
 }
 
 impl GatewayError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after_secs: None }
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after_secs: None, affordable_max_tokens: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -90,12 +91,12 @@ impl From<Refusal> for GatewayError {
                     },
                 )
             },
-            Refusal::WorkspaceBudget => Self::new(
+            Refusal::WorkspaceBudget { .. } => Self::new(
                 429,
                 "workspace_spend_limit_exceeded",
                 "This workspace's monthly budget does not cover this request.",
             ),
-            Refusal::OrgBudget => Self::new(
+            Refusal::OrgBudget { .. } => Self::new(
                 429,
                 "organization_spend_limit_exceeded",
                 "The organization's monthly spending limit does not cover this request.",
@@ -125,11 +126,57 @@ impl Caller {
     }
 }
 
-/// Tokens a request used (or, for a cut stream, had used when it was cut).
+/// Tokens a request used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: i64,
     pub output_tokens: i64,
+}
+
+/// How a forwarded request ended, as its usage row says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The provider answered and the caller took the answer.
+    Ok,
+    /// The caller hung up; the provider's answer was still waited for.
+    ClientClosed,
+    /// The provider did not finish within the upstream timeout.
+    UpstreamTimeout,
+    /// The provider answered with an error, or broke off.
+    UpstreamError,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ClientClosed => "client_closed",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+/// What a forwarded request used, as far as the gateway can know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metered {
+    /// The provider's own count.
+    Reported(Usage),
+    /// The provider answered without a usable count: Chancery's estimate.
+    Estimated(Usage),
+    /// Nothing to count from (no answer, or one cut off): the whole hold is billed.
+    Unknown,
+}
+
+/// How a forwarded request ended: what it used, and what the caller was told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    pub metered: Metered,
+    pub outcome: Outcome,
+    /// The HTTP status the caller got (499 when they hung up first).
+    pub status: u16,
+    /// The provider's HTTP status, when it answered.
+    pub upstream_status: Option<u16>,
 }
 
 /// An OpenAI-compatible API the gateway forwards to (Mistral's, vLLM, Ollama...).
@@ -138,11 +185,35 @@ pub struct Upstream {
     /// Up to and including `/v1`, e.g. `https://api.mistral.ai/v1`.
     pub base_url: String,
     pub api_key: String,
+    /// The longest a whole answer may take.
+    pub timeout: Duration,
+    /// The longest a streamed answer may take, first byte to last.
+    pub stream_timeout: Duration,
+}
+
+impl Upstream {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+    pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// An upstream with the default timeouts.
+    pub fn new(base_url: &str, api_key: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: api_key.to_string(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            stream_timeout: Self::DEFAULT_STREAM_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("base_url", &self.base_url).field("api_key", &"***").finish()
+        f.debug_struct("Upstream")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"***")
+            .field("timeout", &self.timeout)
+            .field("stream_timeout", &self.stream_timeout)
+            .finish()
     }
 }
 
@@ -151,15 +222,46 @@ pub struct Gateway {
     snapshot: RwLock<Arc<Snapshot>>,
     counters: Counters,
     meter: mpsc::Sender<MeterMessage>,
+    /// Calls admitted and not yet settled, and settlements not yet counted in
+    /// Redis: what `flush` waits for.
+    unsettled: Unsettled,
 }
 
 /// Where requests and money are counted.
 enum Counters {
     /// One replica: in this process.
     Local(Mutex<Ledger>),
-    /// Several replicas: in Redis. Settlements run as tasks; `pending` counts
-    /// them so `flush` can wait for them.
-    Shared { redis: SharedCounters, pending: AtomicUsize, settled: Notify },
+    /// Several replicas: in Redis (settlements run as tasks).
+    Shared(SharedCounters),
+}
+
+/// A count of work under way that can be waited out.
+#[derive(Default)]
+struct Unsettled {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+impl Unsettled {
+    fn begin(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.none_left.notify_waiters();
+        }
+    }
+
+    async fn none_left(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -174,14 +276,20 @@ impl Gateway {
     pub async fn start(db: Db, shared: Option<SharedCounters>) -> AppResult<Arc<Self>> {
         let snapshot = Arc::new(Snapshot::load(&db).await?);
         let counters = match shared {
-            Some(redis) => Counters::Shared { redis, pending: AtomicUsize::new(0), settled: Notify::new() },
+            Some(redis) => Counters::Shared(redis),
             None => {
                 let month = month_start(Timestamp::now());
                 Counters::Local(Mutex::new(Ledger::new(month, month_spend(&db, month).await?)))
             }
         };
         let (meter, queue) = mpsc::channel(meter::QUEUE_CAPACITY);
-        let gateway = Arc::new(Self { db: db.clone(), snapshot: RwLock::new(snapshot), counters, meter });
+        let gateway = Arc::new(Self {
+            db: db.clone(),
+            snapshot: RwLock::new(snapshot),
+            counters,
+            meter,
+            unsettled: Unsettled::default(),
+        });
         let weak = Arc::downgrade(&gateway);
         let limits_of: meter::LimitsOf = Box::new(move |org, workspace| match weak.upgrade() {
             Some(gateway) => {
@@ -207,17 +315,10 @@ impl Gateway {
         Ok(())
     }
 
-    /// Waits until every settlement and usage event so far is written.
+    /// Waits until every call admitted so far is settled (those still at the
+    /// provider included) and its usage written.
     pub async fn flush(&self) {
-        if let Counters::Shared { pending, settled, .. } = &self.counters {
-            loop {
-                let notified = settled.notified();
-                if pending.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                notified.await;
-            }
-        }
+        self.unsettled.none_left().await;
         let (done, written) = oneshot::channel();
         if self.meter.send(MeterMessage::Flush(done)).await.is_ok() {
             let _ = written.await;
@@ -292,35 +393,34 @@ impl Gateway {
         models
     }
 
-    /// Admits one request for `model`: the model is known and allowed, the
-    /// workspace is under its requests-per-minute limit, and the worst case
-    /// (every input byte a token, and `max_output_tokens`) fits the budgets.
-    /// The hold is released or settled by the returned `Reservation`.
+    /// Admits one call: the model is known, serves the call's endpoint and is
+    /// allowed; the workspace and key are under their requests-per-minute
+    /// limits; and the budgets hold the call's worst case, or, when they cannot,
+    /// as much as they have left down to the clamp floor, with `max_tokens`
+    /// lowered to what that covers. The hold is settled by the `Reservation`.
     pub async fn admit(
         self: &Arc<Self>,
         caller: &Caller,
-        model: &str,
-        worst_input_tokens: i64,
-        max_output_tokens: i64,
+        call: Call,
         now: Timestamp,
-    ) -> Result<Reservation, GatewayError> {
+    ) -> Result<Admitted, GatewayError> {
         let snapshot = self.current();
-        let price = snapshot.models.get(model).cloned().ok_or_else(|| {
+        let model = snapshot.models.get(&call.model).cloned().ok_or_else(|| {
             GatewayError::new(
                 404,
                 "model_not_found",
-                format!("The model {model} does not exist. GET /v1/models lists yours."),
+                format!("The model {} does not exist. GET /v1/models lists yours.", call.model),
             )
         })?;
-        if !caller.may_use(model) {
+        if !caller.may_use(&model.id) {
             return Err(GatewayError::new(
                 403,
                 "model_not_allowed",
-                format!("This API key may not use {model}."),
+                format!("This API key may not use {}.", model.id),
             ));
         }
-        let worst = token_cost(worst_input_tokens, price.input_micros_per_mtok)
-            + token_cost(max_output_tokens, price.output_micros_per_mtok);
+        let quote = call.quote(&model)?;
+        let hold = Hold { want: quote.wanted(), least: quote.least() };
         let month = month_start(now);
         let admitted = match &self.counters {
             Counters::Local(ledger) => {
@@ -334,34 +434,54 @@ impl Gateway {
                     &rates,
                     (caller.org_id, caller.org_limit),
                     (caller.workspace_id, caller.workspace_budget),
-                    worst,
+                    hold,
                     now,
                 )
             }
-            Counters::Shared { redis, .. } => self.admit_shared(redis, caller, worst, month, now).await?,
+            Counters::Shared(redis) => self.admit_shared(redis, caller, hold, month, now).await?,
         };
-        if let Err(refusal) = admitted {
-            let budget_of = match refusal {
-                Refusal::WorkspaceBudget => Some(Some(caller.workspace_id)),
-                Refusal::OrgBudget => Some(None),
-                Refusal::RateLimited { .. } => None,
-            };
-            if let Some(workspace_id) = budget_of {
-                // The alert is written off the request path; a full queue only delays it to the next refusal.
-                let _ =
-                    self.meter.try_send(MeterMessage::BudgetReached { org_id: caller.org_id, workspace_id });
-            }
-            return Err(refusal.into());
-        }
-        Ok(Reservation {
+        let held = match admitted {
+            Ok(held) => held,
+            Err(refusal) => return Err(self.refused(caller, &quote, refusal)),
+        };
+        let max_tokens = if held >= hold.want { quote.max_tokens } else { quote.affordable_max_tokens(held) };
+        let clamped_to = (max_tokens < quote.max_tokens).then_some(max_tokens);
+        self.unsettled.begin();
+        let reservation = Reservation {
+            id: uuid::Uuid::new_v4(),
             gateway: self.clone(),
             caller: caller.clone(),
-            price,
-            held: worst,
+            model: model.id.clone(),
+            quote,
+            max_tokens,
+            held,
             month,
             started: now,
             settled: false,
-        })
+        };
+        Ok(Admitted { body: call.into_upstream_body(&model.id, max_tokens), reservation, clamped_to })
+    }
+
+    /// The refusal for the caller; a budget refusal also raises the 100% alert
+    /// and says which `max_tokens` the budget still covers.
+    fn refused(&self, caller: &Caller, quote: &Quote, refusal: Refusal) -> GatewayError {
+        let (workspace_id, room) = match refusal {
+            Refusal::WorkspaceBudget { room } => (Some(caller.workspace_id), room),
+            Refusal::OrgBudget { room } => (None, room),
+            Refusal::RateLimited { .. } => return refusal.into(),
+        };
+        // The alert is written off the request path; a full queue only delays it to the next refusal.
+        let _ = self.meter.try_send(MeterMessage::BudgetReached { org_id: caller.org_id, workspace_id });
+        let mut error = GatewayError::from(refusal);
+        if quote.max_tokens > 0 {
+            let affordable = quote.affordable_max_tokens(room);
+            error.affordable_max_tokens = Some(affordable);
+            error.message = match affordable {
+                0 => format!("{} Not even the input fits in what is left.", error.message),
+                n => format!("{} What is left covers `max_tokens` up to {n}.", error.message),
+            };
+        }
+        error
     }
 
     /// `admit`'s check and hold in Redis; a month not counted there yet is
@@ -370,10 +490,10 @@ impl Gateway {
         &self,
         redis: &SharedCounters,
         caller: &Caller,
-        worst: i64,
+        hold: Hold,
         month: Timestamp,
         now: Timestamp,
-    ) -> Result<Result<(), Refusal>, GatewayError> {
+    ) -> Result<Result<i64, Refusal>, GatewayError> {
         let unavailable = |_| {
             GatewayError::new(
                 503,
@@ -388,13 +508,13 @@ impl Gateway {
                     (caller.org_id, caller.org_limit),
                     (caller.workspace_id, caller.workspace_requests_per_minute, caller.workspace_budget),
                     (caller.key_id, caller.key_requests_per_minute),
-                    worst,
+                    hold,
                     now,
                 )
                 .await
                 .map_err(unavailable)?;
             match admission {
-                Admission::Admitted => return Ok(Ok(())),
+                Admission::Admitted(held) => return Ok(Ok(held)),
                 Admission::Refused(refusal) => return Ok(Err(refusal)),
                 Admission::Cold => {
                     for scope in [Scope::Org(caller.org_id), Scope::Workspace(caller.workspace_id)] {
@@ -413,7 +533,7 @@ impl Gateway {
             Counters::Local(ledger) => {
                 Ok(ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).spent(scope))
             }
-            Counters::Shared { redis, .. } => redis.spent(month_start(Timestamp::now()), scope).await,
+            Counters::Shared(redis) => redis.spent(month_start(Timestamp::now()), scope).await,
         }
     }
 
@@ -426,8 +546,8 @@ impl Gateway {
                 held,
                 cost,
             ),
-            Counters::Shared { redis, pending, .. } => {
-                pending.fetch_add(1, Ordering::AcqRel);
+            Counters::Shared(redis) => {
+                self.unsettled.begin();
                 let (redis, org, workspace) = (redis.clone(), caller.org_id, caller.workspace_id);
                 let gateway = self.clone();
                 tokio::spawn(async move {
@@ -441,23 +561,35 @@ impl Gateway {
                         }
                         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                     }
-                    if let Counters::Shared { pending, settled, .. } = &gateway.counters {
-                        pending.fetch_sub(1, Ordering::AcqRel);
-                        settled.notify_waiters();
-                    }
+                    gateway.unsettled.end();
                 });
             }
         }
     }
 }
 
-/// A request's hold on the budgets. `settle` books the real cost and meters the
-/// request; dropped unsettled (the handler failed before a provider answered),
-/// it releases the hold and bills nothing.
+/// What `admit` let through: the body to forward and its hold.
+pub struct Admitted {
+    pub reservation: Reservation,
+    /// The request for the provider, with the catalogue's model id and the held `max_tokens`.
+    pub body: Map<String, Value>,
+    /// The `max_tokens` forwarded, when the budget covered less than was asked.
+    pub clamped_to: Option<i64>,
+}
+
+/// A request's hold on the budgets. `settle` books what the request used and
+/// meters it; dropped unsettled (nothing was forwarded), it releases the hold
+/// and bills nothing.
 pub struct Reservation {
+    /// The usage event's id.
+    id: uuid::Uuid,
     gateway: Arc<Gateway>,
     caller: Caller,
-    price: CatalogueModel,
+    /// The catalogue's id of the model.
+    model: String,
+    quote: Quote,
+    /// The `max_tokens` forwarded (per completion).
+    max_tokens: i64,
     held: i64,
     /// The month whose budgets hold it.
     month: Timestamp,
@@ -467,28 +599,49 @@ pub struct Reservation {
 
 impl Reservation {
     pub fn model(&self) -> &str {
-        &self.price.id
+        &self.model
     }
 
-    /// Books `usage` (its cost never above the hold: the hold was the worst case)
-    /// and queues the usage event.
-    pub fn settle(mut self, usage: Usage, status: u16) -> i64 {
+    /// Chancery's estimate of a call's usage, for an answer of `output_bytes`
+    /// that came without the provider's count.
+    pub fn estimate(&self, output_bytes: usize) -> Usage {
+        self.quote.estimate(output_bytes, self.max_tokens)
+    }
+
+    /// Books what the request used, as reported even above the hold (then
+    /// audited as an overrun), or the whole hold when nothing can be counted;
+    /// queues the usage event and returns the cost booked.
+    pub fn settle(mut self, ending: Ending) -> i64 {
         self.settled = true;
-        let cost = (token_cost(usage.input_tokens, self.price.input_micros_per_mtok)
-            + token_cost(usage.output_tokens, self.price.output_micros_per_mtok))
-        .min(self.held);
+        let (usage, estimated) = match ending.metered {
+            Metered::Reported(usage) => (usage, false),
+            Metered::Estimated(usage) => (usage, true),
+            Metered::Unknown => (
+                Usage {
+                    input_tokens: self.quote.input_bound(),
+                    output_tokens: self.quote.output_bound(self.max_tokens),
+                },
+                false,
+            ),
+        };
+        let cost = self.quote.price(usage);
         let gateway = &self.gateway;
         gateway.settle_counters(&self.caller, self.month, self.held, cost);
         let now = Timestamp::now();
         let event = UsageEvent {
+            id: self.id,
             at: now,
             org_id: self.caller.org_id,
             workspace_id: self.caller.workspace_id,
             key_id: self.caller.key_id,
-            model: self.price.id.clone(),
-            status,
+            model: self.model.clone(),
+            status: ending.status,
+            outcome: ending.outcome,
+            upstream_status: ending.upstream_status,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
+            usage_estimated: estimated,
+            held_micros: self.held,
             cost_micros: cost,
             latency_ms: now.0 - self.started.0,
         };
@@ -510,6 +663,7 @@ impl Drop for Reservation {
         if !self.settled {
             self.gateway.settle_counters(&self.caller, self.month, self.held, 0);
         }
+        self.gateway.unsettled.end();
     }
 }
 

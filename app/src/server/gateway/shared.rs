@@ -9,7 +9,7 @@
 
 use redis::{aio::ConnectionManager, Script};
 
-use super::ledger::{minute_of, seconds_to_next_minute, RateScope, Refusal, Scope};
+use super::ledger::{minute_of, seconds_to_next_minute, Hold, RateScope, Refusal, Scope};
 use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, WorkspaceId},
@@ -18,35 +18,41 @@ use crate::{
 /// Spend hashes outlive their month long enough for late settlements.
 const MONTH_KEY_TTL_MS: i64 = 40 * 24 * 60 * 60 * 1000;
 
-/// Counts one request and holds the worst case, or refuses with nothing
-/// changed: 'cold' (seed, then ask again), 'workspace_rate', 'key_rate',
-/// 'workspace' or 'org' (budgets). A limit of -1 is no limit.
+/// Counts one request and holds what the budgets leave of what it wants, or
+/// refuses with nothing changed. Answers `{status, amount}`: 'ok' and the
+/// amount held; 'cold' (seed, then ask again); 'workspace_rate' or 'key_rate';
+/// 'workspace' or 'org' (budgets) and the room left. A limit of -1 is no limit.
 /// KEYS: workspace minute, workspace spend, organization spend, key minute.
-/// ARGV: workspace rpm, workspace budget, organization limit, worst case, key rpm.
+/// ARGV: workspace rpm, workspace budget, organization limit, want, key rpm, least.
 const ADMIT: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return 'cold' end
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return {'cold', 0} end
 local workspace_rpm, key_rpm = tonumber(ARGV[1]), tonumber(ARGV[5])
 local function full(key, limit)
   return limit >= 0 and tonumber(redis.call('GET', key) or '0') >= limit
 end
-if full(KEYS[1], workspace_rpm) then return 'workspace_rate' end
-if full(KEYS[4], key_rpm) then return 'key_rate' end
-local worst = tonumber(ARGV[4])
-local function committed(key)
-  return tonumber(redis.call('HGET', key, 'spent') or '0') + tonumber(redis.call('HGET', key, 'held') or '0')
+if full(KEYS[1], workspace_rpm) then return {'workspace_rate', 0} end
+if full(KEYS[4], key_rpm) then return {'key_rate', 0} end
+local want, least = tonumber(ARGV[4]), tonumber(ARGV[6])
+local function room(key, limit)
+  if limit < 0 then return nil end
+  return limit - tonumber(redis.call('HGET', key, 'spent') or '0') - tonumber(redis.call('HGET', key, 'held') or '0')
 end
-local ws_budget = tonumber(ARGV[2])
-if ws_budget >= 0 and committed(KEYS[2]) + worst > ws_budget then return 'workspace' end
-local org_budget = tonumber(ARGV[3])
-if org_budget >= 0 and committed(KEYS[3]) + worst > org_budget then return 'org' end
+local ws_room, org_room = room(KEYS[2], tonumber(ARGV[2])), room(KEYS[3], tonumber(ARGV[3]))
+local held = want
+if ws_room and ws_room < held then held = ws_room end
+if org_room and org_room < held then held = org_room end
+if held < least then
+  if ws_room and ws_room == held then return {'workspace', math.max(held, 0)} end
+  return {'org', math.max(held, 0)}
+end
 local function count(key, limit)
   if limit >= 0 and redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, 120000) end
 end
 count(KEYS[1], workspace_rpm)
 count(KEYS[4], key_rpm)
-redis.call('HINCRBY', KEYS[2], 'held', worst)
-redis.call('HINCRBY', KEYS[3], 'held', worst)
-return 'ok'
+redis.call('HINCRBY', KEYS[2], 'held', string.format('%.0f', held))
+redis.call('HINCRBY', KEYS[3], 'held', string.format('%.0f', held))
+return {'ok', held}
 ";
 
 /// Releases a hold of ARGV[1] and books a cost of ARGV[2] in both hashes.
@@ -82,7 +88,8 @@ impl std::fmt::Debug for SharedCounters {
 
 /// What the admission script answered.
 pub enum Admission {
-    Admitted,
+    /// Counted, and this much held.
+    Admitted(i64),
     /// No counters for this month yet: seed them, then ask again.
     Cold,
     Refused(Refusal),
@@ -123,18 +130,18 @@ impl SharedCounters {
     }
 
     /// `Ledger::admit` in Redis: counts a request under the workspace's and the
-    /// key's per-minute limits and holds `worst_case` against both budgets, atomically.
+    /// key's per-minute limits and holds what both budgets allow of `hold`, atomically.
     pub async fn admit(
         &self,
         month: Timestamp,
         org: (OrgId, Option<i64>),
         workspace: (WorkspaceId, Option<i64>, Option<i64>),
         key: (ApiKeyId, Option<i64>),
-        worst_case: i64,
+        hold: Hold,
         now: Timestamp,
     ) -> AppResult<Admission> {
         let (workspace_id, workspace_rpm, budget) = workspace;
-        let answer: String = self
+        let (answer, amount): (String, i64) = self
             .admit_script
             .key(self.minute_key(RateScope::Workspace(workspace_id), now))
             .key(self.spend_key(month, Scope::Workspace(workspace_id)))
@@ -143,20 +150,21 @@ impl SharedCounters {
             .arg(workspace_rpm.unwrap_or(-1))
             .arg(budget.unwrap_or(-1))
             .arg(org.1.unwrap_or(-1))
-            .arg(worst_case)
+            .arg(hold.want)
             .arg(key.1.unwrap_or(-1))
+            .arg(hold.least)
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(unavailable)?;
         let rate_limited =
             |scope| Refusal::RateLimited { scope, retry_after_secs: seconds_to_next_minute(now) };
         Ok(match answer.as_str() {
-            "ok" => Admission::Admitted,
+            "ok" => Admission::Admitted(amount),
             "cold" => Admission::Cold,
             "workspace_rate" => Admission::Refused(rate_limited(RateScope::Workspace(workspace_id))),
             "key_rate" => Admission::Refused(rate_limited(RateScope::Key(key.0))),
-            "workspace" => Admission::Refused(Refusal::WorkspaceBudget),
-            _ => Admission::Refused(Refusal::OrgBudget),
+            "workspace" => Admission::Refused(Refusal::WorkspaceBudget { room: amount }),
+            _ => Admission::Refused(Refusal::OrgBudget { room: amount }),
         })
     }
 
