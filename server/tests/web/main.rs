@@ -14,6 +14,7 @@ mod groups;
 mod hardening;
 mod mail;
 mod members;
+mod money;
 mod refusals;
 mod security;
 mod usage;
