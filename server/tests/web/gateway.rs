@@ -180,8 +180,6 @@ async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
     let request = chat("mistral-large-latest", "How much is enough?");
     // What one such request really costs (the mock answers alike every time)...
     let each = cost_of_first_call(&app, &key, &request).await;
-    let worst = worst_case_of_large(&request);
-    assert!(worst > each);
     // A budget for 50 more such requests.
     let budget = each + 50 * each;
     let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
@@ -227,10 +225,13 @@ async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
     .await
     .unwrap();
     assert!(spent <= budget, "spent {spent} of a budget of {budget}");
-    assert_eq!(spent, each * (ok + 1), "every admitted request billed");
-    assert!(ok <= 50, "{ok} admitted for a budget of 50");
-    // Holds are worst cases, so fewer may pass while many are in flight; never none.
-    assert!(ok >= (budget - each) / worst, "{ok} admitted");
+    let (billed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_events WHERE status = 200")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(billed, ok + 1, "every admitted request billed");
+    // Calls held up by others' holds wait for them to settle, so nearly the whole budget is used.
+    assert!(ok >= 45, "{ok} admitted");
     println!("200 concurrent requests, budget for 50: {ok} admitted, {spent} of {budget} micro-USD spent");
     assert_eq!(spent, app.state.gateway.spent(Scope::Workspace(workspace)).await.unwrap());
     assert_eq!(spent, app.state.gateway.spent(Scope::Org(org.id)).await.unwrap());
@@ -306,9 +307,7 @@ async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp
         replica.state.gateway.flush().await;
     }
     let spent = spent_in_database(&app).await;
-    assert!(ok <= 50, "{ok} admitted by two replicas for a budget of 50");
-    // Holds are worst cases, so fewer may pass while many are in flight; never none.
-    assert!(ok as i64 >= 50 * each / worst_case_of_large(&request), "{ok} admitted");
+    assert!(ok >= 40, "{ok} admitted by two replicas for a budget of 50");
     assert!(spent <= budget, "spent {spent} of a budget of {budget}");
     println!(
         "two replicas, 200 concurrent requests, budget for 50: {ok} admitted, {spent} of {budget} micro-USD"
@@ -423,13 +422,6 @@ async fn a_key_limit_binds_within_its_workspace_limit(app: TestApp) {
         assert_eq!(message, "This workspace's requests-per-minute limit is reached.");
     }
     forget_redis_keys(&prefix).await;
-}
-
-/// What the gateway holds for a mistral-large request: every input byte a
-/// token, and all 64 output tokens.
-fn worst_case_of_large(request: &Value) -> i64 {
-    let worst_input = request["messages"].to_string().len() as i64;
-    app::money::token_cost(worst_input, 2_000_000) + app::money::token_cost(64, 6_000_000)
 }
 
 async fn spent_in_database(app: &TestApp) -> i64 {

@@ -30,13 +30,32 @@ pub enum RateScope {
     Key(ApiKeyId),
 }
 
-/// Why a request may not spend. A budget refusal says how much money was
-/// left (`room`) under the limit that refused.
+/// Why a request may not spend. A budget refusal tells the room under the
+/// limit that refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     RateLimited { scope: RateScope, retry_after_secs: u64 },
-    WorkspaceBudget { room: i64 },
-    OrgBudget { room: i64 },
+    WorkspaceBudget(Room),
+    OrgBudget(Room),
+}
+
+impl Refusal {
+    /// A budget refusal that calls in flight could lift when they settle
+    /// (they rarely spend all they hold), for a request needing `least`.
+    pub fn may_lift(&self, least: i64) -> bool {
+        match self {
+            Self::WorkspaceBudget(room) | Self::OrgBudget(room) => room.free + room.in_flight >= least,
+            Self::RateLimited { .. } => false,
+        }
+    }
+}
+
+/// Money under one limit: `free` to hold now (negative once spend overran the
+/// limit), and `in_flight`, held by calls not yet settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    pub free: i64,
+    pub in_flight: i64,
 }
 
 /// What a request asks to hold: `want` (its worst case), or at least `least`.
@@ -52,21 +71,23 @@ impl Hold {
         Self { want: amount, least: amount }
     }
 
-    /// What to hold with `room` left under the tightest limit (`None`: no limit).
-    pub fn within(self, ws_room: Option<i64>, org_room: Option<i64>) -> Result<i64, Refusal> {
-        let room = ws_room.unwrap_or(i64::MAX).min(org_room.unwrap_or(i64::MAX));
-        if room >= self.want {
+    /// What to hold under the workspace's and the organization's limits
+    /// (`None`: no limit): all it wants, else all that is free down to `least`.
+    pub fn within(self, workspace: Option<Room>, org: Option<Room>) -> Result<i64, Refusal> {
+        let free = [workspace, org].into_iter().flatten().map(|room| room.free).min().unwrap_or(i64::MAX);
+        if free >= self.want {
             return Ok(self.want);
         }
-        if room >= self.least {
-            return Ok(room);
+        if free >= self.least {
+            return Ok(free);
         }
-        // The limit with less room refused; the workspace's when they tie.
-        Err(if ws_room.is_some_and(|r| r == room) {
-            Refusal::WorkspaceBudget { room: room.max(0) }
-        } else {
-            Refusal::OrgBudget { room: room.max(0) }
-        })
+        let short = [workspace.map(Refusal::WorkspaceBudget), org.map(Refusal::OrgBudget)]
+            .into_iter()
+            .flatten()
+            .filter(|refusal| matches!(refusal, Refusal::WorkspaceBudget(r) | Refusal::OrgBudget(r) if r.free < self.least));
+        // A limit spent for good decides over one only held up by calls in flight.
+        let (spent, held_up): (Vec<Refusal>, Vec<Refusal>) = short.partition(|r| !r.may_lift(self.least));
+        Err(spent.into_iter().chain(held_up).next().expect("a limit is short"))
     }
 }
 
@@ -159,7 +180,10 @@ impl Ledger {
         hold: Hold,
     ) -> Result<i64, Refusal> {
         let (org_scope, ws_scope) = (Scope::Org(org.0), Scope::Workspace(workspace.0));
-        let room = |scope, limit: Option<i64>| limit.map(|limit| limit - self.committed(scope));
+        let room = |scope, limit: Option<i64>| {
+            let in_flight = self.held.get(&scope).copied().unwrap_or(0);
+            limit.map(|limit| Room { free: limit - self.committed(scope), in_flight })
+        };
         let held = hold.within(room(ws_scope, workspace.1), room(org_scope, org.1))?;
         for scope in [org_scope, ws_scope] {
             *self.held.entry(scope).or_default() += held;
@@ -200,7 +224,7 @@ mod tests {
         assert_eq!(ledger.reserve((org, None), (ws, Some(100)), forty), Ok(40));
         assert_eq!(
             ledger.reserve((org, None), (ws, Some(100)), forty),
-            Err(Refusal::WorkspaceBudget { room: 20 })
+            Err(Refusal::WorkspaceBudget(Room { free: 20, in_flight: 80 }))
         );
         // Settling at the real cost frees the rest of the hold.
         ledger.settle(org, ws, 40, 10);
@@ -210,7 +234,7 @@ mod tests {
         // The organization's limit binds too.
         assert_eq!(
             ledger.reserve((org, Some(50)), (ws, None), Hold::exactly(1)),
-            Err(Refusal::OrgBudget { room: 0 })
+            Err(Refusal::OrgBudget(Room { free: -40, in_flight: 80 }))
         );
     }
 
@@ -224,17 +248,24 @@ mod tests {
         // A cost above the hold is booked as reported: the budget then reads above its limit.
         ledger.settle(org, ws, 40, 55);
         assert_eq!(ledger.spent(Scope::Workspace(ws)), 55);
+        let refused = ledger.reserve((org, Some(1_000)), (ws, Some(100)), hold).unwrap_err();
+        assert_eq!(refused, Refusal::WorkspaceBudget(Room { free: -15, in_flight: 60 }));
+        assert!(refused.may_lift(15), "the call in flight may spend less than its 60");
+        ledger.settle(org, ws, 60, 60);
+        let refused = ledger.reserve((org, Some(1_000)), (ws, Some(100)), hold).unwrap_err();
+        assert!(!refused.may_lift(15), "spent for good");
+        // The tighter limit decides, and one spent for good over one held up.
+        let room = |free, in_flight| Some(Room { free, in_flight });
+        assert_eq!(hold.within(room(50, 0), room(20, 0)), Ok(20));
         assert_eq!(
-            ledger.reserve((org, Some(1_000)), (ws, Some(100)), hold),
-            Err(Refusal::WorkspaceBudget { room: 0 })
+            hold.within(room(50, 0), room(10, 0)),
+            Err(Refusal::OrgBudget(Room { free: 10, in_flight: 0 }))
         );
-        // The tighter limit decides.
-        assert_eq!(Hold { want: 60, least: 15 }.within(Some(50), Some(20)), Ok(20));
         assert_eq!(
-            Hold { want: 60, least: 15 }.within(Some(50), Some(10)),
-            Err(Refusal::OrgBudget { room: 10 })
+            hold.within(room(5, 100), room(10, 0)),
+            Err(Refusal::OrgBudget(Room { free: 10, in_flight: 0 }))
         );
-        assert_eq!(Hold { want: 60, least: 15 }.within(None, None), Ok(60));
+        assert_eq!(hold.within(None, None), Ok(60));
     }
 
     #[test]
@@ -246,7 +277,7 @@ mod tests {
         let one = Hold::exactly(1);
         assert_eq!(
             ledger.reserve((org, None), (ws, Some(100)), one),
-            Err(Refusal::WorkspaceBudget { room: 0 })
+            Err(Refusal::WorkspaceBudget(Room { free: 0, in_flight: 0 }))
         );
         ledger.roll_over(Timestamp(1));
         assert_eq!(ledger.reserve((org, None), (ws, Some(100)), one), Ok(1));
@@ -288,7 +319,7 @@ mod tests {
         // A budget refusal leaves the minute's count alone.
         assert_eq!(
             ledger.admit(&other, (org, None), (ws, Some(0)), Hold::exactly(1), now),
-            Err(Refusal::WorkspaceBudget { room: 0 })
+            Err(Refusal::WorkspaceBudget(Room { free: 0, in_flight: 0 }))
         );
         assert_eq!(ledger.admit(&other, (org, None), (ws, None), nothing, now), Ok(0));
         assert!(

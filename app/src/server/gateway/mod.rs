@@ -43,6 +43,12 @@ use crate::{
 
 /// How often each replica checks whether keys, limits or prices changed.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
+/// How long a call may wait for calls in flight to give back what they hold,
+/// when only their holds stand between it and the budget. Holds are worst
+/// cases, so most of them come back: waiting admits what refusing would not.
+pub const HELD_UP_WAIT: Duration = Duration::from_secs(5);
+/// How often a held-up call looks again (settlements on other replicas are not announced here).
+const HELD_UP_RECHECK: Duration = Duration::from_millis(20);
 
 /// A refusal, in the OpenAI/Mistral error shape: status, `code`, message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,12 +97,12 @@ impl From<Refusal> for GatewayError {
                     },
                 )
             },
-            Refusal::WorkspaceBudget { .. } => Self::new(
+            Refusal::WorkspaceBudget(_) => Self::new(
                 429,
                 "workspace_spend_limit_exceeded",
                 "This workspace's monthly budget does not cover this request.",
             ),
-            Refusal::OrgBudget { .. } => Self::new(
+            Refusal::OrgBudget(_) => Self::new(
                 429,
                 "organization_spend_limit_exceeded",
                 "The organization's monthly spending limit does not cover this request.",
@@ -225,6 +231,8 @@ pub struct Gateway {
     /// Calls admitted and not yet settled, and settlements not yet counted in
     /// Redis: what `flush` waits for.
     unsettled: Unsettled,
+    /// Announces each settlement of this replica to held-up calls.
+    settled: Notify,
 }
 
 /// Where requests and money are counted.
@@ -289,6 +297,7 @@ impl Gateway {
             counters,
             meter,
             unsettled: Unsettled::default(),
+            settled: Notify::new(),
         });
         let weak = Arc::downgrade(&gateway);
         let limits_of: meter::LimitsOf = Box::new(move |org, workspace| match weak.upgrade() {
@@ -397,7 +406,9 @@ impl Gateway {
     /// allowed; the workspace and key are under their requests-per-minute
     /// limits; and the budgets hold the call's worst case, or, when they cannot,
     /// as much as they have left down to the clamp floor, with `max_tokens`
-    /// lowered to what that covers. The hold is settled by the `Reservation`.
+    /// lowered to what that covers. A call held up only by the holds of calls
+    /// in flight waits for them (up to `HELD_UP_WAIT`) before it is refused.
+    /// The hold is settled by the `Reservation`.
     pub async fn admit(
         self: &Arc<Self>,
         caller: &Caller,
@@ -422,27 +433,17 @@ impl Gateway {
         let quote = call.quote(&model)?;
         let hold = Hold { want: quote.wanted(), least: quote.least() };
         let month = month_start(now);
-        let admitted = match &self.counters {
-            Counters::Local(ledger) => {
-                let mut ledger = ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                ledger.roll_over(month);
-                let rates = [
-                    (RateScope::Workspace(caller.workspace_id), caller.workspace_requests_per_minute),
-                    (RateScope::Key(caller.key_id), caller.key_requests_per_minute),
-                ];
-                ledger.admit(
-                    &rates,
-                    (caller.org_id, caller.org_limit),
-                    (caller.workspace_id, caller.workspace_budget),
-                    hold,
-                    now,
-                )
+        let held_up_until = tokio::time::Instant::now() + HELD_UP_WAIT;
+        let held = loop {
+            match self.hold(caller, hold, month, now).await? {
+                Ok(held) => break held,
+                Err(refusal)
+                    if refusal.may_lift(hold.least) && tokio::time::Instant::now() < held_up_until =>
+                {
+                    let _ = tokio::time::timeout(HELD_UP_RECHECK, self.settled.notified()).await;
+                }
+                Err(refusal) => return Err(self.refused(caller, &quote, refusal)),
             }
-            Counters::Shared(redis) => self.admit_shared(redis, caller, hold, month, now).await?,
-        };
-        let held = match admitted {
-            Ok(held) => held,
-            Err(refusal) => return Err(self.refused(caller, &quote, refusal)),
         };
         let max_tokens = if held >= hold.want { quote.max_tokens } else { quote.affordable_max_tokens(held) };
         let clamped_to = (max_tokens < quote.max_tokens).then_some(max_tokens);
@@ -462,12 +463,40 @@ impl Gateway {
         Ok(Admitted { body: call.into_upstream_body(&model.id, max_tokens), reservation, clamped_to })
     }
 
+    /// Counts the call against the rate limits and holds what the budgets allow of `hold`.
+    async fn hold(
+        &self,
+        caller: &Caller,
+        hold: Hold,
+        month: Timestamp,
+        now: Timestamp,
+    ) -> Result<Result<i64, Refusal>, GatewayError> {
+        match &self.counters {
+            Counters::Local(ledger) => {
+                let mut ledger = ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                ledger.roll_over(month);
+                let rates = [
+                    (RateScope::Workspace(caller.workspace_id), caller.workspace_requests_per_minute),
+                    (RateScope::Key(caller.key_id), caller.key_requests_per_minute),
+                ];
+                Ok(ledger.admit(
+                    &rates,
+                    (caller.org_id, caller.org_limit),
+                    (caller.workspace_id, caller.workspace_budget),
+                    hold,
+                    now,
+                ))
+            }
+            Counters::Shared(redis) => self.admit_shared(redis, caller, hold, month, now).await,
+        }
+    }
+
     /// The refusal for the caller; a budget refusal also raises the 100% alert
     /// and says which `max_tokens` the budget still covers.
     fn refused(&self, caller: &Caller, quote: &Quote, refusal: Refusal) -> GatewayError {
         let (workspace_id, room) = match refusal {
-            Refusal::WorkspaceBudget { room } => (Some(caller.workspace_id), room),
-            Refusal::OrgBudget { room } => (None, room),
+            Refusal::WorkspaceBudget(room) => (Some(caller.workspace_id), room.free.max(0)),
+            Refusal::OrgBudget(room) => (None, room.free.max(0)),
             Refusal::RateLimited { .. } => return refusal.into(),
         };
         // The alert is written off the request path; a full queue only delays it to the next refusal.
@@ -540,12 +569,15 @@ impl Gateway {
     /// Releases a hold and books `cost`: at once in this process, or in a task for Redis.
     fn settle_counters(self: &Arc<Self>, caller: &Caller, month: Timestamp, held: i64, cost: i64) {
         match &self.counters {
-            Counters::Local(ledger) => ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(
-                caller.org_id,
-                caller.workspace_id,
-                held,
-                cost,
-            ),
+            Counters::Local(ledger) => {
+                ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(
+                    caller.org_id,
+                    caller.workspace_id,
+                    held,
+                    cost,
+                );
+                self.settled.notify_waiters();
+            }
             Counters::Shared(redis) => {
                 self.unsettled.begin();
                 let (redis, org, workspace) = (redis.clone(), caller.org_id, caller.workspace_id);
@@ -561,6 +593,7 @@ impl Gateway {
                         }
                         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                     }
+                    gateway.settled.notify_waiters();
                     gateway.unsettled.end();
                 });
             }

@@ -9,7 +9,7 @@
 
 use redis::{aio::ConnectionManager, Script};
 
-use super::ledger::{minute_of, seconds_to_next_minute, Hold, RateScope, Refusal, Scope};
+use super::ledger::{minute_of, seconds_to_next_minute, Hold, RateScope, Refusal, Room, Scope};
 use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, WorkspaceId},
@@ -19,31 +19,37 @@ use crate::{
 const MONTH_KEY_TTL_MS: i64 = 40 * 24 * 60 * 60 * 1000;
 
 /// Counts one request and holds what the budgets leave of what it wants, or
-/// refuses with nothing changed. Answers `{status, amount}`: 'ok' and the
-/// amount held; 'cold' (seed, then ask again); 'workspace_rate' or 'key_rate';
-/// 'workspace' or 'org' (budgets) and the room left. A limit of -1 is no limit.
+/// refuses with nothing changed. Answers `{status, amount, in_flight}`: 'ok'
+/// and the amount held; 'cold' (seed, then ask again); 'workspace_rate' or
+/// 'key_rate'; 'workspace' or 'org' (budgets) with the room free and held by
+/// calls in flight under that limit (as `Hold::within` chooses it).
+/// A limit of -1 is no limit.
 /// KEYS: workspace minute, workspace spend, organization spend, key minute.
 /// ARGV: workspace rpm, workspace budget, organization limit, want, key rpm, least.
 const ADMIT: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return {'cold', 0} end
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return {'cold', 0, 0} end
 local workspace_rpm, key_rpm = tonumber(ARGV[1]), tonumber(ARGV[5])
 local function full(key, limit)
   return limit >= 0 and tonumber(redis.call('GET', key) or '0') >= limit
 end
-if full(KEYS[1], workspace_rpm) then return {'workspace_rate', 0} end
-if full(KEYS[4], key_rpm) then return {'key_rate', 0} end
+if full(KEYS[1], workspace_rpm) then return {'workspace_rate', 0, 0} end
+if full(KEYS[4], key_rpm) then return {'key_rate', 0, 0} end
 local want, least = tonumber(ARGV[4]), tonumber(ARGV[6])
 local function room(key, limit)
   if limit < 0 then return nil end
-  return limit - tonumber(redis.call('HGET', key, 'spent') or '0') - tonumber(redis.call('HGET', key, 'held') or '0')
+  local held = tonumber(redis.call('HGET', key, 'held') or '0')
+  return {limit - tonumber(redis.call('HGET', key, 'spent') or '0') - held, held}
 end
-local ws_room, org_room = room(KEYS[2], tonumber(ARGV[2])), room(KEYS[3], tonumber(ARGV[3]))
+local ws, org = room(KEYS[2], tonumber(ARGV[2])), room(KEYS[3], tonumber(ARGV[3]))
 local held = want
-if ws_room and ws_room < held then held = ws_room end
-if org_room and org_room < held then held = org_room end
+if ws and ws[1] < held then held = ws[1] end
+if org and org[1] < held then held = org[1] end
 if held < least then
-  if ws_room and ws_room == held then return {'workspace', math.max(held, 0)} end
-  return {'org', math.max(held, 0)}
+  local function short(r) return r and r[1] < least end
+  local function spent(r) return short(r) and r[1] + r[2] < least end
+  if spent(org) and not spent(ws) then return {'org', org[1], org[2]} end
+  if short(ws) then return {'workspace', ws[1], ws[2]} end
+  return {'org', org[1], org[2]}
 end
 local function count(key, limit)
   if limit >= 0 and redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, 120000) end
@@ -52,7 +58,7 @@ count(KEYS[1], workspace_rpm)
 count(KEYS[4], key_rpm)
 redis.call('HINCRBY', KEYS[2], 'held', string.format('%.0f', held))
 redis.call('HINCRBY', KEYS[3], 'held', string.format('%.0f', held))
-return {'ok', held}
+return {'ok', held, 0}
 ";
 
 /// Releases a hold of ARGV[1] and books a cost of ARGV[2] in both hashes.
@@ -141,7 +147,7 @@ impl SharedCounters {
         now: Timestamp,
     ) -> AppResult<Admission> {
         let (workspace_id, workspace_rpm, budget) = workspace;
-        let (answer, amount): (String, i64) = self
+        let (answer, amount, in_flight): (String, i64, i64) = self
             .admit_script
             .key(self.minute_key(RateScope::Workspace(workspace_id), now))
             .key(self.spend_key(month, Scope::Workspace(workspace_id)))
@@ -163,8 +169,8 @@ impl SharedCounters {
             "cold" => Admission::Cold,
             "workspace_rate" => Admission::Refused(rate_limited(RateScope::Workspace(workspace_id))),
             "key_rate" => Admission::Refused(rate_limited(RateScope::Key(key.0))),
-            "workspace" => Admission::Refused(Refusal::WorkspaceBudget { room: amount }),
-            _ => Admission::Refused(Refusal::OrgBudget { room: amount }),
+            "workspace" => Admission::Refused(Refusal::WorkspaceBudget(Room { free: amount, in_flight })),
+            _ => Admission::Refused(Refusal::OrgBudget(Room { free: amount, in_flight })),
         })
     }
 
