@@ -205,7 +205,9 @@ impl Target {
         counters: Option<SharedCounters>,
         key: &str,
     ) -> anyhow::Result<Arc<Self>> {
-        let gateway = Gateway::start(db.clone(), counters).await?;
+        let spool =
+            std::env::temp_dir().join(format!("chancery-bench-spool-{}", uuid::Uuid::new_v4().simple()));
+        let gateway = Gateway::start(db.clone(), counters, &spool).await?;
         let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
         let state = AppState::new(options, db.clone(), gateway.clone(), 0, "http://localhost".into());
         Self::serve(name, server::router(state, false), Some(key.to_string()), Some(gateway)).await

@@ -64,6 +64,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_UPSTREAM_STREAM_TIMEOUT_SECS", default_value_t = 600)]
     pub upstream_stream_timeout_secs: u64,
 
+    /// Where the gateway spools usage before the database has it, so a crash loses none;
+    /// replayed at the next start. One directory per running process.
+    #[arg(long, env = "CHANCERY_SPOOL_DIR", default_value = "data/spool")]
+    pub spool_dir: std::path::PathBuf,
+
     /// The sender of emails.
     #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
     pub mail_from: String,

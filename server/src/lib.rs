@@ -168,15 +168,16 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let gateway = app::server::gateway::Gateway::start(db.clone(), shared).await?;
+    let gateway = app::server::gateway::Gateway::start(db.clone(), shared, &args.spool_dir).await?;
     match args.upstream() {
         Some(upstream) => {
             tracing::info!(upstream = %upstream.base_url, "the gateway forwards to an upstream")
         }
         None => tracing::info!("no upstream configured: the gateway answers with its mock provider"),
     }
-    let state = AppState::new(leptos_options, db.clone(), gateway, args.trusted_proxies, args.public_url())
-        .with_upstream(args.upstream());
+    let state =
+        AppState::new(leptos_options, db.clone(), gateway.clone(), args.trusted_proxies, args.public_url())
+            .with_upstream(args.upstream());
     tokio::spawn(delete_expired_sessions(state.clone()));
     match &args.smtp_url {
         Some(url) => {
@@ -195,6 +196,9 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // No new call comes now: let the ones under way finish, and write their usage.
+    gateway.shut_down().await;
+    tracing::info!("usage written; stopped");
     db.close().await;
     Ok(())
 }

@@ -135,7 +135,8 @@ impl TestApp {
 
 async fn app_state(db: &Db, counters: Option<SharedCounters>) -> AppState {
     let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-    let gateway = Gateway::start(db.clone(), counters).await.expect("gateway");
+    let spool = std::env::temp_dir().join(format!("chancery-spool-{}", uuid::Uuid::new_v4().simple()));
+    let gateway = Gateway::start(db.clone(), counters, &spool).await.expect("gateway");
     AppState::new(options, db.clone(), gateway, 0, PUBLIC_URL.into())
 }
 

@@ -1,9 +1,14 @@
-//! Usage metering. The request path hands a `UsageEvent` to a bounded queue;
-//! one task writes them in batches (raw rows, hourly roll-ups, keys' last use),
+//! Usage metering. The request path appends each `UsageEvent` to the spool
+//! (`spool.rs`) and hands it to a bounded queue; one task writes them in
+//! batches (raw rows, hourly roll-ups, keys' last use),
 //! audits requests that cost more than was held for them, and announces
 //! spending alerts at 80% and 100% of a limit, by email and in the audit log.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,14 +21,14 @@ use crate::{
         authz,
         billing::month_start,
         db::Db,
-        gateway::Outcome,
+        gateway::{spool::Spool, Outcome},
         mail,
     },
     time::Timestamp,
 };
 
 /// One request through the gateway.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct UsageEvent {
     /// Unique: an event written twice is counted once.
     pub id: uuid::Uuid,
@@ -46,13 +51,11 @@ pub struct UsageEvent {
 }
 
 pub enum MeterMessage {
-    Usage(UsageEvent),
+    /// A usage event, and the spool segment that holds it (`None`: not spooled).
+    Usage { event: UsageEvent, segment: Option<u64> },
     /// A request was refused for lack of budget: the limit is reached (the 100% alert),
     /// even if the spend booked so far is a little under it.
-    BudgetReached {
-        org_id: OrgId,
-        workspace_id: Option<WorkspaceId>,
-    },
+    BudgetReached { org_id: OrgId, workspace_id: Option<WorkspaceId> },
     /// Write what is queued, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -60,65 +63,118 @@ pub enum MeterMessage {
 pub const QUEUE_CAPACITY: usize = 10_000;
 const BATCH: usize = 500;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// Failed batches kept for another try, one every `RETRY_EVERY`; beyond this
+/// the oldest is left to the spool, which the next start replays.
+const RETRIES_KEPT: usize = 20;
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// The limits alerts are measured against, looked up when a batch is written.
 pub type LimitsOf = Box<dyn Fn(OrgId, WorkspaceId) -> (Option<i64>, Option<i64>) + Send + Sync>;
 
-/// Writes queued usage until every sender is gone.
-pub async fn run(db: Db, mut queue: mpsc::Receiver<MeterMessage>, limits_of: LimitsOf) {
-    let mut batch: Vec<UsageEvent> = Vec::new();
-    let mut reached: Vec<(OrgId, Option<WorkspaceId>)> = Vec::new();
+/// What one transaction writes: usage events and budget refusals.
+#[derive(Default)]
+pub struct Batch {
+    events: Vec<UsageEvent>,
+    /// The spool segment of each event.
+    segments: Vec<Option<u64>>,
+    reached: Vec<(OrgId, Option<WorkspaceId>)>,
+}
+
+impl Batch {
+    /// Events replayed from the spool (their segments are forgotten as a whole).
+    pub fn replayed(events: Vec<UsageEvent>) -> Self {
+        Self { segments: vec![None; events.len()], events, reached: Vec::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.reached.is_empty()
+    }
+
+    fn add(&mut self, message: MeterMessage) -> Option<oneshot::Sender<()>> {
+        match message {
+            MeterMessage::Usage { event, segment } => {
+                self.events.push(event);
+                self.segments.push(segment);
+            }
+            MeterMessage::BudgetReached { org_id, workspace_id } => {
+                if !self.reached.contains(&(org_id, workspace_id)) {
+                    self.reached.push((org_id, workspace_id));
+                }
+            }
+            MeterMessage::Flush(done) => return Some(done),
+        }
+        None
+    }
+
+    /// Writes the batch; once written, its events leave the spool.
+    pub async fn write(&self, db: &Db, limits_of: &LimitsOf, spool: &Spool) -> Result<(), sqlx::Error> {
+        write(db, &self.events, &self.reached, limits_of).await?;
+        let mut written: HashMap<u64, u64> = HashMap::new();
+        for segment in self.segments.iter().flatten() {
+            *written.entry(*segment).or_default() += 1;
+        }
+        for (segment, count) in written {
+            spool.written(segment, count);
+        }
+        Ok(())
+    }
+}
+
+/// Writes queued usage until every sender is gone. A batch that cannot be
+/// written is kept aside and retried while the next ones are written.
+pub async fn run(db: Db, mut queue: mpsc::Receiver<MeterMessage>, limits_of: LimitsOf, spool: Arc<Spool>) {
+    let mut failed: VecDeque<Batch> = VecDeque::new();
     loop {
-        let first = match queue.recv().await {
-            Some(message) => message,
-            None => return,
+        let first = if failed.is_empty() {
+            queue.recv().await
+        } else {
+            match tokio::time::timeout(RETRY_EVERY, queue.recv()).await {
+                Ok(message) => message,
+                Err(_idle) => {
+                    retry_oldest(&db, &limits_of, &spool, &mut failed).await;
+                    continue;
+                }
+            }
         };
-        let mut waiting = Vec::new();
+        let Some(first) = first else { return };
+        let mut batch = Batch::default();
+        let mut waiting: Vec<oneshot::Sender<()>> = batch.add(first).into_iter().collect();
         let deadline = tokio::time::sleep(BATCH_WAIT);
         tokio::pin!(deadline);
-        let mut next = Some(first);
-        loop {
-            match next.take() {
-                Some(MeterMessage::Usage(event)) => batch.push(event),
-                Some(MeterMessage::BudgetReached { org_id, workspace_id })
-                    if !reached.contains(&(org_id, workspace_id)) =>
-                {
-                    reached.push((org_id, workspace_id));
-                }
-                Some(MeterMessage::BudgetReached { .. }) => {}
-                Some(MeterMessage::Flush(done)) => {
-                    waiting.push(done);
-                    break;
-                }
-                None => {}
-            }
-            if batch.len() >= BATCH {
-                break;
-            }
+        while waiting.is_empty() && batch.events.len() < BATCH {
             tokio::select! {
                 message = queue.recv() => match message {
-                    Some(message) => next = Some(message),
+                    Some(message) => waiting.extend(batch.add(message)),
                     None => break,
                 },
                 _ = &mut deadline => break,
             }
         }
-        if !batch.is_empty() || !reached.is_empty() {
-            // A failed write is retried with the next batch: usage is never dropped.
-            match write(&db, &batch, &reached, &limits_of).await {
-                Ok(()) => {
-                    batch.clear();
-                    reached.clear();
+        if !batch.is_empty() {
+            if let Err(error) = batch.write(&db, &limits_of, &spool).await {
+                tracing::error!(%error, events = batch.events.len(), "cannot write usage; will retry");
+                failed.push_back(batch);
+                if failed.len() > RETRIES_KEPT {
+                    let left = failed.pop_front().map_or(0, |b| b.events.len());
+                    tracing::error!(events = left, "usage left to the spool until the next start");
                 }
-                Err(error) => {
-                    tracing::error!(%error, events = batch.len(), "cannot write usage; will retry");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+            } else if !failed.is_empty() {
+                retry_oldest(&db, &limits_of, &spool, &mut failed).await;
             }
         }
         for done in waiting {
             let _ = done.send(());
         }
+    }
+}
+
+async fn retry_oldest(db: &Db, limits_of: &LimitsOf, spool: &Spool, failed: &mut VecDeque<Batch>) {
+    let Some(batch) = failed.front() else { return };
+    match batch.write(db, limits_of, spool).await {
+        Ok(()) => {
+            failed.pop_front();
+        }
+        Err(error) => tracing::error!(%error, waiting = failed.len(), "usage still cannot be written"),
     }
 }
 

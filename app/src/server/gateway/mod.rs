@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod meter;
 pub mod shared;
 pub mod snapshot;
+pub mod spool;
 
 use std::{
     collections::HashMap,
@@ -32,6 +33,7 @@ use self::{
     meter::{MeterMessage, UsageEvent},
     shared::{Admission, SharedCounters},
     snapshot::Snapshot,
+    spool::Spool,
 };
 use super::{admin_keys, billing::month_start, db::Db, secret_key};
 use crate::{
@@ -140,7 +142,8 @@ pub struct Usage {
 }
 
 /// How a forwarded request ended, as its usage row says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The provider answered and the caller took the answer.
     Ok,
@@ -228,6 +231,7 @@ pub struct Gateway {
     snapshot: RwLock<Arc<Snapshot>>,
     counters: Counters,
     meter: mpsc::Sender<MeterMessage>,
+    spool: Arc<Spool>,
     /// Calls admitted and not yet settled, and settlements not yet counted in
     /// Redis: what `flush` waits for.
     unsettled: Unsettled,
@@ -279,9 +283,28 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Loads the snapshot and this month's spend, and starts the refresher and
+    /// Writes what an earlier process left in the usage spool at `spool_dir`,
+    /// loads the snapshot and this month's spend, and starts the refresher and
     /// the meter. With `shared`, counters live in Redis instead of this process.
-    pub async fn start(db: Db, shared: Option<SharedCounters>) -> AppResult<Arc<Self>> {
+    pub async fn start(
+        db: Db,
+        shared: Option<SharedCounters>,
+        spool_dir: &std::path::Path,
+    ) -> AppResult<Arc<Self>> {
+        let (spool, leftovers) = Spool::open(spool_dir).map_err(|error| {
+            tracing::error!(%error, dir = %spool_dir.display(), "the usage spool cannot be opened");
+            AppError::Internal
+        })?;
+        if !leftovers.events.is_empty() {
+            let events = leftovers.events.len();
+            let no_alerts: meter::LimitsOf = Box::new(|_, _| (None, None));
+            for chunk in leftovers.events.chunks(500) {
+                meter::Batch::replayed(chunk.to_vec()).write(&db, &no_alerts, &spool).await?;
+            }
+            tracing::info!(events, "usage an earlier process had not written is replayed from the spool");
+        }
+        spool.forget(leftovers);
+        let spool = Arc::new(spool);
         let snapshot = Arc::new(Snapshot::load(&db).await?);
         let counters = match shared {
             Some(redis) => Counters::Shared(redis),
@@ -296,6 +319,7 @@ impl Gateway {
             snapshot: RwLock::new(snapshot),
             counters,
             meter,
+            spool: spool.clone(),
             unsettled: Unsettled::default(),
             settled: Notify::new(),
         });
@@ -308,7 +332,7 @@ impl Gateway {
             }
             None => (None, None),
         });
-        tokio::spawn(meter::run(db, queue, limits_of));
+        tokio::spawn(meter::run(db, queue, limits_of, spool));
         tokio::spawn(refresh_forever(Arc::downgrade(&gateway)));
         Ok(gateway)
     }
@@ -331,6 +355,33 @@ impl Gateway {
         let (done, written) = oneshot::channel();
         if self.meter.send(MeterMessage::Flush(done)).await.is_ok() {
             let _ = written.await;
+        }
+    }
+
+    /// At shutdown, once no new call comes: waits for the calls under way to
+    /// settle and their usage to be written, then empties the spool.
+    pub async fn shut_down(&self) {
+        self.flush().await;
+        self.spool.close();
+    }
+
+    /// Spools a usage event, then queues it for the database.
+    fn record(&self, event: UsageEvent) {
+        let segment = match self.spool.append(&event) {
+            Ok(segment) => Some(segment),
+            Err(error) => {
+                tracing::error!(%error, "a usage event could not be spooled; it is written from memory only");
+                None
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(message)) =
+            self.meter.try_send(MeterMessage::Usage { event, segment })
+        {
+            // The queue is full: wait for room rather than lose the event.
+            let meter = self.meter.clone();
+            tokio::spawn(async move {
+                let _ = meter.send(message).await;
+            });
         }
     }
 
@@ -678,15 +729,7 @@ impl Reservation {
             cost_micros: cost,
             latency_ms: now.0 - self.started.0,
         };
-        if let Err(mpsc::error::TrySendError::Full(message)) =
-            gateway.meter.try_send(MeterMessage::Usage(event))
-        {
-            // The queue is full: wait for room rather than lose the event.
-            let meter = gateway.meter.clone();
-            tokio::spawn(async move {
-                let _ = meter.send(message).await;
-            });
-        }
+        gateway.record(event);
         cost
     }
 }
