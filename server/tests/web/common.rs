@@ -40,6 +40,8 @@ macro_rules! on_both_databases {
 pub struct TestApp {
     pub router: Router,
     pub db: Db,
+    /// The database's URL, for a `chancery` process of the test's own.
+    pub database_url: String,
     pub state: AppState,
     _database: TestDatabase,
 }
@@ -86,7 +88,13 @@ impl TestApp {
     async fn start(url: &str, database: TestDatabase) -> Self {
         let db = Db::connect_and_migrate(url).await.expect("connect and migrate");
         let state = app_state(&db, None).await;
-        Self { router: server::router(state.clone(), false), db, state, _database: database }
+        Self {
+            router: server::router(state.clone(), false),
+            db,
+            database_url: url.to_string(),
+            state,
+            _database: database,
+        }
     }
 
     /// Another replica of this Chancery: the same database, a gateway of its own

@@ -17,5 +17,6 @@ mod members;
 mod money;
 mod refusals;
 mod security;
+mod shutdown;
 mod usage;
 mod workspaces;
