@@ -18,11 +18,15 @@ fn amount_value(limit: Option<i64>) -> String {
     limit.map(|m| format_usd(m).trim_start_matches('$').replace(',', "")).unwrap_or_default()
 }
 
-/// "$12.00 of $50.00 (24%)", or the spend alone without a limit.
+/// "$12.00 of $50.00 (24%)", or the spend alone without a limit. Spend can
+/// pass its limit (a provider reported more than was held): it says so.
 pub(super) fn spend_against(spend: i64, limit: Option<i64>) -> String {
     match limit {
         Some(limit) if limit > 0 => {
-            format!("{} of {} ({}%)", format_usd(spend), format_usd(limit), spend.saturating_mul(100) / limit)
+            let percent = spend.saturating_mul(100) / limit;
+            let over =
+                if spend > limit { ", over the limit: providers reported more than was held" } else { "" };
+            format!("{} of {} ({percent}%{over})", format_usd(spend), format_usd(limit))
         }
         Some(_) => format!("{} of {}", format_usd(spend), format_usd(0)),
         None => format!("{} (no limit)", format_usd(spend)),
@@ -187,5 +191,9 @@ mod tests {
         assert_eq!(amount_value(Some(1_234 * MICROS_PER_USD + 500_000)), "1234.50");
         assert_eq!(amount_value(None), "");
         assert_eq!(spend_against(12 * MICROS_PER_USD, Some(50 * MICROS_PER_USD)), "$12.00 of $50.00 (24%)");
+        assert_eq!(
+            spend_against(60 * MICROS_PER_USD, Some(50 * MICROS_PER_USD)),
+            "$60.00 of $50.00 (120%, over the limit: providers reported more than was held)"
+        );
     }
 }

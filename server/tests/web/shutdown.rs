@@ -36,10 +36,12 @@ impl Process {
             .stdout(Stdio::null())
             .spawn()
             .expect("the chancery binary starts");
-        let url = format!("http://127.0.0.1:{port}");
+        // Owned at once, so a panic below still stops it (see `Drop`).
+        let process = Self { child, url: format!("http://127.0.0.1:{port}") };
         for _ in 0..200 {
-            if reqwest::get(format!("{url}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
-                return Self { child, url };
+            let health = reqwest::get(format!("{}/healthz", process.url)).await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return process;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -67,6 +69,7 @@ impl Process {
         assert!(sent.unwrap().success());
     }
 
+    /// Waits for the process to end by itself.
     async fn exit(mut self) {
         for _ in 0..200 {
             if self.child.try_wait().unwrap().is_some() {
@@ -75,6 +78,16 @@ impl Process {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("chancery did not stop");
+    }
+}
+
+impl Drop for Process {
+    /// A failed test leaves no server behind.
+    fn drop(&mut self) {
+        if self.child.try_wait().is_ok_and(|status| status.is_none()) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
     }
 }
 
