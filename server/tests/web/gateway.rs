@@ -182,12 +182,8 @@ async fn concurrent_requests_never_overspend_a_budget(app: TestApp) {
     let each = cost_of_first_call(&app, &key, &request).await;
     // A budget for 50 more such requests.
     let budget = each + 50 * each;
-    let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
     let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
-    billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(budget))
-        .await
-        .unwrap();
-    app.state.gateway.refresh().await.unwrap();
+    crate::money::set_budget(&app, &org, budget).await;
 
     let calls = (0..200).map(|_| {
         let router = app.router.clone();

@@ -141,7 +141,8 @@ async fn use_stub(app: &mut TestApp) -> Stub {
     stub
 }
 
-async fn set_budget(app: &TestApp, org: &Org<'_>, budget: i64) {
+/// Sets `org`'s Default workspace budget, as its Admin, and reloads the gateway.
+pub async fn set_budget(app: &TestApp, org: &Org<'_>, budget: i64) {
     let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
     let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
     billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(budget))
