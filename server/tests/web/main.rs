@@ -18,5 +18,6 @@ mod money;
 mod refusals;
 mod security;
 mod shutdown;
+mod snapshot;
 mod usage;
 mod workspaces;

@@ -4,7 +4,7 @@
 //! `Reservation` with how the request ended.
 //!
 //! Nothing here touches the database on a request: keys and limits come from a
-//! snapshot reloaded within 500 ms of a change; counters live in this process's
+//! snapshot brought up to date within 500 ms of a change; counters live in this process's
 //! `Ledger`, or in Redis when several replicas share them; usage goes to the
 //! meter's queue.
 
@@ -19,7 +19,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, RwLock,
+        Arc, Mutex, RwLock, RwLockReadGuard,
     },
     time::Duration,
 };
@@ -32,7 +32,7 @@ use self::{
     ledger::{Hold, Ledger, RateScope, Refusal, Scope},
     meter::{MeterMessage, UsageEvent},
     shared::{Admission, SharedCounters},
-    snapshot::Snapshot,
+    snapshot::{Changes, Snapshot},
     spool::Spool,
 };
 use super::{admin_keys, billing::month_start, db::Db, secret_key};
@@ -228,7 +228,9 @@ impl std::fmt::Debug for Upstream {
 
 pub struct Gateway {
     db: Db,
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: RwLock<Snapshot>,
+    /// One refresh at a time, so changes are applied in order.
+    refreshing: tokio::sync::Mutex<()>,
     counters: Counters,
     meter: mpsc::Sender<MeterMessage>,
     spool: Arc<Spool>,
@@ -305,7 +307,7 @@ impl Gateway {
         }
         spool.forget(leftovers);
         let spool = Arc::new(spool);
-        let snapshot = Arc::new(Snapshot::load(&db).await?);
+        let snapshot = Snapshot::load(&db, Timestamp::now()).await?;
         let counters = match shared {
             Some(redis) => Counters::Shared(redis),
             None => {
@@ -317,6 +319,7 @@ impl Gateway {
         let gateway = Arc::new(Self {
             db: db.clone(),
             snapshot: RwLock::new(snapshot),
+            refreshing: tokio::sync::Mutex::new(()),
             counters,
             meter,
             spool: spool.clone(),
@@ -326,7 +329,7 @@ impl Gateway {
         let weak = Arc::downgrade(&gateway);
         let limits_of: meter::LimitsOf = Box::new(move |org, workspace| match weak.upgrade() {
             Some(gateway) => {
-                let snapshot = gateway.current();
+                let snapshot = gateway.snapshot();
                 let org_limit = snapshot.orgs.get(&org).and_then(|o| o.monthly_limit_micros);
                 (org_limit, snapshot.workspaces.get(&workspace).and_then(|w| w.monthly_budget_micros))
             }
@@ -337,15 +340,33 @@ impl Gateway {
         Ok(gateway)
     }
 
-    fn current(&self) -> Arc<Snapshot> {
-        self.snapshot.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    /// The snapshot, read-locked: hold it for lookups only, never across an await.
+    pub fn snapshot(&self) -> RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reloads the snapshot now (the refresher does it within 500 ms of a change).
+    /// Brings the snapshot up to date now (the refresher does it every 500 ms):
+    /// applies the changes logged since its version, or reloads it whole when
+    /// the log no longer reaches back that far.
     pub async fn refresh(&self) -> AppResult<()> {
-        let fresh = Arc::new(Snapshot::load(&self.db).await?);
-        *self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
-        Ok(())
+        let _one_at_a_time = self.refreshing.lock().await;
+        let since = self.snapshot().version;
+        let now = Timestamp::now();
+        let version = match Changes::since(&self.db, since, now).await? {
+            Some(changes) if changes.version == since => return Ok(()),
+            Some(changes) => {
+                let version = changes.version;
+                self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()).apply(changes);
+                version
+            }
+            None => {
+                let fresh = Snapshot::load(&self.db, now).await?;
+                let version = fresh.version;
+                *self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+                version
+            }
+        };
+        Changes::prune(&self.db, version).await
     }
 
     /// Waits until every call admitted so far is settled (those still at the
@@ -405,7 +426,7 @@ impl Gateway {
         }
         let (public_id, secret) =
             secret_key::parse(super::api_keys::PREFIX, presented).ok_or_else(unknown)?;
-        let snapshot = self.current();
+        let snapshot = self.snapshot();
         let key = snapshot.keys.get(public_id).ok_or_else(unknown)?;
         if !secret_key::secret_matches(secret, &key.secret_sha256) {
             return Err(unknown());
@@ -448,7 +469,7 @@ impl Gateway {
     /// The catalogue models this caller may use, by id.
     pub fn models_for(&self, caller: &Caller) -> Vec<CatalogueModel> {
         let mut models: Vec<CatalogueModel> =
-            self.current().models.values().filter(|m| caller.may_use(&m.id)).cloned().collect();
+            self.snapshot().models.values().filter(|m| caller.may_use(&m.id)).cloned().collect();
         models.sort_by(|a, b| a.id.cmp(&b.id));
         models
     }
@@ -466,8 +487,8 @@ impl Gateway {
         call: Call,
         now: Timestamp,
     ) -> Result<Admitted, GatewayError> {
-        let snapshot = self.current();
-        let model = snapshot.models.get(&call.model).cloned().ok_or_else(|| {
+        let model = self.snapshot().models.get(&call.model).cloned();
+        let model = model.ok_or_else(|| {
             GatewayError::new(
                 404,
                 "model_not_found",
@@ -748,17 +769,8 @@ async fn refresh_forever(gateway: std::sync::Weak<Gateway>) {
     loop {
         tick.tick().await;
         let Some(gateway) = gateway.upgrade() else { return };
-        let changed = match Snapshot::latest_version(&gateway.db).await {
-            Ok(version) => version != gateway.current().version,
-            Err(error) => {
-                tracing::warn!(%error, "gateway configuration version not read; serving the previous snapshot");
-                continue;
-            }
-        };
-        if changed {
-            if let Err(error) = gateway.refresh().await {
-                tracing::warn!(%error, "gateway snapshot not refreshed; serving the previous one");
-            }
+        if let Err(error) = gateway.refresh().await {
+            tracing::warn!(%error, "gateway snapshot not refreshed; serving the previous one");
         }
     }
 }
