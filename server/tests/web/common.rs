@@ -167,6 +167,12 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// From now on this replica forwards to `upstream` instead of its mock.
+    pub fn use_upstream(&mut self, upstream: app::server::gateway::Upstream) {
+        self.state = self.state.clone().with_upstream(Some(upstream));
+        self.router = server::router(self.state.clone(), false);
+    }
+
     /// Calls this replica's gateway with `key` as the bearer token.
     pub async fn gateway(
         &self,

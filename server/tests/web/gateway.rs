@@ -430,7 +430,7 @@ async fn spent_in_database(app: &TestApp) -> i64 {
     spent
 }
 
-async fn forget_redis_keys(prefix: &str) {
+pub async fn forget_redis_keys(prefix: &str) {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> =

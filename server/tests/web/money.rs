@@ -36,6 +36,7 @@ crate::on_both_databases!(
     abandoned_requests_are_billed_what_the_provider_reports,
     a_provider_that_never_answers_is_billed_the_hold,
     a_budget_lowers_max_tokens_before_it_refuses,
+    random_mixes_on_two_replicas_book_what_the_provider_reports_within_the_budget,
 );
 
 /// mistral-small-latest: $0.10 in, $0.30 out per million tokens.
@@ -47,7 +48,8 @@ fn small_cost(input: i64, output: i64) -> i64 {
 
 /// A stand-in model provider, scripted by the words of the first message:
 /// `report <in> <out>` (the usage it reports; otherwise a token per 4 bytes of
-/// messages in and 5 per completion out), `nousage`, `negative`,
+/// messages in and 5 per completion out), `within` (reports no more output
+/// than `n` × `max_tokens` allow, as a real provider), `nousage`, `negative`,
 /// `sleep <ms>` (before answering), `pace <ms>` (between streamed words),
 /// `fail <status>`. It keeps every body it receives.
 pub struct Stub {
@@ -81,6 +83,8 @@ async fn answer(body: Value) -> axum::response::Response {
         (Some(input), Some(at)) => (input, words[at + 2].parse::<i64>().unwrap()),
         _ => ((body["messages"].to_string().len() as i64 + 3) / 4, 5.min(max_tokens) * choices),
     };
+    let completion =
+        if words.iter().any(|w| w == "within") { completion.min(max_tokens * choices) } else { completion };
     let usage = if words.iter().any(|w| w == "negative") {
         json!({ "prompt_tokens": -5, "completion_tokens": -100 })
     } else {
@@ -278,6 +282,11 @@ async fn requests_carry_only_what_the_gateway_priced(mut app: TestApp) {
 
 /// Sends `request` and hangs up after `patience`, as `curl --max-time` does.
 async fn hang_up_after(app: &TestApp, key: &str, request: &Value, patience: Duration) {
+    assert!(!answered_within(&app.router, key, request, patience).await, "the answer came too soon");
+}
+
+/// Sends `request` to `router`; false if the answer took longer than `patience` (the caller hung up).
+async fn answered_within(router: &axum::Router, key: &str, request: &Value, patience: Duration) -> bool {
     let call = Request::post("/v1/chat/completions")
         .header(header::AUTHORIZATION, format!("Bearer {key}"))
         .header(header::CONTENT_TYPE, "application/json")
@@ -285,10 +294,10 @@ async fn hang_up_after(app: &TestApp, key: &str, request: &Value, patience: Dura
         .body(Body::from(request.to_string()))
         .unwrap();
     let reading = async {
-        let response = app.router.clone().oneshot(call).await.unwrap();
+        let response = router.clone().oneshot(call).await.unwrap();
         response.into_body().collect().await.unwrap();
     };
-    assert!(tokio::time::timeout(patience, reading).await.is_err(), "the answer came too soon");
+    tokio::time::timeout(patience, reading).await.is_ok()
 }
 
 async fn abandoned_requests_are_billed_what_the_provider_reports(mut app: TestApp) {
@@ -346,4 +355,167 @@ async fn a_budget_lowers_max_tokens_before_it_refuses(mut app: TestApp) {
     let affordable = error["affordable_max_tokens"].as_i64().unwrap();
     assert!(affordable < 16, "{affordable}");
     assert_eq!(stub.received.lock().unwrap().len(), 1);
+}
+
+/// A small deterministic generator (xorshift64*): a failing mix is replayed
+/// by running the test again with the seed it printed in `CHANCERY_TEST_SEED`.
+struct Dice(u64);
+
+impl Dice {
+    fn seeded() -> Self {
+        let seed =
+            std::env::var("CHANCERY_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+                    | 1
+            });
+        println!("CHANCERY_TEST_SEED={seed}");
+        Self(seed)
+    }
+
+    /// A number in `range`.
+    fn roll(&mut self, range: std::ops::RangeInclusive<i64>) -> i64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let n = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        range.start() + (n % (range.end() - range.start() + 1) as u64) as i64
+    }
+}
+
+/// How one random request goes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fate {
+    /// Answered with usage within what was forwarded.
+    Answered,
+    /// Answered with more output than was forwarded: an overrun.
+    Overran,
+    /// The caller hangs up before the provider answers.
+    HungUp,
+    /// The provider answers after the gateway stopped waiting.
+    TimedOut,
+}
+
+const PROPERTY_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// Random requests (sizes, `n`, `max_tokens`, streamed or not, answered, hung
+/// up on, timed out, overrunning) on two replicas sharing Redis counters,
+/// against a budget for about half of them. Every forwarded request has one
+/// usage row, booked what the provider reported (the worst case it held for
+/// when the gateway stopped waiting); spend stays within the budget but for audited overruns;
+/// both replicas' counters agree with the database.
+async fn random_mixes_on_two_replicas_book_what_the_provider_reports_within_the_budget(app: TestApp) {
+    let stub = stub().await;
+    let (org, _admin_key, key) = billed(&app).await;
+    let prefix = format!("chancery-test-{}", uuid::Uuid::new_v4().simple());
+    let counters =
+        app::server::gateway::shared::SharedCounters::connect(&crate::common::redis_url(), &prefix)
+            .await
+            .expect("Redis must be reachable for the shared-counter tests (CHANCERY_TEST_REDIS_URL)");
+    let upstream =
+        Upstream { timeout: PROPERTY_TIMEOUT, stream_timeout: PROPERTY_TIMEOUT, ..stub.upstream.clone() };
+    let mut replicas = [app.replica(counters.clone()).await, app.replica(counters).await];
+    for replica in &mut replicas {
+        replica.use_upstream(upstream.clone());
+    }
+
+    let mut dice = Dice::seeded();
+    let seed = format!("(replay with CHANCERY_TEST_SEED={})", dice.0);
+    let mut requests = Vec::new();
+    let mut worth = 0;
+    for _ in 0..60 {
+        let fate = match dice.roll(1..=10) {
+            1..=6 => Fate::Answered,
+            7 => Fate::Overran,
+            8 | 9 => Fate::HungUp,
+            _ => Fate::TimedOut,
+        };
+        let filler = "lorem ".repeat(dice.roll(0..=2_000) as usize);
+        let (n, max_tokens) = (dice.roll(1..=4), dice.roll(1..=2_000));
+        let input = dice.roll(1..=(filler.len() as i64 / 4).max(1));
+        let output = match fate {
+            Fate::Overran => n * max_tokens * 2,
+            _ => dice.roll(0..=n * max_tokens),
+        };
+        let mut script = format!("report {input} {output}");
+        match fate {
+            Fate::Overran => {}
+            Fate::HungUp => script.push_str(" within sleep 400"),
+            Fate::TimedOut => script.push_str(" within sleep 1500"),
+            Fate::Answered => script.push_str(" within"),
+        }
+        let mut request = chat(&format!("{script} {filler}"));
+        request["n"] = json!(n);
+        request["max_tokens"] = json!(max_tokens);
+        request["stream"] = json!(dice.roll(0..=1) == 1);
+        worth += small_cost(input, output.min(n * max_tokens));
+        requests.push((fate, dice.roll(0..=1) as usize, request));
+    }
+    let budget = worth / 2;
+    set_budget(&app, &org, budget).await;
+    for replica in &replicas {
+        replica.state.gateway.refresh().await.unwrap();
+    }
+
+    let calls = requests.iter().map(|(fate, replica, request)| {
+        let router = &replicas[*replica].router;
+        let patience =
+            if *fate == Fate::HungUp { Duration::from_millis(150) } else { Duration::from_secs(30) };
+        answered_within(router, &key, request, patience)
+    });
+    futures_util::future::join_all(calls).await;
+    // The hung-up requests' answers, and the timed-out ones', come later.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    for replica in &replicas {
+        replica.state.gateway.flush().await;
+    }
+
+    let received = stub.received.lock().unwrap().clone();
+    let rows = usage_rows(&app).await;
+    assert_eq!(rows.len(), received.len(), "one usage row per forwarded request {seed}");
+    let reported: i64 = received
+        .iter()
+        .filter(|body| !script(body).contains(&"1500".to_string()))
+        .map(|body| {
+            let words = script(body);
+            let (input, output) = (argument(&words, "report").unwrap(), words[2].parse::<i64>().unwrap());
+            let forwarded = body["n"].as_i64().unwrap_or(1) * body["max_tokens"].as_i64().unwrap();
+            small_cost(
+                input,
+                if words.iter().any(|w| w == "within") { output.min(forwarded) } else { output },
+            )
+        })
+        .sum();
+    let mut booked_answered = 0;
+    let (mut overran, mut overruns) = (0, 0);
+    for (_, outcome, _, input, output, _, held, cost) in &rows {
+        if outcome == "upstream_timeout" {
+            // The worst case of what was forwarded (a clamped hold may keep a
+            // few micro-USD more than the clamped `max_tokens` can cost).
+            assert_eq!(*cost, small_cost(*input, *output), "billed the worst case {seed}");
+            assert!(cost <= held, "within its hold {seed}");
+        } else {
+            booked_answered += cost;
+        }
+        if cost > held {
+            overruns += 1;
+            overran += cost - held;
+        }
+    }
+    assert_eq!(booked_answered, reported, "booked what the provider reported {seed}");
+    let audited =
+        app.audit_trail().await.into_iter().filter(|(action, ..)| action == "gateway.overrun").count();
+    assert_eq!(audited, overruns, "every overrun audited {seed}");
+    let spent: i64 = rows.iter().map(|row| row.7).sum();
+    assert!(spent <= budget + overran, "spent {spent} of {budget}, overruns {overran} {seed}");
+    let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
+    for replica in &replicas {
+        assert_eq!(replica.state.gateway.spent(Scope::Workspace(workspace)).await.unwrap(), spent, "{seed}");
+    }
+    println!(
+        "{} requests, {} forwarded, {} overruns: booked {spent} µUSD of a budget of {budget} (+{overran} overrun)",
+        requests.len(),
+        received.len(),
+        overruns
+    );
+    crate::gateway::forget_redis_keys(&prefix).await;
 }

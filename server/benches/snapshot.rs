@@ -1,0 +1,265 @@
+//! The gateway's snapshot at enterprise size. With `BENCH_KEYS` live keys
+//! (200,000 unless told) and as many revoked 60 days ago, it measures in one run:
+//! loading the snapshot whole as it was loaded before (every key ever made) —
+//! the baseline — against loading only the keys that can still answer, and
+//! applying one change against reloading whole; the time, and the memory the
+//! snapshot holds (counted by this binary's allocator).
+//!
+//! `cargo bench -p server --bench snapshot`: SQLite in a temporary file, then
+//! PostgreSQL in a temporary database when `CHANCERY_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`) answers.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::atomic::{AtomicIsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use app::{
+    ids::{OrgId, WorkspaceId},
+    server::{
+        accounts::{self, SignUp},
+        actor::{Actor, Client},
+        db::Db,
+        gateway::snapshot::{Changes, Snapshot},
+        orgs,
+    },
+    time::Timestamp,
+};
+
+/// Counts the bytes this process holds, to weigh a snapshot.
+struct Counting;
+
+static HELD: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const ROUNDS: usize = 5;
+const ROWS_PER_INSERT: usize = 500;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let keys: usize = std::env::var("BENCH_KEYS").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+
+    let path = std::env::temp_dir().join(format!("chancery-bench-{}.db", uuid::Uuid::new_v4().simple()));
+    let sqlite = Db::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+    let outcome = measure("SQLite", &sqlite, keys).await;
+    sqlite.close().await;
+    let _ = std::fs::remove_file(&path);
+    outcome?;
+
+    let server = std::env::var("CHANCERY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let Ok(admin) = Db::connect(&format!("{server}/postgres")).await else {
+        println!("\nPostgreSQL not reachable at {server}: measured on SQLite only");
+        return Ok(());
+    };
+    let name = format!("chancery_bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await?;
+    let outcome = async {
+        let postgres = Db::connect_and_migrate(&format!("{server}/{name}")).await?;
+        let outcome = measure("PostgreSQL", &postgres, keys).await;
+        postgres.close().await;
+        outcome
+    }
+    .await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await?;
+    outcome
+}
+
+async fn measure(engine: &str, db: &Db, keys: usize) -> anyhow::Result<()> {
+    let (org_id, workspace_id) = organization(db).await?;
+    let now = Timestamp::now();
+    let started = Instant::now();
+    insert_keys(db, org_id, workspace_id, keys, None).await?;
+    insert_keys(db, org_id, workspace_id, keys, Some(Timestamp(now.0 - 60 * DAY_MS))).await?;
+    println!(
+        "\n{engine}: {keys} live keys and {keys} revoked 60 days ago, inserted in {}",
+        shown(started.elapsed())
+    );
+
+    // As of the epoch every key is within its grace: what was loaded before.
+    let every_key = load_whole(db, Timestamp(0)).await?;
+    let still_answering = load_whole(db, now).await?;
+    println!("{:<44} {:>10} {:>8} {:>10} {:>8}", "", "time", "ratio", "memory", "keys");
+    every_key.print("whole, every key ever made (baseline)", &every_key);
+    still_answering.print("whole, keys that can still answer", &every_key);
+
+    // One key revoked, applied change by change.
+    let mut snapshot = Snapshot::load(db, now).await?;
+    let mut applying = Vec::new();
+    for round in 0..ROUNDS * 4 {
+        sqlx::query("UPDATE workspace_api_keys SET revoked_at = $1 WHERE public_id = $2")
+            .bind(now)
+            .bind(format!("bench{round:020}"))
+            .execute(db.pool())
+            .await?;
+        let started = Instant::now();
+        let changes = Changes::since(db, snapshot.version, now).await?.expect("the change is logged");
+        snapshot.apply(changes);
+        applying.push(started.elapsed());
+    }
+    let one_change = median(applying);
+    println!(
+        "{:<44} {:>10} {:>7.4}x",
+        "one key revoked, applied",
+        shown(one_change),
+        one_change.as_secs_f64() / every_key.time.as_secs_f64()
+    );
+    let mut idle = Vec::new();
+    for _ in 0..ROUNDS * 4 {
+        let started = Instant::now();
+        let changes = Changes::since(db, snapshot.version, now).await?.expect("nothing to apply");
+        snapshot.apply(changes);
+        idle.push(started.elapsed());
+    }
+    let idle = median(idle);
+    println!(
+        "{:<44} {:>10} {:>7.4}x",
+        "nothing changed (each half second)",
+        shown(idle),
+        idle.as_secs_f64() / every_key.time.as_secs_f64()
+    );
+
+    // A bulk change logs one row per key without slowing down per row.
+    let started = Instant::now();
+    let bulk = sqlx::query(
+        "UPDATE workspace_api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND public_id < $2",
+    )
+    .bind(now)
+    .bind(format!("bench{:020}", keys / 10))
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    println!("{:<44} {:>10}", format!("{bulk} keys revoked in one statement"), shown(started.elapsed()));
+    Ok(())
+}
+
+struct Loaded {
+    time: Duration,
+    bytes: isize,
+    keys: usize,
+}
+
+impl Loaded {
+    fn print(&self, what: &str, baseline: &Loaded) {
+        println!(
+            "{what:<44} {:>10} {:>7.2}x {:>7.1} MB {:>8}",
+            shown(self.time),
+            self.time.as_secs_f64() / baseline.time.as_secs_f64(),
+            self.bytes as f64 / 1e6,
+            self.keys
+        );
+    }
+}
+
+/// Loads whole `ROUNDS` times: the median time, and what one snapshot holds.
+async fn load_whole(db: &Db, now: Timestamp) -> anyhow::Result<Loaded> {
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    let mut keys = 0;
+    for _ in 0..ROUNDS {
+        let before = HELD.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let snapshot = Snapshot::load(db, now).await?;
+        times.push(started.elapsed());
+        bytes = HELD.load(Ordering::Relaxed) - before;
+        keys = snapshot.keys.len();
+    }
+    Ok(Loaded { time: median(times), bytes, keys })
+}
+
+async fn organization(db: &Db) -> anyhow::Result<(OrgId, WorkspaceId)> {
+    let client = Client { ip: Some("127.0.0.1".into()) };
+    let signed_up = SignUp {
+        name: "Bench".into(),
+        email: "bench@example.com".into(),
+        password: "bench password 1".into(),
+    };
+    let user = accounts::sign_up(db, &client, signed_up).await?;
+    let actor = Actor::User { id: user.id, email: user.email };
+    let org_id = orgs::create_first_organization(db, &actor, &client, "Bench").await?.id;
+    let (workspace_id,): (WorkspaceId,) = sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_one(db.pool())
+        .await?;
+    Ok((org_id, workspace_id))
+}
+
+/// `count` keys in the shape the app writes; live ones are named `bench0...`.
+async fn insert_keys(
+    db: &Db,
+    org: OrgId,
+    workspace: WorkspaceId,
+    count: usize,
+    revoked_at: Option<Timestamp>,
+) -> anyhow::Result<()> {
+    let prefix = if revoked_at.is_some() { "gone" } else { "bench" };
+    let mut tx = db.pool().begin().await?;
+    for first in (0..count).step_by(ROWS_PER_INSERT) {
+        let rows = ROWS_PER_INSERT.min(count - first);
+        let values: Vec<String> = (0..rows)
+            .map(|n| {
+                let p = n * 7;
+                format!(
+                    "(${}, ${}, ${}, 'bench', ${}, ${}, 'abcd', 'bench', ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256,
+                 secret_last4, created_by_label, created_at, revoked_at)
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for n in first..first + rows {
+            query = query
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(org)
+                .bind(workspace)
+                .bind(format!("{prefix}{n:020}"))
+                .bind(format!("{:064x}", n))
+                .bind(Timestamp::now())
+                .bind(revoked_at);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn shown(time: Duration) -> String {
+    let ms = time.as_secs_f64() * 1e3;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
