@@ -26,7 +26,7 @@ use app::{
         api_keys::{self, NewApiKey},
         billing::{self, RateLimits},
         db::Db,
-        gateway::{shared::SharedCounters, Gateway},
+        gateway::{meter, shared::SharedCounters, Gateway, Metering},
         orgs,
         state::AppState,
     },
@@ -205,9 +205,10 @@ impl Target {
         counters: Option<SharedCounters>,
         key: &str,
     ) -> anyhow::Result<Arc<Self>> {
-        let spool =
+        let spool_dir =
             std::env::temp_dir().join(format!("chancery-bench-spool-{}", uuid::Uuid::new_v4().simple()));
-        let gateway = Gateway::start(db.clone(), counters, &spool).await?;
+        let metering = Metering { spool_dir, queue: meter::QUEUE_CAPACITY };
+        let gateway = Gateway::start(db.clone(), counters, &metering).await?;
         let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
         let state = AppState::new(options, db.clone(), gateway.clone(), 0, "http://localhost".into());
         Self::serve(name, server::router(state, false), Some(key.to_string()), Some(gateway)).await

@@ -115,10 +115,10 @@ async fn measure(engine: &str, db: &Db, keys: usize) -> anyhow::Result<()> {
     }
     let one_change = median(applying);
     println!(
-        "{:<44} {:>10} {:>7.4}x",
+        "{:<44} {:>10} {:>8}",
         "one key revoked, applied",
         shown(one_change),
-        one_change.as_secs_f64() / every_key.time.as_secs_f64()
+        ratio(one_change, every_key.time)
     );
     let mut idle = Vec::new();
     for _ in 0..ROUNDS * 4 {
@@ -129,10 +129,10 @@ async fn measure(engine: &str, db: &Db, keys: usize) -> anyhow::Result<()> {
     }
     let idle = median(idle);
     println!(
-        "{:<44} {:>10} {:>7.4}x",
+        "{:<44} {:>10} {:>8}",
         "nothing changed (each half second)",
         shown(idle),
-        idle.as_secs_f64() / every_key.time.as_secs_f64()
+        ratio(idle, every_key.time)
     );
 
     // A bulk change logs one row per key without slowing down per row.
@@ -158,9 +158,9 @@ struct Loaded {
 impl Loaded {
     fn print(&self, what: &str, baseline: &Loaded) {
         println!(
-            "{what:<44} {:>10} {:>7.2}x {:>7.1} MB {:>8}",
+            "{what:<44} {:>10} {:>8} {:>7.1} MB {:>8}",
             shown(self.time),
-            self.time.as_secs_f64() / baseline.time.as_secs_f64(),
+            ratio(self.time, baseline.time),
             self.bytes as f64 / 1e6,
             self.keys
         );
@@ -248,6 +248,16 @@ async fn insert_keys(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// `time` against `baseline`: `0.36x`, or `1/2900x` when far below.
+fn ratio(time: Duration, baseline: Duration) -> String {
+    let ratio = time.as_secs_f64() / baseline.as_secs_f64();
+    if ratio >= 0.01 {
+        format!("{ratio:.2}x")
+    } else {
+        format!("1/{:.0}x", 1.0 / ratio)
+    }
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {

@@ -69,6 +69,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_SPOOL_DIR", default_value = "data/spool")]
     pub spool_dir: std::path::PathBuf,
 
+    /// Usage events held in memory on their way to the database; beyond, the spool
+    /// alone keeps them until the meter reads them back.
+    #[arg(long, env = "CHANCERY_METER_QUEUE", default_value_t = app::server::gateway::meter::QUEUE_CAPACITY)]
+    pub meter_queue: usize,
+
     /// The sender of emails.
     #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
     pub mail_from: String,

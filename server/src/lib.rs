@@ -11,7 +11,13 @@ use admin_api::ApiError;
 use app::{
     model::AuditQuery,
     server::{
-        actor::Actor, audit, db::redact, gateway::shared::SharedCounters, request, state::AppState, usage,
+        actor::Actor,
+        audit,
+        db::redact,
+        gateway::{shared::SharedCounters, Gateway, Metering},
+        request,
+        state::AppState,
+        usage,
     },
     shell, App, AppError,
 };
@@ -168,7 +174,8 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let gateway = app::server::gateway::Gateway::start(db.clone(), shared, &args.spool_dir).await?;
+    let metering = Metering { spool_dir: args.spool_dir.clone(), queue: args.meter_queue };
+    let gateway = Gateway::start(db.clone(), shared, &metering).await?;
     match args.upstream() {
         Some(upstream) => {
             tracing::info!(upstream = %upstream.base_url, "the gateway forwards to an upstream")

@@ -104,6 +104,13 @@ impl TestApp {
         Replica { router: server::router(state.clone(), false), state }
     }
 
+    /// Another replica of this Chancery counting in its own process, whose
+    /// meter holds at most `queue` usage events in memory.
+    pub async fn replica_metering(&self, queue: usize) -> Replica {
+        let state = app_state_metering(&self.db, None, queue).await;
+        Replica { router: server::router(state.clone(), false), state }
+    }
+
     /// From now on the gateway forwards to `upstream` instead of its mock.
     pub fn use_upstream(&mut self, upstream: app::server::gateway::Upstream) {
         self.state = self.state.clone().with_upstream(Some(upstream));
@@ -142,9 +149,14 @@ impl TestApp {
 }
 
 async fn app_state(db: &Db, counters: Option<SharedCounters>) -> AppState {
+    app_state_metering(db, counters, app::server::gateway::meter::QUEUE_CAPACITY).await
+}
+
+async fn app_state_metering(db: &Db, counters: Option<SharedCounters>, queue: usize) -> AppState {
     let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-    let spool = std::env::temp_dir().join(format!("chancery-spool-{}", uuid::Uuid::new_v4().simple()));
-    let gateway = Gateway::start(db.clone(), counters, &spool).await.expect("gateway");
+    let spool_dir = std::env::temp_dir().join(format!("chancery-spool-{}", uuid::Uuid::new_v4().simple()));
+    let metering = app::server::gateway::Metering { spool_dir, queue };
+    let gateway = Gateway::start(db.clone(), counters, &metering).await.expect("gateway");
     AppState::new(options, db.clone(), gateway, 0, PUBLIC_URL.into())
 }
 

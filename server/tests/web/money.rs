@@ -37,6 +37,7 @@ crate::on_both_databases!(
     a_provider_that_never_answers_is_billed_the_hold,
     a_budget_lowers_max_tokens_before_it_refuses,
     random_mixes_on_two_replicas_book_what_the_provider_reports_within_the_budget,
+    usage_the_meter_has_no_room_for_is_read_back_from_the_spool,
 );
 
 /// mistral-small-latest: $0.10 in, $0.30 out per million tokens.
@@ -518,4 +519,44 @@ async fn random_mixes_on_two_replicas_book_what_the_provider_reports_within_the_
         overruns
     );
     crate::gateway::forget_redis_keys(&prefix).await;
+}
+
+/// The meter holds 4 events in memory; while the database makes it wait, 40
+/// calls are answered: what it has no room for stays in the spool alone, and
+/// is read back once the database answers. None is lost, none counted twice.
+async fn usage_the_meter_has_no_room_for_is_read_back_from_the_spool(app: TestApp) {
+    let (org, _admin_key, key) = billed(&app).await;
+    let replica = app.replica_metering(4).await;
+    let request = chat("Count me once");
+
+    // Another connection holds the lock every usage write needs.
+    let mut blocker = app.db.begin().await.unwrap();
+    let lock = match app.db.backend() {
+        app::server::db::Backend::Postgres => "LOCK TABLE usage_events IN EXCLUSIVE MODE",
+        app::server::db::Backend::Sqlite => "UPDATE gateway_config SET version = version WHERE id = 1",
+    };
+    sqlx::query(lock).execute(&mut *blocker).await.unwrap();
+    let mut calls = 0;
+    for round in 0..2 {
+        for _ in 0..[10, 30][round] {
+            let answer = replica.gateway("POST", "/v1/chat/completions", &key, Some(request.clone())).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            calls += 1;
+        }
+        // The meter takes the first calls into a batch and waits on the lock.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    blocker.rollback().await.unwrap();
+    replica.state.gateway.flush().await;
+
+    assert_eq!(app.count("usage_events").await, calls);
+    let (requests, cost): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(SUM(requests) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT) FROM usage_hourly",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(requests, calls, "each call rolled up once");
+    let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
+    assert_eq!(replica.state.gateway.spent(Scope::Workspace(workspace)).await.unwrap(), cost);
 }

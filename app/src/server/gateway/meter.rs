@@ -1,6 +1,8 @@
 //! Usage metering. The request path appends each `UsageEvent` to the spool
-//! (`spool.rs`) and hands it to a bounded queue; one task writes them in
-//! batches (raw rows, hourly roll-ups, keys' last use),
+//! (`spool.rs`) and hands it to a bounded queue (when the queue is full, the
+//! spool alone keeps it); one task writes them in batches (raw rows, hourly
+//! roll-ups, keys' last use), reads back what only the spool kept once it has
+//! caught up,
 //! audits requests that cost more than was held for them, and announces
 //! spending alerts at 80% and 100% of a limit, by email and in the audit log.
 
@@ -60,12 +62,14 @@ pub enum MeterMessage {
     Flush(oneshot::Sender<()>),
 }
 
+/// Usage events held in memory unless told otherwise (`Metering::queue`).
 pub const QUEUE_CAPACITY: usize = 10_000;
 const BATCH: usize = 500;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
-/// Failed batches kept for another try, one every `RETRY_EVERY`; beyond this
-/// the oldest is left to the spool, which the next start replays.
+/// Failed batches kept in memory for another try; beyond this the oldest is
+/// left to the spool, to be read back from there.
 const RETRIES_KEPT: usize = 20;
+/// How often an idle meter retries a failed batch or reads back the spool.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// The limits alerts are measured against, looked up when a batch is written.
@@ -121,19 +125,16 @@ impl Batch {
 }
 
 /// Writes queued usage until every sender is gone. A batch that cannot be
-/// written is kept aside and retried while the next ones are written.
+/// written is kept aside and retried while the next ones are written; what
+/// only the spool holds is read back when nothing else waits.
 pub async fn run(db: Db, mut queue: mpsc::Receiver<MeterMessage>, limits_of: LimitsOf, spool: Arc<Spool>) {
-    let mut failed: VecDeque<Batch> = VecDeque::new();
+    let mut behind = Behind { failed: VecDeque::new(), db, limits_of, spool };
     loop {
-        let first = if failed.is_empty() {
-            queue.recv().await
-        } else {
-            match tokio::time::timeout(RETRY_EVERY, queue.recv()).await {
-                Ok(message) => message,
-                Err(_idle) => {
-                    retry_oldest(&db, &limits_of, &spool, &mut failed).await;
-                    continue;
-                }
+        let first = match tokio::time::timeout(RETRY_EVERY, queue.recv()).await {
+            Ok(message) => message,
+            Err(_idle) => {
+                behind.catch_up_once().await;
+                continue;
             }
         };
         let Some(first) = first else { return };
@@ -150,17 +151,12 @@ pub async fn run(db: Db, mut queue: mpsc::Receiver<MeterMessage>, limits_of: Lim
                 _ = &mut deadline => break,
             }
         }
-        if !batch.is_empty() {
-            if let Err(error) = batch.write(&db, &limits_of, &spool).await {
-                tracing::error!(%error, events = batch.events.len(), "cannot write usage; will retry");
-                failed.push_back(batch);
-                if failed.len() > RETRIES_KEPT {
-                    let left = failed.pop_front().map_or(0, |b| b.events.len());
-                    tracing::error!(events = left, "usage left to the spool until the next start");
-                }
-            } else if !failed.is_empty() {
-                retry_oldest(&db, &limits_of, &spool, &mut failed).await;
-            }
+        let written = batch.is_empty() || behind.write(batch).await;
+        if !waiting.is_empty() {
+            // A flush: everything the meter knows of is written, or cannot be now.
+            while written && behind.catch_up_once().await {}
+        } else if written && queue.is_empty() {
+            behind.catch_up_once().await;
         }
         for done in waiting {
             let _ = done.send(());
@@ -168,13 +164,79 @@ pub async fn run(db: Db, mut queue: mpsc::Receiver<MeterMessage>, limits_of: Lim
     }
 }
 
-async fn retry_oldest(db: &Db, limits_of: &LimitsOf, spool: &Spool, failed: &mut VecDeque<Batch>) {
-    let Some(batch) = failed.front() else { return };
-    match batch.write(db, limits_of, spool).await {
-        Ok(()) => {
-            failed.pop_front();
+/// What the meter has not written yet besides its queue: failed batches, and
+/// the spool's spilled segments.
+struct Behind {
+    failed: VecDeque<Batch>,
+    db: Db,
+    limits_of: LimitsOf,
+    spool: Arc<Spool>,
+}
+
+impl Behind {
+    /// Writes `batch`, or keeps it aside (leaving the oldest kept to the spool
+    /// beyond `RETRIES_KEPT`); true if written.
+    async fn write(&mut self, batch: Batch) -> bool {
+        let Err(error) = batch.write(&self.db, &self.limits_of, &self.spool).await else { return true };
+        tracing::error!(%error, events = batch.events.len(), "cannot write usage; will retry");
+        self.failed.push_back(batch);
+        if self.failed.len() > RETRIES_KEPT {
+            let oldest = self.failed.pop_front().unwrap_or_default();
+            self.spill(&oldest);
         }
-        Err(error) => tracing::error!(%error, waiting = failed.len(), "usage still cannot be written"),
+        false
+    }
+
+    fn spill(&self, batch: &Batch) {
+        let mut lost = 0;
+        for segment in &batch.segments {
+            match segment {
+                Some(segment) => self.spool.spill(*segment),
+                None => lost += 1,
+            }
+        }
+        if lost > 0 {
+            tracing::error!(events = lost, "usage neither spooled nor written is lost");
+        }
+    }
+
+    /// Retries the oldest failed batch, or else reads back the oldest spilled
+    /// segment; true if it wrote something and more is left.
+    async fn catch_up_once(&mut self) -> bool {
+        if let Some(batch) = self.failed.front() {
+            return match batch.write(&self.db, &self.limits_of, &self.spool).await {
+                Ok(()) => {
+                    self.failed.pop_front();
+                    !self.failed.is_empty() || self.spool.has_spilled()
+                }
+                Err(error) => {
+                    tracing::error!(%error, waiting = self.failed.len(), "usage still cannot be written");
+                    false
+                }
+            };
+        }
+        let (segment, events) = match self.spool.oldest_spilled() {
+            Ok(Some(spilled)) => spilled,
+            Ok(None) => return false,
+            Err(error) => {
+                tracing::error!(%error, "the usage spool cannot be read back; the next start replays it");
+                return false;
+            }
+        };
+        for chunk in events.chunks(BATCH) {
+            let batch = Batch::replayed(chunk.to_vec());
+            if let Err(error) = batch.write(&self.db, &self.limits_of, &self.spool).await {
+                tracing::error!(%error, segment, "spooled usage still cannot be written");
+                return false;
+            }
+        }
+        self.spool.read_back(segment);
+        tracing::info!(
+            segment,
+            events = events.len(),
+            "usage the meter had no room for is read back from the spool"
+        );
+        self.spool.has_spilled()
     }
 }
 

@@ -226,6 +226,15 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// Where and how much usage waits before the database has it.
+#[derive(Clone, Debug)]
+pub struct Metering {
+    /// The spool's directory: one per running process.
+    pub spool_dir: std::path::PathBuf,
+    /// Usage events held in memory for the database; beyond, the spool alone keeps them.
+    pub queue: usize,
+}
+
 pub struct Gateway {
     db: Db,
     snapshot: RwLock<Snapshot>,
@@ -285,14 +294,11 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Writes what an earlier process left in the usage spool at `spool_dir`,
-    /// loads the snapshot and this month's spend, and starts the refresher and
-    /// the meter. With `shared`, counters live in Redis instead of this process.
-    pub async fn start(
-        db: Db,
-        shared: Option<SharedCounters>,
-        spool_dir: &std::path::Path,
-    ) -> AppResult<Arc<Self>> {
+    /// Writes what an earlier process left in the usage spool, loads the
+    /// snapshot and this month's spend, and starts the refresher and the meter.
+    /// With `shared`, counters live in Redis instead of this process.
+    pub async fn start(db: Db, shared: Option<SharedCounters>, metering: &Metering) -> AppResult<Arc<Self>> {
+        let spool_dir = &metering.spool_dir;
         let (spool, leftovers) = Spool::open(spool_dir).map_err(|error| {
             tracing::error!(%error, dir = %spool_dir.display(), "the usage spool cannot be opened");
             AppError::Internal
@@ -315,7 +321,7 @@ impl Gateway {
                 Counters::Local(Mutex::new(Ledger::new(month, month_spend(&db, month).await?)))
             }
         };
-        let (meter, queue) = mpsc::channel(meter::QUEUE_CAPACITY);
+        let (meter, queue) = mpsc::channel(metering.queue.max(1));
         let gateway = Arc::new(Self {
             db: db.clone(),
             snapshot: RwLock::new(snapshot),
@@ -386,7 +392,7 @@ impl Gateway {
         self.spool.close();
     }
 
-    /// Spools a usage event, then queues it for the database.
+    /// Spools a usage event, then queues it for the database if there is room.
     fn record(&self, event: UsageEvent) {
         let segment = match self.spool.append(&event) {
             Ok(segment) => Some(segment),
@@ -395,14 +401,14 @@ impl Gateway {
                 None
             }
         };
-        if let Err(mpsc::error::TrySendError::Full(message)) =
+        if let Err(mpsc::error::TrySendError::Full(_)) =
             self.meter.try_send(MeterMessage::Usage { event, segment })
         {
-            // The queue is full: wait for room rather than lose the event.
-            let meter = self.meter.clone();
-            tokio::spawn(async move {
-                let _ = meter.send(message).await;
-            });
+            // The queue is full: the spool alone keeps it, and the meter reads it back.
+            match segment {
+                Some(segment) => self.spool.spill(segment),
+                None => tracing::error!("a usage event neither spooled nor queued is lost"),
+            }
         }
     }
 

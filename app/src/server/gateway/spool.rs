@@ -8,12 +8,17 @@
 //! in the database. The directory belongs to one process at a time (a lock
 //! file says so): give each replica its own.
 //!
+//! The meter's memory is bounded: an event it has no room for (its queue is
+//! full, or it gave up retrying the batch) stays in the spool only, and its
+//! segment is marked spilled; the meter reads spilled segments back when it
+//! has caught up.
+//!
 //! An append is a `write` to a file the kernel keeps when the process dies,
 //! so SIGKILL loses only calls still in flight. (A power cut may lose the last
 //! events the kernel had not flushed: that would need an fsync per call.)
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     fs::{self, File, OpenOptions},
     io::{self, BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -39,6 +44,8 @@ struct Segments {
     appended: u64,
     /// Per segment: events appended and not yet written to the database.
     outstanding: HashMap<u64, u64>,
+    /// Segments holding events that only the file holds.
+    spilled: BTreeSet<u64>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -102,8 +109,13 @@ impl Spool {
             events.extend(read_segment(dir, segment)?);
         }
         let current = segments.last().map_or(0, |last| last + 1);
-        let state =
-            Segments { current, file: open_segment(dir, current)?, appended: 0, outstanding: HashMap::new() };
+        let state = Segments {
+            current,
+            file: open_segment(dir, current)?,
+            appended: 0,
+            outstanding: HashMap::new(),
+            spilled: BTreeSet::new(),
+        };
         Ok((
             Self { dir: dir.to_path_buf(), state: Mutex::new(state), _lock: lock },
             Leftovers { events, segments },
@@ -129,10 +141,7 @@ impl Spool {
         line.push(b'\n');
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if state.appended >= SEGMENT_EVENTS {
-            let next = state.current + 1;
-            state.file = open_segment(&self.dir, next)?;
-            state.current = next;
-            state.appended = 0;
+            self.seal(&mut state)?;
         }
         state.file.write_all(&line)?;
         state.appended += 1;
@@ -141,11 +150,21 @@ impl Spool {
         Ok(segment)
     }
 
+    /// Starts a new segment; the current one is sealed.
+    fn seal(&self, state: &mut Segments) -> io::Result<()> {
+        let next = state.current + 1;
+        state.file = open_segment(&self.dir, next)?;
+        state.current = next;
+        state.appended = 0;
+        Ok(())
+    }
+
     /// Notes that `count` events of `segment` are in the database; a sealed
-    /// segment with none left outstanding is deleted.
+    /// segment with none left outstanding is deleted. (A segment read back
+    /// whole is gone already: its events' notes are ignored.)
     pub fn written(&self, segment: u64, count: u64) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let left = state.outstanding.entry(segment).or_default();
+        let Some(left) = state.outstanding.get_mut(&segment) else { return };
         *left = left.saturating_sub(count);
         if *left == 0 && segment != state.current {
             state.outstanding.remove(&segment);
@@ -154,11 +173,42 @@ impl Spool {
         }
     }
 
+    /// Notes that an event of `segment` is in the file only: the meter had no
+    /// room for it.
+    pub fn spill(&self, segment: u64) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).spilled.insert(segment);
+    }
+
+    pub fn has_spilled(&self) -> bool {
+        !self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).spilled.is_empty()
+    }
+
+    /// The oldest spilled segment, sealed (so that nothing more is appended to
+    /// it), and its events: to write, then `read_back`.
+    pub fn oldest_spilled(&self) -> io::Result<Option<(u64, Vec<UsageEvent>)>> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(&segment) = state.spilled.first() else { return Ok(None) };
+        if segment == state.current {
+            self.seal(&mut state)?;
+        }
+        drop(state);
+        Ok(Some((segment, read_segment(&self.dir, segment)?)))
+    }
+
+    /// Deletes a spilled segment whose events are all in the database now.
+    pub fn read_back(&self, segment: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.spilled.remove(&segment);
+        state.outstanding.remove(&segment);
+        drop(state);
+        self.remove(segment);
+    }
+
     /// Seals the current segment once all of it is written (at shutdown): the
     /// spool is then empty.
     pub fn close(&self) {
         let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.outstanding.values().all(|left| *left == 0) {
+        if state.spilled.is_empty() && state.outstanding.values().all(|left| *left == 0) {
             let current = state.current;
             drop(state);
             self.remove(current);
@@ -212,6 +262,32 @@ mod tests {
         let ids: Vec<_> = leftovers.events.iter().map(|e| e.id.as_u128()).collect();
         assert_eq!(ids, [10, 11], "replayed by id, so the one written already counts once");
         spool.forget(leftovers);
+        spool.close();
+        assert_eq!(segments_in(&dir).unwrap(), Vec::<u64>::new());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_spilled_segment_is_sealed_read_back_whole_and_then_gone() {
+        let dir = std::env::temp_dir().join(format!("chancery-spool-{}", uuid::Uuid::new_v4().simple()));
+        let (spool, _) = Spool::open(&dir).unwrap();
+        let queued = spool.append(&event(1)).unwrap();
+        let spilled = spool.append(&event(2)).unwrap();
+        assert_eq!(queued, spilled);
+        spool.spill(spilled);
+        spool.written(queued, 1);
+        assert!(spool.has_spilled());
+        let (segment, events) = spool.oldest_spilled().unwrap().unwrap();
+        assert_eq!(segment, spilled);
+        let ids: Vec<_> = events.iter().map(|e| e.id.as_u128()).collect();
+        assert_eq!(ids, [1, 2], "the whole segment: writing one twice counts it once");
+        let next = spool.append(&event(3)).unwrap();
+        assert_ne!(next, segment, "sealed: later events go to a new segment");
+        spool.read_back(segment);
+        spool.written(segment, 1);
+        assert!(!spool.has_spilled());
+        assert_eq!(segments_in(&dir).unwrap(), vec![next]);
+        spool.written(next, 1);
         spool.close();
         assert_eq!(segments_in(&dir).unwrap(), Vec::<u64>::new());
         fs::remove_dir_all(dir).unwrap();
