@@ -221,6 +221,19 @@ pub struct EnterpriseOrg {
     pub viewer_is_admin: bool,
 }
 
+/// A domain an Organization claimed, and how to verify it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainView {
+    pub domain: String,
+    /// Where the TXT record goes, and what it must say.
+    pub record_name: String,
+    pub record_value: String,
+    pub claimed_at: Timestamp,
+    pub verified_at: Option<Timestamp>,
+    /// `dns` or `operator`.
+    pub verified_by: Option<String>,
+}
+
 /// An Admin API key as lists show it: never the secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminKeyView {

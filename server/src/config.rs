@@ -74,6 +74,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_METER_QUEUE", default_value_t = app::server::gateway::meter::QUEUE_CAPACITY)]
     pub meter_queue: usize,
 
+    /// The DNS server that verifies domains' TXT records (`host:port`); the system's
+    /// resolver without it.
+    #[arg(long, env = "CHANCERY_DNS_SERVER")]
+    pub dns_server: Option<std::net::SocketAddr>,
+
     /// The sender of emails.
     #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
     pub mail_from: String,

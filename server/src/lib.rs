@@ -157,6 +157,18 @@ async fn usage_csv(
         .map_err(|_| AppError::Internal)?)
 }
 
+/// The resolver for verified domains: `server`, or the system's; none (domains
+/// are then verified by the operator only) if the system has no resolver.
+fn dns(server: Option<SocketAddr>) -> Option<app::server::dns::Dns> {
+    match app::server::dns::Dns::new(server) {
+        Ok(dns) => Some(dns),
+        Err(error) => {
+            tracing::warn!(%error, "no DNS resolver: domains can be verified only with `chancery domains verify`");
+            None
+        }
+    }
+}
+
 /// Binds, serves until Ctrl-C or SIGTERM, and removes expired sessions meanwhile.
 pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let db = Db::connect_and_migrate(&args.database.database_url).await?;
@@ -184,7 +196,8 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     }
     let state =
         AppState::new(leptos_options, db.clone(), gateway.clone(), args.trusted_proxies, args.public_url())
-            .with_upstream(args.upstream());
+            .with_upstream(args.upstream())
+            .with_dns(dns(args.dns_server));
     tokio::spawn(delete_expired_sessions(state.clone()));
     match &args.smtp_url {
         Some(url) => {

@@ -6,7 +6,7 @@ use app::{
     money::{format_usd, parse_usd},
     server::{
         actor::{Actor, Client},
-        enterprise, mail, models,
+        domains, enterprise, mail, models,
     },
 };
 use clap::{Parser, Subcommand};
@@ -44,6 +44,25 @@ enum Command {
     /// The model catalogue and its prices.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Operator commands for Organizations' verified domains.
+    #[command(subcommand)]
+    Domains(DomainsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainsCommand {
+    /// Verify a domain for an Organization without DNS (for installs without
+    /// public DNS): claimed and verified at once, audited as the operator.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The Organization's id.
+        #[arg(long)]
+        org: OrgId,
+        /// The domain, e.g. example.com.
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +218,12 @@ async fn run() -> anyhow::Result<()> {
             let db = server::Db::connect_and_migrate(&database.database_url).await?;
             enterprise::link_org(&db, &Actor::Operator, &Client::default(), id, org).await?;
             println!("Linked Organization {org} to Enterprise Account {id}.");
+            Ok(())
+        }
+        Command::Domains(DomainsCommand::Verify { database, org, domain }) => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            let verified = domains::verify_by_operator(&db, &Actor::Operator, org, &domain).await?;
+            println!("Verified {} for Organization {org}.", verified.domain);
             Ok(())
         }
     }

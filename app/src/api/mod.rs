@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod backoffice;
 pub mod billing;
+pub mod domains;
 pub mod groups;
 pub mod members;
 pub mod workspaces;

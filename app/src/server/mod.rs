@@ -12,6 +12,8 @@ pub mod audit;
 pub mod authz;
 pub mod billing;
 pub mod db;
+pub mod dns;
+pub mod domains;
 pub mod enterprise;
 pub mod gateway;
 pub mod groups;

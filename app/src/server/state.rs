@@ -7,6 +7,7 @@ use leptos::config::LeptosOptions;
 
 use super::{
     db::Db,
+    dns::Dns,
     gateway::{Gateway, Upstream},
     session_store::DbSessionStore,
     throttle::Throttle,
@@ -25,6 +26,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// Where the gateway forwards model calls; `None`: the built-in mock provider.
     pub upstream: Option<Upstream>,
+    /// Looks up verified domains' TXT records; `None` when this machine has no resolver.
+    pub dns: Option<Dns>,
 }
 
 impl AppState {
@@ -44,7 +47,14 @@ impl AppState {
             public_url,
             gateway,
             upstream: None,
+            dns: None,
         }
+    }
+
+    /// Looks up domains' TXT records with `dns`.
+    pub fn with_dns(mut self, dns: Option<Dns>) -> Self {
+        self.dns = dns;
+        self
     }
 
     /// Forwards model calls to an OpenAI-compatible API instead of the mock provider.

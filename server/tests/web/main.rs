@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod billing;
 mod common;
+mod domains;
 mod enterprise;
 mod gateway;
 mod groups;
