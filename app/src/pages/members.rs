@@ -172,6 +172,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
         </Transition>
         {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Saved."</p> })}
         <FormError value=save.value()/>
+        <super::domains::VerifiedDomains/>
         <AdminKeysOfOrg/>
     }
 }

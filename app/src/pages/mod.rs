@@ -4,6 +4,7 @@ pub mod admin;
 mod api_keys;
 pub mod backoffice;
 mod billing;
+mod domains;
 mod groups;
 pub mod invitation;
 mod layout;
