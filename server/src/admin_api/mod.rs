@@ -10,6 +10,7 @@ mod api_keys;
 mod audit_logs;
 mod auth;
 mod billing;
+mod domains;
 mod error;
 mod reference;
 mod roles;
@@ -102,6 +103,10 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         billing::list_models,
         usage::get_usage,
         audit_logs::list_audit_logs,
+        domains::list_domains,
+        domains::claim_domain,
+        domains::verify_domain,
+        domains::remove_domain,
     ),
     modifiers(&ApiKeyHeader),
     security(("api_key" = [])),
@@ -114,6 +119,7 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         (name = "admin-api-keys", description = "The Admin API keys that administer this Organization"),
         (name = "billing", description = "Billing status, spending limits, rate limits and model prices"),
         (name = "audit-logs", description = "Who changed what, when, from where"),
+        (name = "domains", description = "Verified domains, which single sign-on finds the Organization by"),
     )
 )]
 pub struct ApiDoc;
@@ -177,6 +183,9 @@ pub fn router() -> Router<AppState> {
         .route("/models", get(billing::list_models))
         .route("/usage", get(usage::get_usage))
         .route("/audit-logs", get(audit_logs::list_audit_logs))
+        .route("/domains", get(domains::list_domains).post(domains::claim_domain))
+        .route("/domains/{domain}", delete(domains::remove_domain))
+        .route("/domains/{domain}/verify", post(domains::verify_domain))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/docs", get(reference::page))
         .fallback(|| async { ApiError(app::AppError::NotFound) })

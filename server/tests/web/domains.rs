@@ -16,6 +16,7 @@ use hickory_server::{
     Server,
 };
 use http::StatusCode;
+use serde_json::json;
 
 use crate::common::TestApp;
 
@@ -118,11 +119,30 @@ async fn domains_are_verified_by_their_txt_record_for_one_organization_only(mut 
     let now_free = bob.admin.call("/_fn/settings/claim_domain", &[("domain", "engines.example")]).await;
     assert_eq!(now_free.status, StatusCode::OK, "{}", now_free.body);
 
+    // The same through the Admin API.
+    let key = app.admin_key(&ada, "ada@example.com").await;
+    let claimed =
+        app.api("POST", "/api/admin/domains", &key, Some(json!({ "domain": "api.engines.example" }))).await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{}", claimed.body);
+    let value = claimed.json()["record_value"].as_str().unwrap().to_string();
+    let early = app.api("POST", "/api/admin/domains/api.engines.example/verify", &key, None).await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST, "{}", early.body);
+    dns.publish_txt("_chancery-challenge.api.engines.example", &value).await;
+    let verified = app.api("POST", "/api/admin/domains/api.engines.example/verify", &key, None).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert_eq!(verified.json()["verified_by"], "dns");
+    let listed = app.api("GET", "/api/admin/domains", &key, None).await.json();
+    assert_eq!(listed["data"][0]["domain"], "api.engines.example");
+    let unknown = app.api("POST", "/api/admin/domains/elsewhere.example/verify", &key, None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let removed = app.api("DELETE", "/api/admin/domains/api.engines.example", &key, None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+
     let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
     for expected in ["organization.domain_claim", "organization.domain_verify", "organization.domain_remove"]
     {
         assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
     }
     let verifications = actions.iter().filter(|a| *a == "organization.domain_verify").count();
-    assert_eq!(verifications, 2, "by DNS for one, by the operator for the other");
+    assert_eq!(verifications, 3, "by DNS twice, by the operator once");
 }
