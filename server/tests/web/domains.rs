@@ -20,7 +20,10 @@ use serde_json::json;
 
 use crate::common::TestApp;
 
-crate::on_both_databases!(domains_are_verified_by_their_txt_record_for_one_organization_only);
+crate::on_both_databases!(
+    domains_are_verified_by_their_txt_record_for_one_organization_only,
+    two_organizations_verifying_one_domain_at_once_end_with_one_owner,
+);
 
 /// An authoritative DNS server on loopback for one zone, whose TXT records the
 /// test publishes as it goes.
@@ -145,4 +148,44 @@ async fn domains_are_verified_by_their_txt_record_for_one_organization_only(mut 
     }
     let verifications = actions.iter().filter(|a| *a == "organization.domain_verify").count();
     assert_eq!(verifications, 3, "by DNS twice, by the operator once");
+}
+
+/// Both publish their record and verify at the same moment: one owns the
+/// domain, the other is told it is taken; never an error, never two owners.
+async fn two_organizations_verifying_one_domain_at_once_end_with_one_owner(mut app: TestApp) {
+    let dns = DnsServer::start("race.example").await;
+    app.state = app.state.clone().with_dns(Some(Dns::new(Some(dns.address)).unwrap()));
+    app.router = server::router(app.state.clone(), false);
+    let mut ada = app.organization("ada@example.com", "Engines").await;
+    let mut bob = app.organization("bob@example.com", "Rivals").await;
+    for round in 0..10 {
+        let domain = format!("d{round}.race.example");
+        for org in [&mut ada, &mut bob] {
+            let claimed = org.admin.call("/_fn/settings/claim_domain", &[("domain", domain.as_str())]).await;
+            assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.body);
+            let value = claimed.json()["record_value"].as_str().unwrap().to_string();
+            dns.publish_txt(&format!("_chancery-challenge.{domain}"), &value).await;
+        }
+        let form = [("domain", domain.as_str())];
+        let (first, second) = tokio::join!(
+            ada.admin.call("/_fn/settings/verify_domain", &form),
+            bob.admin.call("/_fn/settings/verify_domain", &form)
+        );
+        let mut statuses = [first.status, second.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::CONFLICT],
+            "round {round}: {} / {}",
+            first.body,
+            second.body
+        );
+        let (owners,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
+                .bind(&domain)
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(owners, 1, "round {round}");
+    }
 }
