@@ -16,22 +16,21 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 use app::{
-    ids::{OrgId, WorkspaceId},
     money::MICROS_PER_USD,
     payment,
     server::{
-        accounts::{self, SignUp},
-        actor::{Actor, Client},
         api_keys::{self, NewApiKey},
         billing::{self, RateLimits},
         db::Db,
         gateway::{meter, shared::SharedCounters, Gateway, Metering},
-        orgs,
         state::AppState,
     },
 };
 use axum::Router;
+use common::BenchOrg;
 use leptos::config::LeptosOptions;
 use serde_json::json;
 
@@ -145,19 +144,8 @@ async fn forget_redis_keys(url: &str, prefix: &str) {
 /// A billed organization whose Default workspace has a rate limit and a budget
 /// high enough never to refuse, so each request runs every check; its key.
 async fn workspace_key_with_limits(db: &Db) -> anyhow::Result<String> {
-    let client = Client { ip: Some("127.0.0.1".into()) };
-    let signed_up = SignUp {
-        name: "Bench".into(),
-        email: "bench@example.com".into(),
-        password: "bench password 1".into(),
-    };
-    let user = accounts::sign_up(db, &client, signed_up).await?;
-    let actor = Actor::User { id: user.id, email: user.email };
-    let org_id: OrgId = orgs::create_first_organization(db, &actor, &client, "Bench").await?.id;
-    let (workspace_id,): (WorkspaceId,) = sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_one(db.pool())
-        .await?;
+    let BenchOrg { admin: actor, client, id: org_id, workspace: workspace_id } =
+        common::organization(db).await?;
     let today = chrono::Utc::now().date_naive();
     let expiry = format!("12/{}", (chrono::Datelike::year(&today) + 3) % 100);
     let card = payment::card("4242424242424242", &expiry, today)?;

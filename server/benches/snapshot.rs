@@ -15,14 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 use app::{
     ids::{OrgId, WorkspaceId},
     server::{
-        accounts::{self, SignUp},
-        actor::{Actor, Client},
         db::Db,
         gateway::snapshot::{Changes, Snapshot},
-        orgs,
     },
     time::Timestamp,
 };
@@ -82,7 +81,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn measure(engine: &str, db: &Db, keys: usize) -> anyhow::Result<()> {
-    let (org_id, workspace_id) = organization(db).await?;
+    let org = common::organization(db).await?;
+    let (org_id, workspace_id) = (org.id, org.workspace);
     let now = Timestamp::now();
     let started = Instant::now();
     insert_keys(db, org_id, workspace_id, keys, None).await?;
@@ -181,23 +181,6 @@ async fn load_whole(db: &Db, now: Timestamp) -> anyhow::Result<Loaded> {
         keys = snapshot.keys.len();
     }
     Ok(Loaded { time: median(times), bytes, keys })
-}
-
-async fn organization(db: &Db) -> anyhow::Result<(OrgId, WorkspaceId)> {
-    let client = Client { ip: Some("127.0.0.1".into()) };
-    let signed_up = SignUp {
-        name: "Bench".into(),
-        email: "bench@example.com".into(),
-        password: "bench password 1".into(),
-    };
-    let user = accounts::sign_up(db, &client, signed_up).await?;
-    let actor = Actor::User { id: user.id, email: user.email };
-    let org_id = orgs::create_first_organization(db, &actor, &client, "Bench").await?.id;
-    let (workspace_id,): (WorkspaceId,) = sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_one(db.pool())
-        .await?;
-    Ok((org_id, workspace_id))
 }
 
 /// `count` keys in the shape the app writes; live ones are named `bench0...`.

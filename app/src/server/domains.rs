@@ -93,27 +93,15 @@ pub async fn claim(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     refuse_if_verified_elsewhere(&mut tx, org_id, &domain).await?;
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let claimed =
-        sqlx::query("INSERT INTO org_domains (org_id, domain, token, claimed_at) VALUES ($1, $2, $3, $4)")
-            .bind(org_id)
-            .bind(&domain)
-            .bind(&token)
-            .bind(Timestamp::now())
-            .execute(&mut *tx)
-            .await;
-    match claimed {
-        Err(error) if is_unique_violation(&error) => {
-            return Err(AppError::conflict(
-                "domain",
-                format!("{domain} is already claimed by this Organization."),
-            ))
-        }
-        claimed => claimed?,
-    };
+    if !insert_claim(&mut tx, org_id, &domain).await? {
+        return Err(AppError::conflict(
+            "domain",
+            format!("{domain} is already claimed by this Organization."),
+        ));
+    }
     let event = AuditEvent::new("organization.domain_claim", "domain", &domain).in_org(org_id);
     audit::record(&mut tx, &admin, client, event).await?;
-    let row = one(&mut tx, org_id, &domain).await?;
+    let row = one(&mut tx, org_id, &domain).await?.ok_or(AppError::Internal)?;
     tx.commit().await?;
     Ok(row)
 }
@@ -129,8 +117,11 @@ pub async fn verify(
     domain: &str,
 ) -> AppResult<DomainView> {
     let domain = normalize(domain)?;
-    let claimed =
-        list(db, actor, org_id).await?.into_iter().find(|d| d.domain == domain).ok_or(AppError::NotFound)?;
+    let claimed = {
+        let mut conn = db.pool().acquire().await?;
+        authz::org_admin(&mut conn, actor, org_id).await?;
+        one(&mut conn, org_id, &domain).await?.ok_or(AppError::NotFound)?
+    };
     if claimed.verified_at.is_some() {
         return Ok(claimed);
     }
@@ -159,7 +150,7 @@ pub async fn verify(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     mark_verified(&mut tx, &admin, client, org_id, &domain, "dns").await?;
-    let row = one(&mut tx, org_id, &domain).await?;
+    let row = one(&mut tx, org_id, &domain).await?.ok_or(AppError::Internal)?;
     tx.commit().await?;
     Ok(row)
 }
@@ -182,18 +173,9 @@ pub async fn verify_by_operator(
     if exists == 0 {
         return Err(AppError::NotFound);
     }
-    sqlx::query(
-        "INSERT INTO org_domains (org_id, domain, token, claimed_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (org_id, domain) DO NOTHING",
-    )
-    .bind(org_id)
-    .bind(&domain)
-    .bind(uuid::Uuid::new_v4().simple().to_string())
-    .bind(Timestamp::now())
-    .execute(&mut *tx)
-    .await?;
+    insert_claim(&mut tx, org_id, &domain).await?;
     mark_verified(&mut tx, &operator, &Client::default(), org_id, &domain, "operator").await?;
-    let row = one(&mut tx, org_id, &domain).await?;
+    let row = one(&mut tx, org_id, &domain).await?.ok_or(AppError::Internal)?;
     tx.commit().await?;
     Ok(row)
 }
@@ -274,16 +256,31 @@ async fn mark_verified(
     Ok(())
 }
 
-async fn one(conn: &mut sqlx::AnyConnection, org_id: OrgId, domain: &str) -> AppResult<DomainView> {
-    let row: DomainRow = sqlx::query_as(
+/// Claims `domain` with a fresh token; false if the Organization had claimed it already.
+async fn insert_claim(conn: &mut sqlx::AnyConnection, org_id: OrgId, domain: &str) -> AppResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO org_domains (org_id, domain, token, claimed_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id, domain) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(domain)
+    .bind(uuid::Uuid::new_v4().simple().to_string())
+    .bind(Timestamp::now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+async fn one(conn: &mut sqlx::AnyConnection, org_id: OrgId, domain: &str) -> AppResult<Option<DomainView>> {
+    let row: Option<DomainRow> = sqlx::query_as(
         "SELECT domain, token, claimed_at, verified_at, verified_by FROM org_domains
          WHERE org_id = $1 AND domain = $2",
     )
     .bind(org_id)
     .bind(domain)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(view(row))
+    Ok(row.map(view))
 }
 
 #[cfg(test)]

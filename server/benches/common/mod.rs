@@ -1,0 +1,38 @@
+//! What the benchmarks share: an Organization to measure with.
+
+// Each benchmark is its own crate and uses only part of this.
+#![allow(dead_code)]
+
+use app::{
+    ids::{OrgId, WorkspaceId},
+    server::{
+        accounts::{self, SignUp},
+        actor::{Actor, Client},
+        db::Db,
+        orgs,
+    },
+};
+
+/// Its Admin (as the actor of later changes), its id and its Default workspace.
+pub struct BenchOrg {
+    pub admin: Actor,
+    pub client: Client,
+    pub id: OrgId,
+    pub workspace: WorkspaceId,
+}
+
+/// Signs up `bench@example.com`, who creates the Organization "Bench".
+pub async fn organization(db: &Db) -> anyhow::Result<BenchOrg> {
+    let client = Client { ip: Some("127.0.0.1".into()) };
+    let signed_up = SignUp {
+        name: "Bench".into(),
+        email: "bench@example.com".into(),
+        password: "bench password 1".into(),
+    };
+    let user = accounts::sign_up(db, &client, signed_up).await?;
+    let admin = Actor::User { id: user.id, email: user.email };
+    let id = orgs::create_first_organization(db, &admin, &client, "Bench").await?.id;
+    let (workspace,): (WorkspaceId,) =
+        sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1").bind(id).fetch_one(db.pool()).await?;
+    Ok(BenchOrg { admin, client, id, workspace })
+}
