@@ -45,8 +45,13 @@ impl Dns {
             }
         };
         let mut builder = builder;
+        let options = builder.options_mut();
         // A record just published must be seen at the next try.
-        builder.options_mut().cache_size = 0;
+        options.cache_size = 0;
+        // An Admin waits on the answer: an unreachable server is reported in
+        // seconds (the defaults took 15 s), and they can try again.
+        options.timeout = std::time::Duration::from_secs(2);
+        options.attempts = 1;
         Ok(Self { resolver: builder.build().map_err(|e| DnsError(e.to_string()))? })
     }
 
