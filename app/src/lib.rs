@@ -67,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=pages::Home ssr=SsrMode::Async/>
                 <Route path=path!("/signup") view=pages::SignUpPage/>
                 <Route path=path!("/login") view=pages::LogInPage/>
+                <Route path=path!("/login/sso") view=pages::SsoLogInPage/>
                 <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::admin::AdminWorkspacesPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/workspaces/:id") view=pages::admin::AdminWorkspacePage ssr=SsrMode::Async/>

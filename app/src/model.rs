@@ -234,6 +234,36 @@ pub struct DomainView {
     pub verified_by: Option<String>,
 }
 
+/// An Organization's OpenID Connect provider as Settings shows it: never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub default_role: OrgRole,
+    pub groups_claim: String,
+    pub enabled: bool,
+    pub updated_at: Timestamp,
+}
+
+/// The Settings page's single sign-on panel: the provider, if any, and the
+/// address to register with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcPanel {
+    pub settings: Option<OidcSettings>,
+    pub redirect_uri: String,
+}
+
+/// What an Admin saves; an empty `client_secret` keeps the one saved before.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcInput {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub default_role: String,
+    pub groups_claim: String,
+    pub enabled: bool,
+}
+
 /// An Admin API key as lists show it: never the secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminKeyView {

@@ -198,7 +198,14 @@ impl Target {
         let metering = Metering { spool_dir, queue: meter::QUEUE_CAPACITY };
         let gateway = Gateway::start(db.clone(), counters, &metering).await?;
         let options = LeptosOptions::builder().output_name("chancery").site_root("target/site").build();
-        let state = AppState::new(options, db.clone(), gateway.clone(), 0, "http://localhost".into());
+        let state = AppState::new(
+            options,
+            db.clone(),
+            gateway.clone(),
+            0,
+            "http://localhost".into(),
+            app::server::sealed::SealingKey::random(),
+        );
         Self::serve(name, server::router(state, false), Some(key.to_string()), Some(gateway)).await
     }
 

@@ -79,6 +79,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_DNS_SERVER")]
     pub dns_server: Option<std::net::SocketAddr>,
 
+    /// The key that seals secrets Chancery must read back (identity providers' client
+    /// secrets), created on the first start. Keep it out of database backups; give every
+    /// replica the same file. Lost, those secrets must be entered again.
+    #[arg(long, env = "CHANCERY_SECRET_KEY_FILE", default_value = "data/secret.key")]
+    pub secret_key_file: std::path::PathBuf,
+
     /// The sender of emails.
     #[arg(long, env = "CHANCERY_MAIL_FROM", default_value = "Chancery <chancery@localhost>")]
     pub mail_from: String,

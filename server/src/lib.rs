@@ -4,6 +4,7 @@ pub mod admin_api;
 pub mod config;
 pub mod gateway;
 pub mod hardening;
+pub mod sso;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -16,6 +17,7 @@ use app::{
         db::redact,
         gateway::{shared::SharedCounters, Gateway, Metering},
         request,
+        sealed::SealingKey,
         state::AppState,
         usage,
     },
@@ -59,6 +61,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         })
         .route("/admin/audit-log.csv", get(audit_log_csv))
         .route("/admin/usage.csv", get(usage_csv))
+        .route(app::server::oidc::CALLBACK_PATH, get(sso::oidc_callback))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function...
@@ -194,10 +197,19 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         }
         None => tracing::info!("no upstream configured: the gateway answers with its mock provider"),
     }
-    let state =
-        AppState::new(leptos_options, db.clone(), gateway.clone(), args.trusted_proxies, args.public_url())
-            .with_upstream(args.upstream())
-            .with_dns(dns(args.dns_server));
+    let sealing = SealingKey::load_or_create(&args.secret_key_file).map_err(|err| {
+        anyhow::anyhow!("cannot read or create the secret key {}: {err}", args.secret_key_file.display())
+    })?;
+    let state = AppState::new(
+        leptos_options,
+        db.clone(),
+        gateway.clone(),
+        args.trusted_proxies,
+        args.public_url(),
+        sealing,
+    )
+    .with_upstream(args.upstream())
+    .with_dns(dns(args.dns_server));
     tokio::spawn(delete_expired_sessions(state.clone()));
     match &args.smtp_url {
         Some(url) => {

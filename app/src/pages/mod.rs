@@ -9,6 +9,7 @@ mod groups;
 pub mod invitation;
 mod layout;
 mod members;
+mod sso;
 mod usage;
 
 use leptos::prelude::*;
@@ -114,15 +115,40 @@ pub fn SignUpPage() -> impl IntoView {
 #[component]
 pub fn LogInPage() -> impl IntoView {
     let action = ServerAction::<LogIn>::new();
+    // Why the last single sign-on in this browser failed, if it did.
+    let notice = Resource::new(|| (), |_| api::sso::take_log_in_notice());
     view! {
         <AuthCard title="Log in">
+            <Suspense>
+                {move || Suspend::new(async move {
+                    notice.await.ok().flatten().map(|notice| view! { <p class="form-error" role="alert">{notice}</p> })
+                })}
+            </Suspense>
             <ActionForm action=action>
                 <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
                 <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
                 <FormError value=action.value()/>
                 <button type="submit" disabled=move || action.pending().get()>"Log in"</button>
             </ActionForm>
+            <p class="switch"><A href="/login/sso">"Continue with SSO"</A></p>
             <p class="switch">"New to Chancery? " <A href="/signup">"Create an account"</A></p>
+        </AuthCard>
+    }
+}
+
+/// Single sign-on: the person's work email tells which identity provider to go to.
+#[component]
+pub fn SsoLogInPage() -> impl IntoView {
+    let action = ServerAction::<api::sso::StartSso>::new();
+    view! {
+        <AuthCard title="Log in with SSO">
+            <p>"Enter your work email: you will continue at your organization's identity provider."</p>
+            <ActionForm action=action>
+                <label>"Work email" <input type="email" name="email" autocomplete="username" required/></label>
+                <FormError value=action.value()/>
+                <button type="submit" disabled=move || action.pending().get()>"Continue"</button>
+            </ActionForm>
+            <p class="switch"><A href="/login">"Log in with a password"</A></p>
         </AuthCard>
     }
 }

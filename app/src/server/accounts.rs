@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::{
     actor::Client,
     audit::{self, AuditEvent},
-    authz,
+    authz::{self, OwnAccount},
     db::{is_unique_violation, Db},
     password,
     throttle::Throttle,
@@ -22,6 +22,10 @@ use crate::{
 
 /// Deliberately the same for an unknown email and a wrong password.
 pub const BAD_CREDENTIALS: &str = "Email or password is incorrect.";
+
+/// The stored "hash" of an account that has no password (made by single
+/// sign-on): not a PHC string, so no password ever matches it.
+const NO_PASSWORD: &str = "!";
 
 #[derive(Clone, Debug)]
 pub struct SignUp {
@@ -124,7 +128,7 @@ pub async fn log_in(
             .bind(&email.normalized)
             .fetch_optional(db.pool())
             .await?;
-    let stored_hash = row.as_ref().map(|(_, _, _, hash)| hash.clone());
+    let stored_hash = row.as_ref().map(|(_, _, _, hash)| hash.clone()).filter(|hash| hash != NO_PASSWORD);
     let verified = password::verify(password, stored_hash).await;
 
     let Some((id, name, stored_email, _)) = row else {
@@ -133,26 +137,10 @@ pub async fn log_in(
     };
     let person = authz::own_account(id, &stored_email);
     let mut tx = db.begin().await?;
-    let orgs: Vec<(OrgId,)> = sqlx::query_as("SELECT org_id FROM org_members WHERE user_id = $1")
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-    let action = if verified { "user.log_in" } else { "user.log_in_failed" };
-    // One event per organization, so each one's log shows its members' log-ins.
-    let mut events: Vec<AuditEvent> =
-        orgs.iter().map(|(org,)| AuditEvent::new(action, "user", id).in_org(*org)).collect();
-    if events.is_empty() {
-        events.push(AuditEvent::new(action, "user", id));
-    }
-    for event in events {
-        audit::record(&mut tx, &person, client, event).await?;
-    }
     if verified {
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(Timestamp::now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        record_log_in(&mut tx, &person, client, id, "password").await?;
+    } else {
+        record_in_each_org(&mut tx, &person, client, id, "user.log_in_failed", None).await?;
     }
     tx.commit().await?;
 
@@ -163,6 +151,79 @@ pub async fn log_in(
         attempt.failed(now);
         Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()))
     }
+}
+
+/// Records a log-in, `via` a password or single sign-on, and when it happened.
+pub(super) async fn record_log_in(
+    conn: &mut AnyConnection,
+    person: &OwnAccount,
+    client: &Client,
+    user_id: UserId,
+    via: &str,
+) -> AppResult<()> {
+    let details = serde_json::json!({ "via": via });
+    record_in_each_org(conn, person, client, user_id, "user.log_in", Some(details)).await?;
+    sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+        .bind(Timestamp::now())
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// One event per Organization of the person, so each one's log shows its
+/// members' log-ins; a single one outside any.
+async fn record_in_each_org(
+    conn: &mut AnyConnection,
+    person: &OwnAccount,
+    client: &Client,
+    user_id: UserId,
+    action: &'static str,
+    details: Option<serde_json::Value>,
+) -> AppResult<()> {
+    let orgs: Vec<(OrgId,)> = sqlx::query_as("SELECT org_id FROM org_members WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut events: Vec<AuditEvent> =
+        orgs.iter().map(|(org,)| AuditEvent::new(action, "user", user_id).in_org(*org)).collect();
+    if events.is_empty() {
+        events.push(AuditEvent::new(action, "user", user_id));
+    }
+    for mut event in events {
+        event.details = details.clone();
+        audit::record(&mut *conn, person, client, event).await?;
+    }
+    Ok(())
+}
+
+/// Creates the account of someone an identity provider vouched for: no
+/// password, so they log in through the provider (`via`).
+pub(super) async fn create_without_password(
+    conn: &mut AnyConnection,
+    client: &Client,
+    name: String,
+    email: &validate::Email,
+    via: &str,
+) -> AppResult<CurrentUser> {
+    let user = CurrentUser { id: UserId::new(), name, email: email.display.clone() };
+    sqlx::query(
+        "INSERT INTO users (id, name, email, email_normalized, password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user.id)
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(&email.normalized)
+    .bind(NO_PASSWORD)
+    .bind(Timestamp::now())
+    .execute(&mut *conn)
+    .await?;
+    let person = authz::own_account(user.id, &user.email);
+    let event =
+        AuditEvent::new("user.create", "user", user.id).with_details(serde_json::json!({ "via": via }));
+    audit::record(&mut *conn, &person, client, event).await?;
+    Ok(user)
 }
 
 pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<CurrentUser>> {

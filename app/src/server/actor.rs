@@ -10,6 +10,9 @@ pub enum Actor {
     AdminApiKey { id: AdminKeyId, org_id: OrgId, name: String },
     /// The platform operator, through the command line.
     Operator,
+    /// Someone not (yet) signed in, e.g. a refused single sign-on; `claimed`
+    /// is who they said they were, unproven.
+    Unauthenticated { claimed: String },
 }
 
 impl Actor {
@@ -19,6 +22,7 @@ impl Actor {
             Self::User { .. } => "user",
             Self::AdminApiKey { .. } => "admin_api_key",
             Self::Operator => "operator",
+            Self::Unauthenticated { .. } => "unauthenticated",
         }
     }
 
@@ -26,7 +30,7 @@ impl Actor {
         match self {
             Self::User { id, .. } => Some(id.to_string()),
             Self::AdminApiKey { id, .. } => Some(id.to_string()),
-            Self::Operator => None,
+            Self::Operator | Self::Unauthenticated { .. } => None,
         }
     }
 
@@ -36,6 +40,8 @@ impl Actor {
             Self::User { email, .. } => email.clone(),
             Self::AdminApiKey { name, .. } => format!("Admin API key {name}"),
             Self::Operator => "platform operator".to_string(),
+            Self::Unauthenticated { claimed } if claimed.is_empty() => "someone signing in".to_string(),
+            Self::Unauthenticated { claimed } => format!("someone signing in as {claimed}"),
         }
     }
 
@@ -50,7 +56,7 @@ impl Actor {
     pub fn user_id(&self) -> Option<UserId> {
         match self {
             Self::User { id, .. } => Some(*id),
-            Self::AdminApiKey { .. } | Self::Operator => None,
+            Self::AdminApiKey { .. } | Self::Operator | Self::Unauthenticated { .. } => None,
         }
     }
 }

@@ -71,6 +71,13 @@ pub struct OwnAccount {
     actor: Actor,
 }
 
+/// A refused attempt to sign in, recorded so Admins see attacks and
+/// misconfigurations; it vouches for nothing else.
+#[derive(Debug)]
+pub struct SignInAttempt {
+    actor: Actor,
+}
+
 /// Proof that someone may manage a workspace's keys (see `api_keys`): made
 /// from the answer of `workspaces::access`.
 #[derive(Debug)]
@@ -93,6 +100,10 @@ pub fn operator(actor: &Actor) -> AppResult<PlatformOperator> {
 
 pub fn own_account(user: UserId, email: &str) -> OwnAccount {
     OwnAccount { actor: Actor::User { id: user, email: email.to_string() } }
+}
+
+pub fn sign_in_attempt(claimed: &str) -> SignInAttempt {
+    SignInAttempt { actor: Actor::Unauthenticated { claimed: claimed.to_string() } }
 }
 
 pub(super) fn workspace_keys(actor: &Actor) -> WorkspaceKeys {
@@ -124,6 +135,7 @@ vouch_for_actor!(
     EnterpriseMember,
     PlatformOperator,
     OwnAccount,
+    SignInAttempt,
     WorkspaceKeys,
     Automatic
 );
@@ -243,7 +255,9 @@ async fn capabilities(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) ->
             let roles: Vec<OrgRole> = held.iter().filter_map(|(role,)| OrgRole::parse(role)).collect();
             Capabilities::of(&roles)
         }
-        Actor::AdminApiKey { .. } | Actor::Operator => Capabilities::default(),
+        Actor::AdminApiKey { .. } | Actor::Operator | Actor::Unauthenticated { .. } => {
+            Capabilities::default()
+        }
     })
 }
 

@@ -372,41 +372,10 @@ pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -
             format!("This invitation is for {}. Log in with that address to accept it.", row.email),
         ));
     }
-    let now = Timestamp::now();
-    let joined = sqlx::query(
-        "INSERT INTO org_members (org_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(row.org_id)
-    .bind(user.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if joined.rows_affected() == 0 {
+    if !join(&mut tx, row.org_id, user.id, &roles_from_text(&row.roles)).await? {
         return Err(AppError::conflict("token", "You are already a member of this organization."));
     }
-    for role in roles_from_text(&row.roles) {
-        sqlx::query("INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($1, $2, $3)")
-            .bind(row.org_id)
-            .bind(user.id)
-            .bind(role.as_str())
-            .execute(&mut *tx)
-            .await?;
-    }
-    let (default_workspace,): (WorkspaceId,) =
-        sqlx::query_as("SELECT default_workspace_id FROM organizations WHERE id = $1")
-            .bind(row.org_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    sqlx::query(
-        "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(default_workspace)
-    .bind(user.id)
-    .bind(WorkspaceRole::Member.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    let now = Timestamp::now();
     sqlx::query("UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3")
         .bind(now)
         .bind(user.id)
@@ -418,6 +387,52 @@ pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -
     audit::record(&mut tx, &invitee, client, event).await?;
     tx.commit().await?;
     Ok(row.org_id)
+}
+
+/// `user` joins the Organization with `roles` and becomes a member of its
+/// Default workspace; `false` (and nothing written) if they already belong.
+pub(super) async fn join(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    user_id: UserId,
+    roles: &[OrgRole],
+) -> AppResult<bool> {
+    let now = Timestamp::now();
+    let joined = sqlx::query(
+        "INSERT INTO org_members (org_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if joined.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for role in roles {
+        sqlx::query("INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let (default_workspace,): (WorkspaceId,) =
+        sqlx::query_as("SELECT default_workspace_id FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(default_workspace)
+    .bind(user_id)
+    .bind(WorkspaceRole::Member.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
 }
 
 /// A newcomer creates their account from the invitation (its email, their name

@@ -3,6 +3,7 @@
 
 use tower_sessions::Session;
 
+use super::oidc::Pending;
 use crate::{
     error::AppResult,
     ids::{OrgId, UserId},
@@ -10,6 +11,10 @@ use crate::{
 
 pub const USER_KEY: &str = "user_id";
 const ORG_KEY: &str = "org_id";
+/// A single sign-on under way: the person is at their identity provider.
+const SSO_KEY: &str = "sso_pending";
+/// Why the last single sign-on failed, for the log-in page to say once.
+const NOTICE_KEY: &str = "log_in_notice";
 
 /// Starts a signed-in session under a new id, so an id planted before log-in is worthless.
 pub async fn log_in(session: &Session, user_id: UserId) -> AppResult<()> {
@@ -36,4 +41,24 @@ pub async fn current_org(session: &Session) -> AppResult<Option<OrgId>> {
 pub async fn set_current_org(session: &Session, org_id: OrgId) -> AppResult<()> {
     session.insert(ORG_KEY, org_id).await?;
     Ok(())
+}
+
+/// Remembers the single sign-on this browser leaves for (one at a time).
+pub async fn begin_sso(session: &Session, pending: Pending) -> AppResult<()> {
+    session.insert(SSO_KEY, pending).await?;
+    Ok(())
+}
+
+/// The single sign-on this browser left for, once: a second callback finds none.
+pub async fn take_sso(session: &Session) -> AppResult<Option<Pending>> {
+    Ok(session.remove(SSO_KEY).await?)
+}
+
+pub async fn set_log_in_notice(session: &Session, notice: &str) -> AppResult<()> {
+    session.insert(NOTICE_KEY, notice).await?;
+    Ok(())
+}
+
+pub async fn take_log_in_notice(session: &Session) -> AppResult<Option<String>> {
+    Ok(session.remove(NOTICE_KEY).await?)
 }

@@ -9,6 +9,7 @@ use super::{
     db::Db,
     dns::Dns,
     gateway::{Gateway, Upstream},
+    sealed::SealingKey,
     session_store::DbSessionStore,
     throttle::Throttle,
 };
@@ -28,6 +29,8 @@ pub struct AppState {
     pub upstream: Option<Upstream>,
     /// Looks up verified domains' TXT records; `None` when this machine has no resolver.
     pub dns: Option<Dns>,
+    /// Seals the secrets Chancery must read back (identity providers' client secrets).
+    pub sealing: SealingKey,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
         gateway: Arc<Gateway>,
         trusted_proxies: u8,
         public_url: String,
+        sealing: SealingKey,
     ) -> Self {
         Self {
             leptos_options,
@@ -48,6 +52,7 @@ impl AppState {
             gateway,
             upstream: None,
             dns: None,
+            sealing,
         }
     }
 

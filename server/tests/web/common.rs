@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use app::server::{
     db::Db,
     gateway::{shared::SharedCounters, Gateway},
+    sealed::SealingKey,
     state::AppState,
 };
 use axum::{body::Body, extract::ConnectInfo, Router};
@@ -157,7 +158,7 @@ async fn app_state_metering(db: &Db, counters: Option<SharedCounters>, queue: us
     let spool_dir = std::env::temp_dir().join(format!("chancery-spool-{}", uuid::Uuid::new_v4().simple()));
     let metering = app::server::gateway::Metering { spool_dir, queue };
     let gateway = Gateway::start(db.clone(), counters, &metering).await.expect("gateway");
-    AppState::new(options, db.clone(), gateway, 0, PUBLIC_URL.into())
+    AppState::new(options, db.clone(), gateway, 0, PUBLIC_URL.into(), SealingKey::random())
 }
 
 fn gateway_request(method: &str, path: &str, key: &str, body: Option<serde_json::Value>) -> Request<Body> {

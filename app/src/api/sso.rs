@@ -1,0 +1,71 @@
+//! Server functions of single sign-on: leaving the log-in page for one's
+//! identity provider, and the Settings page's OpenID Connect provider (Admins
+//! only, in the session's current Organization).
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    model::{OidcPanel, OidcSettings},
+};
+
+/// Sends the person to the identity provider of the Organization that verified
+/// their email's domain; they come back to `/sso/oidc/callback`.
+#[server(prefix = "/_fn", endpoint = "sso/start")]
+pub async fn start_sso(email: String) -> Result<(), AppError> {
+    use crate::server::{oidc, request, session};
+    let state = request::state()?;
+    let session = request::session().await?;
+    let (url, pending) = oidc::start(&state.db, &state.public_url, &email).await?;
+    session::begin_sso(&session, pending).await?;
+    leptos_axum::redirect(&url);
+    Ok(())
+}
+
+/// Why the last single sign-on of this browser failed, said once.
+#[server(prefix = "/_fn", endpoint = "sso/notice")]
+pub async fn take_log_in_notice() -> Result<Option<String>, AppError> {
+    use crate::server::{request, session};
+    session::take_log_in_notice(&request::session().await?).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/oidc")]
+pub async fn get_oidc() -> Result<OidcPanel, AppError> {
+    use crate::server::{oidc, request};
+    let (state, me, org) = request::org_member().await?;
+    let settings = oidc::settings(&state.db, &me, org.id).await?;
+    Ok(OidcPanel { settings, redirect_uri: oidc::redirect_uri(&state.public_url) })
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/save_oidc")]
+pub async fn save_oidc(
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    default_role: String,
+    groups_claim: String,
+    // A checkbox: sent ("on") only when ticked.
+    enabled: Option<String>,
+) -> Result<OidcSettings, AppError> {
+    use crate::{
+        model::OidcInput,
+        server::{oidc, request},
+    };
+    let (state, me, org) = request::org_member().await?;
+    let input = OidcInput {
+        issuer,
+        client_id,
+        client_secret,
+        default_role,
+        groups_claim,
+        enabled: enabled.is_some(),
+    };
+    oidc::save(&state.db, &state.sealing, &me, &request::client(&state), org.id, input).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/remove_oidc")]
+pub async fn remove_oidc() -> Result<(), AppError> {
+    use crate::server::{oidc, request};
+    let (state, me, org) = request::org_member().await?;
+    oidc::remove(&state.db, &me, &request::client(&state), org.id).await
+}
