@@ -20,5 +20,6 @@ mod refusals;
 mod security;
 mod shutdown;
 mod snapshot;
+mod sso;
 mod usage;
 mod workspaces;
