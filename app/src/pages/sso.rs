@@ -71,7 +71,7 @@ fn OidcForm(
             </label>
             <label>"Groups claim (optional)"
                 <input name="groups_claim" value=settings.groups_claim placeholder="groups"/>
-                <span class="hint">"The ID token claim listing a person's groups: they join your groups of those names."</span>
+                <span class="hint">"The ID token claim listing a person's groups: at each log-in they are in exactly your groups of those names (made in Groups)."</span>
             </label>
             <label class="check"><input type="checkbox" name="enabled" checked=settings.enabled/> "Log-in through this provider is on"</label>
             <button type="submit" disabled=move || save.pending().get()>"Save single sign-on"</button>

@@ -71,6 +71,21 @@ pub struct OwnAccount {
     actor: Actor,
 }
 
+/// Proof that an Organization's identity provider vouches for a change to
+/// one of its members: their groups, as the ID token of their log-in lists
+/// them. The actor shown is the member; the details say `via`.
+#[derive(Debug)]
+pub struct DirectorySync {
+    actor: Actor,
+    org_id: OrgId,
+}
+
+/// A proof that acts within one Organization: what `lifecycle` needs to end
+/// the access a change took away.
+pub trait OrgAuthority: Authority {
+    fn org_id(&self) -> OrgId;
+}
+
 /// A refused attempt to sign in, recorded so Admins see attacks and
 /// misconfigurations; it vouches for nothing else.
 #[derive(Debug)]
@@ -100,6 +115,11 @@ pub fn operator(actor: &Actor) -> AppResult<PlatformOperator> {
 
 pub fn own_account(user: UserId, email: &str) -> OwnAccount {
     OwnAccount { actor: Actor::User { id: user, email: email.to_string() } }
+}
+
+/// Made by single sign-on once the provider's ID token for `member` was verified.
+pub(super) fn directory_sync(org_id: OrgId, member: &OwnAccount) -> DirectorySync {
+    DirectorySync { actor: member.actor.clone(), org_id }
 }
 
 pub fn sign_in_attempt(claimed: &str) -> SignInAttempt {
@@ -135,6 +155,7 @@ vouch_for_actor!(
     EnterpriseMember,
     PlatformOperator,
     OwnAccount,
+    DirectorySync,
     SignInAttempt,
     WorkspaceKeys,
     Automatic
@@ -142,6 +163,18 @@ vouch_for_actor!(
 
 impl OrgAdmin {
     pub fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+impl OrgAuthority for OrgAdmin {
+    fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+impl OrgAuthority for DirectorySync {
+    fn org_id(&self) -> OrgId {
         self.org_id
     }
 }

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
-    authz::{self, OrgAdmin},
+    authz::{self, DirectorySync, OrgAdmin, OrgAuthority},
     db::{self, Db},
     lifecycle, paging, workspaces,
 };
@@ -299,6 +299,64 @@ pub async fn remove_members(
     }
     tx.commit().await?;
     Ok(removed)
+}
+
+/// Makes `user`'s groups in the Organization exactly those of `names` that
+/// exist there (compared without regard to case): their identity provider
+/// lists them at each log-in. Leaving a group ends what it gave. Names of no
+/// group are ignored: groups are made in Chancery.
+pub(super) async fn follow_directory(
+    conn: &mut AnyConnection,
+    by: &DirectorySync,
+    client: &Client,
+    user: UserId,
+    names: &[String],
+) -> AppResult<()> {
+    let wanted: std::collections::BTreeSet<String> =
+        names.iter().map(|name| name.trim().to_lowercase()).collect();
+    let groups: Vec<(GroupId, String, i64)> = sqlx::query_as(
+        "SELECT g.id, g.name_key,
+                (SELECT COUNT(*) FROM user_group_members m WHERE m.group_id = g.id AND m.user_id = $2)
+         FROM user_groups g WHERE g.org_id = $1 ORDER BY g.name_key, g.id",
+    )
+    .bind(by.org_id())
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left_any = false;
+    for (id, name_key, member) in groups {
+        let action = match (wanted.contains(&name_key), member > 0) {
+            (true, false) => {
+                sqlx::query(
+                    "INSERT INTO user_group_members (group_id, user_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(id)
+                .bind(user)
+                .bind(Timestamp::now())
+                .execute(&mut *conn)
+                .await?;
+                "user_group.member.add"
+            }
+            (false, true) => {
+                sqlx::query("DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user)
+                    .execute(&mut *conn)
+                    .await?;
+                left_any = true;
+                "user_group.member.remove"
+            }
+            _ => continue,
+        };
+        let event = AuditEvent::new(action, "user", user)
+            .in_org(by.org_id())
+            .with_details(serde_json::json!({ "group_id": id, "via": "oidc" }));
+        audit::record(&mut *conn, by, client, event).await?;
+    }
+    if left_any {
+        lifecycle::end_lost_access(conn, by, client, user).await?;
+    }
+    Ok(())
 }
 
 const SELECT_GRANTS: &str = "SELECT g.id, g.name, w.id, w.name, gw.role

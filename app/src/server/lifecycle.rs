@@ -24,7 +24,7 @@ use sqlx::AnyConnection;
 use super::{
     actor::Client,
     audit::{self, AuditEvent},
-    authz::{self, Authority, OrgAdmin},
+    authz::{self, Authority, OrgAuthority},
     enterprise,
 };
 use crate::{
@@ -54,11 +54,11 @@ pub(super) async fn may_use_workspace(
     Ok(n > 0)
 }
 
-/// Ends what `user` may no longer use in `admin`'s Organization. Call it after
+/// Ends what `user` may no longer use in the Organization `admin` acts in. Call it after
 /// the change, in the same transaction.
 pub async fn end_lost_access(
     conn: &mut AnyConnection,
-    admin: &OrgAdmin,
+    admin: &impl OrgAuthority,
     client: &Client,
     user: UserId,
 ) -> AppResult<AccessEnded> {
@@ -77,7 +77,7 @@ pub async fn end_lost_access(
     Ok(AccessEnded { api_keys_revoked, invitations_revoked, left_enterprise })
 }
 
-async fn is_org_admin(conn: &mut AnyConnection, admin: &OrgAdmin, user: UserId) -> AppResult<bool> {
+async fn is_org_admin(conn: &mut AnyConnection, admin: &impl OrgAuthority, user: UserId) -> AppResult<bool> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND user_id = $2 AND role = $3",
     )
@@ -91,7 +91,7 @@ async fn is_org_admin(conn: &mut AnyConnection, admin: &OrgAdmin, user: UserId) 
 
 async fn revoke_unreachable_keys(
     conn: &mut AnyConnection,
-    admin: &OrgAdmin,
+    admin: &impl OrgAuthority,
     client: &Client,
     user: UserId,
 ) -> AppResult<i64> {
@@ -164,7 +164,7 @@ pub(super) async fn revoke_invitations_sent_by(
 /// Account and no longer may be.
 async fn leave_enterprise_if_no_longer_admin(
     conn: &mut AnyConnection,
-    admin: &OrgAdmin,
+    admin: &impl OrgAuthority,
     client: &Client,
     user: UserId,
 ) -> AppResult<bool> {

@@ -29,7 +29,7 @@ use super::{
     audit::{self, AuditEvent},
     authz,
     db::Db,
-    members,
+    groups, members,
     sealed::SealingKey,
 };
 use crate::{
@@ -522,9 +522,9 @@ async fn verified_identity(
         .map(|name| name.as_str().to_string())
         .or_else(|| claims.preferred_username().map(|name| name.as_str().to_string()))
         .unwrap_or_else(|| email.display.split('@').next().unwrap_or_default().to_string());
+    // Providers leave the claim out for someone in no group: that is an empty list.
     let groups = (!config.groups_claim.is_empty())
-        .then(|| claim_strings(&id_token.to_string(), &config.groups_claim))
-        .flatten();
+        .then(|| claim_strings(&id_token.to_string(), &config.groups_claim).unwrap_or_default());
     Ok(Identity { email, name, groups })
 }
 
@@ -568,7 +568,8 @@ async fn admit(db: &Db, client: &Client, org_id: OrgId, identity: Identity) -> A
         audit::record(&mut tx, &person, client, event).await?;
     }
     if let Some(groups) = &identity.groups {
-        tracing::debug!(count = groups.len(), "groups claimed by the identity provider");
+        let directory = authz::directory_sync(org_id, &person);
+        groups::follow_directory(&mut tx, &directory, client, user.id, groups).await?;
     }
     accounts::record_log_in(&mut tx, &person, client, user.id, "oidc").await?;
     tx.commit().await?;

@@ -27,6 +27,7 @@ crate::on_both_databases!(
     a_person_of_a_verified_domain_signs_in_and_joins_with_the_default_role,
     forged_or_misdirected_answers_are_refused_and_audited,
     only_admins_configure_a_provider_whose_secret_is_never_shown,
+    the_providers_groups_claim_decides_a_members_groups_at_each_log_in,
 );
 
 const CLIENT_ID: &str = "chancery-test";
@@ -175,12 +176,22 @@ async fn token(
 
 /// The Settings form's save of a provider, as `browser`.
 async fn save_oidc(browser: &mut Client<'_>, issuer: &str, secret: &str, role: &str) -> TestResponse {
+    save_oidc_with_groups(browser, issuer, secret, role, "").await
+}
+
+async fn save_oidc_with_groups(
+    browser: &mut Client<'_>,
+    issuer: &str,
+    secret: &str,
+    role: &str,
+    groups_claim: &str,
+) -> TestResponse {
     let form = [
         ("issuer", issuer),
         ("client_id", CLIENT_ID),
         ("client_secret", secret),
         ("default_role", role),
-        ("groups_claim", ""),
+        ("groups_claim", groups_claim),
         ("enabled", "on"),
     ];
     browser.call("/_fn/settings/save_oidc", &form).await
@@ -191,6 +202,17 @@ async fn provider_for(app: &TestApp, org: &mut Org<'_>, idp: &FakeIdp) {
     domains::verify_by_operator(&app.db, &Actor::Operator, org.id, "acme.test").await.unwrap();
     let saved = save_oidc(&mut org.admin, &idp.issuer, CLIENT_SECRET, "member").await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+}
+
+/// A whole single sign-on as `email` in a new browser, the ID token also carrying `claims`.
+async fn sso_log_in<'a>(app: &'a TestApp, idp: &FakeIdp, email: &str, claims: Value) -> Client<'a> {
+    let mut browser = app.client("198.51.100.70");
+    let location = leave_for_provider(&mut browser, email).await;
+    let mut claims = claims;
+    claims["email"] = json!(email);
+    let callback = idp.authorize(&location, claims, |_| {});
+    assert_eq!(browser.get(&callback).await.header("location"), Some("/admin"));
+    browser
 }
 
 /// Starts single sign-on as `email` in `browser`: where the provider is asked.
@@ -456,4 +478,96 @@ async fn only_admins_configure_a_provider_whose_secret_is_never_shown(app: TestA
             "organization.oidc_remove"
         ]
     );
+}
+
+async fn the_providers_groups_claim_decides_a_members_groups_at_each_log_in(app: TestApp) {
+    let idp = FakeIdp::start().await;
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    domains::verify_by_operator(&app.db, &Actor::Operator, org.id, "acme.test").await.unwrap();
+    let saved = save_oidc_with_groups(&mut org.admin, &idp.issuer, CLIENT_SECRET, "member", "groups").await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let admin_key = app.admin_key(&org, "ada@acme.test").await;
+    let lab = app
+        .api(
+            "POST",
+            "/api/admin/workspaces",
+            &admin_key,
+            Some(json!({ "name": "Lab", "admin_user_id": org.admin_id })),
+        )
+        .await
+        .json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let research = make_group(&mut org.admin, "Research").await;
+    make_group(&mut org.admin, "Ops").await;
+    let grant = [("group_id", research.as_str()), ("workspace_id", lab.as_str()), ("role", "member")];
+    assert_eq!(org.admin.call("/_fn/groups/grant_workspace", &grant).await.status, StatusCode::OK);
+
+    // Her first log-in lists Research (in any case) and a group Chancery does not have.
+    let mut grace =
+        sso_log_in(&app, &idp, "grace@acme.test", json!({ "groups": ["RESEARCH", "Marketing"] })).await;
+    let grace_id = grace.overview().await.json()["user"]["id"].as_str().unwrap().to_string();
+    assert_eq!(groups_of(&app, &grace_id).await, ["Research"]);
+    // Research reaches Lab: a key of hers there works.
+    let body = json!({ "workspace_uuid": lab, "name": "lab work", "user_id": grace_id });
+    let key = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let key_id = key.json()["key_id"].as_str().unwrap().to_string();
+
+    // The provider moved her to Ops: she leaves Research, and her Lab key ends with it.
+    sso_log_in(&app, &idp, "grace@acme.test", json!({ "groups": ["Ops"] })).await;
+    assert_eq!(groups_of(&app, &grace_id).await, ["Ops"]);
+    let (revoked_at,): (Option<i64>,) =
+        sqlx::query_as("SELECT revoked_at FROM workspace_api_keys WHERE id = $1")
+            .bind(&key_id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert!(revoked_at.is_some(), "Lab is out of her reach");
+
+    // A token without the claim: the provider lists no group for her.
+    sso_log_in(&app, &idp, "grace@acme.test", json!({})).await;
+    assert!(groups_of(&app, &grace_id).await.is_empty());
+
+    let trail: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT action, actor_label, details FROM audit_events
+         WHERE org_id = $1 AND (action LIKE 'user_group.member.%' OR action = 'api_key.delete') ORDER BY id",
+    )
+    .bind(org.id)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|(action, _, _)| action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "user_group.member.add",
+            "user_group.member.add",
+            "user_group.member.remove",
+            "api_key.delete",
+            "user_group.member.remove"
+        ],
+        "{trail:?}"
+    );
+    assert!(trail.iter().all(|(_, actor, _)| actor == "grace@acme.test"), "{trail:?}");
+    assert!(trail[0].2.contains(r#""via":"oidc""#) && trail[3].2.contains("owner_lost_access"), "{trail:?}");
+}
+
+async fn make_group(admin: &mut Client<'_>, name: &str) -> String {
+    let made = admin.call("/_fn/groups/create", &[("name", name), ("description", "")]).await;
+    serde_json::from_str(&made.body).unwrap()
+}
+
+/// The names of the groups `user` is in.
+async fn groups_of(app: &TestApp, user: &str) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT g.name FROM user_group_members m JOIN user_groups g ON g.id = m.group_id
+         WHERE m.user_id = $1 ORDER BY g.name",
+    )
+    .bind(user)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    rows.into_iter().map(|(name,)| name).collect()
 }
