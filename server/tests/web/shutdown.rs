@@ -32,6 +32,7 @@ impl Process {
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("LEPTOS_OUTPUT_NAME", "chancery")
             .env("CHANCERY_SPOOL_DIR", spool)
+            .env("CHANCERY_SECRET_KEY_FILE", spool.with_extension("key"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
