@@ -71,31 +71,8 @@ pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<Curre
     validate::new_password(&input.password)?;
     let password_hash = password::hash(input.password).await?;
 
-    let user = CurrentUser { id: UserId::new(), name, email: email.display };
     let mut tx = db.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, name, email, email_normalized, password_hash, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(user.id)
-    .bind(&user.name)
-    .bind(&user.email)
-    .bind(&email.normalized)
-    .bind(password_hash)
-    .bind(Timestamp::now())
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Err(err) if is_unique_violation(&err) => {
-            return Err(AppError::conflict(
-                "email",
-                "An account with this email already exists. Log in instead.",
-            ))
-        }
-        other => other?,
-    };
-    let person = authz::own_account(user.id, &user.email);
-    audit::record(&mut tx, &person, client, AuditEvent::new("user.create", "user", user.id)).await?;
+    let user = create(&mut tx, client, name, &email, &password_hash, "password").await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "account created");
     Ok(user)
@@ -206,8 +183,20 @@ pub(super) async fn create_without_password(
     email: &validate::Email,
     via: &str,
 ) -> AppResult<CurrentUser> {
+    create(conn, client, name, email, NO_PASSWORD, via).await
+}
+
+/// Writes a new account and its `user.create` event, its owner the actor.
+async fn create(
+    conn: &mut AnyConnection,
+    client: &Client,
+    name: String,
+    email: &validate::Email,
+    password_hash: &str,
+    via: &str,
+) -> AppResult<CurrentUser> {
     let user = CurrentUser { id: UserId::new(), name, email: email.display.clone() };
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO users (id, name, email, email_normalized, password_hash, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -215,10 +204,19 @@ pub(super) async fn create_without_password(
     .bind(&user.name)
     .bind(&user.email)
     .bind(&email.normalized)
-    .bind(NO_PASSWORD)
+    .bind(password_hash)
     .bind(Timestamp::now())
     .execute(&mut *conn)
-    .await?;
+    .await;
+    match inserted {
+        Err(err) if is_unique_violation(&err) => {
+            return Err(AppError::conflict(
+                "email",
+                "An account with this email already exists. Log in instead.",
+            ))
+        }
+        other => other?,
+    };
     let person = authz::own_account(user.id, &user.email);
     let event =
         AuditEvent::new("user.create", "user", user.id).with_details(serde_json::json!({ "via": via }));
