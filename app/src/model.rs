@@ -253,6 +253,19 @@ pub struct OidcPanel {
     pub redirect_uri: String,
 }
 
+/// Whether an Organization requires single sign-on, and what it would cover.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoEnforcement {
+    pub org_id: OrgId,
+    /// When it began requiring it; `None` while passwords are allowed.
+    pub required_since: Option<Timestamp>,
+    pub verified_domains: Vec<String>,
+    /// An identity provider is set up and on (needed to require it).
+    pub provider_enabled: bool,
+    /// Members whose email is in one of the verified domains.
+    pub members_covered: i64,
+}
+
 /// What an Admin saves; an empty `client_secret` keeps the one saved before.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OidcInput {

@@ -6,7 +6,7 @@ use app::{
     money::{format_usd, parse_usd},
     server::{
         actor::{Actor, Client},
-        domains, enterprise, mail, models,
+        domains, enterprise, mail, models, sso,
     },
 };
 use clap::{Parser, Subcommand};
@@ -47,6 +47,23 @@ enum Command {
     /// Operator commands for Organizations' verified domains.
     #[command(subcommand)]
     Domains(DomainsCommand),
+    /// Operator commands for Organizations' single sign-on.
+    #[command(subcommand)]
+    Sso(SsoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SsoCommand {
+    /// Break glass: let an Organization's members log in with passwords again
+    /// when its identity provider is unreachable or misconfigured (Admins then
+    /// fix or remove it). Audited as the operator.
+    AllowPasswords {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The Organization's id (shown under Settings > Require single sign-on).
+        #[arg(long)]
+        org: OrgId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +241,12 @@ async fn run() -> anyhow::Result<()> {
             let db = server::Db::connect_and_migrate(&database.database_url).await?;
             let verified = domains::verify_by_operator(&db, &Actor::Operator, org, &domain).await?;
             println!("Verified {} for Organization {org}.", verified.domain);
+            Ok(())
+        }
+        Command::Sso(SsoCommand::AllowPasswords { database, org }) => {
+            let db = server::Db::connect_and_migrate(&database.database_url).await?;
+            sso::allow_passwords(&db, &Actor::Operator, &Client::default(), org).await?;
+            println!("Members of Organization {org} may log in with passwords again.");
             Ok(())
         }
     }

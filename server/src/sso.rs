@@ -4,6 +4,7 @@ use app::server::{
     actor::Client,
     oidc::{self, Callback},
     session,
+    sso::SignInMethod,
     state::AppState,
 };
 use axum::{
@@ -33,7 +34,7 @@ pub async fn oidc_callback(
     };
     let signed_in = async {
         let signed_in = outcome?;
-        session::log_in(&session, signed_in.user.id).await?;
+        session::log_in(&session, signed_in.user.id, SignInMethod::Oidc).await?;
         session::set_current_org(&session, signed_in.org_id).await?;
         Ok::<_, app::AppError>(())
     };

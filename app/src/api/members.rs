@@ -146,12 +146,12 @@ pub async fn accept_invitation(token: String) -> Result<(), AppError> {
 /// A newcomer signs up from the invitation and lands in the organization.
 #[server(prefix = "/_fn", endpoint = "invitation/sign_up")]
 pub async fn sign_up_from_invitation(token: String, name: String, password: String) -> Result<(), AppError> {
-    use crate::server::{members, request, session};
+    use crate::server::{members, request, session, sso};
     let state = request::state()?;
     let session = request::session().await?;
     let (user, org) =
         members::sign_up_and_accept(&state.db, &request::client(&state), &token, name, password).await?;
-    session::log_in(&session, user.id).await?;
+    session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
     session::set_current_org(&session, org).await?;
     leptos_axum::redirect("/admin");
     Ok(())
@@ -160,13 +160,13 @@ pub async fn sign_up_from_invitation(token: String, name: String, password: Stri
 /// Someone with an account logs in from the invitation and accepts it.
 #[server(prefix = "/_fn", endpoint = "invitation/log_in")]
 pub async fn log_in_from_invitation(token: String, password: String) -> Result<(), AppError> {
-    use crate::server::{accounts, members, request, session};
+    use crate::server::{accounts, members, request, session, sso};
     let state = request::state()?;
     let session = request::session().await?;
     let client = request::client(&state);
     let invited = members::preview(&state.db, &token, None).await?;
     let user = accounts::log_in(&state.db, &state.throttle, &client, &invited.email, password).await?;
-    session::log_in(&session, user.id).await?;
+    session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
     let org = members::accept(&state.db, &client, &token, &user).await?;
     session::set_current_org(&session, org).await?;
     leptos_axum::redirect("/admin");

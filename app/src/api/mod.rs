@@ -23,24 +23,24 @@ use crate::{
 /// Creates an account, signs it in, and goes on to naming the first organization.
 #[server(prefix = "/_fn", endpoint = "sign_up")]
 pub async fn sign_up(name: String, email: String, password: String) -> Result<(), AppError> {
-    use crate::server::{accounts, request, session};
+    use crate::server::{accounts, request, session, sso};
     let state = request::state()?;
     let session = request::session().await?;
     let input = accounts::SignUp { name, email, password };
     let user = accounts::open_sign_up(&state.db, &state.throttle, &request::client(&state), input).await?;
-    session::log_in(&session, user.id).await?;
+    session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
     leptos_axum::redirect(Landing::NameOrganization(user).path());
     Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "log_in")]
 pub async fn log_in(email: String, password: String) -> Result<(), AppError> {
-    use crate::server::{accounts, request, session};
+    use crate::server::{accounts, request, session, sso};
     let state = request::state()?;
     let session = request::session().await?;
     let client = request::client(&state);
     let user = accounts::log_in(&state.db, &state.throttle, &client, &email, password).await?;
-    session::log_in(&session, user.id).await?;
+    session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
     leptos_axum::redirect(landing_of(&state, user).await?.path());
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Server functions of single sign-on: leaving the log-in page for one's
-//! identity provider, and the Settings page's OpenID Connect provider (Admins
-//! only, in the session's current Organization).
+//! identity provider, and the Settings page's OpenID Connect provider and
+//! requirement (Admins only, in the session's current Organization).
 
 use leptos::prelude::*;
 
 use crate::{
     error::AppError,
-    model::{OidcPanel, OidcSettings},
+    model::{OidcPanel, OidcSettings, SsoEnforcement},
 };
 
 /// Sends the person to the identity provider of the Organization that verified
@@ -68,4 +68,27 @@ pub async fn remove_oidc() -> Result<(), AppError> {
     use crate::server::{oidc, request};
     let (state, me, org) = request::org_member().await?;
     oidc::remove(&state.db, &me, &request::client(&state), org.id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/sso_enforcement")]
+pub async fn get_sso_enforcement() -> Result<SsoEnforcement, AppError> {
+    use crate::server::{request, sso};
+    let (state, me, org) = request::org_member().await?;
+    sso::enforcement(&state.db, &me, org.id).await
+}
+
+/// Requires single sign-on of the members in verified domains; their password sessions end.
+#[server(prefix = "/_fn", endpoint = "settings/require_sso")]
+pub async fn require_sso() -> Result<SsoEnforcement, AppError> {
+    use crate::server::{request, session, sso};
+    let (state, me, org) = request::org_member().await?;
+    let via = session::signed_in_via(&request::session().await?).await?;
+    sso::require(&state.db, &me, &request::client(&state), org.id, via).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/allow_passwords")]
+pub async fn allow_passwords() -> Result<SsoEnforcement, AppError> {
+    use crate::server::{request, sso};
+    let (state, me, org) = request::org_member().await?;
+    sso::allow_passwords(&state.db, &me, &request::client(&state), org.id).await
 }

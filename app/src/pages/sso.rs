@@ -1,11 +1,12 @@
-//! The Settings section's single sign-on: the Organization's OpenID Connect provider.
+//! The Settings section's single sign-on: the Organization's OpenID Connect
+//! provider, and whether its members must use it.
 
 use leptos::prelude::*;
 
 use super::{loading, FormError};
 use crate::{
-    api::sso::{self, RemoveOidc, SaveOidc},
-    model::{OidcPanel, OrgRole},
+    api::sso::{self, AllowPasswords, RemoveOidc, RequireSso, SaveOidc},
+    model::{OidcPanel, OrgRole, SsoEnforcement},
 };
 
 #[component]
@@ -28,6 +29,71 @@ pub(super) fn OidcProvider() -> impl IntoView {
         {move || matches!(save.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"Single sign-on saved."</p> })}
         <FormError value=save.value()/>
         <FormError value=remove.value()/>
+        <SsoRequirement provider_saved=save/>
+    }
+}
+
+/// Whether members in verified domains must log in through the provider.
+#[component]
+fn SsoRequirement(provider_saved: ServerAction<SaveOidc>) -> impl IntoView {
+    let require = ServerAction::<RequireSso>::new();
+    let allow = ServerAction::<AllowPasswords>::new();
+    let enforcement = Resource::new(
+        move || (provider_saved.version().get(), require.version().get(), allow.version().get()),
+        |_| sso::get_sso_enforcement(),
+    );
+    view! {
+        <h2>"Require single sign-on"</h2>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                enforcement.await.map(|enforcement| view! { <SsoRequirementForm enforcement require allow/> })
+            })}
+        </Transition>
+        {move || matches!(require.value().get(), Some(Ok(_))).then(|| view! {
+            <p class="notice" role="status">"Single sign-on is now required. Password sessions of the members it covers have ended."</p>
+        })}
+        {move || matches!(allow.value().get(), Some(Ok(_))).then(|| view! {
+            <p class="notice" role="status">"Members may log in with passwords again."</p>
+        })}
+        <FormError value=require.value()/>
+        <FormError value=allow.value()/>
+    }
+}
+
+#[component]
+fn SsoRequirementForm(
+    enforcement: SsoEnforcement,
+    require: ServerAction<RequireSso>,
+    allow: ServerAction<AllowPasswords>,
+) -> impl IntoView {
+    let SsoEnforcement { org_id, required_since, verified_domains, provider_enabled, members_covered } =
+        enforcement;
+    let domains = if verified_domains.is_empty() {
+        "no verified domain yet".to_string()
+    } else {
+        verified_domains.join(", ")
+    };
+    let covered = format!("{members_covered} member(s) with an email in {domains}");
+    match required_since {
+        Some(since) => view! {
+            <p data-testid="sso-requirement">
+                {format!("Required since {}: {covered} log in only through your identity provider; their passwords do not open Chancery.", since.display())}
+            </p>
+            <p class="hint">"Should your provider become unreachable, the operator of this Chancery can lift it: "
+                <code>{format!("chancery sso allow-passwords --org {org_id}")}</code></p>
+            <ActionForm action=allow>
+                <button type="submit" disabled=move || allow.pending().get()>"Stop requiring single sign-on"</button>
+            </ActionForm>
+        }.into_any(),
+        None => view! {
+            <p data-testid="sso-requirement">
+                {format!("Not required: {covered} may also log in with a password. Once required, they log in only through your identity provider, and their password sessions end at once.")}
+            </p>
+            {(!provider_enabled).then(|| view! { <p class="hint">"Needs an identity provider that is on (above)."</p> })}
+            <ActionForm action=require>
+                <button type="submit" disabled=move || require.pending().get()>"Require single sign-on"</button>
+            </ActionForm>
+        }.into_any(),
     }
 }
 

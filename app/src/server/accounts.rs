@@ -10,6 +10,7 @@ use super::{
     authz::{self, OwnAccount},
     db::{is_unique_violation, Db},
     password,
+    sso::{self, SignInMethod},
     throttle::Throttle,
 };
 use crate::{
@@ -72,14 +73,16 @@ pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<Curre
     let password_hash = password::hash(input.password).await?;
 
     let mut tx = db.begin().await?;
-    let user = create(&mut tx, client, name, &email, &password_hash, "password").await?;
+    let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "account created");
     Ok(user)
 }
 
 /// Checks credentials. Failures are throttled per account and per client
-/// address, and never say whether the email or the password was wrong.
+/// address, and never say whether the email or the password was wrong. The
+/// right password of someone who must use single sign-on is refused too, and
+/// says so (only to whoever knows the password).
 pub async fn log_in(
     db: &Db,
     throttle: &Throttle,
@@ -114,20 +117,22 @@ pub async fn log_in(
     };
     let person = authz::own_account(id, &stored_email);
     let mut tx = db.begin().await?;
-    if verified {
-        record_log_in(&mut tx, &person, client, id, "password").await?;
-    } else {
+    let outcome = if !verified {
         record_in_each_org(&mut tx, &person, client, id, "user.log_in_failed", None).await?;
-    }
-    tx.commit().await?;
-
-    if verified {
-        attempt.succeeded();
-        Ok(CurrentUser { id, name, email: stored_email })
-    } else {
         attempt.failed(now);
         Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()))
-    }
+    } else if sso::required_of(&mut tx, id).await?.is_some() {
+        let details = serde_json::json!({ "reason": "single sign-on required" });
+        record_in_each_org(&mut tx, &person, client, id, "user.log_in_failed", Some(details)).await?;
+        attempt.succeeded();
+        Err(AppError::Unauthenticated(sso::SSO_REQUIRED.into()))
+    } else {
+        record_log_in(&mut tx, &person, client, id, SignInMethod::Password).await?;
+        attempt.succeeded();
+        Ok(CurrentUser { id, name, email: stored_email })
+    };
+    tx.commit().await?;
+    outcome
 }
 
 /// Records a log-in, `via` a password or single sign-on, and when it happened.
@@ -136,9 +141,9 @@ pub(super) async fn record_log_in(
     person: &OwnAccount,
     client: &Client,
     user_id: UserId,
-    via: &str,
+    via: SignInMethod,
 ) -> AppResult<()> {
-    let details = serde_json::json!({ "via": via });
+    let details = serde_json::json!({ "via": via.as_str() });
     record_in_each_org(conn, person, client, user_id, "user.log_in", Some(details)).await?;
     sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
         .bind(Timestamp::now())
@@ -181,7 +186,7 @@ pub(super) async fn create_without_password(
     client: &Client,
     name: String,
     email: &validate::Email,
-    via: &str,
+    via: SignInMethod,
 ) -> AppResult<CurrentUser> {
     create(conn, client, name, email, NO_PASSWORD, via).await
 }
@@ -193,7 +198,7 @@ async fn create(
     name: String,
     email: &validate::Email,
     password_hash: &str,
-    via: &str,
+    via: SignInMethod,
 ) -> AppResult<CurrentUser> {
     let user = CurrentUser { id: UserId::new(), name, email: email.display.clone() };
     let inserted = sqlx::query(
@@ -218,8 +223,8 @@ async fn create(
         other => other?,
     };
     let person = authz::own_account(user.id, &user.email);
-    let event =
-        AuditEvent::new("user.create", "user", user.id).with_details(serde_json::json!({ "via": via }));
+    let event = AuditEvent::new("user.create", "user", user.id)
+        .with_details(serde_json::json!({ "via": via.as_str() }));
     audit::record(&mut *conn, &person, client, event).await?;
     Ok(user)
 }

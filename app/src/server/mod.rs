@@ -31,6 +31,7 @@ pub mod sealed;
 pub mod secret_key;
 pub mod session;
 pub mod session_store;
+pub mod sso;
 pub mod state;
 pub mod throttle;
 pub mod usage;

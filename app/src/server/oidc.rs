@@ -31,6 +31,7 @@ use super::{
     db::Db,
     groups, members,
     sealed::SealingKey,
+    sso::{self, SignInMethod},
 };
 use crate::{
     error::{AppError, AppResult},
@@ -227,6 +228,9 @@ pub async fn save(
 
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    if !input.enabled {
+        sso::refuse_if_required(&mut tx, org_id, "enabled").await?;
+    }
     let before = config(&mut tx, org_id).await?;
     let sealed = match (new_secret, &before) {
         ("", Some(before)) => before.client_secret_sealed.clone(),
@@ -279,6 +283,7 @@ pub async fn save(
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    sso::refuse_if_required(&mut tx, org_id, "sso").await?;
     let removed =
         sqlx::query("DELETE FROM org_oidc WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
     if removed.rows_affected() == 0 {
@@ -556,7 +561,8 @@ async fn admit(db: &Db, client: &Client, org_id: OrgId, identity: Identity) -> A
         None => {
             let name = validate::person_name(&identity.name)
                 .or_else(|_| validate::person_name(&identity.email.display))?;
-            accounts::create_without_password(&mut tx, client, name, &identity.email, "oidc").await?
+            accounts::create_without_password(&mut tx, client, name, &identity.email, SignInMethod::Oidc)
+                .await?
         }
     };
     let person = authz::own_account(user.id, &user.email);
@@ -571,7 +577,7 @@ async fn admit(db: &Db, client: &Client, org_id: OrgId, identity: Identity) -> A
         let directory = authz::directory_sync(org_id, &person);
         groups::follow_directory(&mut tx, &directory, client, user.id, groups).await?;
     }
-    accounts::record_log_in(&mut tx, &person, client, user.id, "oidc").await?;
+    accounts::record_log_in(&mut tx, &person, client, user.id, SignInMethod::Oidc).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, org_id = %org_id, "signed in with OpenID Connect");
     Ok(SignedIn { user, org_id })

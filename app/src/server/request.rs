@@ -7,7 +7,7 @@ use tower_sessions::Session;
 use super::{
     accounts,
     actor::{Actor, Client},
-    session,
+    session, sso,
     state::AppState,
 };
 use crate::{
@@ -35,19 +35,24 @@ pub fn client(state: &AppState) -> Client {
         .unwrap_or_default()
 }
 
-/// The signed-in user, or `Unauthenticated`. A session whose user is gone is ended.
+/// The signed-in user, or `Unauthenticated`. A session whose user is gone is
+/// ended, and so is a password session of someone who must now use single
+/// sign-on (the log-in page then says why).
 pub async fn signed_in_user(state: &AppState, session: &Session) -> AppResult<CurrentUser> {
     let signed_out = || AppError::Unauthenticated("Please log in.".into());
     let Some(user_id) = session::user_id(session).await? else {
         return Err(signed_out());
     };
-    match accounts::find_user(&state.db, user_id).await? {
-        Some(user) => Ok(user),
-        None => {
-            session::log_out(session).await?;
-            Err(signed_out())
-        }
+    let Some(user) = accounts::find_user(&state.db, user_id).await? else {
+        session::log_out(session).await?;
+        return Err(signed_out());
+    };
+    if !sso::session_may_continue(&state.db, user.id, session::signed_in_via(session).await?).await? {
+        session::log_out(session).await?;
+        session::set_log_in_notice(session, sso::SSO_REQUIRED).await?;
+        return Err(AppError::Unauthenticated(sso::SSO_REQUIRED.into()));
     }
+    Ok(user)
 }
 
 /// The signed-in person as an actor, and the Enterprise Account they administer.

@@ -3,13 +3,15 @@
 
 use tower_sessions::Session;
 
-use super::oidc::Pending;
+use super::{oidc::Pending, sso::SignInMethod};
 use crate::{
     error::AppResult,
     ids::{OrgId, UserId},
 };
 
 pub const USER_KEY: &str = "user_id";
+/// How the session was signed in (a `SignInMethod`).
+pub const VIA_KEY: &str = "via";
 const ORG_KEY: &str = "org_id";
 /// A single sign-on under way: the person is at their identity provider.
 const SSO_KEY: &str = "sso_pending";
@@ -17,10 +19,11 @@ const SSO_KEY: &str = "sso_pending";
 const NOTICE_KEY: &str = "log_in_notice";
 
 /// Starts a signed-in session under a new id, so an id planted before log-in is worthless.
-pub async fn log_in(session: &Session, user_id: UserId) -> AppResult<()> {
+pub async fn log_in(session: &Session, user_id: UserId, via: SignInMethod) -> AppResult<()> {
     session.cycle_id().await?;
     session.clear().await;
     session.insert(USER_KEY, user_id).await?;
+    session.insert(VIA_KEY, via).await?;
     Ok(())
 }
 
@@ -32,6 +35,11 @@ pub async fn log_out(session: &Session) -> AppResult<()> {
 
 pub async fn user_id(session: &Session) -> AppResult<Option<UserId>> {
     Ok(session.get(USER_KEY).await?)
+}
+
+/// How the session was signed in; sessions from before this was kept count as password ones.
+pub async fn signed_in_via(session: &Session) -> AppResult<SignInMethod> {
+    Ok(session.get(VIA_KEY).await?.unwrap_or(SignInMethod::Password))
 }
 
 pub async fn current_org(session: &Session) -> AppResult<Option<OrgId>> {

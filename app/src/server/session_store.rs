@@ -1,10 +1,11 @@
 //! tower-sessions records kept in our own database.
 //!
 //! Our own store (rather than one per engine) serves both backends through the
-//! one pool, and records the signed-in user beside each session, so that all of
-//! a person's sessions can be ended at once. Rows are keyed by a SHA-256 of the
-//! session id: the id is a bearer secret, and a copy of the table must not let
-//! anyone sign in as the people in it.
+//! one pool, and records the signed-in user beside each session (and how it
+//! was signed in), so that all of a person's sessions, or their password ones,
+//! can be ended at once. Rows are keyed by a SHA-256 of the session id: the id
+//! is a bearer secret, and a copy of the table must not let anyone sign in as
+//! the people in it.
 
 use async_trait::async_trait;
 use tower_sessions::{
@@ -12,7 +13,11 @@ use tower_sessions::{
     session_store::{self, SessionStore},
 };
 
-use super::{db::Db, secret_key::sha256_hex, session::USER_KEY};
+use super::{
+    db::Db,
+    secret_key::sha256_hex,
+    session::{USER_KEY, VIA_KEY},
+};
 use crate::{ids::UserId, time::Timestamp};
 
 #[derive(Clone, Debug)]
@@ -60,6 +65,10 @@ fn user_of(record: &Record) -> Option<String> {
     record.data.get(USER_KEY).and_then(|v| v.as_str()).map(str::to_string)
 }
 
+fn via_of(record: &Record) -> Option<String> {
+    record.data.get(VIA_KEY).and_then(|v| v.as_str()).map(str::to_string)
+}
+
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
@@ -68,11 +77,12 @@ impl SessionStore for DbSessionStore {
         // A fresh id on the (astronomically rare) collision, never an overwrite.
         loop {
             let inserted = sqlx::query(
-                "INSERT INTO sessions (id, user_id, data, expires_at) VALUES ($1, $2, $3, $4)
+                "INSERT INTO sessions (id, user_id, via, data, expires_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(stored_id(&record.id))
             .bind(user_of(record))
+            .bind(via_of(record))
             .bind(&data)
             .bind(expiry_millis(record))
             .execute(self.db.pool())
@@ -89,12 +99,13 @@ impl SessionStore for DbSessionStore {
         let data =
             serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, data, expires_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
-                                            expires_at = excluded.expires_at",
+            "INSERT INTO sessions (id, user_id, via, data, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, via = excluded.via,
+                                            data = excluded.data, expires_at = excluded.expires_at",
         )
         .bind(stored_id(&record.id))
         .bind(user_of(record))
+        .bind(via_of(record))
         .bind(data)
         .bind(expiry_millis(record))
         .execute(self.db.pool())

@@ -9,7 +9,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use app::server::{actor::Actor, domains};
+use app::server::{
+    actor::{self, Actor},
+    domains, sso,
+};
 use axum::{
     extract::State,
     routing::{get, post},
@@ -28,6 +31,8 @@ crate::on_both_databases!(
     forged_or_misdirected_answers_are_refused_and_audited,
     only_admins_configure_a_provider_whose_secret_is_never_shown,
     the_providers_groups_claim_decides_a_members_groups_at_each_log_in,
+    required_sso_refuses_covered_passwords_and_ends_their_password_sessions,
+    requiring_sso_needs_a_provider_a_domain_and_an_admin_who_used_it,
 );
 
 const CLIENT_ID: &str = "chancery-test";
@@ -570,4 +575,146 @@ async fn groups_of(app: &TestApp, user: &str) -> Vec<String> {
     .await
     .unwrap();
     rows.into_iter().map(|(name,)| name).collect()
+}
+
+async fn required_sso_refuses_covered_passwords_and_ends_their_password_sessions(app: TestApp) {
+    let idp = FakeIdp::start().await;
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    provider_for(&app, &mut org, &idp).await;
+    let (mut bob, _) = app.join(&mut org, "bob@acme.test", &["member"]).await;
+    let (mut carol, _) = app.join(&mut org, "carol@partner.test", &["member"]).await;
+    let mut ada = sso_log_in(&app, &idp, "ada@acme.test", json!({})).await;
+
+    let required = ada.call("/_fn/settings/require_sso", &[]).await;
+    assert_eq!(required.status, StatusCode::OK, "{}", required.body);
+    let required = required.json();
+    assert!(required["required_since"].is_number(), "{required}");
+    assert_eq!(required["verified_domains"], json!(["acme.test"]));
+    assert_eq!(required["members_covered"], 2, "Ada and Bob, not Carol of partner.test");
+
+    // Password sessions of covered members ended; Ada's single sign-on one goes on.
+    assert_eq!(bob.overview().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(org.admin.overview().await.status, StatusCode::UNAUTHORIZED, "Ada's password session");
+    assert_eq!(ada.overview().await.status, StatusCode::OK);
+    assert_eq!(carol.overview().await.status, StatusCode::OK, "not in a verified domain");
+    let (password_sessions,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE u.email_normalized IN ('ada@acme.test', 'bob@acme.test') AND (s.via IS NULL OR s.via = 'password')",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(password_sessions, 0, "the rows are gone, not only refused");
+
+    // The right password now says to use single sign-on; a wrong one says nothing more.
+    let refused = app.client("198.51.100.80").log_in("bob@acme.test", PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("Continue with SSO"), "{}", refused.body);
+    let wrong = app.client("198.51.100.80").log_in("bob@acme.test", "not the password at all").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Email or password is incorrect"), "{}", wrong.body);
+    assert_eq!(
+        app.client("198.51.100.81").log_in("carol@partner.test", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    // Bob comes in through the provider instead.
+    let mut bob = sso_log_in(&app, &idp, "bob@acme.test", json!({})).await;
+    assert_eq!(bob.overview().await.json()["user"]["email"], "bob@acme.test");
+
+    // Someone who joins later with a password is stopped at their next request, and told why.
+    let invited = ada.call("/_fn/members/invite", &[("email", "dan@acme.test"), ("role_member", "on")]).await;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let token = app.emailed_token("dan@acme.test").await;
+    let mut dan = app.client("198.51.100.82");
+    dan.call("/_fn/invitation/sign_up", &[("token", &token), ("name", "Dan"), ("password", PASSWORD)]).await;
+    assert_eq!(dan.overview().await.status, StatusCode::UNAUTHORIZED);
+    let notice = dan.call("/_fn/sso/notice", &[]).await;
+    assert!(notice.body.contains("requires single sign-on"), "{}", notice.body);
+
+    // The provider cannot be turned off or removed while members depend on it.
+    let form = [
+        ("issuer", idp.issuer.as_str()),
+        ("client_id", CLIENT_ID),
+        ("client_secret", ""),
+        ("default_role", "member"),
+        ("groups_claim", ""),
+    ];
+    let off = ada.call("/_fn/settings/save_oidc", &form).await;
+    assert_eq!(off.status, StatusCode::BAD_REQUEST);
+    assert!(off.body.contains("stop requiring single sign-on first"), "{}", off.body);
+    assert_eq!(ada.call("/_fn/settings/remove_oidc", &[]).await.status, StatusCode::BAD_REQUEST);
+
+    // Members cannot lift it (nor see it); Admins can, and so can the operator (break glass).
+    assert_eq!(bob.call("/_fn/settings/allow_passwords", &[]).await.status, StatusCode::NOT_FOUND);
+    let lifted = ada.call("/_fn/settings/allow_passwords", &[]).await;
+    assert_eq!(lifted.status, StatusCode::OK, "{}", lifted.body);
+    assert!(lifted.json()["required_since"].is_null());
+    assert_eq!(app.client("198.51.100.83").log_in("bob@acme.test", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(ada.call("/_fn/settings/require_sso", &[]).await.status, StatusCode::OK);
+    sso::allow_passwords(&app.db, &Actor::Operator, &actor::Client::default(), org.id).await.unwrap();
+    assert_eq!(app.client("198.51.100.84").log_in("bob@acme.test", PASSWORD).await.status, StatusCode::OK);
+
+    let trail: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT action, actor_label, details FROM audit_events
+         WHERE org_id = $1 AND (action LIKE 'organization.sso%' OR action = 'user.log_in_failed') ORDER BY id",
+    )
+    .bind(org.id)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    let actions: Vec<(&str, &str)> = trail.iter().map(|(a, by, _)| (a.as_str(), by.as_str())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("organization.sso_enforce", "ada@acme.test"),
+            ("user.log_in_failed", "bob@acme.test"),
+            ("user.log_in_failed", "bob@acme.test"),
+            ("organization.sso_unenforce", "ada@acme.test"),
+            ("organization.sso_enforce", "ada@acme.test"),
+            ("organization.sso_unenforce", "platform operator"),
+        ],
+        "{trail:?}"
+    );
+    let enforced: Value = serde_json::from_str(trail[0].2.as_deref().unwrap()).unwrap();
+    assert_eq!(enforced["password_sessions_ended"], 2, "Ada's and Bob's password sessions: {enforced}");
+    assert_eq!(trail[1].2.as_deref(), Some(r#"{"reason":"single sign-on required"}"#));
+    assert_eq!(trail[2].2, None, "a wrong password is an ordinary failure");
+}
+
+async fn requiring_sso_needs_a_provider_a_domain_and_an_admin_who_used_it(app: TestApp) {
+    let idp = FakeIdp::start().await;
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    let (mut bob, _) = app.join(&mut org, "bob@acme.test", &["member"]).await;
+
+    let no_provider = org.admin.call("/_fn/settings/require_sso", &[]).await;
+    assert_eq!(no_provider.status, StatusCode::BAD_REQUEST);
+    assert!(no_provider.body.contains("identity provider first"), "{}", no_provider.body);
+    let saved = save_oidc(&mut org.admin, &idp.issuer, CLIENT_SECRET, "member").await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let no_domain = org.admin.call("/_fn/settings/require_sso", &[]).await;
+    assert_eq!(no_domain.status, StatusCode::BAD_REQUEST);
+    assert!(no_domain.body.contains("Verify your email domain first"), "{}", no_domain.body);
+    domains::verify_by_operator(&app.db, &Actor::Operator, org.id, "acme.test").await.unwrap();
+
+    // Ada, covered, has not shown single sign-on works for her: she would lock herself out.
+    let untried = org.admin.call("/_fn/settings/require_sso", &[]).await;
+    assert_eq!(untried.status, StatusCode::BAD_REQUEST);
+    assert!(untried.body.contains("once before requiring it"), "{}", untried.body);
+    assert_eq!(bob.call("/_fn/settings/require_sso", &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(bob.call("/_fn/settings/sso_enforcement", &[]).await.status, StatusCode::NOT_FOUND);
+    let unchanged = org.admin.call("/_fn/settings/sso_enforcement", &[]).await.json();
+    assert!(unchanged["required_since"].is_null(), "{unchanged}");
+    assert_eq!(unchanged["provider_enabled"], true);
+    assert_eq!(app.client("198.51.100.85").log_in("bob@acme.test", PASSWORD).await.status, StatusCode::OK);
+
+    // An Admin outside the verified domains is not covered: a password session may require it.
+    let (mut grace, _) = app.join(&mut org, "grace@consultants.test", &["admin"]).await;
+    let required = grace.call("/_fn/settings/require_sso", &[]).await;
+    assert_eq!(required.status, StatusCode::OK, "{}", required.body);
+    assert_eq!(grace.overview().await.status, StatusCode::OK);
+    assert_eq!(bob.overview().await.status, StatusCode::UNAUTHORIZED);
+    let gone =
+        sso::allow_passwords(&app.db, &Actor::Operator, &actor::Client::default(), app::ids::OrgId::new())
+            .await;
+    assert_eq!(gone.unwrap_err(), app::AppError::NotFound);
 }
