@@ -18,6 +18,19 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# SAML's XML signatures are checked by libxmlsec1 (the samael crate), whose
+# bindings are generated with libclang when Chancery is built.
+build_packages=()
+command -v pkg-config >/dev/null || build_packages+=(pkg-config)
+pkg-config --exists xmlsec1-openssl 2>/dev/null || build_packages+=(libxmlsec1-dev)
+pkg-config --exists openssl 2>/dev/null || build_packages+=(libssl-dev)
+compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || build_packages+=(libclang-dev)
+if ((${#build_packages[@]})); then
+  step "Installing ${build_packages[*]} from Debian (to build SAML single sign-on)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${build_packages[@]}"
+fi
+
 if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
   step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 15 minutes on 2 cores)"
   cargo install --locked "cargo-leptos@$CARGO_LEPTOS_VERSION" --features no_downloads

@@ -253,6 +253,53 @@ pub struct OidcPanel {
     pub redirect_uri: String,
 }
 
+/// One of a SAML identity provider's signing certificates, as Settings shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    pub subject: String,
+    pub not_after: String,
+    /// SHA-256 of the DER, colon-separated hex, to compare with the IdP's console.
+    pub sha256: String,
+}
+
+/// An Organization's SAML 2.0 identity provider as Settings shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSettings {
+    pub idp_entity_id: String,
+    pub sso_url: String,
+    pub certificates: Vec<CertificateView>,
+    pub default_role: OrgRole,
+    pub email_attribute: String,
+    pub groups_attribute: String,
+    pub idp_initiated: bool,
+    pub enabled: bool,
+    pub updated_at: Timestamp,
+}
+
+/// The Settings page's SAML panel: the IdP, if any, and what to give the IdP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlPanel {
+    pub settings: Option<SamlSettings>,
+    pub sp_entity_id: String,
+    pub acs_url: String,
+    pub metadata_url: String,
+}
+
+/// What an Admin saves: the IdP's metadata XML, or its entity id, SSO URL
+/// and certificate (PEM) typed in; never both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlInput {
+    pub metadata_xml: String,
+    pub idp_entity_id: String,
+    pub sso_url: String,
+    pub certificate: String,
+    pub default_role: String,
+    pub email_attribute: String,
+    pub groups_attribute: String,
+    pub idp_initiated: bool,
+    pub enabled: bool,
+}
+
 /// Whether an Organization requires single sign-on, and what it would cover.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SsoEnforcement {

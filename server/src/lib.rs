@@ -62,6 +62,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/admin/audit-log.csv", get(audit_log_csv))
         .route("/admin/usage.csv", get(usage_csv))
         .route(app::server::oidc::CALLBACK_PATH, get(sso::oidc_callback))
+        .route("/sso/saml/{org_id}/metadata", get(sso::saml_metadata))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function...

@@ -1,14 +1,18 @@
-//! Where identity providers send people back after single sign-on.
+//! Single sign-on's HTTP endpoints: where identity providers send people
+//! back, and the SAML metadata they import.
 
-use app::server::{
-    actor::Client,
-    oidc::{self, Callback},
-    session,
-    sso::SignInMethod,
-    state::AppState,
+use app::{
+    ids::OrgId,
+    server::{
+        actor::Client,
+        oidc::{self, Callback},
+        saml, session,
+        sso::SignInMethod,
+        state::AppState,
+    },
 };
 use axum::{
-    extract::{Query, State},
+    extract::{Path, Query, State},
     response::{IntoResponse, Redirect, Response},
 };
 use http::request::Parts;
@@ -43,6 +47,23 @@ pub async fn oidc_callback(
         Err(err) => {
             let _ = session::set_log_in_notice(&session, &err.to_string()).await;
             Redirect::to("/login").into_response()
+        }
+    }
+}
+
+/// Chancery's SAML SP metadata for one Organization, for its IdP to import.
+pub async fn saml_metadata(State(state): State<AppState>, Path(org_id): Path<OrgId>) -> Response {
+    match saml::sp_metadata(&state.db, &state.public_url, org_id).await {
+        Ok(xml) => (
+            [
+                (http::header::CONTENT_TYPE, "application/samlmetadata+xml"),
+                (http::header::CONTENT_DISPOSITION, "attachment; filename=\"chancery-sp-metadata.xml\""),
+            ],
+            xml,
+        )
+            .into_response(),
+        Err(err) => {
+            (http::StatusCode::from_u16(err.status()).unwrap_or_default(), err.to_string()).into_response()
         }
     }
 }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::{
     error::AppError,
-    model::{OidcPanel, OidcSettings, SsoEnforcement},
+    model::{OidcPanel, OidcSettings, SamlPanel, SamlSettings, SsoEnforcement},
 };
 
 /// Sends the person to the identity provider of the Organization that verified
@@ -91,4 +91,51 @@ pub async fn allow_passwords() -> Result<SsoEnforcement, AppError> {
     use crate::server::{request, sso};
     let (state, me, org) = request::org_member().await?;
     sso::allow_passwords(&state.db, &me, &request::client(&state), org.id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/saml")]
+pub async fn get_saml() -> Result<SamlPanel, AppError> {
+    use crate::server::{request, saml};
+    let (state, me, org) = request::org_member().await?;
+    saml::panel(&state.db, &me, &state.public_url, org.id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/save_saml")]
+#[allow(clippy::too_many_arguments)] // one per form field
+pub async fn save_saml(
+    metadata_xml: String,
+    idp_entity_id: String,
+    sso_url: String,
+    certificate: String,
+    default_role: String,
+    email_attribute: String,
+    groups_attribute: String,
+    // Checkboxes: sent ("on") only when ticked.
+    idp_initiated: Option<String>,
+    enabled: Option<String>,
+) -> Result<SamlSettings, AppError> {
+    use crate::{
+        model::SamlInput,
+        server::{request, saml},
+    };
+    let (state, me, org) = request::org_member().await?;
+    let input = SamlInput {
+        metadata_xml,
+        idp_entity_id,
+        sso_url,
+        certificate,
+        default_role,
+        email_attribute,
+        groups_attribute,
+        idp_initiated: idp_initiated.is_some(),
+        enabled: enabled.is_some(),
+    };
+    saml::save(&state.db, &me, &request::client(&state), org.id, input).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/remove_saml")]
+pub async fn remove_saml() -> Result<(), AppError> {
+    use crate::server::{request, saml};
+    let (state, me, org) = request::org_member().await?;
+    saml::remove(&state.db, &me, &request::client(&state), org.id).await
 }

@@ -27,6 +27,7 @@ pub mod overview;
 pub mod paging;
 pub mod password;
 pub mod request;
+pub mod saml;
 pub mod sealed;
 pub mod secret_key;
 pub mod session;

@@ -155,23 +155,11 @@ pub async fn settings(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Option
     Ok(config(&mut conn, org_id).await?.map(|config| config.settings()))
 }
 
-/// An issuer as Admins type it, checked: `https://`, or `http://` on this machine only (tests, labs).
+/// An issuer as Admins type it, checked (see `sso::provider_url`).
 fn issuer_url(input: &str) -> AppResult<IssuerUrl> {
-    let text = input.trim().trim_end_matches('/');
-    let invalid = |why: &str| AppError::invalid("issuer", why.to_string());
-    let url = url::Url::parse(text)
-        .map_err(|_| invalid("Enter the issuer's URL, e.g. https://login.example.com."))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(invalid("The issuer's URL must start with https://.")),
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("The issuer's URL has no query or fragment."));
-    }
-    IssuerUrl::new(text.to_string())
-        .map_err(|_| invalid("Enter the issuer's URL, e.g. https://login.example.com."))
+    let url = sso::provider_url("issuer", input, "https://login.example.com")?;
+    IssuerUrl::new(url)
+        .map_err(|_| AppError::invalid("issuer", "Enter the issuer's URL, e.g. https://login.example.com."))
 }
 
 async fn discover(issuer: IssuerUrl) -> Result<CoreProviderMetadata, String> {
@@ -201,15 +189,7 @@ pub async fn save(
     if client_id.is_empty() || client_id.len() > 255 {
         return Err(AppError::invalid("client_id", "Enter the client id your provider gave Chancery."));
     }
-    let default_role =
-        match OrgRole::parse(input.default_role.trim()) {
-            Some(role @ (OrgRole::Member | OrgRole::Billing)) => role,
-            Some(OrgRole::Admin) => return Err(AppError::invalid(
-                "default_role",
-                "New members cannot join as Admins: choose Member or Billing, and make Admins in Members.",
-            )),
-            None => return Err(AppError::invalid("default_role", "Choose Member or Billing.")),
-        };
+    let default_role = sso::default_role(&input.default_role)?;
     let groups_claim = input.groups_claim.trim().to_string();
     if groups_claim.len() > 100 || groups_claim.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(AppError::invalid("groups_claim", "A claim name has no spaces, e.g. groups."));
@@ -228,7 +208,9 @@ pub async fn save(
 
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    if !input.enabled {
+    if input.enabled {
+        sso::refuse_if_other_provider_on(&mut tx, org_id, "SAML").await?;
+    } else {
         sso::refuse_if_required(&mut tx, org_id, "enabled").await?;
     }
     let before = config(&mut tx, org_id).await?;

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId},
-    model::SsoEnforcement,
+    model::{OrgRole, SsoEnforcement},
     time::Timestamp,
 };
 
@@ -91,11 +91,13 @@ async fn enforcement_of(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Ss
     .bind(org_id)
     .fetch_all(&mut *conn)
     .await?;
-    let (provider_enabled,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM org_oidc WHERE org_id = $1 AND enabled_at IS NOT NULL")
-            .bind(org_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (provider_enabled,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM org_oidc WHERE org_id = $1 AND enabled_at IS NOT NULL)
+              + (SELECT COUNT(*) FROM org_saml WHERE org_id = $1 AND enabled_at IS NOT NULL)",
+    )
+    .bind(org_id)
+    .fetch_one(&mut *conn)
+    .await?;
     let sql = format!(
         "SELECT COUNT(DISTINCT m.user_id) FROM org_members m {COVERED_BY_DOMAIN} WHERE m.org_id = $1"
     );
@@ -245,6 +247,60 @@ pub(super) async fn refuse_if_required(
         return Err(AppError::invalid(
             field,
             "Your members must log in through this provider: stop requiring single sign-on first.",
+        ));
+    }
+    Ok(())
+}
+
+/// The role people get when their first single sign-on makes them members:
+/// never Admin (Admins are made in Members, by Admins).
+pub(super) fn default_role(input: &str) -> AppResult<OrgRole> {
+    match OrgRole::parse(input.trim()) {
+        Some(role @ (OrgRole::Member | OrgRole::Billing)) => Ok(role),
+        Some(OrgRole::Admin) => Err(AppError::invalid(
+            "default_role",
+            "New members cannot join as Admins: choose Member or Billing, and make Admins in Members.",
+        )),
+        None => Err(AppError::invalid("default_role", "Choose Member or Billing.")),
+    }
+}
+
+/// An identity provider's address as Admins type it: `https://`, or `http://`
+/// on this machine only (tests, labs); no query or fragment. Kept as typed
+/// (less a trailing slash): issuers are compared as strings.
+pub(super) fn provider_url(field: &str, input: &str, example: &str) -> AppResult<String> {
+    let text = input.trim().trim_end_matches('/');
+    let invalid = |why: String| AppError::invalid(field, why);
+    let url = url::Url::parse(text).map_err(|_| invalid(format!("Enter a URL, e.g. {example}.")))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(invalid("The URL must start with https://.".into())),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("The URL has no query or fragment.".into()));
+    }
+    Ok(text.to_string())
+}
+
+/// Refuses to turn a provider on while the Organization's other one is on:
+/// one way in per Organization, so nobody wonders which one applies.
+pub(super) async fn refuse_if_other_provider_on(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    other: &str,
+) -> AppResult<()> {
+    let table = match other {
+        "OpenID Connect" => "org_oidc",
+        _ => "org_saml",
+    };
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE org_id = $1 AND enabled_at IS NOT NULL");
+    let (on,): (i64,) = sqlx::query_as(&sql).bind(org_id).fetch_one(&mut *conn).await?;
+    if on > 0 {
+        return Err(AppError::invalid(
+            "enabled",
+            format!("Turn off {other} first: one identity provider is on at a time."),
         ));
     }
     Ok(())

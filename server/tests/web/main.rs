@@ -17,6 +17,7 @@ mod mail;
 mod members;
 mod money;
 mod refusals;
+mod saml;
 mod security;
 mod shutdown;
 mod snapshot;
