@@ -163,7 +163,7 @@ pub async fn save(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     if input.enabled {
-        sso::refuse_if_other_provider_on(&mut tx, org_id, "OpenID Connect").await?;
+        sso::refuse_if_other_provider_on(&mut tx, org_id, sso::Protocol::Saml).await?;
     } else {
         sso::refuse_if_required(&mut tx, org_id, "enabled").await?;
     }
@@ -220,18 +220,7 @@ pub async fn save(
 
 /// Forgets the Organization's IdP.
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
-    let mut tx = db.begin().await?;
-    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    sso::refuse_if_required(&mut tx, org_id, "sso").await?;
-    let removed =
-        sqlx::query("DELETE FROM org_saml WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
-    if removed.rows_affected() == 0 {
-        return Err(AppError::NotFound);
-    }
-    let event = AuditEvent::new("organization.saml_remove", "organization", org_id).in_org(org_id);
-    audit::record(&mut tx, &admin, client, event).await?;
-    tx.commit().await?;
-    Ok(())
+    sso::remove_provider(db, actor, client, org_id, sso::Protocol::Saml).await
 }
 
 /// Chancery's SP metadata for the Organization, for its IdP to import: entity

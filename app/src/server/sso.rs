@@ -284,24 +284,77 @@ pub(super) fn provider_url(field: &str, input: &str, example: &str) -> AppResult
     Ok(text.to_string())
 }
 
-/// Refuses to turn a provider on while the Organization's other one is on:
-/// one way in per Organization, so nobody wonders which one applies.
+/// The protocols an Organization's identity provider speaks; one is on at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Protocol {
+    Oidc,
+    Saml,
+}
+
+impl Protocol {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Oidc => "org_oidc",
+            Self::Saml => "org_saml",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Oidc => "OpenID Connect",
+            Self::Saml => "SAML",
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Oidc => Self::Saml,
+            Self::Saml => Self::Oidc,
+        }
+    }
+}
+
+/// Refuses to turn on a `protocol` provider while the Organization's other one
+/// is on: one way in per Organization, so nobody wonders which one applies.
 pub(super) async fn refuse_if_other_provider_on(
     conn: &mut AnyConnection,
     org_id: OrgId,
-    other: &str,
+    protocol: Protocol,
 ) -> AppResult<()> {
-    let table = match other {
-        "OpenID Connect" => "org_oidc",
-        _ => "org_saml",
-    };
-    let sql = format!("SELECT COUNT(*) FROM {table} WHERE org_id = $1 AND enabled_at IS NOT NULL");
+    let other = protocol.other();
+    let sql = format!("SELECT COUNT(*) FROM {} WHERE org_id = $1 AND enabled_at IS NOT NULL", other.table());
     let (on,): (i64,) = sqlx::query_as(&sql).bind(org_id).fetch_one(&mut *conn).await?;
     if on > 0 {
         return Err(AppError::invalid(
             "enabled",
-            format!("Turn off {other} first: one identity provider is on at a time."),
+            format!("Turn off {} first: one identity provider is on at a time.", other.name()),
         ));
     }
+    Ok(())
+}
+
+/// Forgets the Organization's `protocol` provider (not while single sign-on is required).
+pub(super) async fn remove_provider(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    protocol: Protocol,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    refuse_if_required(&mut tx, org_id, "sso").await?;
+    let sql = format!("DELETE FROM {} WHERE org_id = $1", protocol.table());
+    let removed = sqlx::query(&sql).bind(org_id).execute(&mut *tx).await?;
+    if removed.rows_affected() == 0 {
+        return Err(AppError::NotFound);
+    }
+    let action = match protocol {
+        Protocol::Oidc => "organization.oidc_remove",
+        Protocol::Saml => "organization.saml_remove",
+    };
+    let event = AuditEvent::new(action, "organization", org_id).in_org(org_id);
+    audit::record(&mut tx, &admin, client, event).await?;
+    tx.commit().await?;
     Ok(())
 }
