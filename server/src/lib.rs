@@ -4,6 +4,7 @@ pub mod admin_api;
 pub mod config;
 pub mod gateway;
 pub mod hardening;
+mod html;
 pub mod sso;
 
 use std::{net::SocketAddr, time::Duration};
@@ -28,7 +29,7 @@ use axum::{
     extract::{DefaultBodyLimit, Query, Request, State},
     middleware::{self, Next},
     response::Response,
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use http::{header, HeaderValue, StatusCode};
@@ -63,6 +64,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/admin/usage.csv", get(usage_csv))
         .route(app::server::oidc::CALLBACK_PATH, get(sso::oidc_callback))
         .route("/sso/saml/{org_id}/metadata", get(sso::saml_metadata))
+        .route("/sso/saml/{org_id}/continue", post(sso::saml_continue))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function...
@@ -87,6 +89,8 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         // Machine APIs: no session, no cookies; their own authentication.
         .nest("/api/admin", admin_api())
         .nest("/v1/admin", admin_api())
+        // Posted to from the identity provider's site: no session, no same-origin check (see `sso::saml_acs`).
+        .route("/sso/saml/{org_id}/acs", post(sso::saml_acs))
         .merge(gateway)
         .merge(web)
         .layer(middleware::from_fn(move |request, next| {

@@ -7,16 +7,24 @@ use app::{
         actor::Client,
         oidc::{self, Callback},
         saml, session,
-        sso::SignInMethod,
+        sso::{Pending, SignedIn},
         state::AppState,
     },
+    AppError,
 };
 use axum::{
     extract::{Path, Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Redirect, Response},
+    Form,
 };
-use http::request::Parts;
+use http::{header, request::Parts, HeaderValue};
 use tower_sessions::Session;
+
+use crate::html::escape;
+
+/// What is said when a provider's answer finds no log-in started in this browser.
+const NOT_STARTED: &str =
+    "Single sign-on was not started in this browser, or it was already used. Start again.";
 
 /// Sent here with a code (or a refusal): signs the person in and opens the
 /// Admin Panel, or goes back to the log-in page, which says why not.
@@ -28,27 +36,91 @@ pub async fn oidc_callback(
 ) -> Response {
     let client = Client::of_request(&parts, state.trusted_proxies);
     let outcome = match session::take_sso(&session).await {
-        Ok(Some(pending)) => {
+        Ok(Some(Pending::Oidc(pending))) => {
             oidc::finish(&state.db, &state.sealing, &state.public_url, &client, pending, &callback).await
         }
-        Ok(None) => Err(app::AppError::Unauthenticated(
-            "Single sign-on was not started in this browser, or it was already used. Start again.".into(),
-        )),
+        Ok(_) => Err(AppError::Unauthenticated(NOT_STARTED.into())),
         Err(err) => Err(err),
     };
+    open_admin_panel(&session, outcome).await
+}
+
+/// Signs the browser in as whom the provider vouched for and opens the Admin
+/// Panel; or goes back to the log-in page, which says why not.
+async fn open_admin_panel(session: &Session, outcome: Result<SignedIn, AppError>) -> Response {
     let signed_in = async {
         let signed_in = outcome?;
-        session::log_in(&session, signed_in.user.id, SignInMethod::Oidc).await?;
-        session::set_current_org(&session, signed_in.org_id).await?;
-        Ok::<_, app::AppError>(())
+        session::log_in(session, signed_in.user.id, signed_in.via).await?;
+        session::set_current_org(session, signed_in.org_id).await?;
+        Ok::<_, AppError>(())
     };
     match signed_in.await {
         Ok(()) => Redirect::to("/admin").into_response(),
         Err(err) => {
-            let _ = session::set_log_in_notice(&session, &err.to_string()).await;
+            let _ = session::set_log_in_notice(session, &err.to_string()).await;
             Redirect::to("/login").into_response()
         }
     }
+}
+
+/// What an IdP posts (HTTP-POST binding).
+#[derive(serde::Deserialize)]
+pub struct SamlPost {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    #[serde(rename = "RelayState", default)]
+    relay_state: String,
+}
+
+/// The Assertion Consumer Service. The IdP's page posts here from its own
+/// site, so the browser leaves the session cookie out (it is SameSite=Lax):
+/// this page posts the response on from Chancery's own origin to
+/// `/sso/saml/{org}/continue`, where the session tells which log-in it
+/// answers. Nothing is read or kept here.
+pub async fn saml_acs(Path(org_id): Path<OrgId>, Form(post): Form<SamlPost>) -> Response {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let page = format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Signing in · Chancery</title></head>
+<body><form method="post" action="/sso/saml/{org_id}/continue">
+<input type="hidden" name="SAMLResponse" value="{response}">
+<input type="hidden" name="RelayState" value="{relay_state}">
+<p>Signing you in…</p><button type="submit">Continue</button></form>
+<script nonce="{nonce}">document.forms[0].submit();</script></body></html>"#,
+        response = escape(&post.saml_response),
+        relay_state = escape(&post.relay_state),
+    );
+    let policy = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    let mut response = Html(page).into_response();
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
+/// The IdP's response, posted on by `saml_acs` with the session: signs the
+/// person in or says why not.
+pub async fn saml_continue(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Path(org_id): Path<OrgId>,
+    Form(post): Form<SamlPost>,
+) -> Response {
+    let client = Client::of_request(&parts, state.trusted_proxies);
+    let outcome = match session::take_sso(&session).await {
+        Ok(pending) => {
+            let pending = match pending {
+                Some(Pending::Saml(pending)) => Some(pending),
+                _ => None,
+            };
+            saml::finish(&state.db, &state.public_url, &client, org_id, pending, &post.saml_response).await
+        }
+        Err(err) => Err(err),
+    };
+    open_admin_panel(&session, outcome).await
 }
 
 /// Chancery's SAML SP metadata for one Organization, for its IdP to import.

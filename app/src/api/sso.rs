@@ -10,13 +10,14 @@ use crate::{
 };
 
 /// Sends the person to the identity provider of the Organization that verified
-/// their email's domain; they come back to `/sso/oidc/callback`.
+/// their email's domain; they come back to `/sso/oidc/callback` or the
+/// Organization's SAML Assertion Consumer Service.
 #[server(prefix = "/_fn", endpoint = "sso/start")]
 pub async fn start_sso(email: String) -> Result<(), AppError> {
-    use crate::server::{oidc, request, session};
+    use crate::server::{request, session, sso};
     let state = request::state()?;
     let session = request::session().await?;
-    let (url, pending) = oidc::start(&state.db, &state.public_url, &email).await?;
+    let (url, pending) = sso::start(&state.db, &state.public_url, &email).await?;
     session::begin_sso(&session, pending).await?;
     leptos_axum::redirect(&url);
     Ok(())

@@ -24,19 +24,17 @@ use sqlx::AnyConnection;
 use subtle::ConstantTimeEq;
 
 use super::{
-    accounts,
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz,
     db::Db,
-    groups, members,
     sealed::SealingKey,
-    sso::{self, SignInMethod},
+    sso::{self, Identity, Protocol, Refusal, SignedIn},
 };
 use crate::{
     error::{AppError, AppResult},
-    ids::{OrgId, UserId},
-    model::{CurrentUser, OidcInput, OidcSettings, OrgRole},
+    ids::OrgId,
+    model::{OidcInput, OidcSettings, OrgRole},
     time::Timestamp,
     validate,
 };
@@ -81,13 +79,6 @@ pub struct Callback {
     /// The provider's refusal (`access_denied`...), instead of a code.
     pub error: Option<String>,
     pub error_description: Option<String>,
-}
-
-/// Someone the provider vouched for, now signed in.
-#[derive(Debug)]
-pub struct SignedIn {
-    pub user: CurrentUser,
-    pub org_id: OrgId,
 }
 
 type ConfigRow = (String, String, String, String, String, Option<Timestamp>, Timestamp);
@@ -209,7 +200,7 @@ pub async fn save(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     if input.enabled {
-        sso::refuse_if_other_provider_on(&mut tx, org_id, sso::Protocol::Oidc).await?;
+        sso::refuse_if_other_provider_on(&mut tx, org_id, Protocol::Oidc).await?;
     } else {
         sso::refuse_if_required(&mut tx, org_id, "enabled").await?;
     }
@@ -263,38 +254,19 @@ pub async fn save(
 
 /// Forgets the Organization's provider; its people log in with passwords again.
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
-    sso::remove_provider(db, actor, client, org_id, sso::Protocol::Oidc).await
+    sso::remove_provider(db, actor, client, org_id, Protocol::Oidc).await
 }
 
-/// The Organization whose verified domain holds `email` and whose provider is on.
-async fn organization_for(db: &Db, domain: &str) -> AppResult<Option<(OrgId, Config)>> {
-    let mut conn = db.pool().acquire().await?;
-    let org: Option<(OrgId,)> = sqlx::query_as(
-        "SELECT d.org_id FROM org_domains d JOIN org_oidc o ON o.org_id = d.org_id
-         WHERE d.domain = $1 AND d.verified_at IS NOT NULL AND o.enabled_at IS NOT NULL",
-    )
-    .bind(domain)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((org_id,)) = org else { return Ok(None) };
-    Ok(config(&mut conn, org_id).await?.map(|config| (org_id, config)))
-}
-
-fn domain_of(email: &validate::Email) -> &str {
-    email.normalized.rsplit_once('@').map_or("", |(_, domain)| domain)
-}
-
-/// Where to send someone who asked to log in with single sign-on as `email`,
+/// Where to send `email`, of the Organization `org_id` whose provider is on,
 /// and what their session must keep until they come back.
-pub async fn start(db: &Db, public_url: &str, email: &str) -> AppResult<(String, Pending)> {
-    let email = validate::email(email)?;
-    let domain = domain_of(&email);
-    let Some((org_id, config)) = organization_for(db, domain).await? else {
-        return Err(AppError::invalid(
-            "email",
-            format!("Single sign-on is not set up for {domain}. Log in with your password."),
-        ));
-    };
+pub async fn start(
+    db: &Db,
+    public_url: &str,
+    org_id: OrgId,
+    email: validate::Email,
+) -> AppResult<(String, Pending)> {
+    let stored = config(&mut *db.pool().acquire().await?, org_id).await?;
+    let config = stored.filter(|config| config.enabled).ok_or(AppError::NotFound)?;
     let issuer = IssuerUrl::new(config.issuer.clone()).map_err(|_| AppError::Internal)?;
     let metadata = discover(issuer).await.map_err(|why| {
         tracing::warn!(org_id = %org_id, error = %why, "an identity provider's discovery document is unreadable");
@@ -322,31 +294,6 @@ pub async fn start(db: &Db, public_url: &str, email: &str) -> AppResult<(String,
     Ok((url.to_string(), pending))
 }
 
-/// Why a log-in was refused: `reason` for the audit log, `message` for the person.
-#[derive(Debug)]
-struct Refusal {
-    reason: String,
-    message: &'static str,
-}
-
-impl Refusal {
-    fn new(reason: impl Into<String>, message: &'static str) -> Self {
-        Self { reason: reason.into(), message }
-    }
-
-    /// The provider's answer did not prove who this is.
-    fn unverified(reason: impl Into<String>) -> Self {
-        Self::new(reason, "Single sign-on failed: your identity provider's answer could not be verified. Try again, or ask your Admin.")
-    }
-}
-
-/// What a verified ID token says about the person.
-struct Identity {
-    email: validate::Email,
-    name: String,
-    groups: Option<Vec<String>>,
-}
-
 /// Finishes a log-in when the provider sends the person back: checks
 /// everything, then signs them in (creating their account and membership on
 /// their first visit). A refusal is audited in the Organization.
@@ -359,16 +306,11 @@ pub async fn finish(
     callback: &Callback,
 ) -> AppResult<SignedIn> {
     match verified_identity(db, sealing, public_url, &pending, callback).await {
-        Ok(identity) => admit(db, client, pending.org_id, identity).await,
+        Ok((identity, default_role)) => {
+            sso::admit(db, client, pending.org_id, Protocol::Oidc, default_role, identity).await
+        }
         Err(refusal) => {
-            tracing::warn!(org_id = %pending.org_id, reason = %refusal.reason, "single sign-on refused");
-            let mut tx = db.begin().await?;
-            let event = AuditEvent::new("organization.oidc_login_refused", "organization", pending.org_id)
-                .in_org(pending.org_id)
-                .with_details(serde_json::json!({ "reason": refusal.reason }));
-            audit::record(&mut tx, &authz::sign_in_attempt(&pending.email), client, event).await?;
-            tx.commit().await?;
-            Err(AppError::Unauthenticated(refusal.message.into()))
+            Err(sso::refuse(db, client, pending.org_id, Protocol::Oidc, &pending.email, refusal).await?)
         }
     }
 }
@@ -379,7 +321,7 @@ async fn verified_identity(
     public_url: &str,
     pending: &Pending,
     callback: &Callback,
-) -> Result<Identity, Refusal> {
+) -> Result<(Identity, OrgRole), Refusal> {
     if let Some(error) = &callback.error {
         let description = callback.error_description.as_deref().unwrap_or_default();
         return Err(Refusal::new(
@@ -478,20 +420,7 @@ async fn verified_identity(
             "Your identity provider has not verified your email address.",
         ));
     }
-    let domain = domain_of(&email).to_string();
-    let verified_here: Result<Option<(i64,)>, _> = sqlx::query_as(
-        "SELECT 1 FROM org_domains WHERE org_id = $1 AND domain = $2 AND verified_at IS NOT NULL",
-    )
-    .bind(pending.org_id)
-    .bind(&domain)
-    .fetch_optional(db.pool())
-    .await;
-    if !matches!(verified_here, Ok(Some(_))) {
-        return Err(Refusal::new(
-            format!("{} is not in a domain this Organization verified", email.display),
-            "Your identity provider signed you in with an address your organization has not verified.",
-        ));
-    }
+    sso::refuse_unless_verified_here(db, pending.org_id, &email).await?;
     let name = claims
         .name()
         .and_then(|name| name.get(None))
@@ -501,7 +430,7 @@ async fn verified_identity(
     // Providers leave the claim out for someone in no group: that is an empty list.
     let groups = (!config.groups_claim.is_empty())
         .then(|| claim_strings(&id_token.to_string(), &config.groups_claim).unwrap_or_default());
-    Ok(Identity { email, name, groups })
+    Ok((Identity { email, name, groups }, config.default_role))
 }
 
 /// The strings of claim `name` in a compact JWT whose signature was checked:
@@ -516,42 +445,6 @@ fn claim_strings(jwt: &str, name: &str) -> Option<Vec<String>> {
         serde_json::Value::String(one) => Some(vec![one.clone()]),
         _ => None,
     }
-}
-
-/// Signs in the person the provider vouched for: their account and membership
-/// are made on their first visit.
-async fn admit(db: &Db, client: &Client, org_id: OrgId, identity: Identity) -> AppResult<SignedIn> {
-    let mut tx = db.begin().await?;
-    let existing: Option<(UserId, String, String)> =
-        sqlx::query_as("SELECT id, name, email FROM users WHERE email_normalized = $1")
-            .bind(&identity.email.normalized)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let user = match existing {
-        Some((id, name, email)) => CurrentUser { id, name, email },
-        None => {
-            let name = validate::person_name(&identity.name)
-                .or_else(|_| validate::person_name(&identity.email.display))?;
-            accounts::create_without_password(&mut tx, client, name, &identity.email, SignInMethod::Oidc)
-                .await?
-        }
-    };
-    let person = authz::own_account(user.id, &user.email);
-    let config = config(&mut tx, org_id).await?.ok_or(AppError::NotFound)?;
-    if members::join(&mut tx, org_id, user.id, &[config.default_role]).await? {
-        let event = AuditEvent::new("organization.oidc_member_join", "user", user.id)
-            .in_org(org_id)
-            .with_details(serde_json::json!({ "role": config.default_role.as_str() }));
-        audit::record(&mut tx, &person, client, event).await?;
-    }
-    if let Some(groups) = &identity.groups {
-        let directory = authz::directory_sync(org_id, &person);
-        groups::follow_directory(&mut tx, &directory, client, user.id, groups).await?;
-    }
-    accounts::record_log_in(&mut tx, &person, client, user.id, SignInMethod::Oidc).await?;
-    tx.commit().await?;
-    tracing::info!(user_id = %user.id, org_id = %org_id, "signed in with OpenID Connect");
-    Ok(SignedIn { user, org_id })
 }
 
 #[cfg(test)]

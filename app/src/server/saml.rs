@@ -7,14 +7,31 @@
 //! As with OpenID Connect, the IdP is trusted for the Organization's verified
 //! domains only. Its certificates are public keys: stored as they are (base64
 //! DER), shown with their subject, expiry and fingerprint.
+//!
+//! A log-in starts here (an AuthnRequest, HTTP-Redirect binding) or, when the
+//! Admin allows it, at the IdP. The IdP's response comes back by HTTP-POST and
+//! is refused unless: it is one assertion (no signature wrapping), signed by
+//! one of the IdP's certificates (libxmlsec1; only what the signature covers is
+//! read), issued by the IdP, for this Organization's entity id (audience) and
+//! ACS (recipient), within its validity (60 s of clock skew), in answer to the
+//! request this browser made (`InResponseTo`), never seen before (replay), and
+//! naming an address in a domain the Organization verified.
 
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
+use quick_xml::{events::Event, name::ResolveResult, NsReader};
 use samael::{
+    attribute::Attribute,
+    crypto::AllowedSignatureAlgorithm,
+    key_info::{KeyInfo, X509Data},
     metadata::{
-        EntityDescriptor, IndexedEndpoint, SpSsoDescriptor, HTTP_POST_BINDING, HTTP_REDIRECT_BINDING,
+        Endpoint, EntityDescriptor, IdpSsoDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
+        HTTP_POST_BINDING, HTTP_REDIRECT_BINDING,
     },
+    schema::Assertion,
+    service_provider::{Error as SamlError, ServiceProvider},
     traits::ToXml,
 };
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::{
@@ -22,18 +39,35 @@ use super::{
     audit::{self, AuditEvent},
     authz,
     db::Db,
-    sso,
+    sso::{self, Identity, Protocol, Refusal, SignedIn},
 };
 use crate::{
     error::{AppError, AppResult},
     ids::OrgId,
     model::{CertificateView, OrgRole, SamlInput, SamlPanel, SamlSettings},
     time::Timestamp,
+    validate,
 };
 
 /// The largest metadata document read (IdPs' are a few KB).
 const METADATA_MAX_BYTES: usize = 256 * 1024;
+/// The largest SAMLResponse read, base64 (IdPs' are a few KB; big group lists more).
+const RESPONSE_MAX_BYTES: usize = 1024 * 1024;
 const EMAIL_NAME_ID: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+const ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
+/// How long someone may spend at their IdP before coming back.
+const PENDING_FOR_MS: i64 = 10 * 60 * 1000;
+/// Clocks of ours and the IdP's may differ by this much.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// An assertion is accepted until this long after the IdP issued it.
+const MAX_ISSUE_DELAY: chrono::TimeDelta = chrono::TimeDelta::minutes(3);
+/// Attributes IdPs put a person's display name in, most specific first.
+const NAME_ATTRIBUTES: [&str; 4] = [
+    "displayName",
+    "urn:oid:2.16.840.1.113730.3.1.241",
+    "http://schemas.microsoft.com/identity/claims/displayname",
+    "name",
+];
 
 /// Chancery's entity id for the Organization: the audience its assertions must name.
 pub fn sp_entity_id(public_url: &str, org_id: OrgId) -> String {
@@ -313,6 +347,367 @@ fn idp_from_metadata(xml: &str) -> AppResult<Idp> {
     Ok(Idp { entity_id, sso_url, certificates })
 }
 
+/// What the browser's session keeps while the person is at their IdP.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Pending {
+    pub org_id: OrgId,
+    pub email: String,
+    /// The AuthnRequest's id: the response must answer it.
+    request_id: String,
+    started_at: Timestamp,
+}
+
+/// Chancery as the Organization's IdP must see it, for checking its responses.
+fn service_provider(public_url: &str, org_id: OrgId, config: &Config) -> ServiceProvider {
+    let key_descriptors = config
+        .idp
+        .certificates
+        .iter()
+        .map(|der| KeyDescriptor {
+            key_use: Some("signing".into()),
+            key_info: KeyInfo {
+                id: None,
+                x509_data: Some(X509Data { certificates: vec![BASE64.encode(der)] }),
+            },
+            encryption_methods: None,
+        })
+        .collect();
+    let idp = IdpSsoDescriptor {
+        id: None,
+        valid_until: None,
+        cache_duration: None,
+        protocol_support_enumeration: Some("urn:oasis:names:tc:SAML:2.0:protocol".into()),
+        error_url: None,
+        signature: None,
+        key_descriptors,
+        organization: None,
+        contact_people: Vec::new(),
+        artifact_resolution_service: Vec::new(),
+        single_logout_services: Vec::new(),
+        manage_name_id_services: Vec::new(),
+        name_id_formats: Vec::new(),
+        want_authn_requests_signed: None,
+        single_sign_on_services: vec![Endpoint {
+            binding: HTTP_REDIRECT_BINDING.into(),
+            location: config.idp.sso_url.clone(),
+            response_location: None,
+        }],
+        name_id_mapping_services: Vec::new(),
+        assertion_id_request_services: Vec::new(),
+        attribute_profiles: Vec::new(),
+        attributes: Vec::new(),
+    };
+    ServiceProvider {
+        entity_id: Some(sp_entity_id(public_url, org_id)),
+        metadata_url: Some(metadata_url(public_url, org_id)),
+        acs_url: Some(acs_url(public_url, org_id)),
+        slo_url: None,
+        idp_metadata: EntityDescriptor {
+            entity_id: Some(config.idp.entity_id.clone()),
+            idp_sso_descriptors: Some(vec![idp]),
+            ..EntityDescriptor::default()
+        },
+        allow_idp_initiated: config.idp_initiated,
+        max_clock_skew: CLOCK_SKEW,
+        max_issue_delay: MAX_ISSUE_DELAY,
+        // No SHA-1, no algorithm the IdP's key was not made for.
+        allowed_signature_algorithms: Some(vec![
+            AllowedSignatureAlgorithm::RsaSha256,
+            AllowedSignatureAlgorithm::RsaSha384,
+            AllowedSignatureAlgorithm::RsaSha512,
+            AllowedSignatureAlgorithm::EcdsaSha256,
+            AllowedSignatureAlgorithm::EcdsaSha384,
+            AllowedSignatureAlgorithm::EcdsaSha512,
+        ]),
+        ..ServiceProvider::default()
+    }
+}
+
+/// Where to send `email`, of the Organization `org_id` whose IdP is on (an
+/// AuthnRequest in the URL), and what their session must keep meanwhile.
+pub async fn start(
+    db: &Db,
+    public_url: &str,
+    org_id: OrgId,
+    email: validate::Email,
+) -> AppResult<(String, Pending)> {
+    let stored = config(&mut *db.pool().acquire().await?, org_id).await?;
+    let config = stored.filter(|config| config.enabled).ok_or(AppError::NotFound)?;
+    let sp = service_provider(public_url, org_id, &config);
+    let unwritable = |err: Box<dyn std::error::Error>| {
+        tracing::error!(error = %err, "an AuthnRequest could not be written");
+        AppError::Internal
+    };
+    let mut request = sp.make_authentication_request(&config.idp.sso_url).map_err(unwritable)?;
+    // samael's ids have 32 random bits: the one a response must answer is not to be guessed.
+    request.id = format!("_{}", uuid::Uuid::new_v4().simple());
+    let url = request.redirect("").map_err(unwritable)?.ok_or(AppError::Internal)?;
+    let pending =
+        Pending { org_id, email: email.display, request_id: request.id, started_at: Timestamp::now() };
+    Ok((url.to_string(), pending))
+}
+
+/// Finishes a log-in with the `SAMLResponse` the IdP posted to the
+/// Organization's ACS: checks everything, then signs the person in (creating
+/// their account and membership on their first visit). `pending` is the log-in
+/// this browser started, if any. A refusal is audited in the Organization.
+pub async fn finish(
+    db: &Db,
+    public_url: &str,
+    client: &Client,
+    org_id: OrgId,
+    pending: Option<Pending>,
+    saml_response: &str,
+) -> AppResult<SignedIn> {
+    let config = config(&mut *db.pool().acquire().await?, org_id).await?.ok_or(AppError::NotFound)?;
+    // A log-in started for another Organization answers nothing here.
+    let pending = pending.filter(|pending| pending.org_id == org_id);
+    match verified_identity(db, public_url, org_id, &config, pending.as_ref(), saml_response).await {
+        Ok(identity) => sso::admit(db, client, org_id, Protocol::Saml, config.default_role, identity).await,
+        Err(refusal) => {
+            let claimed = pending.map(|pending| pending.email).unwrap_or_default();
+            Err(sso::refuse(db, client, org_id, Protocol::Saml, &claimed, refusal).await?)
+        }
+    }
+}
+
+async fn verified_identity(
+    db: &Db,
+    public_url: &str,
+    org_id: OrgId,
+    config: &Config,
+    pending: Option<&Pending>,
+    saml_response: &str,
+) -> Result<Identity, Refusal> {
+    if !config.enabled {
+        return Err(Refusal::new(
+            "SAML log-in is off",
+            "Single sign-on is not turned on for your organization. Log in with your password.",
+        ));
+    }
+    let request_id = match pending {
+        Some(pending) if Timestamp::now().0 - pending.started_at.0 > PENDING_FOR_MS => {
+            return Err(Refusal::new(
+                "the person took more than 10 minutes at the IdP",
+                "Single sign-on took too long. Start again.",
+            ))
+        }
+        Some(pending) => Some(pending.request_id.as_str()),
+        None if config.idp_initiated => None,
+        None => {
+            return Err(Refusal::new(
+                "the response answers no log-in started in this browser, and IdP-initiated log-in is off",
+                "Single sign-on was not started in this browser, or it was already used. Start again from Chancery's log-in page.",
+            ))
+        }
+    };
+    let xml = decoded(saml_response)?;
+    let assertion = verified_assertion(&service_provider(public_url, org_id, config), &xml, request_id)?;
+    spend(db, org_id, &assertion).await?;
+    let identity = identity_of(&assertion, config)?;
+    sso::refuse_unless_verified_here(db, org_id, &identity.email).await?;
+    Ok(identity)
+}
+
+/// The response's XML, from the form's base64.
+fn decoded(saml_response: &str) -> Result<String, Refusal> {
+    if saml_response.len() > RESPONSE_MAX_BYTES {
+        return Err(Refusal::unverified("the SAMLResponse is larger than 1 MB"));
+    }
+    let compact: String = saml_response.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = BASE64.decode(compact).map_err(|_| Refusal::unverified("the SAMLResponse is not base64"))?;
+    String::from_utf8(bytes).map_err(|_| Refusal::unverified("the SAMLResponse is not UTF-8 XML"))
+}
+
+/// The one assertion of a response, checked (see the module's documentation).
+/// Not async: samael's errors do not cross threads.
+fn verified_assertion(
+    sp: &ServiceProvider,
+    xml: &str,
+    request_id: Option<&str>,
+) -> Result<Assertion, Refusal> {
+    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err(Refusal::unverified("the response declares a DTD"));
+    }
+    match assertions_in(xml) {
+        Ok(1) => {}
+        Ok(count) => {
+            return Err(Refusal::unverified(format!(
+                "the response holds {count} assertions where one is expected (signature wrapping?)"
+            )))
+        }
+        Err(err) => return Err(Refusal::unverified(format!("the response is not XML: {err}"))),
+    }
+    let request_ids = request_id.map(|id| [id]);
+    let assertion =
+        sp.parse_xml_response(xml, request_ids.as_ref().map(|ids| &ids[..])).map_err(refusal_of)?;
+    // samael checks the audience only when there is one: Chancery wants it named.
+    let audiences =
+        assertion.conditions.as_ref().and_then(|conditions| conditions.audience_restrictions.as_ref());
+    if audiences.is_none_or(|restrictions| restrictions.is_empty()) {
+        return Err(Refusal::unverified("the assertion names no audience"));
+    }
+    // With IdP-initiated log-in allowed samael reads no InResponseTo: one that is there must be ours.
+    for data in bearer_confirmations(&assertion) {
+        if let Some(answered) = data.in_response_to.as_deref() {
+            if Some(answered) != request_id {
+                return Err(Refusal::new(
+                    format!("the assertion answers request {answered:?}, not one made in this browser"),
+                    NOT_THIS_BROWSER,
+                ));
+            }
+        }
+    }
+    Ok(assertion)
+}
+
+const NOT_THIS_BROWSER: &str =
+    "This answer from your identity provider is not for the log-in started in this browser. Start again.";
+
+fn refusal_of(err: SamlError) -> Refusal {
+    let reason = err.to_string();
+    match err {
+        SamlError::FailedToValidateSignature => Refusal::unverified(format!(
+            "the response is not signed by the IdP's certificate with an allowed algorithm ({reason})"
+        )),
+        SamlError::AssertionExpired { .. }
+        | SamlError::ResponseExpired { .. }
+        | SamlError::AssertionConditionExpired { .. }
+        | SamlError::AssertionSubjectConfirmationExpired { .. } => Refusal::new(
+            reason,
+            "Your identity provider's answer has expired (or its clock and Chancery's disagree). Start again.",
+        ),
+        SamlError::AssertionInResponseToInvalid { .. } | SamlError::ResponseInResponseToInvalid { .. } => {
+            Refusal::new(reason, NOT_THIS_BROWSER)
+        }
+        SamlError::ResponseBadStatusCode { .. } => {
+            Refusal::new(reason, "Your identity provider did not sign you in.")
+        }
+        _ => Refusal::unverified(reason),
+    }
+}
+
+/// How many (plain or encrypted) SAML assertions the document holds, wherever they are.
+fn assertions_in(xml: &str) -> Result<usize, quick_xml::Error> {
+    let mut reader = NsReader::from_str(xml);
+    let mut count = 0;
+    loop {
+        match reader.read_resolved_event()? {
+            (ResolveResult::Bound(namespace), Event::Start(element) | Event::Empty(element))
+                if namespace.as_ref() == ASSERTION_NS
+                    && matches!(element.local_name().as_ref(), b"Assertion" | b"EncryptedAssertion") =>
+            {
+                count += 1;
+            }
+            (_, Event::Eof) => return Ok(count),
+            _ => {}
+        }
+    }
+}
+
+fn bearer_confirmations(
+    assertion: &Assertion,
+) -> impl Iterator<Item = &samael::schema::SubjectConfirmationData> {
+    assertion
+        .subject
+        .iter()
+        .flat_map(|subject| subject.subject_confirmations.iter().flatten())
+        .filter(|confirmation| {
+            confirmation.method.as_deref() == Some("urn:oasis:names:tc:SAML:2.0:cm:bearer")
+        })
+        .filter_map(|confirmation| confirmation.subject_confirmation_data.as_ref())
+}
+
+/// Marks the assertion used, until it would expire anyway: a second post of it is a replay.
+async fn spend(db: &Db, org_id: OrgId, assertion: &Assertion) -> Result<(), Refusal> {
+    let valid_until = [
+        assertion.conditions.as_ref().and_then(|conditions| conditions.not_on_or_after),
+        bearer_confirmations(assertion).filter_map(|data| data.not_on_or_after).max(),
+        Some(assertion.issue_instant + MAX_ISSUE_DELAY),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(assertion.issue_instant)
+        + CLOCK_SKEW;
+    let now = Timestamp::now();
+    let spent = async {
+        sqlx::query("DELETE FROM saml_assertions_used WHERE expires_at < $1")
+            .bind(now)
+            .execute(db.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO saml_assertions_used (org_id, assertion_id, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (org_id, assertion_id) DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(&assertion.id)
+        .bind(Timestamp(valid_until.timestamp_millis()))
+        .execute(db.pool())
+        .await
+    };
+    match spent.await {
+        Ok(done) if done.rows_affected() == 1 => Ok(()),
+        Ok(_) => Err(Refusal::new(
+            format!("assertion {:?} was already used (a replay)", assertion.id),
+            "This sign-in was already used. Start again from Chancery's log-in page.",
+        )),
+        Err(err) => Err(Refusal::new(format!("database: {err}"), "Single sign-on failed. Try again.")),
+    }
+}
+
+/// Who the assertion says this is: the email (the NameID, or the attribute the
+/// Admin named), a display name, and the groups when the Admin named their attribute.
+fn identity_of(assertion: &Assertion, config: &Config) -> Result<Identity, Refusal> {
+    let attributes: Vec<&Attribute> =
+        assertion.attribute_statements.iter().flatten().flat_map(|statement| &statement.attributes).collect();
+    let values = |name: &str| -> Vec<String> {
+        attributes
+            .iter()
+            .filter(|attribute| {
+                attribute.name.as_deref() == Some(name) || attribute.friendly_name.as_deref() == Some(name)
+            })
+            .flat_map(|attribute| &attribute.values)
+            .filter_map(|value| value.value.as_deref().map(str::trim))
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let stated = if config.email_attribute.is_empty() {
+        assertion
+            .subject
+            .as_ref()
+            .and_then(|subject| subject.name_id.as_ref())
+            .map(|id| id.value.trim().to_string())
+    } else {
+        values(&config.email_attribute).into_iter().next()
+    };
+    let stated = stated.ok_or_else(|| {
+        let missing = if config.email_attribute.is_empty() {
+            "the assertion has no NameID".to_string()
+        } else {
+            format!("the assertion has no {} attribute", config.email_attribute)
+        };
+        Refusal::new(
+            missing,
+            "Your identity provider did not share your email address with Chancery. Ask your Admin.",
+        )
+    })?;
+    let email = validate::email(&stated).map_err(|_| {
+        Refusal::new(
+            format!("{stated:?} is not an email address"),
+            "Your identity provider did not send your email address: ask your Admin to send it as the NameID (emailAddress format) or an attribute.",
+        )
+    })?;
+    let name = NAME_ATTRIBUTES
+        .iter()
+        .find_map(|attribute| values(attribute).into_iter().next())
+        .unwrap_or_else(|| email.display.split('@').next().unwrap_or_default().to_string());
+    // An IdP leaves the attribute out for someone in no group: that is an empty list.
+    let groups = (!config.groups_attribute.is_empty()).then(|| values(&config.groups_attribute));
+    Ok(Identity { email, name, groups })
+}
+
 /// The local name of the document's root element (after the prolog and comments).
 fn root_element(xml: &str) -> Option<&str> {
     let mut rest = xml.trim_start();
@@ -398,6 +793,21 @@ fn attribute_name(field: &str, input: &str) -> AppResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assertions_are_counted_by_namespace_wherever_they_are() {
+        let one = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"
+            xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Assertion ID="a"/></samlp:Response>"#;
+        assert_eq!(assertions_in(one).unwrap(), 1);
+        let wrapped = r#"<Response xmlns="urn:oasis:names:tc:SAML:2.0:protocol"><Extensions>
+            <a:Assertion xmlns:a="urn:oasis:names:tc:SAML:2.0:assertion" ID="signed"/></Extensions>
+            <Assertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion" ID="forged"/></Response>"#;
+        assert_eq!(assertions_in(wrapped).unwrap(), 2);
+        let other_namespace =
+            r#"<Response><Assertion/><x:EncryptedAssertion xmlns:x="urn:example"/></Response>"#;
+        assert_eq!(assertions_in(other_namespace).unwrap(), 0);
+        assert!(assertions_in("<Response><unclosed></Response>").is_err());
+    }
 
     #[test]
     fn the_root_element_is_read_past_the_prolog_and_comments() {

@@ -3,7 +3,7 @@
 
 use tower_sessions::Session;
 
-use super::{oidc::Pending, sso::SignInMethod};
+use super::sso::{Pending, SignInMethod};
 use crate::{
     error::AppResult,
     ids::{OrgId, UserId},

@@ -13,16 +13,19 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::{
+    accounts,
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz::{self, Authority},
     db::Db,
+    groups, members, oidc, saml,
 };
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId},
-    model::{OrgRole, SsoEnforcement},
+    model::{CurrentUser, OrgRole, SsoEnforcement},
     time::Timestamp,
+    validate,
 };
 
 /// What a person sees when their password no longer opens Chancery.
@@ -35,6 +38,7 @@ pub const SSO_REQUIRED: &str =
 pub enum SignInMethod {
     Password,
     Oidc,
+    Saml,
 }
 
 impl SignInMethod {
@@ -42,6 +46,7 @@ impl SignInMethod {
         match self {
             Self::Password => "password",
             Self::Oidc => "oidc",
+            Self::Saml => "saml",
         }
     }
 
@@ -286,7 +291,7 @@ pub(super) fn provider_url(field: &str, input: &str, example: &str) -> AppResult
 
 /// The protocols an Organization's identity provider speaks; one is on at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Protocol {
+pub enum Protocol {
     Oidc,
     Saml,
 }
@@ -312,6 +317,32 @@ impl Protocol {
             Self::Saml => Self::Oidc,
         }
     }
+
+    fn sign_in_method(self) -> SignInMethod {
+        match self {
+            Self::Oidc => SignInMethod::Oidc,
+            Self::Saml => SignInMethod::Saml,
+        }
+    }
+
+    /// The audit action of `event` for this protocol's provider.
+    fn action(self, event: ProviderEvent) -> &'static str {
+        match (self, event) {
+            (Self::Oidc, ProviderEvent::Remove) => "organization.oidc_remove",
+            (Self::Saml, ProviderEvent::Remove) => "organization.saml_remove",
+            (Self::Oidc, ProviderEvent::LogInRefused) => "organization.oidc_login_refused",
+            (Self::Saml, ProviderEvent::LogInRefused) => "organization.saml_login_refused",
+            (Self::Oidc, ProviderEvent::MemberJoin) => "organization.oidc_member_join",
+            (Self::Saml, ProviderEvent::MemberJoin) => "organization.saml_member_join",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ProviderEvent {
+    Remove,
+    LogInRefused,
+    MemberJoin,
 }
 
 /// Refuses to turn on a `protocol` provider while the Organization's other one
@@ -349,12 +380,173 @@ pub(super) async fn remove_provider(
     if removed.rows_affected() == 0 {
         return Err(AppError::NotFound);
     }
-    let action = match protocol {
-        Protocol::Oidc => "organization.oidc_remove",
-        Protocol::Saml => "organization.saml_remove",
-    };
-    let event = AuditEvent::new(action, "organization", org_id).in_org(org_id);
+    let event =
+        AuditEvent::new(protocol.action(ProviderEvent::Remove), "organization", org_id).in_org(org_id);
     audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A log-in through an identity provider, under way: what the browser's
+/// session keeps while the person is at their provider.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum Pending {
+    Oidc(oidc::Pending),
+    Saml(saml::Pending),
+}
+
+/// Where to send someone who asked to log in with single sign-on as `email`:
+/// to the provider of the Organization that verified the email's domain.
+pub async fn start(db: &Db, public_url: &str, email: &str) -> AppResult<(String, Pending)> {
+    let email = validate::email(email)?;
+    let domain = domain_of(&email).to_string();
+    let provider: Option<(OrgId, i64, i64)> = sqlx::query_as(
+        "SELECT d.org_id,
+                (SELECT COUNT(*) FROM org_oidc o WHERE o.org_id = d.org_id AND o.enabled_at IS NOT NULL),
+                (SELECT COUNT(*) FROM org_saml s WHERE s.org_id = d.org_id AND s.enabled_at IS NOT NULL)
+         FROM org_domains d WHERE d.domain = $1 AND d.verified_at IS NOT NULL",
+    )
+    .bind(&domain)
+    .fetch_optional(db.pool())
+    .await?;
+    match provider {
+        Some((org_id, 1.., _)) => {
+            let (url, pending) = oidc::start(db, public_url, org_id, email).await?;
+            Ok((url, Pending::Oidc(pending)))
+        }
+        Some((org_id, _, 1..)) => {
+            let (url, pending) = saml::start(db, public_url, org_id, email).await?;
+            Ok((url, Pending::Saml(pending)))
+        }
+        _ => Err(AppError::invalid(
+            "email",
+            format!("Single sign-on is not set up for {domain}. Log in with your password."),
+        )),
+    }
+}
+
+/// Someone an identity provider vouched for, now signed in.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: CurrentUser,
+    pub org_id: OrgId,
+    pub via: SignInMethod,
+}
+
+/// What a provider's verified answer says about the person.
+pub(super) struct Identity {
+    pub email: validate::Email,
+    pub name: String,
+    /// The person's groups at the provider, when the Organization follows them.
+    pub groups: Option<Vec<String>>,
+}
+
+/// Why a log-in through a provider was refused: `reason` for the audit log,
+/// `message` for the person.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub reason: String,
+    pub message: &'static str,
+}
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>, message: &'static str) -> Self {
+        Self { reason: reason.into(), message }
+    }
+
+    /// The provider's answer did not prove who this is.
+    pub fn unverified(reason: impl Into<String>) -> Self {
+        Self::new(reason, "Single sign-on failed: your identity provider's answer could not be verified. Try again, or ask your Admin.")
+    }
+}
+
+pub(super) fn domain_of(email: &validate::Email) -> &str {
+    email.normalized.rsplit_once('@').map_or("", |(_, domain)| domain)
+}
+
+/// A provider is trusted for its Organization's verified domains only: it
+/// cannot sign anyone in as another Organization's people.
+pub(super) async fn refuse_unless_verified_here(
+    db: &Db,
+    org_id: OrgId,
+    email: &validate::Email,
+) -> Result<(), Refusal> {
+    let verified_here: Result<Option<(i64,)>, _> = sqlx::query_as(
+        "SELECT 1 FROM org_domains WHERE org_id = $1 AND domain = $2 AND verified_at IS NOT NULL",
+    )
+    .bind(org_id)
+    .bind(domain_of(email))
+    .fetch_optional(db.pool())
+    .await;
+    match verified_here {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(Refusal::new(
+            format!("{} is not in a domain this Organization verified", email.display),
+            "Your identity provider signed you in with an address your organization has not verified.",
+        )),
+        Err(err) => Err(Refusal::new(format!("database: {err}"), "Single sign-on failed. Try again.")),
+    }
+}
+
+/// Records a refused log-in in the Organization's audit log; the error to show.
+pub(super) async fn refuse(
+    db: &Db,
+    client: &Client,
+    org_id: OrgId,
+    protocol: Protocol,
+    claimed_email: &str,
+    refusal: Refusal,
+) -> AppResult<AppError> {
+    tracing::warn!(org_id = %org_id, protocol = protocol.name(), reason = %refusal.reason, "single sign-on refused");
+    let mut tx = db.begin().await?;
+    let event = AuditEvent::new(protocol.action(ProviderEvent::LogInRefused), "organization", org_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "reason": refusal.reason }));
+    audit::record(&mut tx, &authz::sign_in_attempt(claimed_email), client, event).await?;
+    tx.commit().await?;
+    Ok(AppError::Unauthenticated(refusal.message.into()))
+}
+
+/// Signs in the person the provider vouched for: their account and membership
+/// (with the provider's `default_role`) are made on their first visit, and
+/// their groups follow the provider's when it sends them.
+pub(super) async fn admit(
+    db: &Db,
+    client: &Client,
+    org_id: OrgId,
+    protocol: Protocol,
+    default_role: OrgRole,
+    identity: Identity,
+) -> AppResult<SignedIn> {
+    let via = protocol.sign_in_method();
+    let mut tx = db.begin().await?;
+    let existing: Option<(UserId, String, String)> =
+        sqlx::query_as("SELECT id, name, email FROM users WHERE email_normalized = $1")
+            .bind(&identity.email.normalized)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let user = match existing {
+        Some((id, name, email)) => CurrentUser { id, name, email },
+        None => {
+            let name = validate::person_name(&identity.name)
+                .or_else(|_| validate::person_name(&identity.email.display))?;
+            accounts::create_without_password(&mut tx, client, name, &identity.email, via).await?
+        }
+    };
+    let person = authz::own_account(user.id, &user.email);
+    if members::join(&mut tx, org_id, user.id, &[default_role]).await? {
+        let event = AuditEvent::new(protocol.action(ProviderEvent::MemberJoin), "user", user.id)
+            .in_org(org_id)
+            .with_details(serde_json::json!({ "role": default_role.as_str() }));
+        audit::record(&mut tx, &person, client, event).await?;
+    }
+    if let Some(groups) = &identity.groups {
+        let directory = authz::directory_sync(org_id, &person);
+        groups::follow_directory(&mut tx, &directory, client, user.id, groups).await?;
+    }
+    accounts::record_log_in(&mut tx, &person, client, user.id, via).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, org_id = %org_id, via = via.as_str(), "signed in through an identity provider");
+    Ok(SignedIn { user, org_id, via })
 }

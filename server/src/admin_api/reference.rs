@@ -6,6 +6,7 @@ use serde_json::Value;
 use utoipa::OpenApi;
 
 use super::ApiDoc;
+use crate::html::escape;
 
 pub async fn page() -> Html<String> {
     let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
@@ -60,8 +61,4 @@ fn operation(method: &str, path: &str, op: &Value) -> String {
         out += "</ul>";
     }
     out + "</section>"
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

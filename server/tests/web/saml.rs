@@ -1,9 +1,19 @@
 //! SAML 2.0 identity providers in Settings: named by their metadata or by
-//! fields, checked (certificates read, expired ones refused), audited; and
-//! Chancery's SP metadata for each Organization, for the IdP to import.
+//! fields, checked (certificates read, expired ones refused), audited;
+//! Chancery's SP metadata for each Organization, for the IdP to import; and
+//! log-in through the IdP, whose responses the test signs and shapes: the
+//! happy path makes a member, and each forged, stale, misdirected or replayed
+//! response is refused and audited.
 
+use std::io::Read;
+
+use app::{
+    ids::OrgId,
+    server::{actor::Actor, domains},
+};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
-use http::StatusCode;
+use chrono::{TimeDelta, Utc};
+use http::{header, Request, StatusCode};
 use openssl::{
     asn1::Asn1Time,
     ec::{EcGroup, EcKey},
@@ -12,14 +22,25 @@ use openssl::{
     pkey::PKey,
     x509::{X509Name, X509},
 };
+use samael::{
+    attribute::{Attribute, AttributeValue},
+    crypto::{CertificateDer, Crypto, CryptoProvider},
+    idp::{response_builder::build_response_template, CertificateParams, IdentityProvider, KeyType, Rsa},
+    schema::{AttributeStatement, AuthnRequest, Response},
+    signature::DigestAlgorithm,
+    traits::ToXml,
+};
 use serde_json::json;
 
-use crate::common::{Client, TestApp, TestResponse, PUBLIC_URL};
+use crate::common::{Client, Org, TestApp, TestResponse, PASSWORD, PUBLIC_URL};
 
 crate::on_both_databases!(
     chancery_publishes_sp_metadata_for_each_organization,
     an_admin_names_the_idp_by_its_metadata_or_by_fields,
     unusable_idp_settings_are_refused_naming_the_field,
+    a_person_of_a_verified_domain_signs_in_through_the_idp_and_joins,
+    forged_stale_or_misdirected_responses_are_refused_and_audited,
+    idp_initiated_log_in_only_when_allowed_and_never_twice,
 );
 
 type Form<'a> = Vec<(&'a str, &'a str)>;
@@ -245,4 +266,472 @@ async fn unusable_idp_settings_are_refused_naming_the_field(app: TestApp) {
     let refused = save_saml(&mut org.admin, &[("metadata_xml", &unsigned)]).await;
     assert!(refused.body.contains("no signing certificate"), "{}", refused.body);
     assert_eq!(app.count("org_saml").await, 0);
+}
+
+/// An IdP of the test's own: its key signs the responses the tests shape.
+struct TestIdp {
+    key_der: Vec<u8>,
+    certificate: CertificateDer,
+}
+
+impl TestIdp {
+    fn new(common_name: &str) -> Self {
+        let idp = IdentityProvider::generate_new(KeyType::Rsa(Rsa::Rsa2048)).unwrap();
+        let params = CertificateParams { common_name, issuer_name: common_name, days_until_expiration: 365 };
+        let certificate = idp.create_certificate(&params).unwrap();
+        Self { key_der: idp.export_private_key_der().unwrap(), certificate }
+    }
+
+    fn pem(&self) -> String {
+        pem(self.certificate.der_data())
+    }
+
+    /// The response the IdP would send to Organization `org` for `name_id`,
+    /// answering `request_id` (`None`: IdP-initiated), with `attributes`; valid
+    /// for five minutes. Tests change it before signing.
+    fn response(
+        &self,
+        org: OrgId,
+        name_id: &str,
+        request_id: Option<&str>,
+        attributes: &[(&str, &[&str])],
+    ) -> Response {
+        let entity_id = format!("{PUBLIC_URL}/sso/saml/{org}");
+        let acs = format!("{entity_id}/acs");
+        let mut response = build_response_template(
+            &self.certificate,
+            name_id,
+            &entity_id,
+            IDP_ENTITY_ID,
+            &acs,
+            request_id.unwrap_or_default(),
+            &[],
+        );
+        response.in_response_to = request_id.map(str::to_string);
+        let now = Utc::now();
+        let assertion = response.assertion.as_mut().unwrap();
+        let conditions = assertion.conditions.as_mut().unwrap();
+        conditions.not_before = Some(now - TimeDelta::seconds(5));
+        conditions.not_on_or_after = Some(now + TimeDelta::minutes(5));
+        let subject = assertion.subject.as_mut().unwrap();
+        subject.name_id.as_mut().unwrap().format =
+            Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into());
+        for confirmation in subject.subject_confirmations.iter_mut().flatten() {
+            let data = confirmation.subject_confirmation_data.as_mut().unwrap();
+            data.not_on_or_after = Some(now + TimeDelta::minutes(5));
+            data.in_response_to = request_id.map(str::to_string);
+        }
+        let attributes = attributes
+            .iter()
+            .map(|(name, values)| Attribute {
+                friendly_name: None,
+                name: Some(name.to_string()),
+                name_format: None,
+                values: values
+                    .iter()
+                    .map(|value| AttributeValue {
+                        attribute_type: Some("xs:string".into()),
+                        value: Some(value.to_string()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        assertion.attribute_statements = Some(vec![AttributeStatement { attributes }]);
+        response
+    }
+
+    /// The response's XML, signed with the IdP's key (every Signature template
+    /// in it), RSA-SHA256 over SHA-256 digests as IdPs do today.
+    fn signed(&self, response: &Response) -> String {
+        let mut response = response.clone();
+        let assertion_signature =
+            response.assertion.as_mut().and_then(|assertion| assertion.signature.as_mut());
+        for signature in response.signature.iter_mut().chain(assertion_signature) {
+            for reference in &mut signature.signed_info.reference {
+                reference.digest_method.algorithm = DigestAlgorithm::Sha256;
+            }
+        }
+        self.signed_as_built(&response)
+    }
+
+    /// Signed as samael's template has it: SHA-1 digests.
+    fn signed_as_built(&self, response: &Response) -> String {
+        Crypto::sign_xml(response.to_string().unwrap(), &self.key_der).unwrap()
+    }
+}
+
+/// `org` verifies `acme.test` (the operator's override) and turns on `idp` (typed in).
+async fn saml_provider_for(app: &TestApp, org: &mut Org<'_>, idp: &TestIdp, idp_initiated: bool) {
+    domains::verify_by_operator(&app.db, &Actor::Operator, org.id, "acme.test").await.unwrap();
+    let certificate = idp.pem();
+    let mut fields = vec![
+        ("idp_entity_id", IDP_ENTITY_ID),
+        ("sso_url", IDP_SSO_URL),
+        ("certificate", certificate.as_str()),
+        ("groups_attribute", "memberOf"),
+    ];
+    if idp_initiated {
+        fields.push(("idp_initiated", "on"));
+    }
+    let saved = save_saml(&mut org.admin, &fields).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+}
+
+/// Starts single sign-on as `email` in `browser`: the AuthnRequest it is sent to the IdP with.
+async fn leave_for_idp(browser: &mut Client<'_>, email: &str) -> AuthnRequest {
+    let started = browser.call("/_fn/sso/start", &[("email", email)]).await;
+    let location =
+        started.header("location").unwrap_or_else(|| panic!("not sent to the IdP: {}", started.body));
+    assert!(location.starts_with(&format!("{IDP_SSO_URL}?SAMLRequest=")), "{location}");
+    let url = url::Url::parse(location).unwrap();
+    let (_, deflated) = url.query_pairs().find(|(name, _)| name == "SAMLRequest").unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&BASE64.decode(deflated.as_bytes()).unwrap()[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml.parse().unwrap()
+}
+
+/// The IdP's page posts `signed_xml` to the Organization's ACS (cross-site: no
+/// cookie goes with it), whose page posts it on in `browser`, which has the session.
+async fn post_to_acs(app: &TestApp, browser: &mut Client<'_>, org: OrgId, signed_xml: &str) -> TestResponse {
+    let encoded = BASE64.encode(signed_xml);
+    let form = format!(
+        "SAMLResponse={}&RelayState=",
+        url::form_urlencoded::byte_serialize(encoded.as_bytes()).collect::<String>()
+    );
+    let cross_site = Request::post(format!("/sso/saml/{org}/acs"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, "https://idp.acme.test")
+        .header("sec-fetch-site", "cross-site")
+        .body(axum::body::Body::from(form))
+        .unwrap();
+    let page = app.client("198.51.100.99").send(cross_site).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.header("set-cookie").is_none(), "the ACS page starts no session");
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.contains("form-action 'self'") && policy.contains("script-src 'nonce-"), "{policy}");
+    assert!(page.body.contains(&format!(r#"action="/sso/saml/{org}/continue""#)), "{}", page.body);
+    let carried =
+        page.body.split(r#"name="SAMLResponse" value=""#).nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(carried, encoded, "the page carries the response as it came");
+    browser.call(&format!("/sso/saml/{org}/continue"), &[("SAMLResponse", carried), ("RelayState", "")]).await
+}
+
+async fn assert_signed_in(app: &TestApp, back: &TestResponse) {
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let refusals: Vec<(String,)> =
+        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'organization.saml_login_refused'")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(back.header("location"), Some("/admin"), "{refusals:?}");
+}
+
+async fn a_person_of_a_verified_domain_signs_in_through_the_idp_and_joins(app: TestApp) {
+    let idp = TestIdp::new("idp.acme.test");
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    saml_provider_for(&app, &mut org, &idp, false).await;
+    let research = org.admin.call("/_fn/groups/create", &[("name", "Research"), ("description", "")]).await;
+    assert_eq!(research.status, StatusCode::OK, "{}", research.body);
+
+    // A newcomer: no account yet. Chancery asks the IdP to sign her in...
+    let mut grace = app.client("198.51.100.40");
+    let request = leave_for_idp(&mut grace, "Grace@Acme.test").await;
+    let entity_id = format!("{PUBLIC_URL}/sso/saml/{}", org.id);
+    assert_eq!(request.issuer.as_ref().and_then(|issuer| issuer.value.as_deref()), Some(entity_id.as_str()));
+    assert_eq!(request.assertion_consumer_service_url, Some(format!("{entity_id}/acs")));
+    assert!(request.id.len() > 30, "an id nobody guesses: {}", request.id);
+    // ...and it answers with her attributes.
+    let attributes: [(&str, &[&str]); 2] =
+        [("displayName", &["Grace Hopper"]), ("memberOf", &["Research", "Unknown team"])];
+    let response = idp.response(org.id, "grace@acme.test", Some(&request.id), &attributes);
+    let back = post_to_acs(&app, &mut grace, org.id, &idp.signed(&response)).await;
+    assert_signed_in(&app, &back).await;
+    let overview = grace.overview().await.json();
+    assert_eq!(overview["user"]["email"], "grace@acme.test");
+    assert_eq!(overview["user"]["name"], "Grace Hopper");
+    assert_eq!(overview["org"]["id"], org.id.to_string());
+    assert_eq!(overview["org"]["roles"], json!(["member"]), "the default role");
+    let groups: Vec<(String,)> = sqlx::query_as(
+        "SELECT g.name FROM user_groups g JOIN user_group_members m ON m.group_id = g.id
+         JOIN users u ON u.id = m.user_id WHERE u.email_normalized = 'grace@acme.test'",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(groups, [("Research".to_string(),)], "the IdP's groups that exist here");
+
+    // Her account has no password: the password form cannot open it.
+    let refused = app.client("198.51.100.41").log_in("grace@acme.test", PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+
+    // The Admin signs in through the IdP too, and may then require single sign-on.
+    let mut ada = app.client("203.0.113.9");
+    let request = leave_for_idp(&mut ada, "ada@acme.test").await;
+    let response = idp.response(org.id, "ada@acme.test", Some(&request.id), &[]);
+    assert_signed_in(&app, &post_to_acs(&app, &mut ada, org.id, &idp.signed(&response)).await).await;
+    assert_eq!(ada.overview().await.json()["org"]["roles"], json!(["admin"]));
+    let required = ada.call("/_fn/settings/require_sso", &[]).await;
+    assert_eq!(required.status, StatusCode::OK, "{}", required.body);
+    let refused = app.client("203.0.113.10").log_in("ada@acme.test", PASSWORD).await;
+    assert!(refused.body.contains("requires single sign-on"), "{}", refused.body);
+
+    let trail: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT action, actor_label, details FROM audit_events WHERE org_id = $1
+         AND (action LIKE 'organization.saml%' OR action = 'user.log_in') ORDER BY id",
+    )
+    .bind(org.id)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|(action, _, _)| action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["organization.saml_update", "organization.saml_member_join", "user.log_in", "user.log_in"],
+        "{trail:?}"
+    );
+    assert_eq!(trail[1].1, "grace@acme.test");
+    assert_eq!(trail[2].2.as_deref(), Some(r#"{"via":"saml"}"#));
+}
+
+async fn forged_stale_or_misdirected_responses_are_refused_and_audited(app: TestApp) {
+    let idp = TestIdp::new("idp.acme.test");
+    let impostor = TestIdp::new("idp.acme.test");
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    saml_provider_for(&app, &mut org, &idp, false).await;
+    let other = app.organization("bob@rival.test", "Rival").await;
+    domains::verify_by_operator(&app.db, &Actor::Operator, other.id, "rival.test").await.unwrap();
+    let (users, members) = (app.count("users").await, app.count("org_members").await);
+    let org_id = org.id;
+    let past = Utc::now() - TimeDelta::minutes(10);
+
+    // (what is tried, how the signed XML is made from the request id, what the audit reason says)
+    type Forge<'a> = Box<dyn Fn(&str) -> String + 'a>;
+    let grace = |request_id: &str| idp.response(org_id, "grace@acme.test", Some(request_id), &[]);
+    let cases: Vec<(&str, Forge, &str)> = vec![
+        (
+            "unsigned",
+            Box::new(|id| {
+                let mut response = grace(id);
+                response.signature = None;
+                response.to_string().unwrap()
+            }),
+            "not signed",
+        ),
+        ("signed by another key", Box::new(|id| impostor.signed(&grace(id))), "not signed"),
+        ("signed over SHA-1 digests", Box::new(|id| idp.signed_as_built(&grace(id))), "allowed algorithm"),
+        (
+            "tampered after signing",
+            Box::new(|id| idp.signed(&grace(id)).replace("grace@acme.test", "ada@acme.test")),
+            "not signed",
+        ),
+        (
+            "a forged assertion beside the signed one",
+            Box::new(|id| {
+                let signed = idp.signed(&grace(id));
+                let start = signed.find("<saml2:Assertion").unwrap();
+                let end = signed.find("</saml2:Assertion>").unwrap() + "</saml2:Assertion>".len();
+                let forged = signed[start..end].replace("grace@acme.test", "ada@acme.test");
+                format!("{}{forged}{}", &signed[..start], &signed[start..])
+            }),
+            "2 assertions",
+        ),
+        (
+            "the signed assertion hidden in Extensions, a forged one in its place",
+            Box::new(|id| {
+                let mut unsigned = grace(id);
+                unsigned.signature = None;
+                unsigned.assertion.as_mut().unwrap().signature =
+                    Some(samael::signature::Signature::template(
+                        &unsigned.assertion.as_ref().unwrap().id,
+                        &idp.certificate,
+                    ));
+                let signed = idp.signed(&unsigned);
+                let start = signed.find("<saml2:Assertion").unwrap();
+                let end = signed.find("</saml2:Assertion>").unwrap() + "</saml2:Assertion>".len();
+                let original = &signed[start..end];
+                let forged = original.replace("grace@acme.test", "ada@acme.test");
+                signed.replace(original, &format!(
+                "<saml2p:Extensions xmlns:saml2p=\"urn:oasis:names:tc:SAML:2.0:protocol\">{original}</saml2p:Extensions>{forged}"
+            ))
+            }),
+            "2 assertions",
+        ),
+        (
+            "expired",
+            Box::new(|id| {
+                let mut response = grace(id);
+                response.issue_instant = past;
+                let assertion = response.assertion.as_mut().unwrap();
+                assertion.issue_instant = past;
+                assertion.conditions.as_mut().unwrap().not_on_or_after = Some(past + TimeDelta::minutes(5));
+                for confirmation in
+                    assertion.subject.as_mut().unwrap().subject_confirmations.iter_mut().flatten()
+                {
+                    confirmation.subject_confirmation_data.as_mut().unwrap().not_on_or_after =
+                        Some(past + TimeDelta::minutes(5));
+                }
+                idp.signed(&response)
+            }),
+            "xpired",
+        ),
+        (
+            "for another audience",
+            Box::new(|id| {
+                let mut response = grace(id);
+                let conditions = response.assertion.as_mut().unwrap().conditions.as_mut().unwrap();
+                conditions.audience_restrictions.as_mut().unwrap()[0].audience =
+                    vec!["https://other-sp.test".into()];
+                idp.signed(&response)
+            }),
+            "AudienceRequirement",
+        ),
+        (
+            "for no audience",
+            Box::new(|id| {
+                let mut response = grace(id);
+                response.assertion.as_mut().unwrap().conditions.as_mut().unwrap().audience_restrictions =
+                    None;
+                idp.signed(&response)
+            }),
+            "names no audience",
+        ),
+        (
+            "for another Organization's ACS",
+            Box::new(|id| {
+                let mut response = idp.response(other.id, "grace@acme.test", Some(id), &[]);
+                let entity_id = format!("{PUBLIC_URL}/sso/saml/{org_id}");
+                response
+                    .assertion
+                    .as_mut()
+                    .unwrap()
+                    .conditions
+                    .as_mut()
+                    .unwrap()
+                    .audience_restrictions
+                    .as_mut()
+                    .unwrap()[0]
+                    .audience = vec![entity_id];
+                idp.signed(&response)
+            }),
+            "destination",
+        ),
+        (
+            "answering another request",
+            Box::new(|_| idp.signed(&grace("_someone-elses-request"))),
+            "InResponseTo",
+        ),
+        (
+            "from another issuer",
+            Box::new(|id| {
+                let mut response = grace(id);
+                response.issuer = None;
+                response.assertion.as_mut().unwrap().issuer.value = Some("https://evil.test".into());
+                idp.signed(&response)
+            }),
+            "Issuer",
+        ),
+        (
+            "naming another Organization's person",
+            Box::new(|id| idp.signed(&idp.response(org_id, "bob@rival.test", Some(id), &[]))),
+            "not in a domain this Organization verified",
+        ),
+        (
+            "naming no address",
+            Box::new(|id| idp.signed(&idp.response(org_id, "grace", Some(id), &[]))),
+            "not an email address",
+        ),
+        (
+            "with a DTD",
+            Box::new(|id| format!("<!DOCTYPE r [<!ENTITY x \"y\">]>{}", idp.signed(&grace(id)))),
+            "DTD",
+        ),
+    ];
+    for (what, forge, reason) in cases {
+        let mut browser = app.client("198.51.100.60");
+        let request = leave_for_idp(&mut browser, "grace@acme.test").await;
+        let back = post_to_acs(&app, &mut browser, org_id, &forge(&request.id)).await;
+        assert_eq!(back.status, StatusCode::SEE_OTHER, "{what}: {}", back.body);
+        assert_eq!(back.header("location"), Some("/login"), "{what}");
+        assert_eq!(browser.overview().await.status, StatusCode::UNAUTHORIZED, "{what}: not signed in");
+        let notice = browser.call("/_fn/sso/notice", &[]).await.json();
+        assert!(
+            notice.as_str().is_some_and(|notice| !notice.is_empty()),
+            "{what}: the log-in page says why: {notice}"
+        );
+        let (details,): (String,) = sqlx::query_as(
+            "SELECT details FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(org_id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap_or_else(|err| panic!("{what}: not audited ({err})"));
+        assert!(details.contains(reason), "{what}: {details}");
+    }
+    assert_eq!((app.count("users").await, app.count("org_members").await), (users, members), "nobody let in");
+    let refusals: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'",
+    )
+    .bind(org_id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(refusals.0, 15, "one event per refusal");
+}
+
+async fn idp_initiated_log_in_only_when_allowed_and_never_twice(app: TestApp) {
+    let idp = TestIdp::new("idp.acme.test");
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    saml_provider_for(&app, &mut org, &idp, false).await;
+    let unsolicited = idp.signed(&idp.response(org.id, "grace@acme.test", None, &[]));
+
+    // Off (the default): a response nobody asked for is refused.
+    let mut browser = app.client("198.51.100.70");
+    let back = post_to_acs(&app, &mut browser, org.id, &unsolicited).await;
+    assert_eq!(back.header("location"), Some("/login"));
+    let notice = browser.call("/_fn/sso/notice", &[]).await.json();
+    assert!(notice.as_str().unwrap().contains("not started in this browser"), "{notice}");
+
+    // On: the IdP's dashboard signs her in; the same response a second time is a replay.
+    saml_provider_for(&app, &mut org, &idp, true).await;
+    let mut browser = app.client("198.51.100.71");
+    assert_signed_in(&app, &post_to_acs(&app, &mut browser, org.id, &unsolicited).await).await;
+    assert_eq!(browser.overview().await.json()["user"]["email"], "grace@acme.test");
+    let mut replayer = app.client("198.51.100.72");
+    let back = post_to_acs(&app, &mut replayer, org.id, &unsolicited).await;
+    assert_eq!(back.header("location"), Some("/login"));
+    let notice = replayer.call("/_fn/sso/notice", &[]).await.json();
+    assert!(notice.as_str().unwrap().contains("already used"), "{notice}");
+    // A response that says it answers a request must answer this browser's.
+    let mut browser = app.client("198.51.100.73");
+    let request = leave_for_idp(&mut browser, "grace@acme.test").await;
+    let misdirected = idp.signed(&idp.response(org.id, "grace@acme.test", Some("_not-this-one"), &[]));
+    assert_eq!(
+        post_to_acs(&app, &mut browser, org.id, &misdirected).await.header("location"),
+        Some("/login")
+    );
+    let answered = idp.signed(&idp.response(org.id, "grace@acme.test", Some(&request.id), &[]));
+    let mut browser = app.client("198.51.100.74");
+    leave_for_idp(&mut browser, "grace@acme.test").await;
+    assert_eq!(
+        post_to_acs(&app, &mut browser, org.id, &answered).await.header("location"),
+        Some("/login"),
+        "another browser's request"
+    );
+
+    let reasons: Vec<(String,)> = sqlx::query_as(
+        "SELECT details FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused' ORDER BY id",
+    )
+    .bind(org.id)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    let reasons: Vec<&str> = reasons.iter().map(|(details,)| details.as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].contains("IdP-initiated log-in is off"), "{reasons:?}");
+    assert!(reasons[1].contains("replay"), "{reasons:?}");
+    assert!(reasons[2].contains("not one made in this browser"), "{reasons:?}");
+    assert!(reasons[3].contains("not one made in this browser"), "{reasons:?}");
 }
