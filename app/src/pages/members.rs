@@ -173,7 +173,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
         {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Saved."</p> })}
         <FormError value=save.value()/>
         <super::domains::VerifiedDomains/>
-        <super::sso::OidcProvider/>
+        <super::sso::SingleSignOn/>
         <AdminKeysOfOrg/>
     }
 }

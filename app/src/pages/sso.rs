@@ -1,25 +1,43 @@
-//! The Settings section's single sign-on: the Organization's OpenID Connect
-//! provider, and whether its members must use it.
+//! The Settings section's single sign-on: the Organization's identity
+//! provider (OpenID Connect or SAML 2.0, one on at a time), and whether its
+//! members must use it.
 
 use leptos::prelude::*;
 
 use super::{loading, FormError};
 use crate::{
-    api::sso::{self, AllowPasswords, RemoveOidc, RequireSso, SaveOidc},
-    model::{OidcPanel, OrgRole, SsoEnforcement},
+    api::sso::{self, AllowPasswords, RemoveOidc, RemoveSaml, RequireSso, SaveOidc, SaveSaml},
+    model::{OidcPanel, OrgRole, SamlPanel, SsoEnforcement},
 };
 
 #[component]
-pub(super) fn OidcProvider() -> impl IntoView {
-    let save = ServerAction::<SaveOidc>::new();
-    let remove = ServerAction::<RemoveOidc>::new();
+pub(super) fn SingleSignOn() -> impl IntoView {
+    let save_oidc = ServerAction::<SaveOidc>::new();
+    let remove_oidc = ServerAction::<RemoveOidc>::new();
+    let save_saml = ServerAction::<SaveSaml>::new();
+    let remove_saml = ServerAction::<RemoveSaml>::new();
+    let providers_changed = Signal::derive(move || {
+        save_oidc.version().get()
+            + remove_oidc.version().get()
+            + save_saml.version().get()
+            + remove_saml.version().get()
+    });
+    view! {
+        <OidcProvider save=save_oidc remove=remove_oidc/>
+        <SamlProvider save=save_saml remove=remove_saml/>
+        <SsoRequirement providers_changed/>
+    }
+}
+
+#[component]
+fn OidcProvider(save: ServerAction<SaveOidc>, remove: ServerAction<RemoveOidc>) -> impl IntoView {
     let panel = Resource::new(move || (save.version().get(), remove.version().get()), |_| sso::get_oidc());
     view! {
         <h2>"Single sign-on (OpenID Connect)"</h2>
         <p class="hint">
             "People whose email is in one of your verified domains log in through your identity provider "
             "(\u{201c}Continue with SSO\u{201d} on the log-in page). Their first log-in makes them members "
-            "with the default role."
+            "with the default role. One provider is on at a time: OpenID Connect or SAML 2.0 (below)."
         </p>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -29,17 +47,115 @@ pub(super) fn OidcProvider() -> impl IntoView {
         {move || matches!(save.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"Single sign-on saved."</p> })}
         <FormError value=save.value()/>
         <FormError value=remove.value()/>
-        <SsoRequirement provider_saved=save/>
+    }
+}
+
+#[component]
+fn SamlProvider(save: ServerAction<SaveSaml>, remove: ServerAction<RemoveSaml>) -> impl IntoView {
+    let panel = Resource::new(move || (save.version().get(), remove.version().get()), |_| sso::get_saml());
+    view! {
+        <h2>"Single sign-on (SAML 2.0)"</h2>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                panel.await.map(|panel| view! { <SamlForm panel save remove/> })
+            })}
+        </Transition>
+        {move || matches!(save.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"SAML provider saved."</p> })}
+        <FormError value=save.value()/>
+        <FormError value=remove.value()/>
+    }
+}
+
+#[component]
+fn SamlForm(
+    panel: SamlPanel,
+    save: ServerAction<SaveSaml>,
+    remove: ServerAction<RemoveSaml>,
+) -> impl IntoView {
+    let SamlPanel { settings, sp_entity_id, acs_url, metadata_url } = panel;
+    let saved = settings.is_some();
+    let settings = settings.unwrap_or_else(|| crate::model::SamlSettings {
+        idp_entity_id: String::new(),
+        sso_url: String::new(),
+        certificates: Vec::new(),
+        default_role: OrgRole::Member,
+        email_attribute: String::new(),
+        groups_attribute: String::new(),
+        idp_initiated: false,
+        enabled: true,
+        updated_at: Default::default(),
+    });
+    let certificate_hint = if saved {
+        "Leave empty to keep the certificate(s) above; paste to replace them (several PEM blocks while the IdP rotates)."
+    } else {
+        "The IdP's signing certificate, PEM (several blocks while it rotates)."
+    };
+    view! {
+        <p>"Register Chancery with your IdP as a SAML application: import "
+            <a href=metadata_url.clone() download="chancery-sp-metadata.xml" data-testid="saml-sp-metadata">"Chancery's SP metadata"</a>
+            ", or give it these:"</p>
+        <dl class="facts">
+            <dt>"Entity ID (audience)"</dt><dd><code data-testid="saml-sp-entity-id">{sp_entity_id}</code></dd>
+            <dt>"ACS URL (HTTP-POST)"</dt><dd><code data-testid="saml-acs-url">{acs_url}</code></dd>
+            <dt>"NameID"</dt><dd>"the person's email address (or name an email attribute below)"</dd>
+        </dl>
+        {(!settings.certificates.is_empty()).then(|| view! {
+            <table class="table" data-testid="saml-certificates">
+                <caption>"Signing certificates trusted"</caption>
+                <thead><tr><th>"Subject"</th><th>"Expires"</th><th>"SHA-256 fingerprint"</th></tr></thead>
+                <tbody>
+                    {settings.certificates.iter().map(|certificate| view! {
+                        <tr><td>{certificate.subject.clone()}</td><td>{certificate.not_after.clone()}</td>
+                            <td><code class="fingerprint">{certificate.sha256.clone()}</code></td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        })}
+        <ActionForm action=save>
+            <label>"IdP metadata XML"
+                <textarea name="metadata_xml" rows="4" placeholder="<md:EntityDescriptor entityID=…>"></textarea>
+                <span class="hint">"Paste your IdP's metadata, or leave empty and fill in the three fields below."</span>
+            </label>
+            <label>"IdP entity ID (Issuer)" <input name="idp_entity_id" value=settings.idp_entity_id placeholder="https://idp.example.com/saml"/></label>
+            <label>"IdP SSO URL (HTTP-Redirect)" <input type="url" name="sso_url" value=settings.sso_url placeholder="https://idp.example.com/sso"/></label>
+            <label>"IdP signing certificate"
+                <textarea name="certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----"></textarea>
+                <span class="hint">{certificate_hint}</span>
+            </label>
+            <label>"Default role of new members"
+                <select name="default_role">
+                    {[OrgRole::Member, OrgRole::Billing].into_iter().map(|role| view! {
+                        <option value=role.as_str() selected=role == settings.default_role>{role.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Email attribute (optional)"
+                <input name="email_attribute" value=settings.email_attribute placeholder="email"/>
+                <span class="hint">"Empty: the NameID is the email."</span>
+            </label>
+            <label>"Groups attribute (optional)"
+                <input name="groups_attribute" value=settings.groups_attribute placeholder="groups"/>
+                <span class="hint">"The attribute listing a person's groups: at each log-in they are in exactly your groups of those names (made in Groups)."</span>
+            </label>
+            <label class="check"><input type="checkbox" name="idp_initiated" checked=settings.idp_initiated/> "Allow log-ins started from the IdP's dashboard (IdP-initiated)"</label>
+            <label class="check"><input type="checkbox" name="enabled" checked=settings.enabled/> "Log-in through this IdP is on"</label>
+            <button type="submit" disabled=move || save.pending().get()>"Save SAML provider"</button>
+        </ActionForm>
+        {saved.then(|| view! {
+            <ActionForm action=remove>
+                <button type="submit" class="danger-button">"Remove SAML provider"</button>
+            </ActionForm>
+        })}
     }
 }
 
 /// Whether members in verified domains must log in through the provider.
 #[component]
-fn SsoRequirement(provider_saved: ServerAction<SaveOidc>) -> impl IntoView {
+fn SsoRequirement(providers_changed: Signal<usize>) -> impl IntoView {
     let require = ServerAction::<RequireSso>::new();
     let allow = ServerAction::<AllowPasswords>::new();
     let enforcement = Resource::new(
-        move || (provider_saved.version().get(), require.version().get(), allow.version().get()),
+        move || (providers_changed.get(), require.version().get(), allow.version().get()),
         |_| sso::get_sso_enforcement(),
     );
     view! {

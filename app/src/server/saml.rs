@@ -197,11 +197,19 @@ pub async fn save(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     if input.enabled {
-        sso::refuse_if_other_provider_on(&mut tx, org_id, sso::Protocol::Saml).await?;
+        sso::refuse_if_other_provider_on(&mut tx, org_id, Protocol::Saml).await?;
     } else {
         sso::refuse_if_required(&mut tx, org_id, "enabled").await?;
     }
     let before = config(&mut tx, org_id).await?;
+    let mut idp = idp;
+    if idp.certificates.is_empty() {
+        // Fields typed without a certificate keep the saved ones.
+        idp.certificates = before.as_ref().map(|before| before.idp.certificates.clone()).unwrap_or_default();
+        if idp.certificates.is_empty() {
+            return Err(AppError::invalid("certificate", "Paste the IdP's signing certificate (PEM)."));
+        }
+    }
     let now = Timestamp::now();
     let enabled_at =
         input.enabled.then(|| before.as_ref().filter(|b| b.enabled).map_or(now, |b| b.updated_at));
@@ -254,7 +262,7 @@ pub async fn save(
 
 /// Forgets the Organization's IdP.
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
-    sso::remove_provider(db, actor, client, org_id, sso::Protocol::Saml).await
+    sso::remove_provider(db, actor, client, org_id, Protocol::Saml).await
 }
 
 /// Chancery's SP metadata for the Organization, for its IdP to import: entity
@@ -730,12 +738,12 @@ fn idp_from_fields(entity_id: &str, sso_url: &str, certificate: &str) -> AppResu
     Ok(Idp { entity_id: entity_id.to_string(), sso_url, certificates })
 }
 
-/// Certificates pasted as PEM blocks (or one bare base64 DER).
+/// Certificates pasted as PEM blocks (or one bare base64 DER); none for an empty field.
 fn certificates_from_pem(text: &str) -> AppResult<Vec<Vec<u8>>> {
     let invalid = |why: String| AppError::invalid("certificate", why);
     let text = text.trim();
     if text.is_empty() {
-        return Err(invalid("Paste the IdP's signing certificate (PEM).".into()));
+        return Ok(Vec::new());
     }
     let blocks: Vec<String> = if text.contains("-----BEGIN CERTIFICATE-----") {
         text.split("-----BEGIN CERTIFICATE-----")

@@ -173,6 +173,15 @@ async fn an_admin_names_the_idp_by_its_metadata_or_by_fields(app: TestApp) {
     assert_eq!(subjects, ["CN=idp-2026.acme.test", "CN=idp-2027.acme.test"]);
     assert_eq!(saved["idp_initiated"], true);
     assert_eq!(org.admin.call("/_fn/settings/saml", &[]).await.json()["settings"], saved);
+    // A later change needs no certificate: the saved ones stay.
+    let changed = [("idp_entity_id", IDP_ENTITY_ID), ("sso_url", IDP_SSO_URL), ("default_role", "billing")];
+    let kept = save_saml(&mut org.admin, &changed).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let kept = kept.json();
+    assert_eq!(
+        (kept["certificates"].clone(), kept["default_role"].clone()),
+        (saved["certificates"].clone(), json!("billing"))
+    );
 
     // Members neither see nor change it.
     let (mut bob, _) = app.join(&mut org, "bob@acme.test", &["member", "billing"]).await;
@@ -192,7 +201,15 @@ async fn an_admin_names_the_idp_by_its_metadata_or_by_fields(app: TestApp) {
     .await
     .unwrap();
     let actions: Vec<&str> = trail.iter().map(|(action, _, _)| action.as_str()).collect();
-    assert_eq!(actions, ["organization.saml_update", "organization.saml_update", "organization.saml_remove"]);
+    assert_eq!(
+        actions,
+        [
+            "organization.saml_update",
+            "organization.saml_update",
+            "organization.saml_update",
+            "organization.saml_remove"
+        ]
+    );
     let first: serde_json::Value = serde_json::from_str(trail[0].2.as_deref().unwrap()).unwrap();
     assert_eq!(first["from_metadata"], true);
     assert_eq!(first["certificates_sha256"], json!([fingerprint]));
