@@ -53,6 +53,8 @@ if $with_tests; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v psql >/dev/null || apt_packages+=(postgresql)
   command -v redis-server >/dev/null || apt_packages+=(redis-server)
+  # The SAML journey's identity provider makes its certificate with it.
+  command -v openssl >/dev/null || apt_packages+=(openssl)
   if ((${#apt_packages[@]})); then
     step "Installing ${apt_packages[*]} from Debian"
     apt-get update -qq

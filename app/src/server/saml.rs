@@ -61,13 +61,18 @@ const PENDING_FOR_MS: i64 = 10 * 60 * 1000;
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// An assertion is accepted until this long after the IdP issued it.
 const MAX_ISSUE_DELAY: chrono::TimeDelta = chrono::TimeDelta::minutes(3);
-/// Attributes IdPs put a person's display name in, most specific first.
+/// Attributes IdPs put a person's display name in, most specific first...
 const NAME_ATTRIBUTES: [&str; 4] = [
     "displayName",
     "urn:oid:2.16.840.1.113730.3.1.241",
     "http://schemas.microsoft.com/identity/claims/displayname",
     "name",
 ];
+/// ...or their given name and surname (LDAP, its OIDs, and the claim URIs of ADFS and Entra ID).
+const GIVEN_NAME_ATTRIBUTES: [&str; 3] =
+    ["givenName", "urn:oid:2.5.4.42", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"];
+const SURNAME_ATTRIBUTES: [&str; 4] =
+    ["sn", "surname", "urn:oid:2.5.4.4", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"];
 
 /// Chancery's entity id for the Organization: the audience its assertions must name.
 pub fn sp_entity_id(public_url: &str, org_id: OrgId) -> String {
@@ -707,9 +712,14 @@ fn identity_of(assertion: &Assertion, config: &Config) -> Result<Identity, Refus
             "Your identity provider did not send your email address: ask your Admin to send it as the NameID (emailAddress format) or an attribute.",
         )
     })?;
-    let name = NAME_ATTRIBUTES
-        .iter()
-        .find_map(|attribute| values(attribute).into_iter().next())
+    let first_of = |names: &[&str]| names.iter().find_map(|name| values(name).into_iter().next());
+    let full_name = [first_of(&GIVEN_NAME_ATTRIBUTES), first_of(&SURNAME_ATTRIBUTES)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = first_of(&NAME_ATTRIBUTES)
+        .or((!full_name.is_empty()).then_some(full_name))
         .unwrap_or_else(|| email.display.split('@').next().unwrap_or_default().to_string());
     // An IdP leaves the attribute out for someone in no group: that is an empty list.
     let groups = (!config.groups_attribute.is_empty()).then(|| values(&config.groups_attribute));
