@@ -239,7 +239,8 @@ pub struct DomainView {
 pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
-    pub default_role: OrgRole,
+    /// The role of people their first log-in makes members; `None`: nobody is made a member at log-in.
+    pub default_role: Option<OrgRole>,
     pub groups_claim: String,
     pub enabled: bool,
     pub updated_at: Timestamp,
@@ -268,7 +269,8 @@ pub struct SamlSettings {
     pub idp_entity_id: String,
     pub sso_url: String,
     pub certificates: Vec<CertificateView>,
-    pub default_role: OrgRole,
+    /// The role of people their first log-in makes members; `None`: nobody is made a member at log-in.
+    pub default_role: Option<OrgRole>,
     pub email_attribute: String,
     pub groups_attribute: String,
     pub idp_initiated: bool,

@@ -58,3 +58,14 @@ export function invitationLink(email: string): string {
   if (!link) throw new Error(`no invitation for ${email} in the outbox:\n${outbox}`);
   return new URL(link).pathname;
 }
+
+/** Ada signs up and creates "Federated Inc", whose `domain` the operator verifies; its id. */
+export async function verifiedOrganization(page: Page, domain: string): Promise<string> {
+  await signUp(page, "Ada Admin", `ada@${domain}`);
+  await page.getByLabel("Organization name").fill("Federated Inc");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
+  operator("domains", "verify", "--org", orgId, "--domain", domain);
+  return orgId;
+}

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { expect, open, operator, signUp, test } from "./helpers";
+import { expect, open, test, verifiedOrganization } from "./helpers";
 
 /** A SAML IdP (auth0's samlp) in a process of its own, posting only to this Chancery's ACS. */
 async function startSamlIdp(chancery: string): Promise<{ base: string; process: ChildProcess }> {
@@ -15,12 +15,7 @@ test("an Admin names a SAML IdP by its metadata; a colleague's first SAML log-in
   const domain = `saml${Date.now()}.example`;
   const idp = await startSamlIdp(baseURL!);
   try {
-    await signUp(page, "Ada Admin", `ada@${domain}`);
-    await page.getByLabel("Organization name").fill("Federated Inc");
-    await page.getByRole("button", { name: "Create organization" }).click();
-    await expect(page).toHaveURL(/\/admin$/);
-    const orgId = (await page.getByTestId("org-id").textContent())!.trim();
-    operator("domains", "verify", "--org", orgId, "--domain", domain);
+    const orgId = await verifiedOrganization(page, domain);
 
     // What to give the IdP: Chancery's entity id, ACS and SP metadata.
     await open(page, "/admin/settings");

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { type Page } from "@playwright/test";
-import { expect, open, operator, PASSWORD, signUp, test } from "./helpers";
+import { expect, open, operator, PASSWORD, test, verifiedOrganization } from "./helpers";
 
 /** npm's oidc-provider in a process of its own, registered with Chancery's redirect URI. */
 async function startProvider(redirectUri: string): Promise<{ issuer: string; process: ChildProcess }> {
@@ -16,13 +16,7 @@ async function startProvider(redirectUri: string): Promise<{ issuer: string; pro
 
 /** Ada signs up, creates an Organization, verifies `domain` (operator) and sets up `issuer`; its id. */
 async function federatedOrganization(page: Page, domain: string, issuer: string, redirectUri: string): Promise<string> {
-  await signUp(page, "Ada Admin", `ada@${domain}`);
-  await page.getByLabel("Organization name").fill("Federated Inc");
-  await page.getByRole("button", { name: "Create organization" }).click();
-  await expect(page).toHaveURL(/\/admin$/);
-  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
-  operator("domains", "verify", "--org", orgId, "--domain", domain);
-
+  const orgId = await verifiedOrganization(page, domain);
   await open(page, "/admin/settings");
   await expect(page.getByTestId("oidc-redirect-uri")).toHaveText(redirectUri);
   await page.getByLabel("Issuer URL").fill(issuer);

@@ -78,7 +78,7 @@ fn SamlForm(
         idp_entity_id: String::new(),
         sso_url: String::new(),
         certificates: Vec::new(),
-        default_role: OrgRole::Member,
+        default_role: Some(OrgRole::Member),
         email_attribute: String::new(),
         groups_attribute: String::new(),
         idp_initiated: false,
@@ -122,13 +122,7 @@ fn SamlForm(
                 <textarea name="certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----"></textarea>
                 <span class="hint">{certificate_hint}</span>
             </label>
-            <label>"Default role of new members"
-                <select name="default_role">
-                    {[OrgRole::Member, OrgRole::Billing].into_iter().map(|role| view! {
-                        <option value=role.as_str() selected=role == settings.default_role>{role.label()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <DefaultRole selected=settings.default_role/>
             <label>"Email attribute (optional)"
                 <input name="email_attribute" value=settings.email_attribute placeholder="email"/>
                 <span class="hint">"Empty: the NameID is the email."</span>
@@ -224,7 +218,7 @@ fn OidcForm(
     let settings = settings.unwrap_or_else(|| crate::model::OidcSettings {
         issuer: String::new(),
         client_id: String::new(),
-        default_role: OrgRole::Member,
+        default_role: Some(OrgRole::Member),
         groups_claim: String::new(),
         enabled: true,
         updated_at: Default::default(),
@@ -244,13 +238,7 @@ fn OidcForm(
                 <input type="password" name="client_secret" autocomplete="new-password" required=!saved/>
                 <span class="hint">{secret_hint}</span>
             </label>
-            <label>"Default role of new members"
-                <select name="default_role">
-                    {[OrgRole::Member, OrgRole::Billing].into_iter().map(|role| view! {
-                        <option value=role.as_str() selected=role == settings.default_role>{role.label()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <DefaultRole selected=settings.default_role/>
             <label>"Groups claim (optional)"
                 <input name="groups_claim" value=settings.groups_claim placeholder="groups"/>
                 <span class="hint">"The ID token claim listing a person's groups: at each log-in they are in exactly your groups of those names (made in Groups)."</span>
@@ -263,5 +251,21 @@ fn OidcForm(
                 <button type="submit" class="danger-button">"Remove single sign-on"</button>
             </ActionForm>
         })}
+    }
+}
+
+/// The role people get when their first single sign-on makes them members
+/// (never Admin), or none: then only people already members get in.
+#[component]
+fn DefaultRole(selected: Option<OrgRole>) -> impl IntoView {
+    view! {
+        <label>"New members at first log-in"
+            <select name="default_role">
+                {[OrgRole::Member, OrgRole::Billing].into_iter().map(|role| view! {
+                    <option value=role.as_str() selected=Some(role) == selected>{format!("Join as {}", role.label())}</option>
+                }).collect_view()}
+                <option value="none" selected=selected.is_none()>"Nobody joins at log-in: invite people first"</option>
+            </select>
+        </label>
     }
 }

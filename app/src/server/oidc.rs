@@ -88,7 +88,8 @@ struct Config {
     issuer: String,
     client_id: String,
     client_secret_sealed: String,
-    default_role: OrgRole,
+    /// `None`: nobody is made a member at log-in.
+    default_role: Option<OrgRole>,
     groups_claim: String,
     enabled: bool,
     updated_at: Timestamp,
@@ -102,7 +103,7 @@ impl From<ConfigRow> for Config {
             issuer,
             client_id,
             client_secret_sealed,
-            default_role: OrgRole::parse(&default_role).unwrap_or(OrgRole::Member),
+            default_role: sso::stored_default_role(&default_role),
             groups_claim,
             enabled: enabled_at.is_some(),
             updated_at,
@@ -231,7 +232,7 @@ pub async fn save(
     .bind(issuer.as_str())
     .bind(&client_id)
     .bind(&sealed)
-    .bind(default_role.as_str())
+    .bind(sso::default_role_text(default_role))
     .bind(&groups_claim)
     .bind(enabled_at)
     .bind(now)
@@ -241,7 +242,7 @@ pub async fn save(
         "issuer": issuer.as_str(),
         "client_id": client_id,
         "client_secret_changed": !new_secret.is_empty(),
-        "default_role": default_role.as_str(),
+        "default_role": sso::default_role_text(default_role),
         "groups_claim": groups_claim,
         "enabled": input.enabled,
     });
@@ -305,14 +306,12 @@ pub async fn finish(
     pending: Pending,
     callback: &Callback,
 ) -> AppResult<SignedIn> {
-    match verified_identity(db, sealing, public_url, &pending, callback).await {
-        Ok((identity, default_role)) => {
-            sso::admit(db, client, pending.org_id, Protocol::Oidc, default_role, identity).await
-        }
-        Err(refusal) => {
-            Err(sso::refuse(db, client, pending.org_id, Protocol::Oidc, &pending.email, refusal).await?)
-        }
-    }
+    let (verified, default_role) = match verified_identity(db, sealing, public_url, &pending, callback).await
+    {
+        Ok((identity, default_role)) => (Ok(identity), default_role),
+        Err(refusal) => (Err(refusal), None),
+    };
+    sso::sign_in(db, client, pending.org_id, Protocol::Oidc, default_role, &pending.email, verified).await
 }
 
 async fn verified_identity(
@@ -321,7 +320,7 @@ async fn verified_identity(
     public_url: &str,
     pending: &Pending,
     callback: &Callback,
-) -> Result<(Identity, OrgRole), Refusal> {
+) -> Result<(Identity, Option<OrgRole>), Refusal> {
     if let Some(error) = &callback.error {
         let description = callback.error_description.as_deref().unwrap_or_default();
         return Err(Refusal::new(

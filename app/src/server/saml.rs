@@ -102,7 +102,8 @@ type ConfigRow = (String, String, String, String, String, String, i64, Option<Ti
 /// An Organization's IdP, as stored.
 struct Config {
     idp: Idp,
-    default_role: OrgRole,
+    /// `None`: nobody is made a member at log-in.
+    default_role: Option<OrgRole>,
     email_attribute: String,
     groups_attribute: String,
     idp_initiated: bool,
@@ -137,7 +138,7 @@ async fn config(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Option<Con
                     sso_url,
                     certificates: certificates.lines().filter_map(|line| BASE64.decode(line).ok()).collect(),
                 },
-                default_role: OrgRole::parse(&role).unwrap_or(OrgRole::Member),
+                default_role: sso::stored_default_role(&role),
                 email_attribute,
                 groups_attribute,
                 idp_initiated: idp_initiated != 0,
@@ -233,7 +234,7 @@ pub async fn save(
     .bind(&idp.entity_id)
     .bind(&idp.sso_url)
     .bind(certificates.join("\n"))
-    .bind(default_role.as_str())
+    .bind(sso::default_role_text(default_role))
     .bind(&email_attribute)
     .bind(&groups_attribute)
     .bind(i64::from(input.idp_initiated))
@@ -252,7 +253,7 @@ pub async fn save(
         "sso_url": idp.sso_url,
         "certificates_sha256": fingerprints,
         "from_metadata": !input.metadata_xml.trim().is_empty(),
-        "default_role": default_role.as_str(),
+        "default_role": sso::default_role_text(default_role),
         "email_attribute": email_attribute,
         "groups_attribute": groups_attribute,
         "idp_initiated": input.idp_initiated,
@@ -475,13 +476,9 @@ pub async fn finish(
     let config = config(&mut *db.pool().acquire().await?, org_id).await?.ok_or(AppError::NotFound)?;
     // A log-in started for another Organization answers nothing here.
     let pending = pending.filter(|pending| pending.org_id == org_id);
-    match verified_identity(db, public_url, org_id, &config, pending.as_ref(), saml_response).await {
-        Ok(identity) => sso::admit(db, client, org_id, Protocol::Saml, config.default_role, identity).await,
-        Err(refusal) => {
-            let claimed = pending.map(|pending| pending.email).unwrap_or_default();
-            Err(sso::refuse(db, client, org_id, Protocol::Saml, &claimed, refusal).await?)
-        }
-    }
+    let verified = verified_identity(db, public_url, org_id, &config, pending.as_ref(), saml_response).await;
+    let claimed = pending.map(|pending| pending.email).unwrap_or_default();
+    sso::sign_in(db, client, org_id, Protocol::Saml, config.default_role, &claimed, verified).await
 }
 
 async fn verified_identity(

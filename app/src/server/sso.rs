@@ -257,17 +257,32 @@ pub(super) async fn refuse_if_required(
     Ok(())
 }
 
+/// How a provider's default role is stored when nobody is made a member at log-in.
+const NO_DEFAULT_ROLE: &str = "none";
+
 /// The role people get when their first single sign-on makes them members:
-/// never Admin (Admins are made in Members, by Admins).
-pub(super) fn default_role(input: &str) -> AppResult<OrgRole> {
+/// never Admin (Admins are made in Members, by Admins); `None` when nobody is
+/// made a member at log-in (just-in-time membership off: people are invited first).
+pub(super) fn default_role(input: &str) -> AppResult<Option<OrgRole>> {
     match OrgRole::parse(input.trim()) {
-        Some(role @ (OrgRole::Member | OrgRole::Billing)) => Ok(role),
+        _ if input.trim() == NO_DEFAULT_ROLE => Ok(None),
+        Some(role @ (OrgRole::Member | OrgRole::Billing)) => Ok(Some(role)),
         Some(OrgRole::Admin) => Err(AppError::invalid(
             "default_role",
             "New members cannot join as Admins: choose Member or Billing, and make Admins in Members.",
         )),
-        None => Err(AppError::invalid("default_role", "Choose Member or Billing.")),
+        None => Err(AppError::invalid("default_role", "Choose Member, Billing or none.")),
     }
+}
+
+/// A default role as stored and audited.
+pub(super) fn default_role_text(role: Option<OrgRole>) -> &'static str {
+    role.map_or(NO_DEFAULT_ROLE, OrgRole::as_str)
+}
+
+/// A stored default role (`None` for none, or anything unreadable: nobody is let in by it).
+pub(super) fn stored_default_role(text: &str) -> Option<OrgRole> {
+    OrgRole::parse(text).filter(|role| *role != OrgRole::Admin)
 }
 
 /// An identity provider's address as Admins type it: `https://`, or `http://`
@@ -489,8 +504,31 @@ pub(super) async fn refuse_unless_verified_here(
     }
 }
 
+/// Ends a log-in through the Organization's provider: the person the provider
+/// vouched for is signed in (see `admit`), or the refusal is audited in the
+/// Organization and the error to show returned. `claimed_email` is who the
+/// person said they were when they started, if known.
+pub(super) async fn sign_in(
+    db: &Db,
+    client: &Client,
+    org_id: OrgId,
+    protocol: Protocol,
+    default_role: Option<OrgRole>,
+    claimed_email: &str,
+    verified: Result<Identity, Refusal>,
+) -> AppResult<SignedIn> {
+    let refusal = match verified {
+        Ok(identity) => match admit(db, client, org_id, protocol, default_role, identity).await? {
+            Ok(signed_in) => return Ok(signed_in),
+            Err(refusal) => refusal,
+        },
+        Err(refusal) => refusal,
+    };
+    Err(refuse(db, client, org_id, protocol, claimed_email, refusal).await?)
+}
+
 /// Records a refused log-in in the Organization's audit log; the error to show.
-pub(super) async fn refuse(
+async fn refuse(
     db: &Db,
     client: &Client,
     org_id: OrgId,
@@ -510,15 +548,16 @@ pub(super) async fn refuse(
 
 /// Signs in the person the provider vouched for: their account and membership
 /// (with the provider's `default_role`) are made on their first visit, and
-/// their groups follow the provider's when it sends them.
-pub(super) async fn admit(
+/// their groups follow the provider's when it sends them. Without a default
+/// role only members get in.
+async fn admit(
     db: &Db,
     client: &Client,
     org_id: OrgId,
     protocol: Protocol,
-    default_role: OrgRole,
+    default_role: Option<OrgRole>,
     identity: Identity,
-) -> AppResult<SignedIn> {
+) -> AppResult<Result<SignedIn, Refusal>> {
     let via = protocol.sign_in_method();
     let mut tx = db.begin().await?;
     let existing: Option<(UserId, String, String)> =
@@ -526,6 +565,26 @@ pub(super) async fn admit(
             .bind(&identity.email.normalized)
             .fetch_optional(&mut *tx)
             .await?;
+    let member: Option<(i64,)> = match &existing {
+        Some((id, _, _)) => {
+            sqlx::query_as("SELECT 1 FROM org_members WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id)
+                .bind(*id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => None,
+    };
+    let default_role = match (member, default_role) {
+        (Some(_), _) => None,
+        (None, Some(role)) => Some(role),
+        (None, None) => {
+            return Ok(Err(Refusal::new(
+                format!("{} is not a member, and nobody is made a member at log-in", identity.email.display),
+                "You are not a member of this organization yet: ask one of its Admins to invite you.",
+            )))
+        }
+    };
     let user = match existing {
         Some((id, name, email)) => CurrentUser { id, name, email },
         None => {
@@ -535,10 +594,14 @@ pub(super) async fn admit(
         }
     };
     let person = authz::own_account(user.id, &user.email);
-    if members::join(&mut tx, org_id, user.id, &[default_role]).await? {
+    let joined = match default_role {
+        Some(role) => members::join(&mut tx, org_id, user.id, &[role]).await?.then_some(role),
+        None => None,
+    };
+    if let Some(role) = joined {
         let event = AuditEvent::new(protocol.action(ProviderEvent::MemberJoin), "user", user.id)
             .in_org(org_id)
-            .with_details(serde_json::json!({ "role": default_role.as_str() }));
+            .with_details(serde_json::json!({ "role": role.as_str() }));
         audit::record(&mut tx, &person, client, event).await?;
     }
     if let Some(groups) = &identity.groups {
@@ -548,5 +611,5 @@ pub(super) async fn admit(
     accounts::record_log_in(&mut tx, &person, client, user.id, via).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, org_id = %org_id, via = via.as_str(), "signed in through an identity provider");
-    Ok(SignedIn { user, org_id, via })
+    Ok(Ok(SignedIn { user, org_id, via }))
 }

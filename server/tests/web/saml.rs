@@ -41,6 +41,7 @@ crate::on_both_databases!(
     a_person_of_a_verified_domain_signs_in_through_the_idp_and_joins,
     forged_stale_or_misdirected_responses_are_refused_and_audited,
     idp_initiated_log_in_only_when_allowed_and_never_twice,
+    with_just_in_time_membership_off_only_members_get_in,
 );
 
 type Form<'a> = Vec<(&'a str, &'a str)>;
@@ -751,4 +752,46 @@ async fn idp_initiated_log_in_only_when_allowed_and_never_twice(app: TestApp) {
     assert!(reasons[1].contains("replay"), "{reasons:?}");
     assert!(reasons[2].contains("not one made in this browser"), "{reasons:?}");
     assert!(reasons[3].contains("not one made in this browser"), "{reasons:?}");
+}
+
+async fn with_just_in_time_membership_off_only_members_get_in(app: TestApp) {
+    let idp = TestIdp::new("idp.acme.test");
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    saml_provider_for(&app, &mut org, &idp, false).await;
+    let (_, _) = app.join(&mut org, "bob@acme.test", &["member"]).await;
+    let off = save_saml(
+        &mut org.admin,
+        &[("idp_entity_id", IDP_ENTITY_ID), ("sso_url", IDP_SSO_URL), ("default_role", "none")],
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert!(off.json()["default_role"].is_null(), "{}", off.body);
+    let users = app.count("users").await;
+
+    // Someone the IdP knows but the Organization never invited: no account, no membership.
+    let mut grace = app.client("198.51.100.80");
+    let request = leave_for_idp(&mut grace, "grace@acme.test").await;
+    let response = idp.response(org.id, "grace@acme.test", Some(&request.id), &[]);
+    let back = post_to_acs(&app, &mut grace, org.id, &idp.signed(&response)).await;
+    assert_eq!(back.header("location"), Some("/login"));
+    let notice = grace.call("/_fn/sso/notice", &[]).await.json();
+    assert!(notice.as_str().unwrap().contains("invite you"), "{notice}");
+    assert_eq!(app.count("users").await, users);
+
+    // Members get in as they are.
+    for email in ["bob@acme.test", "ada@acme.test"] {
+        let mut browser = app.client("198.51.100.81");
+        let request = leave_for_idp(&mut browser, email).await;
+        let response = idp.response(org.id, email, Some(&request.id), &[]);
+        assert_signed_in(&app, &post_to_acs(&app, &mut browser, org.id, &idp.signed(&response)).await).await;
+        assert_eq!(browser.overview().await.json()["user"]["email"], email);
+    }
+    let (details,): (String,) = sqlx::query_as(
+        "SELECT details FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'",
+    )
+    .bind(org.id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert!(details.contains("not a member"), "{details}");
 }
