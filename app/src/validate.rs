@@ -219,6 +219,18 @@ pub fn workspace_role_selection(
 }
 
 /// A new password: 12 to 256 characters. Spaces count; nothing is trimmed.
+/// Where to go back to after logging in: a path of this site only (no other
+/// host, no scheme), so a link cannot send people elsewhere once signed in.
+pub fn local_path(input: &str) -> Option<String> {
+    let path = input.trim();
+    let local = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && path.len() <= 2048
+        && !path.chars().any(char::is_control);
+    local.then(|| path.to_string())
+}
+
 pub fn new_password(input: &str) -> Result<(), AppError> {
     let chars = input.chars().count();
     if chars < PASSWORD_MIN_CHARS {
@@ -239,6 +251,22 @@ pub fn new_password(input: &str) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_paths_of_this_site_are_gone_back_to() {
+        assert_eq!(local_path("/admin/usage?range=30d").as_deref(), Some("/admin/usage?range=30d"));
+        for elsewhere in [
+            "https://evil.test/",
+            "//evil.test/x",
+            "/\\evil.test",
+            "evil",
+            "",
+            "/a\nb",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(local_path(elsewhere), None, "{elsewhere:?}");
+        }
+    }
 
     #[test]
     fn email_is_trimmed_and_normalized_to_lower_case() {

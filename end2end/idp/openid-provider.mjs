@@ -27,7 +27,7 @@ const provider = new Provider(issuer, {
   ],
   // Claims in the ID token itself (not only at the userinfo endpoint): what Chancery reads.
   conformIdTokenClaims: false,
-  claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
+  claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name", "groups"] },
   findAccount: async (_ctx, id) => ({
     accountId: id,
     claims: async () => ({
@@ -35,6 +35,7 @@ const provider = new Provider(issuer, {
       email: id,
       email_verified: true,
       name: id.split("@")[0].replace(/^./, (c) => c.toUpperCase()),
+      groups: ["Researchers"],
     }),
   }),
 });

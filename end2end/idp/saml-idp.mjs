@@ -2,8 +2,8 @@
 // auth0's samlp middleware (the IdP side of Auth0's SAML): a log-in page that
 // accepts any email and name, then a response signed with a key and
 // certificate made at start (RSA-SHA256 over SHA-256, the assertion signed),
-// posted to the ACS the AuthnRequest names, if it is Chancery's. Prints its
-// base URL; its metadata is at /metadata.
+// posted to the ACS the AuthnRequest names, if it is Chancery's. Everyone is
+// in group "Researchers". Prints its base URL; its metadata is at /metadata.
 //   node saml-idp.mjs <chancery_base_url>
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -89,6 +89,7 @@ server.on("request", async (req, res) => {
       emails: [{ value: form.email }],
       displayName: form.name || form.email,
       name: { givenName, familyName: rest.join(" ") },
+      groups: ["Researchers"], // sent as the attribute http://schemas.passportjs.com/groups
     };
     return signIn(req, res, fail);
   }

@@ -69,3 +69,19 @@ export async function verifiedOrganization(page: Page, domain: string): Promise<
   operator("domains", "verify", "--org", orgId, "--domain", domain);
   return orgId;
 }
+
+/** In the Admin Panel: workspace `workspace`, granted to group `group` (made here, empty). */
+export async function workspaceForGroup(page: Page, workspace: string, group: string): Promise<void> {
+  await open(page, "/admin");
+  await page.getByLabel("New workspace").fill(workspace);
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await expect(page.getByTestId("workspace-row").filter({ hasText: workspace })).toBeVisible();
+  await open(page, "/admin/groups");
+  await page.getByLabel("New group").fill(group);
+  await page.getByRole("button", { name: "Create group" }).click();
+  await page.getByTestId("group-row").getByRole("link", { name: group }).click();
+  await expect(page.getByTestId("group-name")).toHaveText(group);
+  await page.getByLabel("Grant a workspace").selectOption({ label: workspace });
+  await page.getByRole("button", { name: "Grant access" }).click();
+  await expect(page.getByTestId("group-workspace-row")).toContainText(workspace);
+}

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { expect, open, test, verifiedOrganization } from "./helpers";
+import { expect, open, test, verifiedOrganization, workspaceForGroup } from "./helpers";
 
 /** A SAML IdP (auth0's samlp) in a process of its own, posting only to this Chancery's ACS. */
 async function startSamlIdp(chancery: string): Promise<{ base: string; process: ChildProcess }> {
@@ -16,6 +16,7 @@ test("an Admin names a SAML IdP by its metadata; a colleague's first SAML log-in
   const idp = await startSamlIdp(baseURL!);
   try {
     const orgId = await verifiedOrganization(page, domain);
+    await workspaceForGroup(page, "Lab", "Researchers");
 
     // What to give the IdP: Chancery's entity id, ACS and SP metadata.
     await open(page, "/admin/settings");
@@ -28,6 +29,7 @@ test("an Admin names a SAML IdP by its metadata; a colleague's first SAML log-in
     // What Chancery takes from the IdP: its metadata, pasted.
     const idpMetadata = await (await fetch(`${idp.base}/metadata`)).text();
     await page.getByLabel("IdP metadata XML").fill(idpMetadata);
+    await page.getByLabel("Groups attribute (optional)").fill("http://schemas.passportjs.com/groups");
     await page.getByRole("button", { name: "Save SAML provider" }).click();
     await expect(page.getByText("SAML provider saved.")).toBeVisible();
     await expect(page.getByTestId("saml-certificates")).toContainText("CN=journey-idp");
@@ -51,6 +53,7 @@ test("an Admin names a SAML IdP by its metadata; a colleague's first SAML log-in
     // The IdP's page posts to the ACS, whose page posts on to Chancery: she is in.
     await expect(grace).toHaveURL(/\/admin$/);
     await expect(grace.getByText("Federated Inc").first()).toBeVisible();
+    await expect(grace.getByTestId("workspace-row").filter({ hasText: "Lab" })).toBeVisible();
     await grace.context().close();
     expect(posted).toContain("SAMLResponse=");
 
@@ -58,8 +61,22 @@ test("an Admin names a SAML IdP by its metadata; a colleague's first SAML log-in
     const row = page.getByRole("row", { name: new RegExp(`grace@${domain}`) });
     await expect(row).toContainText("Grace Hopper");
     await expect(row).toContainText("Member");
-    await open(page, "/admin/audit-log?action=organization.saml");
-    await expect(page.getByText("organization.saml_member_join")).toBeVisible();
+    // Ada, in another browser, follows a link to the audit log: sent to log in,
+    // she goes through the IdP and lands on the page she was going to.
+    const ada = await (await browser.newContext()).newPage();
+    await ada.goto("/admin/audit-log?action=organization.saml");
+    await expect(ada).toHaveURL(/\/login\?next=/);
+    await expect(ada.locator("body[data-hydrated]")).toBeAttached();
+    await ada.getByRole("link", { name: "Continue with SSO" }).click();
+    await expect(ada.locator("body[data-hydrated]")).toBeAttached();
+    await ada.getByLabel("Work email").fill(`ada@${domain}`);
+    await ada.getByRole("button", { name: "Continue" }).click();
+    await expect(ada).toHaveURL(new RegExp(`^${idp.base}/sso\\?SAMLRequest=`));
+    await ada.getByLabel("Email").fill(`ada@${domain}`);
+    await ada.getByRole("button", { name: "Sign in" }).click();
+    await expect(ada).toHaveURL(/\/admin\/audit-log\?action=organization\.saml$/);
+    await expect(ada.getByText("organization.saml_member_join")).toBeVisible();
+    await ada.context().close();
 
     // Her response, captured and posted again from another browser, opens nothing.
     const thief = await (await browser.newContext()).newPage();

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { type Page } from "@playwright/test";
-import { expect, open, operator, PASSWORD, test, verifiedOrganization } from "./helpers";
+import { expect, open, operator, PASSWORD, test, verifiedOrganization, workspaceForGroup } from "./helpers";
 
 /** npm's oidc-provider in a process of its own, registered with Chancery's redirect URI. */
 async function startProvider(redirectUri: string): Promise<{ issuer: string; process: ChildProcess }> {
@@ -22,6 +22,7 @@ async function federatedOrganization(page: Page, domain: string, issuer: string,
   await page.getByLabel("Issuer URL").fill(issuer);
   await page.getByLabel("Client ID").fill("chancery");
   await page.getByLabel("Client secret").fill("journey-client-secret");
+  await page.getByLabel("Groups claim (optional)").fill("groups");
   await page.getByRole("button", { name: "Save single sign-on" }).click();
   await expect(page.getByText("Single sign-on saved.")).toBeVisible();
   await expect(page.getByText("Saved; never shown again.")).toBeVisible();
@@ -52,13 +53,16 @@ test("an Admin sets up OpenID Connect; a colleague's first SSO log-in makes them
   const idp = await startProvider(redirectUri);
   try {
     await federatedOrganization(page, domain, idp.issuer, redirectUri);
+    await workspaceForGroup(page, "Lab", "Researchers");
 
     // A colleague, in a browser of their own, with no Chancery account yet.
     const grace = await (await browser.newContext()).newPage();
     await continueWithSso(grace, `grace@${domain}`, idp.issuer);
 
-    // Back in Chancery: signed in, in the Organization, as a Member.
+    // Back in Chancery: signed in, in the Organization, as a Member, in the
+    // group the provider says she is in, so in its workspace.
     await expect(grace.getByText("Federated Inc").first()).toBeVisible();
+    await expect(grace.getByTestId("workspace-row").filter({ hasText: "Lab" })).toBeVisible();
     await grace.context().close();
 
     await open(page, "/admin/members");

@@ -45,17 +45,19 @@ pub async fn oidc_callback(
     open_admin_panel(&session, outcome).await
 }
 
-/// Signs the browser in as whom the provider vouched for and opens the Admin
-/// Panel; or goes back to the log-in page, which says why not.
+/// Signs the browser in as whom the provider vouched for and opens the page
+/// they were going to (the Admin Panel by default); or goes back to the log-in
+/// page, which says why not.
 async fn open_admin_panel(session: &Session, outcome: Result<SignedIn, AppError>) -> Response {
     let signed_in = async {
         let signed_in = outcome?;
+        let return_to = session::take_return_to(session).await?;
         session::log_in(session, signed_in.user.id, signed_in.via).await?;
         session::set_current_org(session, signed_in.org_id).await?;
-        Ok::<_, AppError>(())
+        Ok::<_, AppError>(return_to.unwrap_or_else(|| "/admin".to_string()))
     };
     match signed_in.await {
-        Ok(()) => Redirect::to("/admin").into_response(),
+        Ok(return_to) => Redirect::to(&return_to).into_response(),
         Err(err) => {
             let _ = session::set_log_in_notice(session, &err.to_string()).await;
             Redirect::to("/login").into_response()

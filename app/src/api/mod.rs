@@ -33,15 +33,25 @@ pub async fn sign_up(name: String, email: String, password: String) -> Result<()
     Ok(())
 }
 
+/// Signs in and opens where the person belongs: `next` (a page of this site
+/// they were sent to log in from) once they are in an organization.
 #[server(prefix = "/_fn", endpoint = "log_in")]
-pub async fn log_in(email: String, password: String) -> Result<(), AppError> {
-    use crate::server::{accounts, request, session, sso};
+pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::{
+        server::{accounts, request, session, sso},
+        validate,
+    };
     let state = request::state()?;
     let session = request::session().await?;
     let client = request::client(&state);
     let user = accounts::log_in(&state.db, &state.throttle, &client, &email, password).await?;
     session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
-    leptos_axum::redirect(landing_of(&state, user).await?.path());
+    let landing = landing_of(&state, user).await?;
+    let next = next.as_deref().and_then(validate::local_path);
+    match (landing, next) {
+        (Landing::AdminPanel(_), Some(next)) => leptos_axum::redirect(&next),
+        (landing, _) => leptos_axum::redirect(landing.path()),
+    }
     Ok(())
 }
 

@@ -12,13 +12,18 @@ use crate::{
 /// Sends the person to the identity provider of the Organization that verified
 /// their email's domain; they come back to `/sso/oidc/callback` or the
 /// Organization's SAML Assertion Consumer Service.
+/// `next` is the page of this site to land on once signed in.
 #[server(prefix = "/_fn", endpoint = "sso/start")]
-pub async fn start_sso(email: String) -> Result<(), AppError> {
-    use crate::server::{request, session, sso};
+pub async fn start_sso(email: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::{
+        server::{request, session, sso},
+        validate,
+    };
     let state = request::state()?;
     let session = request::session().await?;
     let (url, pending) = sso::start(&state.db, &state.public_url, &email).await?;
-    session::begin_sso(&session, pending).await?;
+    let return_to = next.as_deref().and_then(validate::local_path);
+    session::begin_sso(&session, pending, return_to).await?;
     leptos_axum::redirect(&url);
     Ok(())
 }

@@ -27,7 +27,7 @@ use crate::{
     },
     error::AppError,
     ids::WorkspaceId,
-    model::{AdminOverview, AuditEntry, Capabilities, Landing, OrgRole, WorkspaceRole},
+    model::{AdminOverview, AuditEntry, Capabilities, OrgRole, WorkspaceRole},
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
                         };
                         frame.into_any()
                     }
-                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
+                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=super::log_in_and_return()/> }.into_any(),
                     Err(AppError::NotFound) => view! { <Redirect path="/onboarding"/> }.into_any(),
                     Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
                 }

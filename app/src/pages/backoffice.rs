@@ -15,7 +15,7 @@ use crate::{
         OpenOrganization,
     },
     error::AppError,
-    model::{BackofficeHome, Landing},
+    model::BackofficeHome,
     time::Timestamp,
 };
 
@@ -86,7 +86,7 @@ fn BackofficeShell(section: Section, children: ChildrenFn) -> impl IntoView {
                         </Frame>
                     }.into_any(),
                     Ok(BackofficeHome { invitations, .. }) => view! { <Invitations invitations/> }.into_any(),
-                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=Landing::LogIn.path()/> }.into_any(),
+                    Err(AppError::Unauthenticated(_)) => view! { <Redirect path=super::log_in_and_return()/> }.into_any(),
                     Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
                 }
             })}

@@ -14,7 +14,11 @@ mod usage;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{Redirect, A};
+use leptos_router::{
+    components::{Redirect, A},
+    hooks::{use_location, use_query_map},
+    location::Url,
+};
 
 use crate::{
     api::{self, CreateOrganization, LogIn, SignUp},
@@ -112,9 +116,29 @@ pub fn SignUpPage() -> impl IntoView {
     }
 }
 
+/// The log-in page, asked to come back here after: `/login?next=<this page>`.
+pub(crate) fn log_in_and_return() -> String {
+    let location = use_location();
+    let search = location.search.get_untracked();
+    let search = search.trim_start_matches('?');
+    let here = location.pathname.get_untracked() + if search.is_empty() { "" } else { "?" } + search;
+    format!("{}?next={}", Landing::LogIn.path(), Url::escape(&here))
+}
+
+/// The page a log-in page was asked to come back to (`?next=`), checked by the server.
+fn next_page() -> String {
+    use_query_map().with_untracked(|query| query.get("next")).unwrap_or_default()
+}
+
 #[component]
 pub fn LogInPage() -> impl IntoView {
     let action = ServerAction::<LogIn>::new();
+    let next = next_page();
+    let sso_link = if next.is_empty() {
+        "/login/sso".to_string()
+    } else {
+        format!("/login/sso?next={}", Url::escape(&next))
+    };
     // Why the last single sign-on in this browser failed, if it did.
     let notice = Resource::new(|| (), |_| api::sso::take_log_in_notice());
     view! {
@@ -127,10 +151,11 @@ pub fn LogInPage() -> impl IntoView {
             <ActionForm action=action>
                 <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
                 <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                <input type="hidden" name="next" value=next/>
                 <FormError value=action.value()/>
                 <button type="submit" disabled=move || action.pending().get()>"Log in"</button>
             </ActionForm>
-            <p class="switch"><A href="/login/sso">"Continue with SSO"</A></p>
+            <p class="switch"><A href=sso_link>"Continue with SSO"</A></p>
             <p class="switch">"New to Chancery? " <A href="/signup">"Create an account"</A></p>
         </AuthCard>
     }
@@ -145,6 +170,7 @@ pub fn SsoLogInPage() -> impl IntoView {
             <p>"Enter your work email: you will continue at your organization's identity provider."</p>
             <ActionForm action=action>
                 <label>"Work email" <input type="email" name="email" autocomplete="username" required/></label>
+                <input type="hidden" name="next" value=next_page()/>
                 <FormError value=action.value()/>
                 <button type="submit" disabled=move || action.pending().get()>"Continue"</button>
             </ActionForm>

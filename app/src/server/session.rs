@@ -17,6 +17,8 @@ const ORG_KEY: &str = "org_id";
 const SSO_KEY: &str = "sso_pending";
 /// Why the last single sign-on failed, for the log-in page to say once.
 const NOTICE_KEY: &str = "log_in_notice";
+/// Where a single sign-on under way goes back to once signed in.
+const RETURN_TO_KEY: &str = "return_to";
 
 /// Starts a signed-in session under a new id, so an id planted before log-in is worthless.
 pub async fn log_in(session: &Session, user_id: UserId, via: SignInMethod) -> AppResult<()> {
@@ -51,10 +53,22 @@ pub async fn set_current_org(session: &Session, org_id: OrgId) -> AppResult<()> 
     Ok(())
 }
 
-/// Remembers the single sign-on this browser leaves for (one at a time).
-pub async fn begin_sso(session: &Session, pending: Pending) -> AppResult<()> {
+/// Remembers the single sign-on this browser leaves for (one at a time), and
+/// the page of this site to go back to after it (a checked local path).
+pub async fn begin_sso(session: &Session, pending: Pending, return_to: Option<String>) -> AppResult<()> {
     session.insert(SSO_KEY, pending).await?;
+    match return_to {
+        Some(path) => session.insert(RETURN_TO_KEY, path).await?,
+        None => {
+            session.remove::<String>(RETURN_TO_KEY).await?;
+        }
+    }
     Ok(())
+}
+
+/// Where the single sign-on that ends now goes back to, once.
+pub async fn take_return_to(session: &Session) -> AppResult<Option<String>> {
+    Ok(session.remove(RETURN_TO_KEY).await?)
 }
 
 /// The single sign-on this browser left for, once: a second callback finds none.

@@ -17,7 +17,27 @@ crate::on_both_databases!(
     duplicate_email_is_refused_whatever_its_case,
     organization_name_is_validated_and_needs_a_session,
     wrong_password_and_unknown_email_get_the_same_answer_then_throttling,
+    log_in_goes_back_to_the_page_of_this_site_it_was_asked_from,
 );
+
+async fn log_in_goes_back_to_the_page_of_this_site_it_was_asked_from(app: TestApp) {
+    let mut ada = app.client("203.0.113.7");
+    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    ada.create_organization("Engines").await;
+    // Pages of this site are gone back to; anything else lands in the Admin Panel.
+    for (next, lands) in [
+        ("/admin/usage?range=7d", "/admin/usage?range=7d"),
+        ("https://evil.test/admin", "/admin"),
+        ("//evil.test/admin", "/admin"),
+        ("/\\evil.test", "/admin"),
+        ("", "/admin"),
+    ] {
+        let mut browser = app.client("203.0.113.8");
+        let form = [("email", "ada@example.com"), ("password", PASSWORD), ("next", next)];
+        let logged_in = browser.call("/_fn/log_in", &form).await;
+        assert_eq!(logged_in.header("location"), Some(lands), "{next:?}: {}", logged_in.body);
+    }
+}
 
 async fn sign_up_then_name_organization_lands_in_admin_panel_with_default_workspace(app: TestApp) {
     let mut ada = app.client("203.0.113.7");

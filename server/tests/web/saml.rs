@@ -397,7 +397,12 @@ async fn saml_provider_for(app: &TestApp, org: &mut Org<'_>, idp: &TestIdp, idp_
 
 /// Starts single sign-on as `email` in `browser`: the AuthnRequest it is sent to the IdP with.
 async fn leave_for_idp(browser: &mut Client<'_>, email: &str) -> AuthnRequest {
-    let started = browser.call("/_fn/sso/start", &[("email", email)]).await;
+    leave_for_idp_from(browser, email, "").await
+}
+
+/// The same, from the log-in page asked to come back to page `next` after.
+async fn leave_for_idp_from(browser: &mut Client<'_>, email: &str, next: &str) -> AuthnRequest {
+    let started = browser.call("/_fn/sso/start", &[("email", email), ("next", next)]).await;
     let location =
         started.header("location").unwrap_or_else(|| panic!("not sent to the IdP: {}", started.body));
     assert!(location.starts_with(&format!("{IDP_SSO_URL}?SAMLRequest=")), "{location}");
@@ -484,11 +489,13 @@ async fn a_person_of_a_verified_domain_signs_in_through_the_idp_and_joins(app: T
     let refused = app.client("198.51.100.41").log_in("grace@acme.test", PASSWORD).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
-    // The Admin signs in through the IdP too, and may then require single sign-on.
+    // The Admin, sent to log in from the audit log, signs in through the IdP
+    // and is back there; she may then require single sign-on.
     let mut ada = app.client("203.0.113.9");
-    let request = leave_for_idp(&mut ada, "ada@acme.test").await;
+    let request = leave_for_idp_from(&mut ada, "ada@acme.test", "/admin/audit-log?action=organization").await;
     let response = idp.response(org.id, "ada@acme.test", Some(&request.id), &[]);
-    assert_signed_in(&app, &post_to_acs(&app, &mut ada, org.id, &idp.signed(&response)).await).await;
+    let back = post_to_acs(&app, &mut ada, org.id, &idp.signed(&response)).await;
+    assert_eq!(back.header("location"), Some("/admin/audit-log?action=organization"));
     assert_eq!(ada.overview().await.json()["org"]["roles"], json!(["admin"]));
     let required = ada.call("/_fn/settings/require_sso", &[]).await;
     assert_eq!(required.status, StatusCode::OK, "{}", required.body);
