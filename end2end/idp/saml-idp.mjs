@@ -42,7 +42,7 @@ const signIn = samlp.auth({
     callback(null, acs && acs.startsWith(`${chancery}/sso/saml/`) ? acs : null);
   },
 });
-const metadata = samlp.metadata({ issuer, cert, redirectEndpointPath: `${base}/sso`, postEndpointPath: `${base}/sso` });
+const metadata = samlp.metadata({ issuer, cert, redirectEndpointPath: "/sso", postEndpointPath: "/sso" });
 
 /** The bits of express that samlp uses. */
 function express(req, res) {

@@ -1,6 +1,8 @@
 //! Single sign-on's HTTP endpoints: where identity providers send people
 //! back, and the SAML metadata they import.
 
+use std::{future::Future, time::Instant};
+
 use app::{
     ids::OrgId,
     server::{
@@ -37,12 +39,39 @@ pub async fn oidc_callback(
     let client = Client::of_request(&parts, state.trusted_proxies);
     let outcome = match session::take_sso(&session).await {
         Ok(Some(Pending::Oidc(pending))) => {
-            oidc::finish(&state.db, &state.sealing, &state.public_url, &client, pending, &callback).await
+            let finish =
+                oidc::finish(&state.db, &state.sealing, &state.public_url, &client, pending, &callback);
+            throttled(&state, &client, finish).await
         }
         Ok(_) => Err(AppError::Unauthenticated(NOT_STARTED.into())),
         Err(err) => Err(err),
     };
     open_admin_panel(&session, outcome).await
+}
+
+/// Checks a provider's answer under the client address's allowance of
+/// refusals (`Throttle::begin_single_sign_on`): past it, answers are not read.
+async fn throttled(
+    state: &AppState,
+    client: &Client,
+    finish: impl Future<Output = Result<SignedIn, AppError>>,
+) -> Result<SignedIn, AppError> {
+    let attempt =
+        state.throttle.begin_single_sign_on(client.ip.as_deref(), Instant::now()).map_err(|wait| {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            AppError::TooManyRequests {
+                message: format!(
+                    "Too many failed single sign-ons from your address. Try again in {minutes} minute(s)."
+                ),
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })?;
+    let outcome = finish.await;
+    match &outcome {
+        Ok(_) => attempt.succeeded(),
+        Err(_) => attempt.failed(Instant::now()),
+    }
+    outcome
 }
 
 /// Signs the browser in as whom the provider vouched for and opens the page
@@ -118,7 +147,9 @@ pub async fn saml_continue(
                 Some(Pending::Saml(pending)) => Some(pending),
                 _ => None,
             };
-            saml::finish(&state.db, &state.public_url, &client, org_id, pending, &post.saml_response).await
+            let finish =
+                saml::finish(&state.db, &state.public_url, &client, org_id, pending, &post.saml_response);
+            throttled(&state, &client, finish).await
         }
         Err(err) => Err(err),
     };

@@ -116,12 +116,16 @@ pub fn SignUpPage() -> impl IntoView {
     }
 }
 
-/// The log-in page, asked to come back here after: `/login?next=<this page>`.
+/// The log-in page, asked to come back here after: `/login?next=<this page>`
+/// (plain `/login` from the Admin Panel's home, where log-ins land anyway).
 pub(crate) fn log_in_and_return() -> String {
     let location = use_location();
     let search = location.search.get_untracked();
     let search = search.trim_start_matches('?');
     let here = location.pathname.get_untracked() + if search.is_empty() { "" } else { "?" } + search;
+    if here == "/admin" {
+        return Landing::LogIn.path().to_string();
+    }
     format!("{}?next={}", Landing::LogIn.path(), Url::escape(&here))
 }
 

@@ -1,5 +1,6 @@
-//! Throttles: failed log-ins per account and per client address, open
-//! sign-ups per client address, invitations per Organization.
+//! Throttles: failed log-ins per account and per client address, refused
+//! single sign-ons per client address, open sign-ups per client address,
+//! invitations per Organization.
 //!
 //! An attempt is reserved before its password is checked and settled after:
 //! attempts under way count against the allowance like failures, so 40
@@ -19,6 +20,10 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const ACCOUNT_MAX_FAILURES: usize = 5;
 /// Failures allowed per client address in the window; higher, since offices share addresses.
 pub const CLIENT_MAX_FAILURES: usize = 50;
+/// Refused single sign-ons allowed per client address in the window: each
+/// costs a signature check (or a call to the provider) and an audit event, so
+/// nobody can flood either with forged answers.
+pub const SSO_REFUSALS_PER_CLIENT: usize = 20;
 /// Open sign-ups allowed per client address in `SIGN_UP_WINDOW` (sign-ups from an invitation are not counted).
 pub const SIGN_UPS_PER_CLIENT: usize = 20;
 pub const SIGN_UP_WINDOW: Duration = Duration::from_secs(3600);
@@ -34,6 +39,7 @@ const MAX_KEYS: usize = 100_000;
 pub struct Throttle {
     accounts: FailureWindow,
     clients: FailureWindow,
+    sso_clients: FailureWindow,
     sign_ups: FailureWindow,
     invitations: FailureWindow,
 }
@@ -43,6 +49,7 @@ impl Default for Throttle {
         Self {
             accounts: FailureWindow::new(ACCOUNT_MAX_FAILURES, WINDOW),
             clients: FailureWindow::new(CLIENT_MAX_FAILURES, WINDOW),
+            sso_clients: FailureWindow::new(SSO_REFUSALS_PER_CLIENT, WINDOW),
             sign_ups: FailureWindow::new(SIGN_UPS_PER_CLIENT, SIGN_UP_WINDOW),
             invitations: FailureWindow::new(INVITATIONS_PER_ORG, INVITATION_WINDOW),
         }
@@ -53,9 +60,9 @@ impl Default for Throttle {
 /// dropped unsettled (an error before the verdict) counts for nothing.
 #[must_use]
 pub struct Attempt<'a> {
-    throttle: &'a Throttle,
-    account: String,
-    client: Option<String>,
+    /// The account's record (password log-ins) and the client's, each in its window.
+    account: Option<(&'a FailureWindow, String)>,
+    client: Option<(&'a FailureWindow, String)>,
     settled: bool,
 }
 
@@ -81,9 +88,21 @@ impl Throttle {
             }
         }
         Ok(Attempt {
-            throttle: self,
-            account: account.to_string(),
-            client: client.map(str::to_string),
+            account: Some((&self.accounts, account.to_string())),
+            client: client.map(|client| (&self.clients, client.to_string())),
+            settled: false,
+        })
+    }
+
+    /// Reserves the check of an identity provider's answer brought by
+    /// `client`; `Err(wait)` while the address has no allowance of refusals left.
+    pub fn begin_single_sign_on(&self, client: Option<&str>, now: Instant) -> Result<Attempt<'_>, Duration> {
+        if let Some(client) = client {
+            self.sso_clients.reserve(client, now)?;
+        }
+        Ok(Attempt {
+            account: None,
+            client: client.map(|client| (&self.sso_clients, client.to_string())),
             settled: false,
         })
     }
@@ -96,14 +115,15 @@ impl Attempt<'_> {
 
     pub fn succeeded(mut self) {
         self.settle(None);
-        self.throttle.accounts.clear(&self.account);
+        if let Some((window, account)) = &self.account {
+            window.clear(account);
+        }
     }
 
     fn settle(&mut self, failed_at: Option<Instant>) {
         self.settled = true;
-        self.throttle.accounts.release(&self.account, failed_at);
-        if let Some(client) = &self.client {
-            self.throttle.clients.release(client, failed_at);
+        for (window, key) in self.account.iter().chain(&self.client) {
+            window.release(key, failed_at);
         }
     }
 }
@@ -274,5 +294,22 @@ mod tests {
         }
         assert!(throttle.begin("new@example.com", Some("203.0.113.9"), now).is_err());
         assert!(throttle.begin("new@example.com", Some("198.51.100.1"), now).is_ok());
+    }
+
+    #[test]
+    fn refused_single_sign_ons_lock_out_their_address_not_password_log_ins() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        throttle.begin_single_sign_on(Some("203.0.113.9"), now).unwrap().succeeded();
+        for _ in 0..SSO_REFUSALS_PER_CLIENT {
+            throttle.begin_single_sign_on(Some("203.0.113.9"), now).unwrap().failed(now);
+        }
+        assert!(throttle.begin_single_sign_on(Some("203.0.113.9"), now).is_err());
+        assert!(throttle.begin_single_sign_on(Some("198.51.100.1"), now).is_ok(), "per address");
+        assert!(throttle.begin("ada@example.com", Some("203.0.113.9"), now).is_ok(), "passwords count apart");
+        assert!(
+            throttle.begin_single_sign_on(Some("203.0.113.9"), now + WINDOW).is_ok(),
+            "the window passes"
+        );
     }
 }

@@ -42,6 +42,7 @@ crate::on_both_databases!(
     forged_stale_or_misdirected_responses_are_refused_and_audited,
     idp_initiated_log_in_only_when_allowed_and_never_twice,
     with_just_in_time_membership_off_only_members_get_in,
+    refused_responses_from_one_address_are_throttled,
 );
 
 type Form<'a> = Vec<(&'a str, &'a str)>;
@@ -801,4 +802,45 @@ async fn with_just_in_time_membership_off_only_members_get_in(app: TestApp) {
     .await
     .unwrap();
     assert!(details.contains("not a member"), "{details}");
+}
+
+async fn refused_responses_from_one_address_are_throttled(app: TestApp) {
+    let idp = TestIdp::new("idp.acme.test");
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    saml_provider_for(&app, &mut org, &idp, false).await;
+    let unsolicited = idp.signed(&idp.response(org.id, "grace@acme.test", None, &[]));
+    let refusals = || async {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'",
+        )
+        .bind(org.id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        count
+    };
+    for _ in 0..app::server::throttle::SSO_REFUSALS_PER_CLIENT {
+        let mut browser = app.client("198.51.100.66");
+        assert_eq!(
+            post_to_acs(&app, &mut browser, org.id, &unsolicited).await.header("location"),
+            Some("/login")
+        );
+    }
+    assert_eq!(refusals().await, 20);
+
+    // Past its allowance, the address's next answer is not read (nor audited again).
+    let mut browser = app.client("198.51.100.66");
+    assert_eq!(
+        post_to_acs(&app, &mut browser, org.id, &unsolicited).await.header("location"),
+        Some("/login")
+    );
+    let notice = browser.call("/_fn/sso/notice", &[]).await.json();
+    assert!(notice.as_str().unwrap().contains("Too many failed single sign-ons"), "{notice}");
+    assert_eq!(refusals().await, 20);
+
+    // Others, and the Admin's own log-in through the IdP, are not held up.
+    let mut ada = app.client("203.0.113.9");
+    let request = leave_for_idp(&mut ada, "ada@acme.test").await;
+    let response = idp.response(org.id, "ada@acme.test", Some(&request.id), &[]);
+    assert_signed_in(&app, &post_to_acs(&app, &mut ada, org.id, &idp.signed(&response)).await).await;
 }
