@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { inflateRawSync } from "node:zlib";
 import samlp from "samlp";
 
 const [chancery] = process.argv.slice(2);
@@ -28,20 +29,27 @@ const issuer = `${base}/metadata`;
 
 const escape = (text) => String(text).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
-const signIn = samlp.auth({
-  issuer,
-  cert,
-  key,
-  signatureAlgorithm: "rsa-sha256",
-  digestAlgorithm: "sha256",
-  nameIdentifierFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-  getUserFromRequest: (req) => req.user,
-  // Only Chancery's ACS, as a registered SP's would be.
-  getPostURL: (_audience, request, _req, callback) => {
-    const acs = request?.documentElement.getAttribute("AssertionConsumerServiceURL");
-    callback(null, acs && acs.startsWith(`${chancery}/sso/saml/`) ? acs : null);
-  },
-});
+/** The ACS an AuthnRequest (HTTP-Redirect: deflated, base64) names, if it is Chancery's (a registered SP's). */
+function chanceryAcs(samlRequest) {
+  const xml = inflateRawSync(Buffer.from(samlRequest ?? "", "base64")).toString();
+  const acs = xml.match(/AssertionConsumerServiceURL="([^"]+)"/)?.[1];
+  return acs?.startsWith(`${chancery}/sso/saml/`) ? acs : null;
+}
+
+/** Signs the user in at that ACS: the response's Destination and the bearer confirmation's Recipient name it. */
+const signIn = (acs) =>
+  samlp.auth({
+    issuer,
+    cert,
+    key,
+    signatureAlgorithm: "rsa-sha256",
+    digestAlgorithm: "sha256",
+    nameIdentifierFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+    destination: acs,
+    recipient: acs,
+    getUserFromRequest: (req) => req.user,
+    getPostURL: (_audience, _request, _req, callback) => callback(null, acs),
+  });
 const metadata = samlp.metadata({ issuer, cert, redirectEndpointPath: "/sso", postEndpointPath: "/sso" });
 
 /** The bits of express that samlp uses. */
@@ -91,7 +99,9 @@ server.on("request", async (req, res) => {
       name: { givenName, familyName: rest.join(" ") },
       groups: ["Researchers"], // sent as the attribute http://schemas.passportjs.com/groups
     };
-    return signIn(req, res, fail);
+    const acs = chanceryAcs(form.SAMLRequest);
+    if (!acs) return res.send(403, "Not a registered service provider.");
+    return signIn(acs)(req, res, fail);
   }
   res.statusCode = 404;
   res.end("not found");
