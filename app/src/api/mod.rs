@@ -9,6 +9,7 @@ pub mod billing;
 pub mod domains;
 pub mod groups;
 pub mod members;
+pub mod password;
 pub mod sso;
 pub mod workspaces;
 

@@ -26,7 +26,7 @@ pub const BAD_CREDENTIALS: &str = "Email or password is incorrect.";
 
 /// The stored "hash" of an account that has no password (made by single
 /// sign-on): not a PHC string, so no password ever matches it.
-const NO_PASSWORD: &str = "!";
+pub(super) const NO_PASSWORD: &str = "!";
 
 #[derive(Clone, Debug)]
 pub struct SignUp {
@@ -155,7 +155,7 @@ pub(super) async fn record_log_in(
 
 /// One event per Organization of the person, so each one's log shows its
 /// members' log-ins; a single one outside any.
-async fn record_in_each_org(
+pub(super) async fn record_in_each_org(
     conn: &mut AnyConnection,
     person: &OwnAccount,
     client: &Client,

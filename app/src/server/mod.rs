@@ -26,6 +26,7 @@ pub mod orgs;
 pub mod overview;
 pub mod paging;
 pub mod password;
+pub mod recovery;
 pub mod request;
 pub mod saml;
 pub mod sealed;

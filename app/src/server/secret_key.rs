@@ -54,6 +54,11 @@ pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A one-time token for a link (about 256 bits); only its `sha256_hex` is stored.
+pub fn random_token() -> String {
+    random_alphanumeric(SECRET_LEN)
+}
+
 fn random_alphanumeric(len: usize) -> String {
     OsRng.sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }

@@ -1,6 +1,7 @@
 //! Throttles: failed log-ins per account and per client address, refused
-//! single sign-ons per client address, open sign-ups per client address,
-//! invitations per Organization.
+//! single sign-ons per client address, password reset emails per account and
+//! per client address, open sign-ups per client address, invitations per
+//! Organization.
 //!
 //! An attempt is reserved before its password is checked and settled after:
 //! attempts under way count against the allowance like failures, so 40
@@ -24,6 +25,10 @@ pub const CLIENT_MAX_FAILURES: usize = 50;
 /// costs a signature check (or a call to the provider) and an audit event, so
 /// nobody can flood either with forged answers.
 pub const SSO_REFUSALS_PER_CLIENT: usize = 20;
+/// Password reset emails per account address, and per client address, in `RESET_WINDOW`.
+pub const RESETS_PER_ACCOUNT: usize = 3;
+pub const RESETS_PER_CLIENT: usize = 20;
+pub const RESET_WINDOW: Duration = Duration::from_secs(3600);
 /// Open sign-ups allowed per client address in `SIGN_UP_WINDOW` (sign-ups from an invitation are not counted).
 pub const SIGN_UPS_PER_CLIENT: usize = 20;
 pub const SIGN_UP_WINDOW: Duration = Duration::from_secs(3600);
@@ -40,6 +45,8 @@ pub struct Throttle {
     accounts: FailureWindow,
     clients: FailureWindow,
     sso_clients: FailureWindow,
+    reset_accounts: FailureWindow,
+    reset_clients: FailureWindow,
     sign_ups: FailureWindow,
     invitations: FailureWindow,
 }
@@ -50,6 +57,8 @@ impl Default for Throttle {
             accounts: FailureWindow::new(ACCOUNT_MAX_FAILURES, WINDOW),
             clients: FailureWindow::new(CLIENT_MAX_FAILURES, WINDOW),
             sso_clients: FailureWindow::new(SSO_REFUSALS_PER_CLIENT, WINDOW),
+            reset_accounts: FailureWindow::new(RESETS_PER_ACCOUNT, RESET_WINDOW),
+            reset_clients: FailureWindow::new(RESETS_PER_CLIENT, RESET_WINDOW),
             sign_ups: FailureWindow::new(SIGN_UPS_PER_CLIENT, SIGN_UP_WINDOW),
             invitations: FailureWindow::new(INVITATIONS_PER_ORG, INVITATION_WINDOW),
         }
@@ -70,6 +79,15 @@ impl Throttle {
     /// Counts one open sign-up from `client`; `Err(wait)` once the address made its allowance.
     pub fn sign_up(&self, client: Option<&str>, now: Instant) -> Result<(), Duration> {
         client.map_or(Ok(()), |client| self.sign_ups.take(client, now))
+    }
+
+    /// Counts one password reset asked for `account` (whether or not it exists)
+    /// from `client`; `Err(wait)` past either's allowance.
+    pub fn password_reset(&self, account: &str, client: Option<&str>, now: Instant) -> Result<(), Duration> {
+        if let Some(client) = client {
+            self.reset_clients.take(client, now)?;
+        }
+        self.reset_accounts.take(account, now)
     }
 
     /// Counts one invitation sent by the Organization `org`; `Err(wait)` past its allowance.
@@ -311,5 +329,24 @@ mod tests {
             throttle.begin_single_sign_on(Some("203.0.113.9"), now + WINDOW).is_ok(),
             "the window passes"
         );
+    }
+
+    #[test]
+    fn password_resets_are_counted_per_account_and_per_address() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        for _ in 0..RESETS_PER_ACCOUNT {
+            throttle.password_reset("ada@example.com", Some("203.0.113.9"), now).unwrap();
+        }
+        assert!(throttle.password_reset("ada@example.com", Some("198.51.100.1"), now).is_err());
+        assert!(throttle.password_reset("bob@example.com", Some("203.0.113.9"), now).is_ok());
+        for i in 0..RESETS_PER_CLIENT - RESETS_PER_ACCOUNT - 1 {
+            throttle.password_reset(&format!("user{i}@example.com"), Some("203.0.113.9"), now).unwrap();
+        }
+        assert!(
+            throttle.password_reset("new@example.com", Some("203.0.113.9"), now).is_err(),
+            "the address's 21st"
+        );
+        assert!(throttle.password_reset("ada@example.com", None, now + RESET_WINDOW).is_ok());
     }
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod mail;
 mod members;
 mod money;
+mod recovery;
 mod refusals;
 mod saml;
 mod security;

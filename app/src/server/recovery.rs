@@ -1,0 +1,223 @@
+//! Getting back in, and changing one's password.
+//!
+//! A forgotten password is reset through a link emailed to the account's
+//! address: it works once, for an hour, and only its SHA-256 is kept; asking
+//! for one answers the same whether or not the address has an account, and is
+//! throttled per address asked for and per client. Setting the new password
+//! ends every session of the account (a squatter's too: the owner of an
+//! address can always reclaim it). Changing one's password needs the current
+//! one and ends one's other sessions. People who must log in through single
+//! sign-on have no password to reset or change: they are told so.
+
+use std::time::Instant;
+
+use super::{
+    accounts::{self, NO_PASSWORD},
+    actor::Client,
+    authz,
+    db::Db,
+    mail, password,
+    secret_key::{self, sha256_hex},
+    sso,
+    throttle::Throttle,
+};
+use crate::{
+    error::{AppError, AppResult},
+    ids::UserId,
+    model::CurrentUser,
+    time::Timestamp,
+    validate,
+};
+
+/// Where reset links point, under the public URL; the token follows.
+pub const RESET_LINK_PATH: &str = "/reset-password/";
+/// How long a reset link works.
+const RESET_FOR_MS: i64 = 60 * 60 * 1000;
+
+/// What anyone who asks is told, whether or not the address has an account.
+pub const RESET_REQUESTED: &str = "If an account uses that address, we have emailed it a link to choose a new password. The link works once, for one hour.";
+
+const INVALID_LINK: &str = "This link is not valid, or was already used: ask for a new one.";
+
+/// Emails a reset link to the account using `email`, if there is one (see the
+/// module's documentation). `Ok` tells the asker nothing more than `RESET_REQUESTED`.
+pub async fn request_reset(
+    db: &Db,
+    throttle: &Throttle,
+    client: &Client,
+    public_url: &str,
+    email: &str,
+) -> AppResult<()> {
+    let email = validate::email(email)?;
+    if let Err(wait) = throttle.password_reset(&email.normalized, client.ip.as_deref(), Instant::now()) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return Err(AppError::TooManyRequests {
+            message: format!("Too many reset emails were asked for. Try again in {minutes} minute(s)."),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let mut tx = db.begin().await?;
+    let account: Option<(UserId, String)> =
+        sqlx::query_as("SELECT id, email FROM users WHERE email_normalized = $1")
+            .bind(&email.normalized)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((user_id, address)) = account else {
+        return Ok(());
+    };
+    let person = authz::own_account(user_id, &address);
+    if sso::required_of(&mut tx, user_id).await?.is_some() {
+        let body = format!(
+            "Someone asked to reset the password of your Chancery account.\n\n\
+             Your organization requires single sign-on: log in with \u{201c}Continue with SSO\u{201d} at\n\
+             {public_url}/login/sso\n\nNothing was changed."
+        );
+        mail::queue(&mut tx, &address, "Log in to Chancery with single sign-on", &body).await?;
+        let details = serde_json::json!({ "refused": "single sign-on required" });
+        accounts::record_in_each_org(
+            &mut tx,
+            &person,
+            client,
+            user_id,
+            "user.password_reset_request",
+            Some(details),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let token = secret_key::random_token();
+    let now = Timestamp::now();
+    // One link at a time: asking again makes the older one stop working.
+    sqlx::query("DELETE FROM password_resets WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO password_resets (token_sha256, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sha256_hex(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(Timestamp(now.0 + RESET_FOR_MS))
+    .execute(&mut *tx)
+    .await?;
+    let body = format!(
+        "Someone asked to reset the password of your Chancery account. To choose a new one, open\n\
+         {public_url}{RESET_LINK_PATH}{token}\n\n\
+         The link works once, for one hour. If you did not ask, ignore this email: your password is unchanged."
+    );
+    mail::queue(&mut tx, &address, "Reset your Chancery password", &body).await?;
+    accounts::record_in_each_org(&mut tx, &person, client, user_id, "user.password_reset_request", None)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password with a reset link's token: the link is spent, and every
+/// session of the account ends. The person is to be signed in afresh.
+pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) -> AppResult<CurrentUser> {
+    validate::new_password(&new_password)?;
+    let hash = password::hash(new_password).await?;
+    let mut tx = db.begin().await?;
+    let link: Option<(UserId, String, String, Timestamp)> = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, r.expires_at FROM password_resets r JOIN users u ON u.id = r.user_id
+         WHERE r.token_sha256 = $1 AND r.used_at IS NULL",
+    )
+    .bind(sha256_hex(token.trim()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, name, email, expires_at)) = link else {
+        return Err(AppError::invalid("token", INVALID_LINK));
+    };
+    let now = Timestamp::now();
+    if expires_at.0 <= now.0 {
+        return Err(AppError::invalid(
+            "token",
+            "This link has expired (links work for one hour): ask for a new one.",
+        ));
+    }
+    if sso::required_of(&mut tx, user_id).await?.is_some() {
+        return Err(AppError::invalid("token", sso::SSO_REQUIRED));
+    }
+    let spent =
+        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE token_sha256 = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(sha256_hex(token.trim()))
+            .execute(&mut *tx)
+            .await?;
+    if spent.rows_affected() != 1 {
+        return Err(AppError::invalid("token", INVALID_LINK));
+    }
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let ended = end_sessions(&mut tx, user_id).await?;
+    let person = authz::own_account(user_id, &email);
+    let details = serde_json::json!({ "sessions_ended": ended });
+    accounts::record_in_each_org(&mut tx, &person, client, user_id, "user.password_reset", Some(details))
+        .await?;
+    tx.commit().await?;
+    Ok(CurrentUser { id: user_id, name, email })
+}
+
+/// Changes a signed-in person's password, given the current one (wrong ones
+/// count against the log-in throttle); every session of theirs ends, and the
+/// caller signs the present one in afresh.
+pub async fn change(
+    db: &Db,
+    throttle: &Throttle,
+    client: &Client,
+    user: &CurrentUser,
+    current_password: String,
+    new_password: String,
+) -> AppResult<()> {
+    validate::new_password(&new_password).map_err(|err| match err {
+        AppError::Invalid { message, .. } => AppError::invalid("new_password", message),
+        other => other,
+    })?;
+    let email = validate::email(&user.email)?;
+    let now = Instant::now();
+    let attempt = throttle.begin(&email.normalized, client.ip.as_deref(), now).map_err(|wait| {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        AppError::TooManyRequests {
+            message: format!("Too many wrong passwords. Try again in {minutes} minute(s)."),
+            retry_after_secs: wait.as_secs().max(1),
+        }
+    })?;
+    let (stored,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user.id)
+        .fetch_one(db.pool())
+        .await?;
+    if stored == NO_PASSWORD {
+        return Err(AppError::invalid(
+            "current_password",
+            "Your account has no password yet (you log in with single sign-on): set one with \u{201c}Forgot your password?\u{201d} on the log-in page.",
+        ));
+    }
+    if !password::verify(current_password, Some(stored)).await {
+        attempt.failed(now);
+        return Err(AppError::invalid("current_password", "This is not your current password."));
+    }
+    attempt.succeeded();
+    let hash = password::hash(new_password).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+    let ended = end_sessions(&mut tx, user.id).await?;
+    let person = authz::own_account(user.id, &user.email);
+    // The present session is among those ended, and begins again at once.
+    let details = serde_json::json!({ "other_sessions_ended": ended.saturating_sub(1) });
+    accounts::record_in_each_org(&mut tx, &person, client, user.id, "user.password_change", Some(details))
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn end_sessions(conn: &mut sqlx::AnyConnection, user_id: UserId) -> AppResult<u64> {
+    let ended =
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    Ok(ended.rows_affected())
+}
