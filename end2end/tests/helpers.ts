@@ -52,10 +52,15 @@ export function operator(...args: string[]): string {
 
 /** The invitation link last emailed to `email`, read from the outbox as an operator would. */
 export function invitationLink(email: string): string {
+  return emailedLink(email, "/invite/");
+}
+
+/** The path of the link under `path` in the last email to `email`, read from the outbox as an operator would. */
+export function emailedLink(email: string, path: string): string {
   const outbox = operator("outbox", "--limit", "50");
   const message = outbox.split("To: ").find((m) => m.startsWith(email));
-  const link = message?.match(/https?:\/\/\S+\/invite\/\S+/)?.[0];
-  if (!link) throw new Error(`no invitation for ${email} in the outbox:\n${outbox}`);
+  const link = message?.split(/\s+/).find((word) => /^https?:\/\//.test(word) && word.includes(path));
+  if (!link) throw new Error(`no ${path} link for ${email} in the outbox:\n${outbox}`);
   return new URL(link).pathname;
 }
 

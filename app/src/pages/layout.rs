@@ -32,7 +32,7 @@ pub(crate) fn Frame(
             <span class="org-name" data-testid=context_testid>{context}</span>
             <span class="spacer"></span>
             {elsewhere.map(|(href, label)| view! { <a href=href>{label}</a> })}
-            <span class="who">{who}</span>
+            <A href="/account" attr:class="who" attr:title="Your account">{who}</A>
             <ActionForm action=log_out><button type="submit" class="link">"Log out"</button></ActionForm>
         </header>
         <div class="with-sidebar">

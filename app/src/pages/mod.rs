@@ -9,6 +9,7 @@ mod groups;
 pub mod invitation;
 mod layout;
 mod members;
+pub mod password;
 mod sso;
 mod usage;
 
@@ -159,6 +160,7 @@ pub fn LogInPage() -> impl IntoView {
                 <FormError value=action.value()/>
                 <button type="submit" disabled=move || action.pending().get()>"Log in"</button>
             </ActionForm>
+            <p class="switch"><A href="/forgot-password">"Forgot your password?"</A></p>
             <p class="switch"><A href=sso_link>"Continue with SSO"</A></p>
             <p class="switch">"New to Chancery? " <A href="/signup">"Create an account"</A></p>
         </AuthCard>

@@ -1,0 +1,91 @@
+//! Passwords: `/forgot-password` asks for a reset link, `/reset-password/{token}`
+//! sets a new password with one, and `/account` changes it when signed in.
+
+use leptos::prelude::*;
+use leptos_router::{components::A, components::Redirect, hooks::use_params_map};
+
+use super::{loading, log_in_and_return, AuthCard, FormError};
+use crate::{
+    api::{
+        self,
+        password::{ChangePassword, RequestPasswordReset, ResetPassword},
+    },
+    model::Landing,
+    validate::PASSWORD_MIN_CHARS,
+};
+
+#[component]
+pub fn ForgotPasswordPage() -> impl IntoView {
+    let action = ServerAction::<RequestPasswordReset>::new();
+    view! {
+        <AuthCard title="Reset your password">
+            <p>"Enter the email address you log in with: we will email it a link to choose a new password."</p>
+            <ActionForm action=action>
+                <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
+                <FormError value=action.value()/>
+                <button type="submit" disabled=move || action.pending().get()>"Email me a link"</button>
+            </ActionForm>
+            {move || action.value().get().and_then(Result::ok).map(|told| view! { <p class="notice" role="status">{told}</p> })}
+            <p class="switch"><A href="/login">"Back to log in"</A></p>
+        </AuthCard>
+    }
+}
+
+#[component]
+pub fn ResetPasswordPage() -> impl IntoView {
+    let params = use_params_map();
+    let token = params.with_untracked(|p| p.get("token").unwrap_or_default());
+    let action = ServerAction::<ResetPassword>::new();
+    view! {
+        <AuthCard title="Choose a new password">
+            <ActionForm action=action>
+                <input type="hidden" name="token" value=token/>
+                <label>
+                    "New password"
+                    <input type="password" name="password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                    <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters. You will be logged in, and logged out everywhere else.")}</span>
+                </label>
+                <FormError value=action.value()/>
+                <button type="submit" disabled=move || action.pending().get()>"Save password and log in"</button>
+            </ActionForm>
+            <p class="switch"><A href="/forgot-password">"Ask for a new link"</A></p>
+        </AuthCard>
+    }
+}
+
+/// The signed-in person's own account: who they are, and their password.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let landing = Resource::new(|| (), |_| api::get_landing());
+    let change = ServerAction::<ChangePassword>::new();
+    view! {
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                let user = match landing.await {
+                    Ok(Landing::NameOrganization(user) | Landing::AdminPanel(user)) => user,
+                    _ => return view! { <Redirect path=log_in_and_return()/> }.into_any(),
+                };
+                view! {
+                    <AuthCard title="Your account">
+                        <p data-testid="account-who">{format!("{} \u{b7} {}", user.name, user.email)}</p>
+                        <h2>"Change your password"</h2>
+                        <ActionForm action=change>
+                            <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required/></label>
+                            <label>
+                                "New password"
+                                <input type="password" name="new_password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                                <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters. Your other sessions will end.")}</span>
+                            </label>
+                            <FormError value=change.value()/>
+                            <button type="submit" disabled=move || change.pending().get()>"Change password"</button>
+                        </ActionForm>
+                        {move || matches!(change.value().get(), Some(Ok(()))).then(|| view! {
+                            <p class="notice" role="status">"Password changed. You were logged out everywhere else."</p>
+                        })}
+                        <p class="switch"><A href="/">"Back to Chancery"</A></p>
+                    </AuthCard>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}
