@@ -166,6 +166,55 @@ pub struct AdminOverview {
     pub backoffice_access: bool,
 }
 
+/// Who may create an account on their own (`CHANCERY_SIGNUP`, set by the
+/// operator). Invitations and single sign-on make accounts whatever it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignUpPolicy {
+    /// Anyone (the embedded demo's default).
+    #[default]
+    Open,
+    /// Nobody: people join by invitation (or their organization's single sign-on).
+    InviteOnly,
+    /// People whose email is in one of these domains.
+    Domains(Vec<String>),
+}
+
+impl SignUpPolicy {
+    /// What people are told where accounts are made by invitation only.
+    pub const INVITE_ONLY: &'static str =
+        "Accounts here are made by invitation: ask an Admin of your organization to invite you.";
+}
+
+impl std::str::FromStr for SignUpPolicy {
+    type Err = String;
+
+    /// `open`, `invite-only`, or `domains:<domain>,<domain>...`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "open" => Ok(Self::Open),
+            "invite-only" => Ok(Self::InviteOnly),
+            other => {
+                let list = other.strip_prefix("domains:").ok_or_else(|| {
+                    format!("{other:?}: expected open, invite-only or domains:<domain>,<domain>...")
+                })?;
+                let domains: Vec<String> = list
+                    .split(',')
+                    .map(|domain| domain.trim().trim_start_matches('@').to_ascii_lowercase())
+                    .filter(|domain| !domain.is_empty())
+                    .collect();
+                if domains.is_empty()
+                    || domains.iter().any(|d| !d.contains('.') || d.contains(char::is_whitespace))
+                {
+                    return Err(format!(
+                        "{other:?}: name one or more domains, e.g. domains:example.com,example.org"
+                    ));
+                }
+                Ok(Self::Domains(domains))
+            }
+        }
+    }
+}
+
 /// Where a signed-in person belongs next.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Landing {
@@ -748,7 +797,20 @@ pub struct UsageReport {
 #[cfg(test)]
 mod tests {
     use super::WorkspaceRole::{self, Admin, Member};
-    use super::{Capabilities, OrgRole};
+    use super::{Capabilities, OrgRole, SignUpPolicy};
+
+    #[test]
+    fn the_operators_sign_up_policy_is_read_from_one_word_or_a_domain_list() {
+        assert_eq!("open".parse(), Ok(SignUpPolicy::Open));
+        assert_eq!("invite-only".parse(), Ok(SignUpPolicy::InviteOnly));
+        assert_eq!(
+            "domains: Acme.test, @acme.co.uk".parse(),
+            Ok(SignUpPolicy::Domains(vec!["acme.test".into(), "acme.co.uk".into()]))
+        );
+        for bad in ["", "closed", "domains:", "domains:localhost", "domains:a b.test"] {
+            assert!(bad.parse::<SignUpPolicy>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn capabilities_add_up_across_roles() {

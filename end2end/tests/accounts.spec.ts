@@ -1,4 +1,4 @@
-import { PASSWORD, expect, open, signUp, test, uniqueEmail } from "./helpers";
+import { PASSWORD, expect, open, signUp, startChancery, test, uniqueEmail } from "./helpers";
 
 test("sign up, name the organization, land in the Admin Panel, log out and back in", async ({ page }) => {
   const email = uniqueEmail("ada");
@@ -55,4 +55,20 @@ test("sign-up errors name the problem and keep what was typed", async ({ page })
   await expect(page.getByRole("alert")).toHaveText("Password must be at least 12 characters.");
   await expect(page.getByLabel("Name")).toHaveValue("Carol");
   await expect(page).toHaveURL(/\/signup$/);
+});
+
+test("where the operator made accounts invitation-only, the sign-up page says so instead of a form", async ({ page }) => {
+  const inviteOnly = await startChancery({ CHANCERY_SIGNUP: "invite-only" });
+  try {
+    await page.goto(`${inviteOnly.url}/signup`);
+    await expect(page.locator("body[data-hydrated]")).toBeAttached();
+    await expect(page.getByRole("status")).toHaveText(
+      "Accounts here are made by invitation: ask an Admin of your organization to invite you.",
+    );
+    await expect(page.getByLabel("Password")).toHaveCount(0);
+    await page.getByRole("link", { name: "Log in" }).click();
+    await expect(page).toHaveURL(`${inviteOnly.url}/login`);
+  } finally {
+    inviteOnly.kill();
+  }
 });

@@ -1,4 +1,8 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test as base, expect, type Page } from "@playwright/test";
 
 /**
@@ -89,4 +93,40 @@ export async function workspaceForGroup(page: Page, workspace: string, group: st
   await page.getByLabel("Grant a workspace").selectOption({ label: workspace });
   await page.getByRole("button", { name: "Grant access" }).click();
   await expect(page.getByTestId("group-workspace-row")).toContainText(workspace);
+}
+
+/** Another Chancery of the journey's own (its own SQLite database), started with `env`; stop it with `kill()`. */
+export async function startChancery(env: Record<string, string>): Promise<{ url: string; kill: () => void }> {
+  const bin = process.env.CHANCERY_BIN;
+  if (!bin) throw new Error("CHANCERY_BIN must be set (scripts/test.sh does)");
+  const dir = mkdtempSync(path.join(tmpdir(), "chancery-journey-"));
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const child = spawn(bin, ["serve"], {
+    stdio: "ignore",
+    env: {
+      ...process.env,
+      DATABASE_URL: `sqlite://${dir}/chancery.db?mode=rwc`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: path.join(__dirname, "..", "..", "target", "site"),
+      CHANCERY_SPOOL_DIR: path.join(dir, "spool"),
+      CHANCERY_SECRET_KEY_FILE: path.join(dir, "secret.key"),
+      RUST_LOG: "warn",
+      ...env,
+    },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let tries = 0; ; tries++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      if (tries > 100) throw new Error(`the Chancery at ${url} did not start`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { url, kill: () => child.kill() };
 }

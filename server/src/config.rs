@@ -74,6 +74,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_METER_QUEUE", default_value_t = app::server::gateway::meter::QUEUE_CAPACITY)]
     pub meter_queue: usize,
 
+    /// Who may create an account on their own: `open` (anyone), `invite-only`, or
+    /// `domains:example.com,example.org` (addresses there). Invitations and single
+    /// sign-on make accounts whatever it is.
+    #[arg(long = "signup", env = "CHANCERY_SIGNUP", default_value = "open")]
+    pub sign_up: app::model::SignUpPolicy,
+
     /// The DNS server that verifies domains' TXT records (`host:port`); the system's
     /// resolver without it.
     #[arg(long, env = "CHANCERY_DNS_SERVER")]

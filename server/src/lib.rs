@@ -214,7 +214,8 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         sealing,
     )
     .with_upstream(args.upstream())
-    .with_dns(dns(args.dns_server));
+    .with_dns(dns(args.dns_server))
+    .with_sign_up_policy(args.sign_up.clone());
     tokio::spawn(delete_expired_sessions(state.clone()));
     match &args.smtp_url {
         Some(url) => {

@@ -21,6 +21,12 @@ use crate::{
     model::{AdminOverview, AuditEntry, Landing, Page},
 };
 
+/// Who may create an account here on their own (the sign-up page says so first).
+#[server(prefix = "/_fn", endpoint = "sign_up_policy")]
+pub async fn get_sign_up_policy() -> Result<crate::model::SignUpPolicy, AppError> {
+    Ok(crate::server::request::state()?.sign_up)
+}
+
 /// Creates an account, signs it in, and goes on to naming the first organization.
 #[server(prefix = "/_fn", endpoint = "sign_up")]
 pub async fn sign_up(name: String, email: String, password: String) -> Result<(), AppError> {
@@ -28,7 +34,9 @@ pub async fn sign_up(name: String, email: String, password: String) -> Result<()
     let state = request::state()?;
     let session = request::session().await?;
     let input = accounts::SignUp { name, email, password };
-    let user = accounts::open_sign_up(&state.db, &state.throttle, &request::client(&state), input).await?;
+    let user =
+        accounts::open_sign_up(&state.db, &state.throttle, &state.sign_up, &request::client(&state), input)
+            .await?;
     session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
     leptos_axum::redirect(Landing::NameOrganization(user).path());
     Ok(())

@@ -24,7 +24,7 @@ use leptos_router::{
 use crate::{
     api::{self, CreateOrganization, LogIn, SignUp},
     error::AppError,
-    model::Landing,
+    model::{Landing, SignUpPolicy},
     validate::PASSWORD_MIN_CHARS,
 };
 
@@ -98,9 +98,34 @@ pub(crate) fn AuthCard(title: &'static str, children: Children) -> impl IntoView
 
 #[component]
 pub fn SignUpPage() -> impl IntoView {
+    let policy = Resource::new(|| (), |_| api::get_sign_up_policy());
+    view! {
+        <Suspense fallback=loading>
+            {move || Suspend::new(async move {
+                match policy.await.unwrap_or_default() {
+                    SignUpPolicy::InviteOnly => view! {
+                        <AuthCard title="Create your account">
+                            <p role="status">{SignUpPolicy::INVITE_ONLY}</p>
+                            <p class="switch">"Already have an account? " <A href="/login">"Log in"</A></p>
+                        </AuthCard>
+                    }.into_any(),
+                    policy => view! { <SignUpForm policy/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SignUpForm(policy: SignUpPolicy) -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
+    let for_domains = match policy {
+        SignUpPolicy::Domains(domains) => Some(format!("For addresses at {}.", domains.join(", "))),
+        _ => None,
+    };
     view! {
         <AuthCard title="Create your account">
+            {for_domains.map(|text| view! { <p class="hint">{text}</p> })}
             <ActionForm action=action>
                 <label>"Name" <input type="text" name="name" autocomplete="name" required/></label>
                 <label>"Work email" <input type="email" name="email" autocomplete="email" required/></label>

@@ -2,7 +2,7 @@
 //! sets a new password with one, and `/account` changes it when signed in.
 
 use leptos::prelude::*;
-use leptos_router::{components::A, components::Redirect, hooks::use_params_map};
+use leptos_router::{components::Redirect, components::A, hooks::use_params_map};
 
 use super::{loading, log_in_and_return, AuthCard, FormError};
 use crate::{

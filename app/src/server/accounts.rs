@@ -16,7 +16,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId},
-    model::CurrentUser,
+    model::{CurrentUser, SignUpPolicy},
     time::Timestamp,
     validate,
 };
@@ -48,14 +48,16 @@ impl From<UserRow> for CurrentUser {
     }
 }
 
-/// Someone signs up on their own (not from an invitation): at most
-/// `SIGN_UPS_PER_CLIENT` accounts an hour from one address.
+/// Someone signs up on their own (not from an invitation), if the operator's
+/// `policy` lets them: at most `SIGN_UPS_PER_CLIENT` accounts an hour from one address.
 pub async fn open_sign_up(
     db: &Db,
     throttle: &Throttle,
+    policy: &SignUpPolicy,
     client: &Client,
     input: SignUp,
 ) -> AppResult<CurrentUser> {
+    refuse_unless_allowed(policy, &validate::email(&input.email)?)?;
     if let Err(wait) = throttle.sign_up(client.ip.as_deref(), Instant::now()) {
         return Err(AppError::TooManyRequests {
             message: "Too many accounts were created from your address. Try again later.".into(),
@@ -63,6 +65,19 @@ pub async fn open_sign_up(
         });
     }
     sign_up(db, client, input).await
+}
+
+fn refuse_unless_allowed(policy: &SignUpPolicy, email: &validate::Email) -> AppResult<()> {
+    let domain = email.normalized.rsplit_once('@').map_or("", |(_, domain)| domain);
+    match policy {
+        SignUpPolicy::Open => Ok(()),
+        SignUpPolicy::InviteOnly => Err(AppError::BadRequest(SignUpPolicy::INVITE_ONLY.into())),
+        SignUpPolicy::Domains(domains) if domains.iter().any(|allowed| allowed == domain) => Ok(()),
+        SignUpPolicy::Domains(domains) => Err(AppError::invalid(
+            "email",
+            format!("Accounts here are for addresses at {}; others join by invitation.", domains.join(", ")),
+        )),
+    }
 }
 
 /// Creates an account. The new person is the actor of their own `user.create` event.

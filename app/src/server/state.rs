@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::model::SignUpPolicy;
+
 use super::{
     db::Db,
     dns::Dns,
@@ -31,6 +33,8 @@ pub struct AppState {
     pub dns: Option<Dns>,
     /// Seals the secrets Chancery must read back (identity providers' client secrets).
     pub sealing: SealingKey,
+    /// Who may create an account on their own.
+    pub sign_up: SignUpPolicy,
 }
 
 impl AppState {
@@ -53,12 +57,19 @@ impl AppState {
             upstream: None,
             dns: None,
             sealing,
+            sign_up: SignUpPolicy::Open,
         }
     }
 
     /// Looks up domains' TXT records with `dns`.
     pub fn with_dns(mut self, dns: Option<Dns>) -> Self {
         self.dns = dns;
+        self
+    }
+
+    /// Lets people create accounts on their own as `policy` says.
+    pub fn with_sign_up_policy(mut self, policy: SignUpPolicy) -> Self {
+        self.sign_up = policy;
         self
     }
 

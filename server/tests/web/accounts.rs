@@ -18,7 +18,48 @@ crate::on_both_databases!(
     organization_name_is_validated_and_needs_a_session,
     wrong_password_and_unknown_email_get_the_same_answer_then_throttling,
     log_in_goes_back_to_the_page_of_this_site_it_was_asked_from,
+    the_operators_sign_up_policy_decides_who_may_sign_up_alone,
 );
+
+async fn the_operators_sign_up_policy_decides_who_may_sign_up_alone(mut app: TestApp) {
+    use app::model::SignUpPolicy;
+    let mut ada = app.client("203.0.113.7");
+    ada.sign_up("Ada", "ada@acme.test", PASSWORD).await;
+    ada.create_organization("Acme").await;
+
+    app.use_sign_up_policy("invite-only".parse().unwrap());
+    assert_eq!(
+        app.client("198.51.100.1").call("/_fn/sign_up_policy", &[]).await.json(),
+        serde_json::json!("InviteOnly")
+    );
+    let refused = app.client("198.51.100.1").sign_up("Eve", "eve@acme.test", PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("made by invitation"), "{}", refused.body);
+    // Invitations still make accounts.
+    let mut ada = app.client("203.0.113.7");
+    ada.log_in("ada@acme.test", PASSWORD).await;
+    let invited =
+        ada.call("/_fn/members/invite", &[("email", "grace@acme.test"), ("role_member", "on")]).await;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let token = app.emailed_token("grace@acme.test").await;
+    let joined = app
+        .client("198.51.100.2")
+        .call("/_fn/invitation/sign_up", &[("token", &token), ("name", "Grace"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+
+    app.use_sign_up_policy(SignUpPolicy::Domains(vec!["acme.test".into()]));
+    let elsewhere = app.client("198.51.100.3").sign_up("Eve", "eve@elsewhere.test", PASSWORD).await;
+    assert_eq!(elsewhere.status, StatusCode::BAD_REQUEST);
+    assert!(
+        elsewhere.body.contains("\"email\"") && elsewhere.body.contains("acme.test"),
+        "{}",
+        elsewhere.body
+    );
+    let here = app.client("198.51.100.3").sign_up("Bob", "Bob@ACME.test", PASSWORD).await;
+    assert_eq!(here.header("location"), Some("/onboarding"), "{}", here.body);
+    assert_eq!(app.count("users").await, 3, "Ada, Grace, Bob");
+}
 
 async fn log_in_goes_back_to_the_page_of_this_site_it_was_asked_from(app: TestApp) {
     let mut ada = app.client("203.0.113.7");

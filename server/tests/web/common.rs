@@ -118,6 +118,12 @@ impl TestApp {
         self.router = server::router(self.state.clone(), false);
     }
 
+    /// From now on people may sign up on their own as `policy` says.
+    pub fn use_sign_up_policy(&mut self, policy: app::model::SignUpPolicy) {
+        self.state = self.state.clone().with_sign_up_policy(policy);
+        self.router = server::router(self.state.clone(), false);
+    }
+
     /// Calls the gateway with `key` as the bearer token.
     pub async fn gateway(
         &self,
