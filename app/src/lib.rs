@@ -68,9 +68,10 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/signup") view=pages::SignUpPage/>
                 <Route path=path!("/login") view=pages::LogInPage/>
                 <Route path=path!("/login/sso") view=pages::SsoLogInPage/>
-                <Route path=path!("/forgot-password") view=pages::password::ForgotPasswordPage/>
-                <Route path=path!("/reset-password/:token") view=pages::password::ResetPasswordPage/>
-                <Route path=path!("/account") view=pages::password::AccountPage ssr=SsrMode::Async/>
+                <Route path=path!("/forgot-password") view=pages::account::ForgotPasswordPage/>
+                <Route path=path!("/reset-password/:token") view=pages::account::ResetPasswordPage/>
+                <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                <Route path=path!("/verify-email/:token") view=pages::account::VerifyEmailPage/>
                 <Route path=path!("/onboarding") view=pages::OnboardingPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::admin::AdminWorkspacesPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/workspaces/:id") view=pages::admin::AdminWorkspacePage ssr=SsrMode::Async/>

@@ -164,6 +164,8 @@ pub struct AdminOverview {
     pub workspaces: Vec<WorkspaceSummary>,
     /// The viewer administers an Enterprise Account: offer the Backoffice.
     pub backoffice_access: bool,
+    /// The viewer proved their address (see `server::recovery`); if not, the panel asks them to.
+    pub email_verified: bool,
 }
 
 /// Who may create an account on their own (`CHANCERY_SIGNUP`, set by the

@@ -47,6 +47,15 @@ export async function signUp(page: Page, name: string, email: string): Promise<v
   await expect(page).toHaveURL(/\/onboarding$/);
 }
 
+/** Opens the link emailed at sign-up to `email` and confirms the address; back to where `page` was. */
+export async function confirmEmail(page: Page, email: string): Promise<void> {
+  const back = page.url();
+  await open(page, emailedLink(email, "/verify-email/"));
+  await page.getByRole("button", { name: "Confirm my address" }).click();
+  await expect(page.getByRole("status")).toHaveText("Your email address is confirmed.");
+  await open(page, back);
+}
+
 /** The platform operator's CLI, against the database the server under test uses. */
 export function operator(...args: string[]): string {
   const bin = process.env.CHANCERY_BIN;
@@ -71,6 +80,7 @@ export function emailedLink(email: string, path: string): string {
 /** Ada signs up and creates "Federated Inc", whose `domain` the operator verifies; its id. */
 export async function verifiedOrganization(page: Page, domain: string): Promise<string> {
   await signUp(page, "Ada Admin", `ada@${domain}`);
+  await confirmEmail(page, `ada@${domain}`);
   await page.getByLabel("Organization name").fill("Federated Inc");
   await page.getByRole("button", { name: "Create organization" }).click();
   await expect(page).toHaveURL(/\/admin$/);

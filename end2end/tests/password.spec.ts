@@ -1,4 +1,4 @@
-import { emailedLink, expect, open, PASSWORD, signUp, test, uniqueEmail } from "./helpers";
+import { confirmEmail, emailedLink, expect, open, PASSWORD, signUp, test, uniqueEmail } from "./helpers";
 
 const NEW_PASSWORD = "a brand new long passphrase";
 
@@ -67,4 +67,19 @@ test("changing one's password logs out one's other browser", async ({ page, brow
   await laptop.goto("/admin");
   await expect(laptop).toHaveURL(/\/login$/);
   await laptop.context().close();
+});
+
+test("a new account is asked to confirm its address until the emailed link is opened", async ({ page }) => {
+  const email = uniqueEmail("grace");
+  await signUp(page, "Grace Hopper", email);
+  await page.getByLabel("Organization name").fill("Confirming Inc");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await expect(page.getByTestId("unverified-email")).toContainText(`open the link we emailed to ${email}`);
+  await page.getByRole("button", { name: "Send the link again" }).click();
+  await expect(page.getByTestId("unverified-email")).toContainText("Sent.");
+
+  await confirmEmail(page, email);
+  await expect(page.getByTestId("org-name")).toHaveText("Confirming Inc");
+  await expect(page.getByTestId("unverified-email")).toHaveCount(0);
 });

@@ -3,13 +3,13 @@
 //! the server maps a returned `AppError` to its HTTP status in one place. They
 //! live under `/_fn`, so `/api` and `/v1` belong to the machine APIs alone.
 
+pub mod account;
 pub mod api_keys;
 pub mod backoffice;
 pub mod billing;
 pub mod domains;
 pub mod groups;
 pub mod members;
-pub mod password;
 pub mod sso;
 pub mod workspaces;
 
@@ -34,8 +34,9 @@ pub async fn sign_up(name: String, email: String, password: String) -> Result<()
     let state = request::state()?;
     let session = request::session().await?;
     let input = accounts::SignUp { name, email, password };
+    let client = request::client(&state);
     let user =
-        accounts::open_sign_up(&state.db, &state.throttle, &state.sign_up, &request::client(&state), input)
+        accounts::open_sign_up(&state.db, &state.throttle, &state.sign_up, &client, &state.public_url, input)
             .await?;
     session::log_in(&session, user.id, sso::SignInMethod::Password).await?;
     leptos_axum::redirect(Landing::NameOrganization(user).path());

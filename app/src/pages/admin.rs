@@ -159,6 +159,9 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
                                 title=if section == Section::Workspaces { overview.org.name.clone() } else { section.title().to_string() }
                                 elsewhere=overview.backoffice_access.then_some(("/backoffice", "Backoffice"))
                             >
+                                {(!overview.email_verified).then(|| view! {
+                                    <super::account::UnverifiedEmail email=overview.user.email.clone()/>
+                                })}
                                 {if allowed {
                                     provide_context(overview.clone());
                                     children.with_value(|children| children()).into_any()

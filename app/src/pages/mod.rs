@@ -1,5 +1,6 @@
 //! Pages. Each works without JavaScript (plain form posts) and better with it.
 
+pub mod account;
 pub mod admin;
 mod api_keys;
 pub mod backoffice;
@@ -9,7 +10,6 @@ mod groups;
 pub mod invitation;
 mod layout;
 mod members;
-pub mod password;
 mod sso;
 mod usage;
 

@@ -9,7 +9,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, OwnAccount},
     db::{is_unique_violation, Db},
-    password,
+    password, recovery,
     sso::{self, SignInMethod},
     throttle::Throttle,
 };
@@ -49,12 +49,14 @@ impl From<UserRow> for CurrentUser {
 }
 
 /// Someone signs up on their own (not from an invitation), if the operator's
-/// `policy` lets them: at most `SIGN_UPS_PER_CLIENT` accounts an hour from one address.
+/// `policy` lets them: at most `SIGN_UPS_PER_CLIENT` accounts an hour from one
+/// address. Their address is to be proven by the link emailed to it.
 pub async fn open_sign_up(
     db: &Db,
     throttle: &Throttle,
     policy: &SignUpPolicy,
     client: &Client,
+    public_url: &str,
     input: SignUp,
 ) -> AppResult<CurrentUser> {
     refuse_unless_allowed(policy, &validate::email(&input.email)?)?;
@@ -64,7 +66,10 @@ pub async fn open_sign_up(
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    sign_up(db, client, input).await
+    let user = sign_up(db, client, input).await?;
+    let mut conn = db.pool().acquire().await?;
+    recovery::send_verification(&mut conn, public_url, user.id, &user.email).await?;
+    Ok(user)
 }
 
 fn refuse_unless_allowed(policy: &SignUpPolicy, email: &validate::Email) -> AppResult<()> {

@@ -25,7 +25,8 @@ pub async fn queue(conn: &mut AnyConnection, to: &str, subject: &str, body: &str
 }
 
 /// Paths of links that act as a secret (whoever holds one can use it).
-const ONE_TIME_LINK_PATHS: [&str; 2] = ["/invite/", super::recovery::RESET_LINK_PATH];
+const ONE_TIME_LINK_PATHS: [&str; 3] =
+    ["/invite/", super::recovery::RESET_LINK_PATH, super::recovery::VERIFY_LINK_PATH];
 
 /// The body as kept once delivered: one-time links are gone, so the outbox
 /// holds no usable secret. (Without SMTP, the outbox is the delivery itself:

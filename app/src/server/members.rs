@@ -15,7 +15,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, OrgAdmin},
     db::Db,
-    lifecycle, mail, secret_key,
+    lifecycle, mail, recovery, secret_key,
     session_store::DbSessionStore,
     throttle::Throttle,
 };
@@ -385,6 +385,8 @@ pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -
     let invitee = authz::own_account(user.id, &user.email);
     let event = AuditEvent::new("organization.invite.accepted", "invitation", &row.id).in_org(row.org_id);
     audit::record(&mut tx, &invitee, client, event).await?;
+    // The invitation came to that address: whoever opened it there owns it.
+    recovery::mark_verified(&mut tx, &invitee, client, user.id, "invitation").await?;
     tx.commit().await?;
     Ok(row.org_id)
 }

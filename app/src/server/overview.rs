@@ -1,7 +1,7 @@
 //! The Admin Panel's home: a read model over organizations, workspaces and
 //! Enterprise Accounts (kept apart from them, so none of those depends on another).
 
-use super::{authz, db::Db, enterprise, orgs, workspaces};
+use super::{authz, db::Db, enterprise, orgs, recovery, workspaces};
 use crate::{
     error::{AppError, AppResult},
     ids::OrgId,
@@ -32,5 +32,6 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
     .await?;
     let workspaces = rows.into_iter().map(Into::into).collect();
     let backoffice_access = enterprise::of_user(db, user.id).await?.is_some();
-    Ok(AdminOverview { user, org, workspaces, backoffice_access })
+    let email_verified = recovery::is_verified(&mut *db.pool().acquire().await?, user.id).await?;
+    Ok(AdminOverview { user, org, workspaces, backoffice_access, email_verified })
 }

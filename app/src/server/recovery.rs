@@ -1,4 +1,4 @@
-//! Getting back in, and changing one's password.
+//! Getting back in, changing one's password, and proving one's address.
 //!
 //! A forgotten password is reset through a link emailed to the account's
 //! address: it works once, for an hour, and only its SHA-256 is kept; asking
@@ -8,6 +8,13 @@
 //! address can always reclaim it). Changing one's password needs the current
 //! one and ends one's other sessions. People who must log in through single
 //! sign-on have no password to reset or change: they are told so.
+//!
+//! An address is proven by the link emailed at sign-up, by an invitation
+//! accepted through its emailed link, by a password reset, or by an identity
+//! provider. An identity provider vouching for an address whose account was
+//! not proven takes the account back from whoever made it: its password is
+//! cleared and its sessions end (someone who signed up with another's address
+//! keeps nothing once its owner arrives).
 
 use std::time::Instant;
 
@@ -31,6 +38,10 @@ use crate::{
 
 /// Where reset links point, under the public URL; the token follows.
 pub const RESET_LINK_PATH: &str = "/reset-password/";
+/// Where address-proving links point, under the public URL; the token follows.
+pub const VERIFY_LINK_PATH: &str = "/verify-email/";
+/// How long an address-proving link works.
+const VERIFY_FOR_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// How long a reset link works.
 const RESET_FOR_MS: i64 = 60 * 60 * 1000;
 
@@ -153,6 +164,7 @@ pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) 
         .await?;
     let ended = end_sessions(&mut tx, user_id).await?;
     let person = authz::own_account(user_id, &email);
+    mark_verified(&mut tx, &person, client, user_id, "password reset").await?;
     let details = serde_json::json!({ "sessions_ended": ended });
     accounts::record_in_each_org(&mut tx, &person, client, user_id, "user.password_reset", Some(details))
         .await?;
@@ -214,6 +226,139 @@ pub async fn change(
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Emails `address` a link that proves it belongs to account `user_id` (one at a time).
+pub(super) async fn send_verification(
+    conn: &mut sqlx::AnyConnection,
+    public_url: &str,
+    user_id: UserId,
+    address: &str,
+) -> AppResult<()> {
+    let token = secret_key::random_token();
+    let now = Timestamp::now();
+    sqlx::query("DELETE FROM email_verifications WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO email_verifications (token_sha256, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sha256_hex(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(Timestamp(now.0 + VERIFY_FOR_MS))
+    .execute(&mut *conn)
+    .await?;
+    let body = format!(
+        "Welcome to Chancery. Confirm that this address is yours:\n{public_url}{VERIFY_LINK_PATH}{token}\n\n\
+         The link works for 7 days. If you did not sign up, ignore this email."
+    );
+    mail::queue(conn, address, "Confirm your email address for Chancery", &body).await?;
+    Ok(())
+}
+
+/// Emails the signed-in person a new link to prove their address, unless it is
+/// proven (counted like reset emails).
+pub async fn resend_verification(
+    db: &Db,
+    throttle: &Throttle,
+    client: &Client,
+    public_url: &str,
+    user: &CurrentUser,
+) -> AppResult<()> {
+    let email = validate::email(&user.email)?;
+    if let Err(wait) = throttle.password_reset(&email.normalized, client.ip.as_deref(), Instant::now()) {
+        return Err(AppError::TooManyRequests {
+            message: "Too many emails were asked for. Try again later.".into(),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let mut tx = db.begin().await?;
+    if !is_verified(&mut tx, user.id).await? {
+        send_verification(&mut tx, public_url, user.id, &user.email).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Proves an address with the link emailed at sign-up.
+pub async fn verify_email(db: &Db, client: &Client, token: &str) -> AppResult<CurrentUser> {
+    let mut tx = db.begin().await?;
+    let link: Option<(UserId, String, String, Timestamp)> = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, v.expires_at FROM email_verifications v JOIN users u ON u.id = v.user_id
+         WHERE v.token_sha256 = $1",
+    )
+    .bind(sha256_hex(token.trim()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, name, email, expires_at)) = link else {
+        return Err(AppError::invalid("token", INVALID_LINK));
+    };
+    if expires_at.0 <= Timestamp::now().0 {
+        return Err(AppError::invalid("token", "This link has expired: log in and ask for a new one."));
+    }
+    sqlx::query("DELETE FROM email_verifications WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+    let person = authz::own_account(user_id, &email);
+    mark_verified(&mut tx, &person, client, user_id, "link").await?;
+    tx.commit().await?;
+    Ok(CurrentUser { id: user_id, name, email })
+}
+
+pub(super) async fn is_verified(conn: &mut sqlx::AnyConnection, user_id: UserId) -> AppResult<bool> {
+    let (verified_at,): (Option<Timestamp>,) =
+        sqlx::query_as("SELECT email_verified_at FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(verified_at.is_some())
+}
+
+/// Records that the account's owner proved its address (`how`: link,
+/// invitation, password reset, or a protocol), once.
+pub(super) async fn mark_verified(
+    conn: &mut sqlx::AnyConnection,
+    person: &authz::OwnAccount,
+    client: &Client,
+    user_id: UserId,
+    how: &str,
+) -> AppResult<()> {
+    let marked =
+        sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL")
+            .bind(Timestamp::now())
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+    if marked.rows_affected() == 1 {
+        let details = serde_json::json!({ "by": how });
+        accounts::record_in_each_org(conn, person, client, user_id, "user.email_verify", Some(details))
+            .await?;
+    }
+    Ok(())
+}
+
+/// An identity provider vouched for the owner of account `user_id`'s address:
+/// if it was never proven, whoever made the account loses it (password
+/// cleared, sessions ended) before the owner is signed in.
+pub(super) async fn reclaim_for_owner(
+    conn: &mut sqlx::AnyConnection,
+    person: &authz::OwnAccount,
+    client: &Client,
+    user_id: UserId,
+    how: &str,
+) -> AppResult<()> {
+    if is_verified(conn, user_id).await? {
+        return Ok(());
+    }
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(NO_PASSWORD)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    let ended = end_sessions(conn, user_id).await?;
+    let details = serde_json::json!({ "sessions_ended": ended, "password_cleared": true });
+    accounts::record_in_each_org(conn, person, client, user_id, "user.reclaim", Some(details)).await?;
+    mark_verified(conn, person, client, user_id, how).await
 }
 
 async fn end_sessions(conn: &mut sqlx::AnyConnection, user_id: UserId) -> AppResult<u64> {

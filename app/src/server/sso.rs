@@ -18,7 +18,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, Authority},
     db::Db,
-    groups, members, oidc, saml,
+    groups, members, oidc, recovery, saml,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -586,11 +586,19 @@ async fn admit(
         }
     };
     let user = match existing {
-        Some((id, name, email)) => CurrentUser { id, name, email },
+        Some((id, name, email)) => {
+            let user = CurrentUser { id, name, email };
+            let person = authz::own_account(user.id, &user.email);
+            recovery::reclaim_for_owner(&mut tx, &person, client, user.id, via.as_str()).await?;
+            user
+        }
         None => {
             let name = validate::person_name(&identity.name)
                 .or_else(|_| validate::person_name(&identity.email.display))?;
-            accounts::create_without_password(&mut tx, client, name, &identity.email, via).await?
+            let user = accounts::create_without_password(&mut tx, client, name, &identity.email, via).await?;
+            let person = authz::own_account(user.id, &user.email);
+            recovery::mark_verified(&mut tx, &person, client, user.id, via.as_str()).await?;
+            user
         }
     };
     let person = authz::own_account(user.id, &user.email);

@@ -360,6 +360,10 @@ impl TestApp {
     pub async fn organization(&self, admin_email: &str, name: &str) -> Org<'_> {
         let mut admin = self.client("203.0.113.7");
         admin.sign_up(admin_email.split('@').next().unwrap(), admin_email, PASSWORD).await;
+        // As people do, the Admin opens the link that confirms their address.
+        let token = self.emailed_token(admin_email).await;
+        let confirmed = admin.call("/_fn/email/verify", &[("token", &token)]).await;
+        assert_eq!(confirmed.status, http::StatusCode::OK, "{}", confirmed.body);
         admin.create_organization(name).await;
         let overview = admin.overview().await.json();
         Org {

@@ -15,16 +15,62 @@ crate::on_both_databases!(
     a_forgotten_password_is_reset_by_a_one_time_link,
     asking_tells_nothing_is_throttled_and_spares_people_who_must_use_sso,
     changing_a_password_needs_the_current_one_and_ends_other_sessions,
+    an_address_is_proven_by_its_emailed_link_or_an_invitation,
 );
+
+async fn an_address_is_proven_by_its_emailed_link_or_an_invitation(app: TestApp) {
+    let mut grace = app.client("198.51.100.50");
+    grace.sign_up("Grace", "grace@example.com", PASSWORD).await;
+    grace.create_organization("Compilers").await;
+    assert_eq!(grace.overview().await.json()["email_verified"], false);
+    let (subject, body) = sqlx::query_as::<_, (String, String)>(
+        "SELECT subject, body FROM outbox WHERE to_email = 'grace@example.com'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(subject, "Confirm your email address for Chancery");
+    let token = app.emailed_token("grace@example.com").await;
+    assert!(body.contains(&format!("/verify-email/{token}")), "{body}");
+    // The link works from any browser, once.
+    let confirmed = app.client("198.51.100.51").call("/_fn/email/verify", &[("token", &token)]).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(grace.overview().await.json()["email_verified"], true);
+    let again = app.client("198.51.100.51").call("/_fn/email/verify", &[("token", &token)]).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+
+    // An invitation accepted through its emailed link proves the address too.
+    let mut bob = app.client("198.51.100.52");
+    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
+    let resent = bob.call("/_fn/email/resend", &[]).await;
+    assert_eq!(resent.status, StatusCode::OK, "{}", resent.body);
+    let invited =
+        grace.call("/_fn/members/invite", &[("email", "bob@example.com"), ("role_member", "on")]).await;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let invitation = app.emailed_token("bob@example.com").await;
+    let accepted = bob.call("/_fn/invitation/accept", &[("token", &invitation)]).await;
+    assert!(accepted.status.is_success() || accepted.status.is_redirection(), "{}", accepted.body);
+    assert_eq!(bob.overview().await.json()["email_verified"], true);
+    let proofs: Vec<(String,)> =
+        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'user.email_verify' ORDER BY id")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(proofs, [(r#"{"by":"link"}"#.to_string(),), (r#"{"by":"invitation"}"#.to_string(),)]);
+}
 
 const NEW_PASSWORD: &str = "a brand new long passphrase";
 
+/// The emails to `email` but the one asking to confirm the address at sign-up.
 async fn outbox_to(app: &TestApp, email: &str) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT subject, body FROM outbox WHERE to_email = $1 ORDER BY created_at, id")
-        .bind(email)
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT subject, body FROM outbox WHERE to_email = $1 AND subject NOT LIKE 'Confirm your email%'
+         ORDER BY created_at, id",
+    )
+    .bind(email)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap()
 }
 
 async fn a_forgotten_password_is_reset_by_a_one_time_link(app: TestApp) {

@@ -43,7 +43,34 @@ crate::on_both_databases!(
     idp_initiated_log_in_only_when_allowed_and_never_twice,
     with_just_in_time_membership_off_only_members_get_in,
     refused_responses_from_one_address_are_throttled,
+    an_address_squatted_before_its_owner_arrives_is_taken_back,
 );
+
+async fn an_address_squatted_before_its_owner_arrives_is_taken_back(app: TestApp) {
+    let idp = TestIdp::new("idp.acme.test");
+    let mut org = app.organization("ada@acme.test", "Acme").await;
+    saml_provider_for(&app, &mut org, &idp, false).await;
+    // Eve signs up with Bob's address, never able to confirm it, and stays signed in.
+    let mut eve = app.client("198.51.100.90");
+    eve.sign_up("Bob", "bob@acme.test", PASSWORD).await;
+    assert_eq!(eve.landing().await.status, StatusCode::OK);
+
+    // Bob arrives through his IdP: the account is his, and Eve's hold on it ends.
+    let mut bob = app.client("203.0.113.40");
+    let request = leave_for_idp(&mut bob, "bob@acme.test").await;
+    let response = idp.response(org.id, "bob@acme.test", Some(&request.id), &[]);
+    assert_signed_in(&app, &post_to_acs(&app, &mut bob, org.id, &idp.signed(&response)).await).await;
+    assert_eq!(bob.overview().await.json()["email_verified"], true);
+    assert_eq!(eve.landing().await.json(), json!("LogIn"), "Eve's session ended");
+    let refused = app.client("198.51.100.91").log_in("bob@acme.test", PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "Eve's password opens nothing");
+    let (details,): (String,) =
+        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'user.reclaim'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(details, r#"{"password_cleared":true,"sessions_ended":1}"#);
+}
 
 type Form<'a> = Vec<(&'a str, &'a str)>;
 

@@ -37,16 +37,7 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     )
     .await
     .unwrap();
-    let (body,): (String,) =
-        sqlx::query_as("SELECT body FROM outbox").fetch_one(app.db.pool()).await.unwrap();
-    let token = body
-        .split_whitespace()
-        .find(|w| w.contains("/invite/"))
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = app.emailed_token("grace@example.com").await;
     let mut grace = app.client("198.51.100.20");
     grace
         .call("/_fn/invitation/sign_up", &[("token", &token), ("name", "Grace"), ("password", PASSWORD)])

@@ -1,5 +1,6 @@
-//! Passwords: `/forgot-password` asks for a reset link, `/reset-password/{token}`
-//! sets a new password with one, and `/account` changes it when signed in.
+//! One's own account: `/forgot-password` asks for a reset link,
+//! `/reset-password/{token}` sets a new password with one, `/account` changes
+//! it when signed in, and `/verify-email/{token}` proves one's address.
 
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, components::A, hooks::use_params_map};
@@ -8,7 +9,7 @@ use super::{loading, log_in_and_return, AuthCard, FormError};
 use crate::{
     api::{
         self,
-        password::{ChangePassword, RequestPasswordReset, ResetPassword},
+        account::{ChangePassword, RequestPasswordReset, ResendVerification, ResetPassword, VerifyEmail},
     },
     model::Landing,
     validate::PASSWORD_MIN_CHARS,
@@ -87,5 +88,50 @@ pub fn AccountPage() -> impl IntoView {
                 }.into_any()
             })}
         </Suspense>
+    }
+}
+
+/// Proves the address an emailed link was sent to (a button, so link scanners
+/// that open it do not use it up).
+#[component]
+pub fn VerifyEmailPage() -> impl IntoView {
+    let params = use_params_map();
+    let token = params.with_untracked(|p| p.get("token").unwrap_or_default());
+    let action = ServerAction::<VerifyEmail>::new();
+    view! {
+        <AuthCard title="Confirm your email address">
+            {move || match action.value().get() {
+                Some(Ok(())) => view! {
+                    <p class="notice" role="status">"Your email address is confirmed."</p>
+                    <p class="switch"><A href="/">"Go to Chancery"</A></p>
+                }.into_any(),
+                _ => {
+                    let token = token.clone();
+                    view! {
+                    <ActionForm action=action>
+                        <input type="hidden" name="token" value=token/>
+                        <FormError value=action.value()/>
+                        <button type="submit" disabled=move || action.pending().get()>"Confirm my address"</button>
+                    </ActionForm>
+                }.into_any()
+                }
+            }}
+        </AuthCard>
+    }
+}
+
+/// Asks a signed-in person whose address is not proven to open the emailed link.
+#[component]
+pub(crate) fn UnverifiedEmail(email: String) -> impl IntoView {
+    let resend = ServerAction::<ResendVerification>::new();
+    view! {
+        <div class="notice" data-testid="unverified-email">
+            <p>{format!("Confirm your email address: open the link we emailed to {email}.")}</p>
+            <ActionForm action=resend>
+                <button type="submit" class="link" disabled=move || resend.pending().get()>"Send the link again"</button>
+            </ActionForm>
+            {move || matches!(resend.value().get(), Some(Ok(()))).then(|| view! { <p>"Sent."</p> })}
+            <FormError value=resend.value()/>
+        </div>
     }
 }

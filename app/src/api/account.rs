@@ -1,5 +1,6 @@
-//! Server functions of passwords: asking for a reset link, setting a new
-//! password with one, and changing one's password when signed in.
+//! Server functions of one's own account: asking for a password reset link,
+//! setting a new password with one, changing one's password when signed in,
+//! and proving one's email address.
 
 use leptos::prelude::*;
 
@@ -51,4 +52,30 @@ pub async fn change_password(current_password: String, new_password: String) -> 
         session::set_current_org(&session, org).await?;
     }
     Ok(())
+}
+
+/// Proves the address behind an emailed link; signed-in browsers go on to where they belong.
+#[server(prefix = "/_fn", endpoint = "email/verify")]
+pub async fn verify_email(token: String) -> Result<(), AppError> {
+    use crate::server::{recovery, request};
+    let state = request::state()?;
+    recovery::verify_email(&state.db, &request::client(&state), &token).await?;
+    Ok(())
+}
+
+/// Emails the signed-in person a new link to prove their address.
+#[server(prefix = "/_fn", endpoint = "email/resend")]
+pub async fn resend_verification() -> Result<(), AppError> {
+    use crate::server::{recovery, request};
+    let state = request::state()?;
+    let session = request::session().await?;
+    let user = request::signed_in_user(&state, &session).await?;
+    recovery::resend_verification(
+        &state.db,
+        &state.throttle,
+        &request::client(&state),
+        &state.public_url,
+        &user,
+    )
+    .await
 }
