@@ -97,19 +97,7 @@ pub async fn request_reset(
         tx.commit().await?;
         return Ok(());
     }
-    let token = secret_key::random_token();
-    let now = Timestamp::now();
-    // One link at a time: asking again makes the older one stop working.
-    sqlx::query("DELETE FROM password_resets WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-    sqlx::query(
-        "INSERT INTO password_resets (token_sha256, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(sha256_hex(&token))
-    .bind(user_id)
-    .bind(now)
-    .bind(Timestamp(now.0 + RESET_FOR_MS))
-    .execute(&mut *tx)
-    .await?;
+    let token = issue_link(&mut tx, Link::Reset, user_id).await?;
     let body = format!(
         "Someone asked to reset the password of your Chancery account. To choose a new one, open\n\
          {public_url}{RESET_LINK_PATH}{token}\n\n\
@@ -235,21 +223,7 @@ pub(super) async fn send_verification(
     user_id: UserId,
     address: &str,
 ) -> AppResult<()> {
-    let token = secret_key::random_token();
-    let now = Timestamp::now();
-    sqlx::query("DELETE FROM email_verifications WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO email_verifications (token_sha256, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(sha256_hex(&token))
-    .bind(user_id)
-    .bind(now)
-    .bind(Timestamp(now.0 + VERIFY_FOR_MS))
-    .execute(&mut *conn)
-    .await?;
+    let token = issue_link(conn, Link::Verify, user_id).await?;
     let body = format!(
         "Welcome to Chancery. Confirm that this address is yours:\n{public_url}{VERIFY_LINK_PATH}{token}\n\n\
          The link works for 7 days. If you did not sign up, ignore this email."
@@ -359,6 +333,48 @@ pub(super) async fn reclaim_for_owner(
     let details = serde_json::json!({ "sessions_ended": ended, "password_cleared": true });
     accounts::record_in_each_org(conn, person, client, user_id, "user.reclaim", Some(details)).await?;
     mark_verified(conn, person, client, user_id, how).await
+}
+
+/// The one-time links emailed to an account's address, each kind in its table.
+#[derive(Clone, Copy)]
+enum Link {
+    Reset,
+    Verify,
+}
+
+impl Link {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Reset => "password_resets",
+            Self::Verify => "email_verifications",
+        }
+    }
+
+    fn works_for_ms(self) -> i64 {
+        match self {
+            Self::Reset => RESET_FOR_MS,
+            Self::Verify => VERIFY_FOR_MS,
+        }
+    }
+}
+
+/// A new link of `kind` for account `user_id`: the token, for the email only
+/// (its SHA-256 is stored). One per account at a time: the older one stops working.
+async fn issue_link(conn: &mut sqlx::AnyConnection, kind: Link, user_id: UserId) -> AppResult<String> {
+    let token = secret_key::random_token();
+    let now = Timestamp::now();
+    let table = kind.table();
+    sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(user_id).execute(&mut *conn).await?;
+    sqlx::query(&format!(
+        "INSERT INTO {table} (token_sha256, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"
+    ))
+    .bind(sha256_hex(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(Timestamp(now.0 + kind.works_for_ms()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(token)
 }
 
 async fn end_sessions(conn: &mut sqlx::AnyConnection, user_id: UserId) -> AppResult<u64> {
