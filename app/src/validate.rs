@@ -231,17 +231,18 @@ pub fn local_path(input: &str) -> Option<String> {
     local.then(|| path.to_string())
 }
 
-pub fn new_password(input: &str) -> Result<(), AppError> {
+/// A password being chosen, in form field `field`.
+pub fn new_password(field: &str, input: &str) -> Result<(), AppError> {
     let chars = input.chars().count();
     if chars < PASSWORD_MIN_CHARS {
         return Err(AppError::invalid(
-            "password",
+            field,
             format!("Password must be at least {PASSWORD_MIN_CHARS} characters."),
         ));
     }
     if chars > PASSWORD_MAX_CHARS {
         return Err(AppError::invalid(
-            "password",
+            field,
             format!("Password must be at most {PASSWORD_MAX_CHARS} characters."),
         ));
     }
@@ -295,9 +296,9 @@ mod tests {
 
     #[test]
     fn passwords_need_twelve_characters() {
-        assert_eq!(new_password("short-pass1").unwrap_err().field(), Some("password"));
-        assert!(new_password("twelve chars").is_ok());
-        assert!(new_password(&"x".repeat(257)).is_err());
+        assert_eq!(new_password("password", "short-pass1").unwrap_err().field(), Some("password"));
+        assert!(new_password("password", "twelve chars").is_ok());
+        assert!(new_password("password", &"x".repeat(257)).is_err());
     }
 
     #[test]

@@ -66,9 +66,12 @@ pub async fn open_sign_up(
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    let user = sign_up(db, client, input).await?;
-    let mut conn = db.pool().acquire().await?;
-    recovery::send_verification(&mut conn, public_url, user.id, &user.email).await?;
+    let (name, email, password_hash) = checked(input).await?;
+    let mut tx = db.begin().await?;
+    let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password).await?;
+    // In the same transaction: no account is left without its link.
+    recovery::send_verification(&mut tx, public_url, user.id, &user.email).await?;
+    tx.commit().await?;
     Ok(user)
 }
 
@@ -85,18 +88,23 @@ fn refuse_unless_allowed(policy: &SignUpPolicy, email: &validate::Email) -> AppR
     }
 }
 
-/// Creates an account. The new person is the actor of their own `user.create` event.
+/// Creates an account (from an invitation, whose link proves the address).
+/// The new person is the actor of their own `user.create` event.
 pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<CurrentUser> {
-    let name = validate::person_name(&input.name)?;
-    let email = validate::email(&input.email)?;
-    validate::new_password(&input.password)?;
-    let password_hash = password::hash(input.password).await?;
-
+    let (name, email, password_hash) = checked(input).await?;
     let mut tx = db.begin().await?;
     let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password).await?;
     tx.commit().await?;
-    tracing::info!(user_id = %user.id, "account created");
     Ok(user)
+}
+
+/// A sign-up's name, address and password hash, checked (hashed before any
+/// transaction: it is slow).
+async fn checked(input: SignUp) -> AppResult<(String, validate::Email, String)> {
+    let name = validate::person_name(&input.name)?;
+    let email = validate::email(&input.email)?;
+    validate::new_password("password", &input.password)?;
+    Ok((name, email, password::hash(input.password).await?))
 }
 
 /// Checks credentials. Failures are throttled per account and per client
@@ -246,6 +254,7 @@ async fn create(
     let event = AuditEvent::new("user.create", "user", user.id)
         .with_details(serde_json::json!({ "via": via.as_str() }));
     audit::record(&mut *conn, &person, client, event).await?;
+    tracing::info!(user_id = %user.id, via = via.as_str(), "account created");
     Ok(user)
 }
 

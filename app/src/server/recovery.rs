@@ -113,7 +113,7 @@ pub async fn request_reset(
 /// Sets a new password with a reset link's token: the link is spent, and every
 /// session of the account ends. The person is to be signed in afresh.
 pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) -> AppResult<CurrentUser> {
-    validate::new_password(&new_password)?;
+    validate::new_password("password", &new_password)?;
     let hash = password::hash(new_password).await?;
     let mut tx = db.begin().await?;
     let link: Option<(UserId, String, String, Timestamp)> = sqlx::query_as(
@@ -145,12 +145,7 @@ pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) 
     if spent.rows_affected() != 1 {
         return Err(AppError::invalid("token", INVALID_LINK));
     }
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(&hash)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    let ended = end_sessions(&mut tx, user_id).await?;
+    let ended = replace_password(&mut tx, user_id, &hash).await?;
     let person = authz::own_account(user_id, &email);
     mark_verified(&mut tx, &person, client, user_id, "password reset").await?;
     let details = serde_json::json!({ "sessions_ended": ended });
@@ -171,10 +166,7 @@ pub async fn change(
     current_password: String,
     new_password: String,
 ) -> AppResult<()> {
-    validate::new_password(&new_password).map_err(|err| match err {
-        AppError::Invalid { message, .. } => AppError::invalid("new_password", message),
-        other => other,
-    })?;
+    validate::new_password("new_password", &new_password)?;
     let email = validate::email(&user.email)?;
     let now = Instant::now();
     let attempt = throttle.begin(&email.normalized, client.ip.as_deref(), now).map_err(|wait| {
@@ -201,12 +193,7 @@ pub async fn change(
     attempt.succeeded();
     let hash = password::hash(new_password).await?;
     let mut tx = db.begin().await?;
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(&hash)
-        .bind(user.id)
-        .execute(&mut *tx)
-        .await?;
-    let ended = end_sessions(&mut tx, user.id).await?;
+    let ended = replace_password(&mut tx, user.id, &hash).await?;
     let person = authz::own_account(user.id, &user.email);
     // The present session is among those ended, and begins again at once.
     let details = serde_json::json!({ "other_sessions_ended": ended.saturating_sub(1) });
@@ -324,12 +311,7 @@ pub(super) async fn reclaim_for_owner(
     if is_verified(conn, user_id).await? {
         return Ok(());
     }
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(NO_PASSWORD)
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    let ended = end_sessions(conn, user_id).await?;
+    let ended = replace_password(conn, user_id, NO_PASSWORD).await?;
     let details = serde_json::json!({ "sessions_ended": ended, "password_cleared": true });
     accounts::record_in_each_org(conn, person, client, user_id, "user.reclaim", Some(details)).await?;
     mark_verified(conn, person, client, user_id, how).await
@@ -377,7 +359,14 @@ async fn issue_link(conn: &mut sqlx::AnyConnection, kind: Link, user_id: UserId)
     Ok(token)
 }
 
-async fn end_sessions(conn: &mut sqlx::AnyConnection, user_id: UserId) -> AppResult<u64> {
+/// Gives account `user_id` the password of `hash` (or none) and ends all its
+/// sessions: whoever held the old one is out. How many sessions ended.
+async fn replace_password(conn: &mut sqlx::AnyConnection, user_id: UserId, hash: &str) -> AppResult<u64> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
     let ended =
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
     Ok(ended.rows_affected())

@@ -585,23 +585,22 @@ async fn admit(
             )))
         }
     };
+    let is_new = existing.is_none();
     let user = match existing {
-        Some((id, name, email)) => {
-            let user = CurrentUser { id, name, email };
-            let person = authz::own_account(user.id, &user.email);
-            recovery::reclaim_for_owner(&mut tx, &person, client, user.id, via.as_str()).await?;
-            user
-        }
+        Some((id, name, email)) => CurrentUser { id, name, email },
         None => {
             let name = validate::person_name(&identity.name)
                 .or_else(|_| validate::person_name(&identity.email.display))?;
-            let user = accounts::create_without_password(&mut tx, client, name, &identity.email, via).await?;
-            let person = authz::own_account(user.id, &user.email);
-            recovery::mark_verified(&mut tx, &person, client, user.id, via.as_str()).await?;
-            user
+            accounts::create_without_password(&mut tx, client, name, &identity.email, via).await?
         }
     };
     let person = authz::own_account(user.id, &user.email);
+    // The provider proves the address: an account someone else made with it is taken back.
+    if is_new {
+        recovery::mark_verified(&mut tx, &person, client, user.id, via.as_str()).await?;
+    } else {
+        recovery::reclaim_for_owner(&mut tx, &person, client, user.id, via.as_str()).await?;
+    }
     let joined = match default_role {
         Some(role) => members::join(&mut tx, org_id, user.id, &[role]).await?.then_some(role),
         None => None,

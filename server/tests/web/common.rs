@@ -118,6 +118,17 @@ impl TestApp {
         self.router = server::router(self.state.clone(), false);
     }
 
+    /// The details of every `action` event, oldest first (empty text for none).
+    pub async fn audit_details(&self, action: &str) -> Vec<String> {
+        let rows: Vec<(Option<String>,)> =
+            sqlx::query_as("SELECT details FROM audit_events WHERE action = $1 ORDER BY id")
+                .bind(action)
+                .fetch_all(self.db.pool())
+                .await
+                .unwrap();
+        rows.into_iter().map(|(details,)| details.unwrap_or_default()).collect()
+    }
+
     /// From now on people may sign up on their own as `policy` says.
     pub fn use_sign_up_policy(&mut self, policy: app::model::SignUpPolicy) {
         self.state = self.state.clone().with_sign_up_policy(policy);

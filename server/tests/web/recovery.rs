@@ -51,12 +51,7 @@ async fn an_address_is_proven_by_its_emailed_link_or_an_invitation(app: TestApp)
     let accepted = bob.call("/_fn/invitation/accept", &[("token", &invitation)]).await;
     assert!(accepted.status.is_success() || accepted.status.is_redirection(), "{}", accepted.body);
     assert_eq!(bob.overview().await.json()["email_verified"], true);
-    let proofs: Vec<(String,)> =
-        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'user.email_verify' ORDER BY id")
-            .fetch_all(app.db.pool())
-            .await
-            .unwrap();
-    assert_eq!(proofs, [(r#"{"by":"link"}"#.to_string(),), (r#"{"by":"invitation"}"#.to_string(),)]);
+    assert_eq!(app.audit_details("user.email_verify").await, [r#"{"by":"link"}"#, r#"{"by":"invitation"}"#]);
 }
 
 const NEW_PASSWORD: &str = "a brand new long passphrase";
@@ -252,12 +247,7 @@ async fn changing_a_password_needs_the_current_one_and_ends_other_sessions(app: 
         app.client("198.51.100.41").log_in("ada@example.com", NEW_PASSWORD).await.status,
         StatusCode::OK
     );
-    let (details,): (String,) =
-        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'user.password_change'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-    assert_eq!(details, r#"{"other_sessions_ended":1}"#);
+    assert_eq!(app.audit_details("user.password_change").await, [r#"{"other_sessions_ended":1}"#]);
     // Signed out, there is nothing to change.
     let stranger = app
         .client("198.51.100.42")

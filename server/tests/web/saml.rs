@@ -64,15 +64,12 @@ async fn an_address_squatted_before_its_owner_arrives_is_taken_back(app: TestApp
     assert_eq!(eve.landing().await.json(), json!("LogIn"), "Eve's session ended");
     let refused = app.client("198.51.100.91").log_in("bob@acme.test", PASSWORD).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "Eve's password opens nothing");
-    let (details,): (String,) =
-        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'user.reclaim'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-    assert_eq!(details, r#"{"password_cleared":true,"sessions_ended":1}"#);
+    assert_eq!(app.audit_details("user.reclaim").await, [r#"{"password_cleared":true,"sessions_ended":1}"#]);
 }
 
 type Form<'a> = Vec<(&'a str, &'a str)>;
+
+const REFUSED: &str = "organization.saml_login_refused";
 
 const IDP_ENTITY_ID: &str = "https://idp.acme.test/saml";
 const IDP_SSO_URL: &str = "https://idp.acme.test/saml/sso";
@@ -471,11 +468,7 @@ async fn post_to_acs(app: &TestApp, browser: &mut Client<'_>, org: OrgId, signed
 
 async fn assert_signed_in(app: &TestApp, back: &TestResponse) {
     assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
-    let refusals: Vec<(String,)> =
-        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'organization.saml_login_refused'")
-            .fetch_all(app.db.pool())
-            .await
-            .unwrap();
+    let refusals = app.audit_details(REFUSED).await;
     assert_eq!(back.header("location"), Some("/admin"), "{refusals:?}");
 }
 
@@ -713,25 +706,12 @@ async fn forged_stale_or_misdirected_responses_are_refused_and_audited(app: Test
             notice.as_str().is_some_and(|notice| !notice.is_empty()),
             "{what}: the log-in page says why: {notice}"
         );
-        let (details,): (String,) = sqlx::query_as(
-            "SELECT details FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'
-             ORDER BY id DESC LIMIT 1",
-        )
-        .bind(org_id)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap_or_else(|err| panic!("{what}: not audited ({err})"));
+        let refusals = app.audit_details(REFUSED).await;
+        let details = refusals.last().unwrap_or_else(|| panic!("{what}: not audited"));
         assert!(details.contains(reason), "{what}: {details}");
     }
     assert_eq!((app.count("users").await, app.count("org_members").await), (users, members), "nobody let in");
-    let refusals: (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'",
-    )
-    .bind(org_id)
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
-    assert_eq!(refusals.0, 15, "one event per refusal");
+    assert_eq!(app.audit_details(REFUSED).await.len(), 15, "one event per refusal");
 }
 
 async fn idp_initiated_log_in_only_when_allowed_and_never_twice(app: TestApp) {
@@ -774,14 +754,7 @@ async fn idp_initiated_log_in_only_when_allowed_and_never_twice(app: TestApp) {
         "another browser's request"
     );
 
-    let reasons: Vec<(String,)> = sqlx::query_as(
-        "SELECT details FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused' ORDER BY id",
-    )
-    .bind(org.id)
-    .fetch_all(app.db.pool())
-    .await
-    .unwrap();
-    let reasons: Vec<&str> = reasons.iter().map(|(details,)| details.as_str()).collect();
+    let reasons = app.audit_details(REFUSED).await;
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons[0].contains("IdP-initiated log-in is off"), "{reasons:?}");
     assert!(reasons[1].contains("replay"), "{reasons:?}");
@@ -821,14 +794,8 @@ async fn with_just_in_time_membership_off_only_members_get_in(app: TestApp) {
         assert_signed_in(&app, &post_to_acs(&app, &mut browser, org.id, &idp.signed(&response)).await).await;
         assert_eq!(browser.overview().await.json()["user"]["email"], email);
     }
-    let (details,): (String,) = sqlx::query_as(
-        "SELECT details FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'",
-    )
-    .bind(org.id)
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
-    assert!(details.contains("not a member"), "{details}");
+    let refusals = app.audit_details(REFUSED).await;
+    assert!(refusals.len() == 1 && refusals[0].contains("not a member"), "{refusals:?}");
 }
 
 async fn refused_responses_from_one_address_are_throttled(app: TestApp) {
@@ -836,16 +803,7 @@ async fn refused_responses_from_one_address_are_throttled(app: TestApp) {
     let mut org = app.organization("ada@acme.test", "Acme").await;
     saml_provider_for(&app, &mut org, &idp, false).await;
     let unsolicited = idp.signed(&idp.response(org.id, "grace@acme.test", None, &[]));
-    let refusals = || async {
-        let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'organization.saml_login_refused'",
-        )
-        .bind(org.id)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
-        count
-    };
+    let refusals = || async { app.audit_details(REFUSED).await.len() };
     for _ in 0..app::server::throttle::SSO_REFUSALS_PER_CLIENT {
         let mut browser = app.client("198.51.100.66");
         assert_eq!(
