@@ -72,4 +72,6 @@ uuid_id! {
     GroupId;
     /// A workspace API key (its row, not its secret).
     ApiKeyId;
+    /// A SCIM provisioning token of one Organization (its row, not its secret).
+    ScimTokenId;
 }

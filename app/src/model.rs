@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ids::{AdminKeyId, ApiKeyId, EnterpriseId, GroupId, OrgId, UserId, WorkspaceId},
+    ids::{AdminKeyId, ApiKeyId, EnterpriseId, GroupId, OrgId, ScimTokenId, UserId, WorkspaceId},
     time::Timestamp,
 };
 
@@ -393,6 +393,26 @@ pub struct AdminKeyView {
     pub creator_left: bool,
 }
 
+/// A SCIM provisioning token of an Organization, as Settings lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimTokenView {
+    pub id: ScimTokenId,
+    pub name: String,
+    pub masked_token: String,
+    /// Who made it (their email), for the list.
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A token just created: the only time `token` (the full secret) is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedScimToken {
+    pub view: ScimTokenView,
+    pub token: String,
+}
+
 /// A key just created: the only time `key` (the full secret) is ever returned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedAdminKey {
@@ -573,6 +593,9 @@ pub struct GroupSummary {
     pub member_count: i64,
     pub workspace_count: i64,
     pub created_at: Timestamp,
+    /// The identity provider manages its name and members (SCIM): Admins
+    /// decide only what it grants.
+    pub managed_by_scim: bool,
 }
 
 /// A person in a group.

@@ -46,6 +46,13 @@ pub struct Email {
     pub normalized: String,
 }
 
+impl Email {
+    /// What follows the `@`, lower-cased.
+    pub fn domain(&self) -> &str {
+        self.normalized.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+}
+
 pub fn email(input: &str) -> Result<Email, AppError> {
     let display = input.trim();
     let invalid = || AppError::invalid("email", "Enter a valid email address, like name@example.com.");

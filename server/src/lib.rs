@@ -5,6 +5,7 @@ pub mod config;
 pub mod gateway;
 pub mod hardening;
 mod html;
+pub mod scim;
 pub mod sso;
 
 use std::{net::SocketAddr, time::Duration};
@@ -89,6 +90,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         // Machine APIs: no session, no cookies; their own authentication.
         .nest("/api/admin", admin_api())
         .nest("/v1/admin", admin_api())
+        .nest("/scim/v2", scim::router().layer(DefaultBodyLimit::max(hardening::MAX_ADMIN_API_BODY)))
         // Posted to from the identity provider's site: no session, no same-origin check (see `sso::saml_acs`).
         .route("/sso/saml/{org_id}/acs", post(sso::saml_acs))
         .merge(gateway)

@@ -10,6 +10,7 @@ pub mod billing;
 pub mod domains;
 pub mod groups;
 pub mod members;
+pub mod scim;
 pub mod sso;
 pub mod workspaces;
 

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::Client,
     audit::{self, AuditEvent},
-    authz::{self, OwnAccount},
+    authz::{self, Authority, OwnAccount},
     db::{is_unique_violation, Db},
     password, recovery,
     sso::{self, SignInMethod},
@@ -68,7 +68,7 @@ pub async fn open_sign_up(
     }
     let (name, email, password_hash) = checked(input).await?;
     let mut tx = db.begin().await?;
-    let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password).await?;
+    let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password.as_str()).await?;
     // In the same transaction: no account is left without its link.
     recovery::send_verification(&mut tx, public_url, user.id, &user.email).await?;
     tx.commit().await?;
@@ -93,7 +93,7 @@ fn refuse_unless_allowed(policy: &SignUpPolicy, email: &validate::Email) -> AppR
 pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<CurrentUser> {
     let (name, email, password_hash) = checked(input).await?;
     let mut tx = db.begin().await?;
-    let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password).await?;
+    let user = create(&mut tx, client, name, &email, &password_hash, SignInMethod::Password.as_str()).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -185,7 +185,7 @@ pub(super) async fn record_log_in(
 /// members' log-ins; a single one outside any.
 pub(super) async fn record_in_each_org(
     conn: &mut AnyConnection,
-    person: &OwnAccount,
+    person: &impl Authority,
     client: &Client,
     user_id: UserId,
     action: &'static str,
@@ -207,14 +207,15 @@ pub(super) async fn record_in_each_org(
     Ok(())
 }
 
-/// Creates the account of someone an identity provider vouched for: no
-/// password, so they log in through the provider (`via`).
+/// Creates the account of someone an identity provider vouched for or
+/// provisioned (`via`: `oidc`, `saml`, `scim`): no password, so they log in
+/// through the provider, or set one through a password reset.
 pub(super) async fn create_without_password(
     conn: &mut AnyConnection,
     client: &Client,
     name: String,
     email: &validate::Email,
-    via: SignInMethod,
+    via: &'static str,
 ) -> AppResult<CurrentUser> {
     create(conn, client, name, email, NO_PASSWORD, via).await
 }
@@ -226,7 +227,7 @@ async fn create(
     name: String,
     email: &validate::Email,
     password_hash: &str,
-    via: SignInMethod,
+    via: &'static str,
 ) -> AppResult<CurrentUser> {
     let user = CurrentUser { id: UserId::new(), name, email: email.display.clone() };
     let inserted = sqlx::query(
@@ -251,10 +252,10 @@ async fn create(
         other => other?,
     };
     let person = authz::own_account(user.id, &user.email);
-    let event = AuditEvent::new("user.create", "user", user.id)
-        .with_details(serde_json::json!({ "via": via.as_str() }));
+    let event =
+        AuditEvent::new("user.create", "user", user.id).with_details(serde_json::json!({ "via": via }));
     audit::record(&mut *conn, &person, client, event).await?;
-    tracing::info!(user_id = %user.id, via = via.as_str(), "account created");
+    tracing::info!(user_id = %user.id, via, "account created");
     Ok(user)
 }
 

@@ -1,6 +1,6 @@
 //! Who is acting, and from where: every domain function that changes state takes both.
 
-use crate::ids::{AdminKeyId, OrgId, UserId};
+use crate::ids::{AdminKeyId, OrgId, ScimTokenId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
@@ -8,6 +8,9 @@ pub enum Actor {
     User { id: UserId, email: String },
     /// A machine holding an Admin API key; it administers one Organization.
     AdminApiKey { id: AdminKeyId, org_id: OrgId, name: String },
+    /// An Organization's identity provider holding a SCIM token: it provisions
+    /// and deprovisions the Organization's people and groups.
+    ScimToken { id: ScimTokenId, org_id: OrgId, name: String },
     /// The platform operator, through the command line.
     Operator,
     /// Someone not (yet) signed in, e.g. a refused single sign-on; `claimed`
@@ -21,6 +24,7 @@ impl Actor {
         match self {
             Self::User { .. } => "user",
             Self::AdminApiKey { .. } => "admin_api_key",
+            Self::ScimToken { .. } => "scim_token",
             Self::Operator => "operator",
             Self::Unauthenticated { .. } => "unauthenticated",
         }
@@ -30,6 +34,7 @@ impl Actor {
         match self {
             Self::User { id, .. } => Some(id.to_string()),
             Self::AdminApiKey { id, .. } => Some(id.to_string()),
+            Self::ScimToken { id, .. } => Some(id.to_string()),
             Self::Operator | Self::Unauthenticated { .. } => None,
         }
     }
@@ -39,6 +44,7 @@ impl Actor {
         match self {
             Self::User { email, .. } => email.clone(),
             Self::AdminApiKey { name, .. } => format!("Admin API key {name}"),
+            Self::ScimToken { name, .. } => format!("SCIM token {name}"),
             Self::Operator => "platform operator".to_string(),
             Self::Unauthenticated { claimed } if claimed.is_empty() => "someone signing in".to_string(),
             Self::Unauthenticated { claimed } => format!("someone signing in as {claimed}"),
@@ -56,7 +62,10 @@ impl Actor {
     pub fn user_id(&self) -> Option<UserId> {
         match self {
             Self::User { id, .. } => Some(*id),
-            Self::AdminApiKey { .. } | Self::Operator | Self::Unauthenticated { .. } => None,
+            Self::AdminApiKey { .. }
+            | Self::ScimToken { .. }
+            | Self::Operator
+            | Self::Unauthenticated { .. } => None,
         }
     }
 }

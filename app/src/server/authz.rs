@@ -80,6 +80,15 @@ pub struct DirectorySync {
     org_id: OrgId,
 }
 
+/// Proof that the actor is the identity provider of an Organization holding
+/// one of its SCIM tokens: it provisions people and the groups it manages
+/// there, and nothing else (no Admin rights).
+#[derive(Debug)]
+pub struct Provisioner {
+    actor: Actor,
+    org_id: OrgId,
+}
+
 /// A proof that acts within one Organization: what `lifecycle` needs to end
 /// the access a change took away.
 pub trait OrgAuthority: Authority {
@@ -156,6 +165,7 @@ vouch_for_actor!(
     PlatformOperator,
     OwnAccount,
     DirectorySync,
+    Provisioner,
     SignInAttempt,
     WorkspaceKeys,
     Automatic
@@ -168,6 +178,12 @@ impl OrgAdmin {
 }
 
 impl OrgAuthority for OrgAdmin {
+    fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+impl OrgAuthority for Provisioner {
     fn org_id(&self) -> OrgId {
         self.org_id
     }
@@ -219,6 +235,17 @@ pub async fn org_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -
         return Err(AppError::NotFound);
     }
     Ok(OrgAdmin { actor: actor.clone(), org_id })
+}
+
+/// The Organization's identity provider, holding one of its SCIM tokens.
+pub async fn provisioner(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -> AppResult<Provisioner> {
+    match actor {
+        Actor::ScimToken { org_id: token_org, .. } if *token_org == org_id => {
+            lock_org(conn, org_id).await?;
+            Ok(Provisioner { actor: actor.clone(), org_id })
+        }
+        _ => Err(AppError::NotFound),
+    }
 }
 
 pub async fn billing_manager(
@@ -288,9 +315,10 @@ async fn capabilities(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) ->
             let roles: Vec<OrgRole> = held.iter().filter_map(|(role,)| OrgRole::parse(role)).collect();
             Capabilities::of(&roles)
         }
-        Actor::AdminApiKey { .. } | Actor::Operator | Actor::Unauthenticated { .. } => {
-            Capabilities::default()
-        }
+        Actor::AdminApiKey { .. }
+        | Actor::ScimToken { .. }
+        | Actor::Operator
+        | Actor::Unauthenticated { .. } => Capabilities::default(),
     })
 }
 

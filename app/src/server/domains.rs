@@ -15,6 +15,7 @@ use crate::{
     ids::OrgId,
     model::DomainView,
     time::Timestamp,
+    validate,
 };
 
 /// The name under the domain where the TXT record goes.
@@ -66,6 +67,23 @@ pub fn normalize(input: &str) -> AppResult<String> {
         return Err(invalid("an IP address is not a domain"));
     }
     Ok(domain)
+}
+
+/// Whether `email` is in one of the domains `org_id` verified: the addresses
+/// whose people the Organization's identity provider speaks for.
+pub(super) async fn verified_for(
+    conn: &mut sqlx::AnyConnection,
+    org_id: OrgId,
+    email: &validate::Email,
+) -> AppResult<bool> {
+    let verified: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM org_domains WHERE org_id = $1 AND domain = $2 AND verified_at IS NOT NULL",
+    )
+    .bind(org_id)
+    .bind(email.domain())
+    .fetch_optional(conn)
+    .await?;
+    Ok(verified.is_some())
 }
 
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<DomainView>> {

@@ -29,6 +29,7 @@ struct GroupRow {
     created_at: Timestamp,
     member_count: i64,
     workspace_count: i64,
+    scim_managed_at: Option<Timestamp>,
 }
 
 impl From<GroupRow> for GroupSummary {
@@ -40,11 +41,12 @@ impl From<GroupRow> for GroupSummary {
             member_count: row.member_count,
             workspace_count: row.workspace_count,
             created_at: row.created_at,
+            managed_by_scim: row.scim_managed_at.is_some(),
         }
     }
 }
 
-const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.description, g.created_at,
+const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.description, g.created_at, g.scim_managed_at,
         (SELECT COUNT(*) FROM user_group_members m WHERE m.group_id = g.id) AS member_count,
         (SELECT COUNT(*) FROM user_group_workspaces w JOIN workspaces ws ON ws.id = w.workspace_id
          WHERE w.group_id = g.id AND ws.archived_at IS NULL) AS workspace_count
@@ -108,7 +110,23 @@ pub async fn group(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppRes
     find(&mut conn, org_id, id).await
 }
 
-async fn find(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
+/// A group whose name and members Admins may change: not one the identity
+/// provider manages through SCIM.
+async fn find_editable(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
+    let group = find(conn, org_id, id).await?;
+    if group.managed_by_scim {
+        return Err(AppError::conflict(
+            "group",
+            format!(
+                "\"{}\" is managed by your identity provider (SCIM): change its name and members there.",
+                group.name
+            ),
+        ));
+    }
+    Ok(group)
+}
+
+pub(super) async fn find(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
     let row: Option<GroupRow> = sqlx::query_as(&format!("{SELECT_GROUPS} WHERE g.id = $1 AND g.org_id = $2"))
         .bind(id)
         .bind(org_id)
@@ -165,7 +183,7 @@ pub async fn update(
     let fields = clean(&fields)?;
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    let before = find(&mut tx, org_id, id).await?;
+    let before = find_editable(&mut tx, org_id, id).await?;
     let updated = sqlx::query(
         "UPDATE user_groups SET name = $1, name_key = $2, description = $3 WHERE id = $4 AND org_id = $5",
     )
@@ -196,24 +214,37 @@ pub async fn update(
 pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: GroupId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    let before = find(&mut tx, org_id, id).await?;
-    let members = member_ids(&mut tx, id).await?;
+    let group = find_editable(&mut tx, org_id, id).await?;
+    erase(&mut tx, &admin, client, &group).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes `group` of `by`'s Organization, audited, and ends what its members
+/// had only through it.
+pub(super) async fn erase(
+    conn: &mut AnyConnection,
+    by: &impl OrgAuthority,
+    client: &Client,
+    group: &GroupSummary,
+) -> AppResult<()> {
+    let id = group.id;
+    let members = member_ids(conn, id).await?;
     for table in ["user_group_members", "user_group_workspaces"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1")).bind(id).execute(&mut *tx).await?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1")).bind(id).execute(&mut *conn).await?;
     }
     sqlx::query("DELETE FROM user_groups WHERE id = $1 AND org_id = $2")
         .bind(id)
-        .bind(org_id)
-        .execute(&mut *tx)
+        .bind(by.org_id())
+        .execute(&mut *conn)
         .await?;
-    let event = AuditEvent::new("user_group.delete", "user_group", id).in_org(org_id).with_details(
-        serde_json::json!({ "name": before.name, "members": before.member_count, "workspaces": before.workspace_count }),
+    let event = AuditEvent::new("user_group.delete", "user_group", id).in_org(by.org_id()).with_details(
+        serde_json::json!({ "name": group.name, "members": group.member_count, "workspaces": group.workspace_count }),
     );
-    audit::record(&mut tx, &admin, client, event).await?;
+    audit::record(&mut *conn, by, client, event).await?;
     for user in members {
-        lifecycle::end_lost_access(&mut tx, &admin, client, user).await?;
+        lifecycle::end_lost_access(conn, by, client, user).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -244,25 +275,12 @@ pub async fn add_members(
 ) -> AppResult<i64> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    find(&mut tx, org_id, id).await?;
+    find_editable(&mut tx, org_id, id).await?;
     let mut added = 0;
     for user in users {
         workspaces::require_org_member(&mut tx, org_id, *user, "user_uuids").await?;
-        let done = sqlx::query(
-            "INSERT INTO user_group_members (group_id, user_id, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(*user)
-        .bind(Timestamp::now())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
+        if join(&mut tx, &admin, client, id, *user, None).await? {
             added += 1;
-            let event = AuditEvent::new("user_group.member.add", "user", user)
-                .in_org(org_id)
-                .with_details(serde_json::json!({ "group_id": id }));
-            audit::record(&mut tx, &admin, client, event).await?;
         }
     }
     tx.commit().await?;
@@ -280,25 +298,76 @@ pub async fn remove_members(
 ) -> AppResult<i64> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    find(&mut tx, org_id, id).await?;
+    find_editable(&mut tx, org_id, id).await?;
     let mut removed = 0;
     for user in users {
-        let done = sqlx::query("DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(*user)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
+        if leave(&mut tx, &admin, client, id, *user, None).await? {
             removed += 1;
-            let event = AuditEvent::new("user_group.member.remove", "user", user)
-                .in_org(org_id)
-                .with_details(serde_json::json!({ "group_id": id }));
-            audit::record(&mut tx, &admin, client, event).await?;
-            lifecycle::end_lost_access(&mut tx, &admin, client, *user).await?;
         }
     }
     tx.commit().await?;
     Ok(removed)
+}
+
+fn membership_details(id: GroupId, via: Option<&str>) -> serde_json::Value {
+    match via {
+        Some(via) => serde_json::json!({ "group_id": id, "via": via }),
+        None => serde_json::json!({ "group_id": id }),
+    }
+}
+
+/// Puts `user` in group `id`, audited (`via` says which directory did it);
+/// false if they were in it already.
+pub(super) async fn join(
+    conn: &mut AnyConnection,
+    by: &impl OrgAuthority,
+    client: &Client,
+    id: GroupId,
+    user: UserId,
+    via: Option<&str>,
+) -> AppResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO user_group_members (group_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(Timestamp::now())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let event = AuditEvent::new("user_group.member.add", "user", user)
+        .in_org(by.org_id())
+        .with_details(membership_details(id, via));
+    audit::record(&mut *conn, by, client, event).await?;
+    Ok(true)
+}
+
+/// Takes `user` out of group `id`, audited, and ends what only the group gave
+/// them; false if they were not in it.
+pub(super) async fn leave(
+    conn: &mut AnyConnection,
+    by: &impl OrgAuthority,
+    client: &Client,
+    id: GroupId,
+    user: UserId,
+    via: Option<&str>,
+) -> AppResult<bool> {
+    let done = sqlx::query("DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let event = AuditEvent::new("user_group.member.remove", "user", user)
+        .in_org(by.org_id())
+        .with_details(membership_details(id, via));
+    audit::record(&mut *conn, by, client, event).await?;
+    lifecycle::end_lost_access(conn, by, client, user).await?;
+    Ok(true)
 }
 
 /// Makes `user`'s groups in the Organization exactly those of `names` that
@@ -314,47 +383,22 @@ pub(super) async fn follow_directory(
 ) -> AppResult<()> {
     let wanted: std::collections::BTreeSet<String> =
         names.iter().map(|name| name.trim().to_lowercase()).collect();
+    // Groups SCIM manages follow SCIM alone.
     let groups: Vec<(GroupId, String, i64)> = sqlx::query_as(
         "SELECT g.id, g.name_key,
                 (SELECT COUNT(*) FROM user_group_members m WHERE m.group_id = g.id AND m.user_id = $2)
-         FROM user_groups g WHERE g.org_id = $1 ORDER BY g.name_key, g.id",
+         FROM user_groups g WHERE g.org_id = $1 AND g.scim_managed_at IS NULL ORDER BY g.name_key, g.id",
     )
     .bind(by.org_id())
     .bind(user)
     .fetch_all(&mut *conn)
     .await?;
-    let mut left_any = false;
     for (id, name_key, member) in groups {
-        let action = match (wanted.contains(&name_key), member > 0) {
-            (true, false) => {
-                sqlx::query(
-                    "INSERT INTO user_group_members (group_id, user_id, created_at) VALUES ($1, $2, $3)",
-                )
-                .bind(id)
-                .bind(user)
-                .bind(Timestamp::now())
-                .execute(&mut *conn)
-                .await?;
-                "user_group.member.add"
-            }
-            (false, true) => {
-                sqlx::query("DELETE FROM user_group_members WHERE group_id = $1 AND user_id = $2")
-                    .bind(id)
-                    .bind(user)
-                    .execute(&mut *conn)
-                    .await?;
-                left_any = true;
-                "user_group.member.remove"
-            }
+        match (wanted.contains(&name_key), member > 0) {
+            (true, false) => join(conn, by, client, id, user, Some("oidc")).await?,
+            (false, true) => leave(conn, by, client, id, user, Some("oidc")).await?,
             _ => continue,
         };
-        let event = AuditEvent::new(action, "user", user)
-            .in_org(by.org_id())
-            .with_details(serde_json::json!({ "group_id": id, "via": "oidc" }));
-        audit::record(&mut *conn, by, client, event).await?;
-    }
-    if left_any {
-        lifecycle::end_lost_access(conn, by, client, user).await?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use super::{
     accounts,
     actor::{Actor, Client},
     audit::{self, AuditEvent},
-    authz::{self, OrgAdmin},
+    authz::{self, OrgAuthority},
     db::Db,
     lifecycle, mail, recovery, secret_key,
     session_store::DbSessionStore,
@@ -471,7 +471,7 @@ pub async fn set_roles(
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = member_roles(&mut tx, org_id, user_id).await?;
     if before.contains(&OrgRole::Admin) && !roles.contains(&OrgRole::Admin) {
-        refuse_if_last_admin(&mut tx, &admin, "demoted").await?;
+        refuse_if_last_admin(&mut tx, org_id, "demoted").await?;
     }
     sqlx::query("DELETE FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
@@ -508,9 +508,27 @@ pub async fn remove(
 ) -> AppResult<AccessEnded> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    let before = member_roles(&mut tx, org_id, user_id).await?;
+    let ended = leave(&mut tx, &admin, client, user_id, "removed").await?;
+    tx.commit().await?;
+    sessions.delete_for_user(user_id).await?;
+    Ok(ended)
+}
+
+/// Takes a member out of `by`'s Organization, its workspaces and groups, audited
+/// as `user.organization.delete`, and ends what they may no longer use. The
+/// last Admin stays (`what` says how they would have gone). The caller ends
+/// their sessions once the change commits.
+pub(super) async fn leave(
+    conn: &mut AnyConnection,
+    by: &impl OrgAuthority,
+    client: &Client,
+    user_id: UserId,
+    what: &str,
+) -> AppResult<AccessEnded> {
+    let org_id = by.org_id();
+    let before = member_roles(conn, org_id, user_id).await?;
     if before.contains(&OrgRole::Admin) {
-        refuse_if_last_admin(&mut tx, &admin, "removed").await?;
+        refuse_if_last_admin(conn, org_id, what).await?;
     }
     sqlx::query(
         "DELETE FROM workspace_members WHERE user_id = $1
@@ -518,7 +536,7 @@ pub async fn remove(
     )
     .bind(user_id)
     .bind(org_id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query(
         "DELETE FROM user_group_members WHERE user_id = $1
@@ -526,27 +544,24 @@ pub async fn remove(
     )
     .bind(user_id)
     .bind(org_id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let names: Vec<&str> = before.iter().map(|r| r.as_str()).collect();
     let event = AuditEvent::new("user.organization.delete", "user", user_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "roles": names }));
-    audit::record(&mut tx, &admin, client, event).await?;
-    let ended = lifecycle::end_lost_access(&mut tx, &admin, client, user_id).await?;
-    tx.commit().await?;
-    sessions.delete_for_user(user_id).await?;
-    Ok(ended)
+    audit::record(&mut *conn, by, client, event).await?;
+    lifecycle::end_lost_access(conn, by, client, user_id).await
 }
 
 /// A member's roles; `NotFound` for someone who is not a member.
@@ -568,11 +583,11 @@ async fn member_roles(
 }
 
 /// Refuses to take the Admin role from the Organization's last Admin. Sound
-/// under concurrency because `admin`'s guard holds the Organization's lock.
-async fn refuse_if_last_admin(conn: &mut AnyConnection, admin: &OrgAdmin, what: &str) -> AppResult<()> {
+/// under concurrency because the caller's guard holds the Organization's lock.
+async fn refuse_if_last_admin(conn: &mut AnyConnection, org_id: OrgId, what: &str) -> AppResult<()> {
     let (admins,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND role = $2")
-            .bind(admin.org_id())
+            .bind(org_id)
             .bind(OrgRole::Admin.as_str())
             .fetch_one(conn)
             .await?;

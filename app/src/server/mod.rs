@@ -29,6 +29,7 @@ pub mod password;
 pub mod recovery;
 pub mod request;
 pub mod saml;
+pub mod scim;
 pub mod sealed;
 pub mod secret_key;
 pub mod session;

@@ -279,7 +279,7 @@ pub(super) async fn is_verified(conn: &mut sqlx::AnyConnection, user_id: UserId)
 /// invitation, password reset, or a protocol), once.
 pub(super) async fn mark_verified(
     conn: &mut sqlx::AnyConnection,
-    person: &authz::OwnAccount,
+    person: &impl authz::Authority,
     client: &Client,
     user_id: UserId,
     how: &str,
@@ -303,7 +303,7 @@ pub(super) async fn mark_verified(
 /// cleared, sessions ended) before the owner is signed in.
 pub(super) async fn reclaim_for_owner(
     conn: &mut sqlx::AnyConnection,
-    person: &authz::OwnAccount,
+    person: &impl authz::Authority,
     client: &Client,
     user_id: UserId,
     how: &str,

@@ -18,7 +18,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, Authority},
     db::Db,
-    groups, members, oidc, recovery, saml,
+    domains, groups, members, oidc, recovery, saml,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -415,7 +415,7 @@ pub enum Pending {
 /// to the provider of the Organization that verified the email's domain.
 pub async fn start(db: &Db, public_url: &str, email: &str) -> AppResult<(String, Pending)> {
     let email = validate::email(email)?;
-    let domain = domain_of(&email).to_string();
+    let domain = email.domain().to_string();
     let provider: Option<(OrgId, i64, i64)> = sqlx::query_as(
         "SELECT d.org_id,
                 (SELECT COUNT(*) FROM org_oidc o WHERE o.org_id = d.org_id AND o.enabled_at IS NOT NULL),
@@ -476,10 +476,6 @@ impl Refusal {
     }
 }
 
-pub(super) fn domain_of(email: &validate::Email) -> &str {
-    email.normalized.rsplit_once('@').map_or("", |(_, domain)| domain)
-}
-
 /// A provider is trusted for its Organization's verified domains only: it
 /// cannot sign anyone in as another Organization's people.
 pub(super) async fn refuse_unless_verified_here(
@@ -487,16 +483,13 @@ pub(super) async fn refuse_unless_verified_here(
     org_id: OrgId,
     email: &validate::Email,
 ) -> Result<(), Refusal> {
-    let verified_here: Result<Option<(i64,)>, _> = sqlx::query_as(
-        "SELECT 1 FROM org_domains WHERE org_id = $1 AND domain = $2 AND verified_at IS NOT NULL",
-    )
-    .bind(org_id)
-    .bind(domain_of(email))
-    .fetch_optional(db.pool())
-    .await;
+    let verified_here = match db.pool().acquire().await {
+        Ok(mut conn) => domains::verified_for(&mut conn, org_id, email).await,
+        Err(err) => Err(err.into()),
+    };
     match verified_here {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(Refusal::new(
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::new(
             format!("{} is not in a domain this Organization verified", email.display),
             "Your identity provider signed you in with an address your organization has not verified.",
         )),
@@ -591,7 +584,7 @@ async fn admit(
         None => {
             let name = validate::person_name(&identity.name)
                 .or_else(|_| validate::person_name(&identity.email.display))?;
-            accounts::create_without_password(&mut tx, client, name, &identity.email, via).await?
+            accounts::create_without_password(&mut tx, client, name, &identity.email, via.as_str()).await?
         }
     };
     let person = authz::own_account(user.id, &user.email);

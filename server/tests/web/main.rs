@@ -19,6 +19,7 @@ mod money;
 mod recovery;
 mod refusals;
 mod saml;
+mod scim;
 mod security;
 mod shutdown;
 mod snapshot;

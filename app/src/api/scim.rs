@@ -1,0 +1,33 @@
+//! Server functions of the Settings page's SCIM provisioning: the tokens an
+//! Organization's identity provider provisions people with (Admins only, in
+//! the session's current Organization).
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    ids::ScimTokenId,
+    model::{CreatedScimToken, ScimTokenView},
+};
+
+#[server(prefix = "/_fn", endpoint = "settings/scim_tokens")]
+pub async fn scim_tokens() -> Result<Vec<ScimTokenView>, AppError> {
+    use crate::server::{request, scim::tokens};
+    let (state, me, org) = request::org_member().await?;
+    tokens::list(&state.db, &me, org.id).await
+}
+
+/// The token is in the answer this once, never again.
+#[server(prefix = "/_fn", endpoint = "settings/create_scim_token")]
+pub async fn create_scim_token(name: String) -> Result<CreatedScimToken, AppError> {
+    use crate::server::{request, scim::tokens};
+    let (state, me, org) = request::org_member().await?;
+    tokens::create(&state.db, &me, &request::client(&state), org.id, &name).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings/revoke_scim_token")]
+pub async fn revoke_scim_token(id: ScimTokenId) -> Result<(), AppError> {
+    use crate::server::{request, scim::tokens};
+    let (state, me, org) = request::org_member().await?;
+    tokens::revoke(&state.db, &me, &request::client(&state), org.id, id).await
+}
