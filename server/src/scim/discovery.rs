@@ -127,10 +127,9 @@ fn schema_list(base: &str) -> Vec<Value> {
             attribute("userName", "string", "The provider's unique name for the person; their email if no emails are given.",
                 json!({"required": true, "uniqueness": "server"})),
             attribute("displayName", "string", "The person's name; also their account's name when the account is the Organization's.", json!({})),
-            attribute("emails", "complex", "The person's address, which they log in with (the primary one). It changes only for accounts the provider created or in the Organization's verified domains.",
+            attribute("emails", "complex", "The address the person logs in with (of several, the primary one). It changes only for accounts the provider created or in the Organization's verified domains.",
                 json!({"multiValued": true, "required": true, "subAttributes": [
                     attribute("value", "string", "The email address.", json!({"required": true})),
-                    attribute("primary", "boolean", "The address the account uses.", json!({})),
                 ]})),
             attribute("active", "boolean", "A member of the Organization while true; false deprovisions them (sessions, API keys and groups end).",
                 json!({"required": true})),

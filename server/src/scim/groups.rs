@@ -28,6 +28,19 @@ pub async fn list(
     provider: Provider,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
+    listing(&state, &provider, &query).await
+}
+
+/// `POST /Groups/.search`: a list whose parameters are in the body.
+pub async fn search(
+    State(state): State<AppState>,
+    provider: Provider,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    listing(&state, &provider, &ListQuery::from_search(&body)?).await
+}
+
+async fn listing(state: &AppState, provider: &Provider, query: &ListQuery) -> Result<Response, ScimError> {
     let filter = match query.filter()? {
         None => None,
         Some((attribute, value)) => Some(match attribute.to_ascii_lowercase().as_str() {
@@ -41,11 +54,14 @@ pub async fn list(
         }),
     };
     let window = query.window()?;
-    let with_members = !query.excludes("members");
+    let projection = query.projection();
+    // Large groups' members are read only when asked for (Entra leaves them out).
+    let with_members = projection.wants("members");
     let listed =
         groups::list(&state.db, &provider.actor, provider.org_id, filter.as_ref(), window, with_members)
             .await?;
-    let resources = listed.resources.iter().map(|group| resource(group, &provider.base)).collect();
+    let resources =
+        listed.resources.iter().map(|group| projection.apply(resource(group, &provider.base))).collect();
     Ok(list_response(listed.total, window.start_index, resources))
 }
 
@@ -53,9 +69,10 @@ pub async fn get(
     State(state): State<AppState>,
     provider: Provider,
     Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
     let group = groups::get(&state.db, &provider.actor, provider.org_id, parse_id(&id)?).await?;
-    Ok(scim_json(StatusCode::OK, &resource(&group, &provider.base)))
+    Ok(scim_json(StatusCode::OK, &query.projection().apply(resource(&group, &provider.base))))
 }
 
 pub async fn create(

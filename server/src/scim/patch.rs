@@ -89,7 +89,7 @@ pub fn equality_filter(filter: &str) -> AppResult<(String, String)> {
 }
 
 /// An attribute name without the schema URN it may be qualified with.
-fn without_schema(name: &str) -> &str {
+pub fn without_schema(name: &str) -> &str {
     if name.to_ascii_lowercase().starts_with("urn:") {
         name.rsplit_once(':').map_or(name, |(_, attribute)| attribute)
     } else {

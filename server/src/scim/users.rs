@@ -25,6 +25,19 @@ pub async fn list(
     provider: Provider,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
+    listing(&state, &provider, &query).await
+}
+
+/// `POST /Users/.search`: a list whose parameters are in the body.
+pub async fn search(
+    State(state): State<AppState>,
+    provider: Provider,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    listing(&state, &provider, &ListQuery::from_search(&body)?).await
+}
+
+async fn listing(state: &AppState, provider: &Provider, query: &ListQuery) -> Result<Response, ScimError> {
     let filter = match query.filter()? {
         None => None,
         Some((attribute, value)) => Some(match attribute.to_ascii_lowercase().as_str() {
@@ -42,7 +55,9 @@ pub async fn list(
     };
     let window = query.window()?;
     let listed = users::list(&state.db, &provider.actor, provider.org_id, filter.as_ref(), window).await?;
-    let resources = listed.resources.iter().map(|user| resource(user, &provider.base)).collect();
+    let projection = query.projection();
+    let resources =
+        listed.resources.iter().map(|user| projection.apply(resource(user, &provider.base))).collect();
     Ok(list_response(listed.total, window.start_index, resources))
 }
 
@@ -50,9 +65,10 @@ pub async fn get(
     State(state): State<AppState>,
     provider: Provider,
     Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
     let user = users::get(&state.db, &provider.actor, provider.org_id, parse_id(&id)?).await?;
-    Ok(scim_json(StatusCode::OK, &resource(&user, &provider.base)))
+    Ok(scim_json(StatusCode::OK, &query.projection().apply(resource(&user, &provider.base))))
 }
 
 pub async fn create(
@@ -150,20 +166,8 @@ fn attributes(fields: &UserFields) -> Map<String, Value> {
     if let Some(name) = &fields.display_name {
         attributes.insert("displayName".into(), json!(name));
     }
-    let emails: Vec<Value> = fields
-        .emails
-        .iter()
-        .enumerate()
-        .map(
-            |(i, email)| {
-                if i == 0 {
-                    json!({"value": email, "primary": true})
-                } else {
-                    json!({"value": email})
-                }
-            },
-        )
-        .collect();
+    // One address per account: which was primary is not kept, so not told.
+    let emails: Vec<Value> = fields.emails.iter().map(|email| json!({"value": email})).collect();
     if !emails.is_empty() {
         attributes.insert("emails".into(), Value::Array(emails));
     }
