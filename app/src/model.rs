@@ -406,6 +406,15 @@ pub struct ScimTokenView {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// The Settings page's provisioning panel: where the identity provider
+/// connects, and the Organization's tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimPanel {
+    /// The SCIM base URL, e.g. `https://chancery.example.com/scim/v2`.
+    pub base_url: String,
+    pub tokens: Vec<ScimTokenView>,
+}
+
 /// A token just created: the only time `token` (the full secret) is shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedScimToken {

@@ -7,14 +7,15 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::ScimTokenId,
-    model::{CreatedScimToken, ScimTokenView},
+    model::{CreatedScimToken, ScimPanel},
 };
 
-#[server(prefix = "/_fn", endpoint = "settings/scim_tokens")]
-pub async fn scim_tokens() -> Result<Vec<ScimTokenView>, AppError> {
+#[server(prefix = "/_fn", endpoint = "settings/scim")]
+pub async fn get_scim_panel() -> Result<ScimPanel, AppError> {
     use crate::server::{request, scim::tokens};
     let (state, me, org) = request::org_member().await?;
-    tokens::list(&state.db, &me, org.id).await
+    let tokens = tokens::list(&state.db, &me, org.id).await?;
+    Ok(ScimPanel { base_url: format!("{}/scim/v2", state.public_url.trim_end_matches('/')), tokens })
 }
 
 /// The token is in the answer this once, never again.

@@ -39,7 +39,10 @@ pub fn GroupsSection() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|g| view! {
                                     <tr data-testid="group-row">
-                                        <td><A href=format!("/admin/groups/{}", g.id)>{g.name}</A></td>
+                                        <td>
+                                            <A href=format!("/admin/groups/{}", g.id)>{g.name}</A>
+                                            {g.managed_by_scim.then(|| view! { " " <span class="badge">"Identity provider"</span> })}
+                                        </td>
                                         <td>{g.description}</td>
                                         <td>{g.member_count}</td>
                                         <td>{g.workspace_count}</td>
@@ -89,17 +92,30 @@ pub fn GroupDetailSection() -> impl IntoView {
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
                     let group_id = d.group.id;
+                    // The identity provider names it and says who is in it (SCIM): Admins decide what it grants.
+                    let editable = !d.group.managed_by_scim;
                     // Copy, so every form of the page can name the group.
                     let hidden = move || view! { <input type="hidden" name="group_id" value=group_id.to_string()/> };
                     view! {
                         <p><A href="/admin/groups">"← All groups"</A></p>
                         <h2 data-testid="group-name">{d.group.name.clone()}</h2>
-                        <ActionForm action=update attr:class="inline-form">
-                            {hidden()}
-                            <label>"Name" <input type="text" name="name" required value=d.group.name.clone()/></label>
-                            <label>"Description" <input type="text" name="description" value=d.group.description.clone()/></label>
-                            <button type="submit">"Save"</button>
-                        </ActionForm>
+                        {if editable {
+                            view! {
+                                <ActionForm action=update attr:class="inline-form">
+                                    {hidden()}
+                                    <label>"Name" <input type="text" name="name" required value=d.group.name.clone()/></label>
+                                    <label>"Description" <input type="text" name="description" value=d.group.description.clone()/></label>
+                                    <button type="submit">"Save"</button>
+                                </ActionForm>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <p class="notice" data-testid="group-managed">
+                                    "Managed by your identity provider (SCIM): its name and members change there. "
+                                    "You decide which workspaces it reaches."
+                                </p>
+                            }.into_any()
+                        }}
 
                         <h2>"Members"</h2>
                         <table class="table">
@@ -110,17 +126,19 @@ pub fn GroupDetailSection() -> impl IntoView {
                                         <td>{m.name}</td>
                                         <td>{m.email}</td>
                                         <td>
-                                            <ActionForm action=remove>
-                                                {hidden()}
-                                                <input type="hidden" name="user_id" value=m.user_id.to_string()/>
-                                                <button type="submit" class="link danger">"Remove"</button>
-                                            </ActionForm>
+                                            {editable.then(|| view! {
+                                                <ActionForm action=remove>
+                                                    {hidden()}
+                                                    <input type="hidden" name="user_id" value=m.user_id.to_string()/>
+                                                    <button type="submit" class="link danger">"Remove"</button>
+                                                </ActionForm>
+                                            })}
                                         </td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        {(!d.candidates.is_empty()).then(|| view! {
+                        {(editable && !d.candidates.is_empty()).then(|| view! {
                             <ActionForm action=add attr:class="inline-form">
                                 {hidden()}
                                 <label>"Add a member"
@@ -183,10 +201,12 @@ pub fn GroupDetailSection() -> impl IntoView {
                             </ActionForm>
                         })}
 
-                        <ActionForm action=delete>
-                            {hidden()}
-                            <button type="submit" class="danger-button">"Delete group"</button>
-                        </ActionForm>
+                        {editable.then(|| view! {
+                            <ActionForm action=delete>
+                                {hidden()}
+                                <button type="submit" class="danger-button">"Delete group"</button>
+                            </ActionForm>
+                        })}
                     }
                 })
             })}

@@ -174,6 +174,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
         <FormError value=save.value()/>
         <super::domains::VerifiedDomains/>
         <super::sso::SingleSignOn/>
+        <super::scim::Provisioning/>
         <AdminKeysOfOrg/>
     }
 }

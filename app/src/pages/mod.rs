@@ -10,6 +10,7 @@ mod groups;
 pub mod invitation;
 mod layout;
 mod members;
+mod scim;
 mod sso;
 mod usage;
 

@@ -83,7 +83,9 @@ async fn tokens_are_shown_once_scoped_to_their_organization_and_revocable(app: T
     let mut org = app.organization("ada@example.com", "Engines").await;
     let token = scim_token(&mut org).await;
     assert!(token.starts_with("chy_scim_"));
-    let listed = org.admin.call("/_fn/settings/scim_tokens", &[]).await.json();
+    let panel = org.admin.call("/_fn/settings/scim", &[]).await.json();
+    assert_eq!(panel["base_url"], "http://chancery.test/scim/v2");
+    let listed = &panel["tokens"];
     assert_eq!(listed[0]["name"], "Okta");
     assert_eq!(listed[0]["created_by"], "ada@example.com");
     let masked = listed[0]["masked_token"].as_str().unwrap();
