@@ -180,7 +180,7 @@ async fn provisioning_makes_members_and_refuses_duplicates(app: TestApp) {
         StatusCode::CREATED
     );
     assert_eq!(app.audit_details("scim_user.create").await.len(), 2);
-    assert_eq!(app.audit_details("user.organization.add").await.len(), 2);
+    assert_eq!(app.audit_details("user.organization.join").await.len(), 2);
 }
 
 fn urlencoding(text: &str) -> String {

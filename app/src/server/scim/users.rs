@@ -397,7 +397,7 @@ async fn activate(conn: &mut AnyConnection, by: &Provisioner, client: &Client, i
     if !members::join(conn, by.org_id(), id, &[PROVISIONED_ROLE]).await? {
         return Ok(());
     }
-    let event = AuditEvent::new("user.organization.add", "user", id)
+    let event = AuditEvent::new("user.organization.join", "user", id)
         .in_org(by.org_id())
         .with_details(serde_json::json!({ "roles": [PROVISIONED_ROLE.as_str()], "via": "scim" }));
     audit::record(&mut *conn, by, client, event).await?;
