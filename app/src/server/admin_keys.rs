@@ -19,8 +19,6 @@ use crate::{
 };
 
 pub const PREFIX: &str = "chy_admin";
-/// `last used` is written at most this often per key.
-const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 #[derive(Clone, Debug)]
 pub struct NewAdminKey {
@@ -268,7 +266,7 @@ pub async fn authenticate(db: &Db, presented: Option<&str>) -> AppResult<Actor> 
     if expires_at.is_some_and(|at| at <= now) {
         return Err(AppError::Unauthenticated("This Admin API key has expired.".into()));
     }
-    if last_used_at.is_none_or(|at| now.0 - at.0 >= LAST_USED_RESOLUTION_MS) {
+    if secret_key::last_use_is_stale(last_used_at, now) {
         sqlx::query("UPDATE admin_api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)

@@ -54,6 +54,14 @@ pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `last used` of a key is written at most this often, not on every request.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// Whether a key last used at `last_used_at` should have `now` written as its last use.
+pub fn last_use_is_stale(last_used_at: Option<crate::time::Timestamp>, now: crate::time::Timestamp) -> bool {
+    last_used_at.is_none_or(|at| now.0 - at.0 >= LAST_USED_RESOLUTION_MS)
+}
+
 /// A one-time token for a link (about 256 bits); only its `sha256_hex` is stored.
 pub fn random_token() -> String {
     random_alphanumeric(SECRET_LEN)

@@ -20,8 +20,6 @@ use crate::{
 };
 
 pub const PREFIX: &str = "chy_scim";
-/// `last used` is written at most this often per token.
-const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 #[derive(FromRow)]
 struct TokenRow {
@@ -167,7 +165,7 @@ pub async fn authenticate(db: &Db, presented: Option<&str>) -> AppResult<Actor> 
         return Err(AppError::Unauthenticated("This SCIM token has been revoked.".into()));
     }
     let now = Timestamp::now();
-    if last_used_at.is_none_or(|at| now.0 - at.0 >= LAST_USED_RESOLUTION_MS) {
+    if secret_key::last_use_is_stale(last_used_at, now) {
         sqlx::query("UPDATE scim_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
