@@ -70,12 +70,12 @@ if $with_tests; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
     for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  # scim2-tester checks the SCIM service against RFC 7643/7644 (a journey runs it).
-  if ! cmp -s end2end/scim/requirements.txt end2end/scim/.venv/installed.txt; then
-    step "Installing scim2-tester (SCIM compliance checker) from PyPI"
-    python3 -m venv end2end/scim/.venv
-    end2end/scim/.venv/bin/pip install -q -r end2end/scim/requirements.txt
-    cp end2end/scim/requirements.txt end2end/scim/.venv/installed.txt
+  # Journeys run scim2-tester (SCIM compliance) and the official openai and mistralai SDKs.
+  if ! cmp -s end2end/python-requirements.txt end2end/.venv/installed.txt; then
+    step "Installing scim2-tester and the openai and mistralai SDKs from PyPI"
+    python3 -m venv end2end/.venv
+    end2end/.venv/bin/pip install -q -r end2end/python-requirements.txt
+    cp end2end/python-requirements.txt end2end/.venv/installed.txt
   fi
   if [[ ! -d end2end/node_modules/@playwright/test ]]; then
     step "Installing Playwright (no browser download: Debian's Chromium is used)"

@@ -4,7 +4,7 @@ import { expect, open, test, verifiedOrganization } from "./helpers";
 
 /** The SCIM compliance checker (scim2-tester, installed by scripts/setup.sh --test) against this Chancery. */
 function scimCompliance(baseUrl: string, token: string): string {
-  const python = path.join(__dirname, "..", "scim", ".venv", "bin", "python");
+  const python = path.join(__dirname, "..", ".venv", "bin", "python");
   const script = path.join(__dirname, "..", "scim", "check.py");
   try {
     return execFileSync(python, [script, baseUrl], { env: { ...process.env, SCIM_TOKEN: token } }).toString();

@@ -30,7 +30,7 @@ use axum::{
     extract::{DefaultBodyLimit, Query, Request, State},
     middleware::{self, Next},
     response::Response,
-    routing::{get, post},
+    routing::{any, get, post},
     Router,
 };
 use http::{header, HeaderValue, StatusCode};
@@ -94,11 +94,19 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         // Posted to from the identity provider's site: no session, no same-origin check (see `sso::saml_acs`).
         .route("/sso/saml/{org_id}/acs", post(sso::saml_acs))
         .merge(gateway)
+        // Machine paths that name nothing answer a JSON 404, not the web app's page.
+        .route("/v1/{*rest}", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
         .merge(web)
         .layer(middleware::from_fn(move |request, next| {
             hardening::security_headers(secure_cookies, request, next)
         }))
         .with_state(state)
+}
+
+/// A path under `/v1` or `/api` that no API serves, in the APIs' error shape.
+async fn api_not_found() -> ApiError {
+    ApiError(AppError::NotFound)
 }
 
 /// Server functions answer every error with 500; this gives each `AppError`

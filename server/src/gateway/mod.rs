@@ -12,6 +12,7 @@ mod metered;
 mod provider;
 
 use app::{
+    model::{CatalogueModel, ModelKind},
     server::{
         gateway::{Call, Ending, Endpoint, GatewayError, Metered, Outcome, Reservation, Upstream, Usage},
         state::AppState,
@@ -92,16 +93,29 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
 }
 
-/// The models this key may use, in OpenAI's list shape.
+/// The models this key may use, in OpenAI's list shape; each entry is also a
+/// Mistral model card (`type: "base"`, `capabilities`), which the `mistralai`
+/// SDK requires.
 async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, Refused> {
     let caller = state.gateway.authenticate(bearer(&headers), Timestamp::now())?;
-    let data: Vec<Value> = state
-        .gateway
-        .models_for(&caller)
-        .into_iter()
-        .map(|m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": "chancery", "type": m.kind.as_str() }))
-        .collect();
+    let data: Vec<Value> = state.gateway.models_for(&caller).iter().map(model_card).collect();
     Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+fn model_card(model: &CatalogueModel) -> Value {
+    let chat = model.kind == ModelKind::Chat;
+    json!({
+        "id": model.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": "chancery",
+        "name": model.id,
+        "type": "base",
+        "capabilities": {
+            "completion_chat": chat,
+            "vision": chat && model.image_max_tokens.is_some(),
+        },
+    })
 }
 
 async fn chat_completions(

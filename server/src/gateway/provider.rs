@@ -174,6 +174,7 @@ fn mock_embeddings(request: &Map<String, Value>) -> Answer {
     Answer::Json {
         status: 200,
         body: json!({
+            "id": format!("embd-mock-{}", uuid::Uuid::new_v4().simple()),
             "object": "list", "model": model, "provider": "mock", "data": data,
             "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
         }),

@@ -83,7 +83,22 @@ async fn keys_billing_models_and_rate_limits_are_enforced(app: TestApp) {
 
     let models = app.gateway("GET", "/v1/models", &key, None).await;
     assert_eq!(models.status, StatusCode::OK, "{}", models.body);
-    assert!(models.json()["data"].as_array().unwrap().iter().any(|m| m["id"] == "mistral-large-latest"));
+    let listed = models.json();
+    let card = |id: &str| listed["data"].as_array().unwrap().iter().find(|m| m["id"] == id).cloned().unwrap();
+    // OpenAI's list of models, each a Mistral model card too (what the mistralai SDK reads).
+    assert_eq!(card("mistral-large-latest")["object"], "model");
+    assert_eq!(card("mistral-large-latest")["type"], "base");
+    assert_eq!(card("mistral-large-latest")["capabilities"]["completion_chat"], true);
+    assert_eq!(card("mistral-embed")["capabilities"]["completion_chat"], false);
+    // Machine paths that name nothing are JSON 404s, not the web app's page.
+    for path in ["/v1/nothing-here", "/api/nothing-here", "/v1/admin/nothing-here"] {
+        let missing = app.gateway("GET", path, &key, None).await;
+        assert_eq!(
+            (missing.status, missing.json()["error"]["type"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found_error")),
+            "{path}"
+        );
+    }
     for (bearer, expected) in [
         (admin_key.as_str(), "admin_key_not_allowed"),
         ("chy_ws_AAAAAAAAAAAA_0000000000000000000000000000000000000000000", "invalid_api_key"),
@@ -115,6 +130,7 @@ async fn keys_billing_models_and_rate_limits_are_enforced(app: TestApp) {
         (embedded.status, embedded.json()["data"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(2))
     );
+    assert!(embedded.json()["id"].as_str().is_some_and(|id| !id.is_empty()), "the mistralai SDK needs an id");
     let unknown = app.gateway("POST", "/v1/chat/completions", &key, Some(chat("gpt-9", "Hi"))).await;
     assert_eq!((unknown.status, code(&unknown).as_str()), (StatusCode::NOT_FOUND, "model_not_found"));
     let bad = app

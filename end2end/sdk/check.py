@@ -1,0 +1,104 @@
+"""Drives a running Chancery's gateway with the official `openai` and
+`mistralai` Python SDKs, unmodified, as users' code does: models, chat,
+streaming (with usage), embeddings, and the SDKs' error classes for 401, 403
+and 429.
+
+Usage: check.py BASE_URL, with three workspace API keys in the environment:
+  CHANCERY_KEY             any model
+  CHANCERY_KEY_RESTRICTED  allowed mistral-small-latest only
+  CHANCERY_KEY_LIMITED     one request per minute
+Prints one line per check; exits 1 at the first failure.
+"""
+
+import os
+import sys
+
+import openai
+from mistralai.client import Mistral
+from mistralai.client.errors import MistralError
+
+CHAT_MODEL = "mistral-small-latest"
+OTHER_MODEL = "mistral-large-latest"
+EMBED_MODEL = "mistral-embed"
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+BAD_KEY = "chy_ws_AAAAAAAAAAAA_" + "0" * 43
+
+
+def check(name, condition, detail=""):
+    print(f"{'ok' if condition else 'FAILED':6} {name}{': ' + str(detail) if detail and not condition else ''}")
+    if not condition:
+        sys.exit(1)
+
+
+def status_of(call):
+    """The HTTP status an SDK call failed with (None if it succeeded), and the exception."""
+    try:
+        call()
+    except openai.APIStatusError as err:
+        return err.status_code, err
+    except MistralError as err:
+        return err.status_code, err
+    return None, None
+
+
+def with_openai(base, key, restricted, limited):
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+    ids = [m.id for m in client.models.list()]
+    check("openai: models.list", CHAT_MODEL in ids and EMBED_MODEL in ids, ids)
+    answer = client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=32)
+    check("openai: chat", bool(answer.choices[0].message.content) and answer.usage.total_tokens > 0, answer)
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=MESSAGES, max_tokens=32, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = [c.usage for c in chunks if c.usage]
+    check("openai: chat streamed, with usage", bool(text) and usage and usage[-1].total_tokens > 0, chunks[-1])
+    embedded = client.embeddings.create(model=EMBED_MODEL, input=["a", "b"])
+    check("openai: embeddings", len(embedded.data) == 2 and len(embedded.data[0].embedding) > 0, embedded)
+
+    status, err = status_of(lambda: openai.OpenAI(base_url=f"{base}/v1", api_key=BAD_KEY, max_retries=0).models.list())
+    check("openai: unknown key is AuthenticationError", isinstance(err, openai.AuthenticationError), err)
+    only_small = openai.OpenAI(base_url=f"{base}/v1", api_key=restricted, max_retries=0)
+    status, err = status_of(lambda: only_small.chat.completions.create(model=OTHER_MODEL, messages=MESSAGES, max_tokens=8))
+    check("openai: a model not allowed is PermissionDeniedError", isinstance(err, openai.PermissionDeniedError), err)
+    one_a_minute = openai.OpenAI(base_url=f"{base}/v1", api_key=limited, max_retries=0)
+    statuses = [status_of(lambda: one_a_minute.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=8)) for _ in range(2)]
+    check("openai: over the rate limit is RateLimitError", isinstance(statuses[-1][1], openai.RateLimitError), statuses)
+
+
+def with_mistralai(base, key, restricted, limited):
+    client = Mistral(api_key=key, server_url=base)
+    cards = client.models.list().data
+    ids = [card.id for card in cards]
+    check("mistralai: models.list", CHAT_MODEL in ids and EMBED_MODEL in ids, ids)
+    chat_card = next(card for card in cards if card.id == CHAT_MODEL)
+    check("mistralai: model cards say what a model does", chat_card.capabilities.completion_chat, chat_card)
+    answer = client.chat.complete(model=CHAT_MODEL, messages=MESSAGES, max_tokens=32)
+    check("mistralai: chat.complete", bool(answer.choices[0].message.content) and answer.usage.total_tokens > 0, answer)
+    events = list(client.chat.stream(model=CHAT_MODEL, messages=MESSAGES, max_tokens=32))
+    text = "".join(e.data.choices[0].delta.content or "" for e in events if e.data.choices)
+    check("mistralai: chat.stream", bool(text), events[-1] if events else None)
+    embedded = client.embeddings.create(model=EMBED_MODEL, inputs=["a", "b"])
+    check("mistralai: embeddings.create", len(embedded.data) == 2, embedded)
+
+    status, err = status_of(lambda: Mistral(api_key=BAD_KEY, server_url=base).models.list())
+    check("mistralai: unknown key is a 401", status == 401, err)
+    status, err = status_of(lambda: Mistral(api_key=restricted, server_url=base).chat.complete(model=OTHER_MODEL, messages=MESSAGES, max_tokens=8))
+    check("mistralai: a model not allowed is a 403", status == 403, err)
+    status, err = status_of(lambda: Mistral(api_key=limited, server_url=base).chat.complete(model=CHAT_MODEL, messages=MESSAGES, max_tokens=8))
+    check("mistralai: over the rate limit is a 429", status == 429, err)
+
+
+def main():
+    base = sys.argv[1].rstrip("/")
+    keys = [os.environ[name] for name in ("CHANCERY_KEY", "CHANCERY_KEY_RESTRICTED", "CHANCERY_KEY_LIMITED")]
+    with_openai(base, *keys)
+    # The limited key's one request of the minute is spent: the mistralai SDK meets the limit at once.
+    with_mistralai(base, *keys)
+    print(f"sdks: openai {openai.__version__}, mistralai: every check passed")
+
+
+if __name__ == "__main__":
+    main()
