@@ -48,6 +48,7 @@ pub struct ApiKeyOut {
     /// Null: the models the workspace allows.
     pub allowed_models: Option<Vec<String>>,
     /// The key's own limit; null: only the workspace's.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub requests_per_minute: Option<i64>,
     pub owner_email: Option<String>,
     /// `active`, `rotating` (replaced; works until `expiration_date`), `expired` or `revoked`.
@@ -108,9 +109,12 @@ pub struct ApiKeysOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeysQuery {
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    #[param(minimum = 0, maximum = 1000000000)]
     pub offset: Option<i64>,
     /// Part of the name, or the key's last 4 characters.
     pub name: Option<String>,
@@ -140,12 +144,18 @@ pub struct ApiKeyIn {
     pub workspace_uuid: uuid::Uuid,
     /// The Organization member the key is for.
     pub user_id: uuid::Uuid,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// `YYYY-MM-DD`: the key works through that day (UTC).
     pub expiration: Option<String>,
     /// Narrower than the workspace's allow-list; null for the workspace's.
     pub allowed_models: Option<Vec<String>>,
     /// The key's own limit (1 to 1,000,000), within the workspace's; null for only the workspace's.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub requests_per_minute: Option<i64>,
 }
 
@@ -191,6 +201,7 @@ pub async fn revoke_key(
 #[derive(Deserialize, ToSchema)]
 pub struct RotateIn {
     /// How long the old key keeps working: 0 to 720 hours (default 24).
+    #[schema(minimum = 0, maximum = 720)]
     pub grace_hours: Option<i64>,
 }
 

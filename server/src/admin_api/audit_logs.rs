@@ -62,6 +62,7 @@ pub struct AuditLogsOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditLogsQuery {
     /// Part of the actor's email or key name, or an actor id.
     pub actor: Option<String>,
@@ -72,8 +73,10 @@ pub struct AuditLogsQuery {
     /// Last day, `YYYY-MM-DD` (UTC), inclusive.
     pub to: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<i64>,
 }
 

@@ -73,6 +73,7 @@ pub async fn get_billing(State(state): State<AppState>, key: AdminKey) -> Result
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LimitQuery {
     /// A workspace; without it, the Organization.
     pub workspace_uuid: Option<uuid::Uuid>,
@@ -193,6 +194,7 @@ pub async fn set_spend_limit(
 pub struct RateLimitOut {
     pub workspace_uuid: uuid::Uuid,
     /// Null: no limit.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub requests_per_minute: Option<i64>,
     /// Null: every model of the catalogue.
     pub allowed_models: Option<Vec<String>>,
@@ -209,6 +211,7 @@ impl From<WorkspaceLimits> for RateLimitOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RateLimitQuery {
     pub workspace_uuid: uuid::Uuid,
 }
@@ -229,6 +232,7 @@ pub async fn get_rate_limit(
 pub struct RateLimitIn {
     pub workspace_uuid: uuid::Uuid,
     /// Null or absent: no limit.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub requests_per_minute: Option<i64>,
     /// Null or absent: every model.
     pub allowed_models: Option<Vec<String>>,

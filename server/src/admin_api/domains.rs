@@ -50,6 +50,11 @@ pub struct DomainsOut {
 #[derive(Deserialize, ToSchema)]
 pub struct DomainIn {
     /// e.g. `example.com`.
+    #[schema(
+        min_length = 3,
+        max_length = 253,
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"
+    )]
     pub domain: String,
 }
 
@@ -78,6 +83,11 @@ pub async fn claim_domain(
     Ok((StatusCode::CREATED, Json(claimed.into())))
 }
 
+/// A domain in the path: what is not a domain names nothing here (404).
+fn claimed(domain: &str) -> Result<String, ApiError> {
+    domains::normalize(domain).map_err(|_| ApiError(app::AppError::NotFound))
+}
+
 /// Verify a claimed domain by its TXT record.
 #[utoipa::path(post, path = "/domains/{domain}/verify", tag = "domains",
     params(("domain" = String, Path, description = "The claimed domain")),
@@ -90,6 +100,7 @@ pub async fn verify_domain(
     key: AdminKey,
     Path(domain): Path<String>,
 ) -> Result<Json<DomainOut>, ApiError> {
+    let domain = claimed(&domain)?;
     let verified =
         domains::verify(&state.db, state.dns.as_ref(), &key.actor, &key.client, key.org_id, &domain).await?;
     Ok(Json(verified.into()))
@@ -105,6 +116,7 @@ pub async fn remove_domain(
     key: AdminKey,
     Path(domain): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let domain = claimed(&domain)?;
     domains::remove(&state.db, &key.actor, &key.client, key.org_id, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -58,8 +58,19 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // `?name=` says nothing: the parameter is absent, not an empty value to validate.
+        let given: Vec<&str> = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !pair.ends_with('='))
+            .collect();
+        let uri: http::Uri = format!("/?{}", given.join("&"))
+            .parse()
+            .map_err(|_| ApiError(AppError::BadRequest("The query string cannot be read.".into())))?;
+        match Query::<T>::try_from_uri(&uri) {
             Ok(Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
         }

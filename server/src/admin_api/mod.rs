@@ -108,7 +108,7 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         domains::verify_domain,
         domains::remove_domain,
     ),
-    modifiers(&ApiKeyHeader),
+    modifiers(&ApiKeyHeader, &StandardAnswers),
     security(("api_key" = [])),
     tags(
         (name = "roles", description = "The role catalogue"),
@@ -133,6 +133,90 @@ impl Modify for ApiKeyHeader {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
         );
+    }
+}
+
+/// What every operation has without each handler saying it: the path
+/// parameters its path names, and the errors any of them can answer, in the
+/// shared error shape (401 for a bad key; 400 where it takes input; 404 where
+/// it names a resource; 413 for a body over the limit).
+struct StandardAnswers;
+
+impl Modify for StandardAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            path::{Parameter, ParameterBuilder, ParameterIn},
+            schema::{ObjectBuilder, Type},
+            ContentBuilder, Ref, Required, ResponseBuilder,
+        };
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let error = ObjectBuilder::new()
+            .property(
+                "error",
+                ObjectBuilder::new()
+                    .property("type", text())
+                    .property("code", text())
+                    .property("message", text())
+                    .property(
+                        "param",
+                        ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                            Type::String,
+                            Type::Null,
+                        ])),
+                    )
+                    .required("type")
+                    .required("code")
+                    .required("message"),
+            )
+            .required("error");
+        openapi.components.get_or_insert_with(Default::default).schemas.insert("Error".into(), error.into());
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let named: Vec<&str> =
+                path.split('/').filter_map(|part| part.strip_prefix('{')?.strip_suffix('}')).collect();
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                for name in &named {
+                    let declared =
+                        parameters.iter().any(|p| p.name == *name && p.parameter_in == ParameterIn::Path);
+                    if !declared {
+                        let parameter: Parameter = ParameterBuilder::new()
+                            .name(*name)
+                            .parameter_in(ParameterIn::Path)
+                            .required(Required::True)
+                            .schema(Some(text()))
+                            .build();
+                        parameters.push(parameter);
+                    }
+                }
+                let takes_input = operation.request_body.is_some()
+                    || parameters.iter().any(|p| p.parameter_in == ParameterIn::Query);
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses.entry(status.to_string()).or_insert_with(|| answer(description).into());
+                };
+                add("401", "Missing, unknown, revoked or expired Admin API key.");
+                if takes_input {
+                    add("400", "Bad input: the error's `param` names the field.");
+                }
+                if !named.is_empty() {
+                    add("404", "Nothing by that id in this Organization.");
+                }
+                if operation.request_body.is_some() {
+                    add("413", "The body is over 1 MiB.");
+                }
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use utoipa::IntoParams;
 use super::{AdminKey, ApiError, ApiQuery};
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQueryIn {
     /// Unix seconds or RFC 3339 (inclusive). Required unless `month` and `year` are given.
     pub start_time: Option<String>,
@@ -28,7 +29,9 @@ pub struct UsageQueryIn {
     pub group_by: Option<String>,
     pub workspace_id: Option<uuid::Uuid>,
     /// With `year`: Mistral's monthly summary per model.
+    #[param(minimum = 1, maximum = 12)]
     pub month: Option<u32>,
+    #[param(minimum = 2000, maximum = 9999)]
     pub year: Option<i32>,
 }
 

@@ -53,10 +53,13 @@ pub struct UserGroupsOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GroupsQuery {
     /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<i64>,
     /// Keep groups whose name contains this text (any case).
     pub search: Option<String>,
@@ -89,6 +92,11 @@ pub async fn list_groups(
 
 #[derive(Deserialize, ToSchema)]
 pub struct UserGroupIn {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -123,6 +131,11 @@ pub async fn get_group(
 
 #[derive(Deserialize, ToSchema)]
 pub struct UserGroupUpdateIn {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     pub description: Option<String>,
 }

@@ -53,10 +53,13 @@ pub struct WorkspacesOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page number, from 1.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<i64>,
 }
 
@@ -95,6 +98,11 @@ pub async fn get_workspace(
 
 #[derive(Deserialize, ToSchema)]
 pub struct WorkspaceIn {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// An Organization member who becomes the workspace's Admin.
     pub admin_user_id: uuid::Uuid,
@@ -120,6 +128,11 @@ pub async fn create_workspace(
 
 #[derive(Deserialize, ToSchema)]
 pub struct WorkspaceUpdateIn {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     pub description: Option<String>,
     pub icon: Option<String>,

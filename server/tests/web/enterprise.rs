@@ -259,6 +259,27 @@ async fn admin_api_describes_itself(app: TestApp) {
     assert!(spec["paths"]["/roles"]["get"].is_object());
     assert!(spec["paths"]["/workspaces/{workspace_uuid}"]["get"].is_object());
     assert_eq!(spec["components"]["securitySchemes"]["api_key"]["name"], "x-api-key");
+    // Every operation declares the parameters of its path, and only those, as path
+    // parameters; query parameters are query parameters; a bad key's 401 is documented.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let named: Vec<&str> =
+            path.split('/').filter_map(|p| p.strip_prefix('{')?.strip_suffix('}')).collect();
+        for (method, operation) in item.as_object().unwrap() {
+            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let in_path: Vec<&str> = parameters
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(in_path.len(), named.len(), "{method} {path}: {in_path:?}");
+            assert!(named.iter().all(|n| in_path.contains(n)), "{method} {path}: {in_path:?}");
+            assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+        }
+    }
+    let paged = &spec["paths"]["/users"]["get"]["parameters"];
+    let page = paged.as_array().unwrap().iter().find(|p| p["name"] == "page").unwrap();
+    assert_eq!((page["in"].as_str(), page["required"].as_bool()), (Some("query"), Some(false)));
+    assert_eq!(page["schema"]["minimum"], 1);
     let docs = machine.send(api("/api/admin/docs", None)).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(docs.body.contains("GET /workspaces/{workspace_uuid}"));
