@@ -70,9 +70,9 @@ if $with_tests; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
     for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  # Journeys run scim2-tester (SCIM compliance) and the official openai and mistralai SDKs.
+  # Journeys run scim2-tester (SCIM), schemathesis (Admin API) and the official openai and mistralai SDKs.
   if ! cmp -s end2end/python-requirements.txt end2end/.venv/installed.txt; then
-    step "Installing scim2-tester and the openai and mistralai SDKs from PyPI"
+    step "Installing scim2-tester, schemathesis and the openai and mistralai SDKs from PyPI"
     python3 -m venv end2end/.venv
     end2end/.venv/bin/pip install -q -r end2end/python-requirements.txt
     cp end2end/python-requirements.txt end2end/.venv/installed.txt

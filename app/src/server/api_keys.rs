@@ -268,10 +268,12 @@ pub struct KeyFilter {
 
 /// The organization's keys, newest first.
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> AppResult<Vec<ApiKeyView>> {
-    if !(1..=paging::MAX_PAGE_SIZE).contains(&filter.limit) || filter.offset < 0 {
+    if !(1..=paging::MAX_PAGE_SIZE).contains(&filter.limit)
+        || !(0..=paging::MAX_OFFSET).contains(&filter.offset)
+    {
         return Err(AppError::invalid(
             "limit",
-            format!("limit is 1 to {}, offset 0 or more.", paging::MAX_PAGE_SIZE),
+            format!("limit is 1 to {}, offset 0 to {}.", paging::MAX_PAGE_SIZE, paging::MAX_OFFSET),
         ));
     }
     let mut conn = db.pool().acquire().await?;

@@ -3,6 +3,10 @@
 use crate::error::{AppError, AppResult};
 
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// No list is paged further: a million pages of 100.
+pub const MAX_PAGE: i64 = 1_000_000;
+/// The furthest offset of lists paged by `limit` and `offset`.
+pub const MAX_OFFSET: i64 = 1_000_000_000;
 
 /// Every item of a paged listing, for pages that show them all:
 /// `fetch(page, page_size)` is called until the last page.
@@ -23,7 +27,7 @@ where
     Ok(all)
 }
 
-/// Checks `page` (from 1) and `page_size` (1 to 100).
+/// Checks `page` (1 to a million) and `page_size` (1 to 100).
 pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64, i64)> {
     let page = page.unwrap_or(1);
     let page_size = page_size.unwrap_or(20);
@@ -36,9 +40,8 @@ pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> AppResult<(i64,
             format!("page_size must be between 1 and {MAX_PAGE_SIZE}."),
         ));
     }
-    // The page's offset, `(page - 1) * page_size`, must be a number both engines take.
-    if (page - 1).checked_mul(page_size).is_none() {
-        return Err(AppError::invalid("page", format!("page must be at most {}.", i64::MAX / page_size)));
+    if page > MAX_PAGE {
+        return Err(AppError::invalid("page", format!("page must be at most {MAX_PAGE}.")));
     }
     Ok((page, page_size))
 }

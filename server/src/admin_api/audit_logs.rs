@@ -69,11 +69,13 @@ pub struct AuditLogsQuery {
     /// An event type (`user.log_in`) or a prefix of one (`organization.`).
     pub event_type: Option<String>,
     /// First day, `YYYY-MM-DD` (UTC), inclusive.
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC), inclusive.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -89,6 +91,12 @@ pub async fn list_audit_logs(
     key: AdminKey,
     ApiQuery(q): ApiQuery<AuditLogsQuery>,
 ) -> Result<Json<AuditLogsOut>, ApiError> {
+    // The Admin Panel's form sends empty dates for "any"; here a date given is a date.
+    for (field, day) in [("from", &q.from), ("to", &q.to)] {
+        if day.as_deref().is_some_and(|day| day.trim().is_empty()) {
+            return Err(app::AppError::invalid(field, format!("{field} is a day, YYYY-MM-DD.")).into());
+        }
+    }
     let query = AuditQuery {
         actor: q.actor.unwrap_or_default(),
         action: q.event_type.unwrap_or_default(),

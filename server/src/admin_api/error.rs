@@ -58,19 +58,8 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // `?name=` says nothing: the parameter is absent, not an empty value to validate.
-        let given: Vec<&str> = parts
-            .uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|pair| !pair.is_empty() && !pair.ends_with('='))
-            .collect();
-        let uri: http::Uri = format!("/?{}", given.join("&"))
-            .parse()
-            .map_err(|_| ApiError(AppError::BadRequest("The query string cannot be read.".into())))?;
-        match Query::<T>::try_from_uri(&uri) {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
         }
@@ -86,12 +75,51 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        let bad = |message: String| ApiError(AppError::BadRequest(message)).into_response();
+        let mut value = match Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(Json(value)) => value,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(rejection.into_response())
+                return Err(rejection.into_response())
             }
-            Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text())).into_response()),
+            Err(rejection) => return Err(bad(rejection.body_text())),
+        };
+        // serde would read a struct from an array too: every body here is an object.
+        if !value.is_object() {
+            return Err(bad("The body must be a JSON object.".into()));
         }
+        whole_numbers_as_integers(&mut value);
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|err| bad(format!("Failed to deserialize the JSON body: {err}")))
+    }
+}
+
+/// JSON Schema's `integer` includes `504.0`; serde's integers do not. Numbers
+/// without a fraction become integers, so every integer field reads them.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|f| number.is_f64() && f.fract() == 0.0) {
+                if (i64::MIN as f64..=i64::MAX as f64).contains(&float) {
+                    *value = Value::from(float as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn whole_numbers_read_as_integers_and_fractions_stay() {
+        let mut body = json!({"grace_hours": 504.0, "nested": [2.0, 2.5], "big": 1e300});
+        super::whole_numbers_as_integers(&mut body);
+        assert_eq!(body, json!({"grace_hours": 504, "nested": [2, 2.5], "big": 1e300}));
     }
 }

@@ -139,7 +139,7 @@ impl Modify for ApiKeyHeader {
 /// What every operation has without each handler saying it: the path
 /// parameters its path names, and the errors any of them can answer, in the
 /// shared error shape (401 for a bad key; 400 where it takes input; 404 where
-/// it names a resource; 413 for a body over the limit).
+/// it names a resource or takes input that may; 413 for a body over the limit).
 struct StandardAnswers;
 
 impl Modify for StandardAnswers {
@@ -209,8 +209,8 @@ impl Modify for StandardAnswers {
                 if takes_input {
                     add("400", "Bad input: the error's `param` names the field.");
                 }
-                if !named.is_empty() {
-                    add("404", "Nothing by that id in this Organization.");
+                if !named.is_empty() || takes_input {
+                    add("404", "Nothing by that id (in the path, query or body) in this Organization.");
                 }
                 if operation.request_body.is_some() {
                     add("413", "The body is over 1 MiB.");

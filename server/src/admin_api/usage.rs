@@ -20,12 +20,20 @@ use super::{AdminKey, ApiError, ApiQuery};
 #[into_params(parameter_in = Query)]
 pub struct UsageQueryIn {
     /// Unix seconds or RFC 3339 (inclusive). Required unless `month` and `year` are given.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub start_time: Option<String>,
     /// Unix seconds or RFC 3339 (exclusive); default now.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub end_time: Option<String>,
     /// `1h` or `1d` (default).
+    #[param(pattern = r"^(1h|1d)$")]
     pub bucket_width: Option<String>,
     /// `workspace_id`, `model` or `api_key_id`.
+    #[param(pattern = r"^(workspace_id|model|api_key_id)$")]
     pub group_by: Option<String>,
     pub workspace_id: Option<uuid::Uuid>,
     /// With `year`: Mistral's monthly summary per model.
@@ -94,6 +102,14 @@ pub async fn get_usage(
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = query.workspace_id.map(|w| w.to_string());
     if let (Some(month), Some(year)) = (query.month, query.year) {
+        // One period, said one way: a month, or times.
+        for (field, given) in [("start_time", &query.start_time), ("end_time", &query.end_time)] {
+            if given.is_some() {
+                return Err(
+                    AppError::invalid(field, format!("Give month and year, or {field}, not both.")).into()
+                );
+            }
+        }
         let start = Utc
             .with_ymd_and_hms(year, month, 1, 0, 0, 0)
             .single()

@@ -78,7 +78,7 @@ pub struct UsersOut {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<i64>,

@@ -56,7 +56,7 @@ pub struct WorkspacesOut {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]

@@ -22,6 +22,7 @@ crate::on_both_databases!(
     admin_api_key_is_shown_once_and_scoped_to_its_organization,
     expired_and_revoked_keys_are_refused,
     admin_api_describes_itself,
+    admin_api_reads_input_as_its_document_says,
     backoffice_server_functions_serve_enterprise_admins_only,
 );
 
@@ -286,6 +287,39 @@ async fn admin_api_describes_itself(app: TestApp) {
     let unknown = machine.send(api("/api/admin/nothing-here", None)).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+}
+
+/// What schemathesis found: input the document allows is read, input it
+/// forbids is refused, and rules it cannot express are 400s naming the field.
+async fn admin_api_reads_input_as_its_document_says(app: TestApp) {
+    let org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let field = |r: &crate::common::TestResponse| r.json()["error"]["param"].as_str().map(String::from);
+    // A JSON Schema integer may be written 2.0; a body is an object, never an array.
+    let group =
+        app.api("POST", "/api/admin/user-groups", &key, Some(serde_json::json!({"name": "Ops"}))).await;
+    let id = group.json()["uuid"].as_str().unwrap().to_string();
+    let body =
+        serde_json::json!({"workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "k"});
+    let made = app.api("POST", "/api/admin/api-keys", &key, Some(body)).await.json();
+    let rotate = format!("/api/admin/api-keys/{}/rotate", made["key_id"].as_str().unwrap());
+    let rotated = app.api("POST", &rotate, &key, Some(serde_json::json!({"grace_hours": 2.0}))).await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    let array = app
+        .api("PATCH", &format!("/api/admin/user-groups/{id}"), &key, Some(serde_json::json!([null, null])))
+        .await;
+    assert_eq!(array.status, StatusCode::BAD_REQUEST, "{}", array.body);
+    // Bounds the document states hold; a period is a month or times, not both; a date given is a date.
+    let beyond = app.api("GET", "/api/admin/users?page=1000001", &key, None).await;
+    assert_eq!((beyond.status, field(&beyond).as_deref()), (StatusCode::BAD_REQUEST, Some("page")));
+    let far = app.api("GET", "/api/admin/api-keys?offset=1000000001", &key, None).await;
+    assert_eq!(far.status, StatusCode::BAD_REQUEST);
+    let both = app.api("GET", "/api/admin/usage?month=5&year=2026&start_time=0", &key, None).await;
+    assert_eq!((both.status, field(&both).as_deref()), (StatusCode::BAD_REQUEST, Some("start_time")));
+    let empty = app.api("GET", "/api/admin/audit-logs?to=", &key, None).await;
+    assert_eq!((empty.status, field(&empty).as_deref()), (StatusCode::BAD_REQUEST, Some("to")));
+    // A malformed domain in a path names nothing.
+    assert_eq!(app.api("DELETE", "/api/admin/domains/0", &key, None).await.status, StatusCode::NOT_FOUND);
 }
 
 async fn backoffice_server_functions_serve_enterprise_admins_only(app: TestApp) {
