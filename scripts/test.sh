@@ -26,8 +26,9 @@ cargo leptos build --release
 
 step "Browser journeys (headless Chromium)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Each journey sends its own X-Forwarded-For (see end2end/tests/helpers.ts): many people, not one address.
 DATABASE_URL="sqlite://$work/e2e.db?mode=rwc" LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
-  RUST_LOG=warn target/release/chancery serve >"$work/server.log" 2>&1 &
+  CHANCERY_TRUSTED_PROXIES=1 RUST_LOG=warn target/release/chancery serve >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break

@@ -9,7 +9,20 @@ import { test as base, expect, type Page } from "@playwright/test";
  * Playwright's `test`, failing any journey in which a page threw: a hydration
  * mismatch panics the wasm and leaves a page that looks right but is dead.
  */
-export const test = base.extend<{ pageErrors: void }>({
+export const test = base.extend<{ pageErrors: void; clientAddress: void }>({
+  /**
+   * Each journey is another person on another machine: the server (started with
+   * CHANCERY_TRUSTED_PROXIES=1) sees its own client address, as behind a proxy,
+   * so per-address throttles (20 open sign-ups an hour) count journeys apart.
+   */
+  clientAddress: [
+    async ({ context }, use) => {
+      const octet = () => Math.floor(Math.random() * 254) + 1;
+      await context.setExtraHTTPHeaders({ "X-Forwarded-For": `198.18.${octet()}.${octet()}` });
+      await use();
+    },
+    { auto: true },
+  ],
   pageErrors: [
     async ({ context }, use) => {
       const errors: string[] = [];
