@@ -274,3 +274,26 @@ pub fn router() -> Router<AppState> {
         .route("/docs", get(reference::page))
         .fallback(|| async { ApiError(app::AppError::NotFound) })
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    /// The document clients are generated from changes only on purpose: a change
+    /// shows here as a diff of `server/openapi.json`, rewritten with
+    /// `CHANCERY_UPDATE_OPENAPI=1 cargo test -p server --lib openapi` and reviewed.
+    #[test]
+    fn the_openapi_document_changes_only_on_purpose() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+        let current = serde_json::to_string_pretty(&super::ApiDoc::openapi()).unwrap() + "\n";
+        if std::env::var_os("CHANCERY_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &current).unwrap();
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            kept == current,
+            "The Admin API's OpenAPI document changed. If that is intended, run \
+             `CHANCERY_UPDATE_OPENAPI=1 cargo test -p server --lib openapi` and commit server/openapi.json."
+        );
+    }
+}
