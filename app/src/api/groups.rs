@@ -50,8 +50,9 @@ pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError
     let granted = groups::grants_of_group(&state.db, &me, org.id, group_id).await?;
     let present: Vec<_> = in_group.iter().map(|m| m.user_id).collect();
     let candidates = members::others(&state.db, &me, org.id, &present).await?;
+    let active = workspaces::WorkspaceFilter::default();
     let open_workspaces = paging::all_pages(|page, size| {
-        workspaces::workspaces_page(&state.db, &me, org.id, Some(page), Some(size))
+        workspaces::workspaces_page(&state.db, &me, org.id, &active, Some(page), Some(size))
     })
     .await?
     .into_iter()

@@ -13,7 +13,9 @@ pub async fn create_workspace(name: String, description: String, icon: String) -
     use crate::server::{request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let fields = workspaces::WorkspaceFields { name, description, icon };
-    workspaces::create(&state.db, &me, &request::client(&state), org.id, fields, None).await.map(|_| ())
+    workspaces::create(&state.db, &me, &request::client(&state), org.id, fields, None, false)
+        .await
+        .map(|_| ())
 }
 
 #[server(prefix = "/_fn", endpoint = "workspaces/update")]

@@ -51,27 +51,43 @@ impl From<WorkspaceRow> for WorkspaceSummary {
     }
 }
 
-/// The organization's active workspaces, oldest first, for its administrators.
+/// Which of the organization's workspaces a listing shows.
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceFilter {
+    /// Keep those whose name contains this (any case).
+    pub search: Option<String>,
+    /// Archived workspaces instead of active ones.
+    pub archived: bool,
+}
+
+/// The organization's workspaces (active ones, or archived ones), oldest
+/// first, for its administrators.
 pub async fn workspaces_page(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
+    filter: &WorkspaceFilter,
     page: Option<i64>,
     page_size: Option<i64>,
 ) -> AppResult<Page<WorkspaceSummary>> {
     let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let (total,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND archived_at IS NULL")
-            .bind(org_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
-        "{SELECT_WORKSPACES} WHERE w.org_id = $1 AND w.archived_at IS NULL
-         ORDER BY w.created_at, w.id LIMIT $2 OFFSET $3"
+    let archived = if filter.archived { "w.archived_at IS NOT NULL" } else { "w.archived_at IS NULL" };
+    let pattern = format!("%{}%", filter.search.as_deref().unwrap_or_default().trim().to_lowercase());
+    let (total,): (i64,) = sqlx::query_as(&format!(
+        "SELECT COUNT(*) FROM workspaces w WHERE w.org_id = $1 AND {archived} AND LOWER(w.name) LIKE $2"
     ))
     .bind(org_id)
+    .bind(&pattern)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
+        "{SELECT_WORKSPACES} WHERE w.org_id = $1 AND {archived} AND LOWER(w.name) LIKE $2
+         ORDER BY w.created_at, w.id LIMIT $3 OFFSET $4"
+    ))
+    .bind(org_id)
+    .bind(&pattern)
     .bind(page_size)
     .bind((page - 1) * page_size)
     .fetch_all(&mut *conn)
@@ -161,7 +177,9 @@ fn clean(fields: &WorkspaceFields) -> AppResult<WorkspaceFields> {
     Ok(WorkspaceFields { name: validate::label("name", "Workspace name", &fields.name)?, description, icon })
 }
 
-/// Creates a workspace; `admin` (an organization member) becomes its workspace Admin.
+/// Creates a workspace; `admin` (an organization member) becomes its workspace
+/// Admin, and with `all_members` every member of the organization joins it as
+/// a workspace Member.
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -169,6 +187,7 @@ pub async fn create(
     org_id: OrgId,
     fields: WorkspaceFields,
     admin: Option<UserId>,
+    all_members: bool,
 ) -> AppResult<WorkspaceSummary> {
     let fields = clean(&fields)?;
     let admin = admin.or(actor.user_id());
@@ -189,9 +208,25 @@ pub async fn create(
         require_org_member(&mut tx, org_id, admin, "admin_user_id").await?;
         upsert_member(&mut tx, id, admin, WorkspaceRole::Admin).await?;
     }
-    let event = AuditEvent::new("workspace.create", "workspace", id)
-        .in_org(org_id)
-        .with_details(serde_json::json!({ "name": fields.name, "admin_user_id": admin }));
+    let members_added = if all_members {
+        sqlx::query(
+            "INSERT INTO workspace_members (workspace_id, user_id, role, created_at)
+             SELECT $1, m.user_id, $2, $3 FROM org_members m WHERE m.org_id = $4
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(WorkspaceRole::Member.as_str())
+        .bind(now)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
+    let event = AuditEvent::new("workspace.create", "workspace", id).in_org(org_id).with_details(
+        serde_json::json!({ "name": fields.name, "admin_user_id": admin, "members_added": members_added }),
+    );
     audit::record(&mut tx, &org_admin, client, event).await?;
     tx.commit().await?;
     workspace(db, actor, org_id, id).await

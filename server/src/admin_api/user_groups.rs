@@ -99,6 +99,7 @@ pub struct UserGroupIn {
     )]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
@@ -137,6 +138,7 @@ pub struct UserGroupUpdateIn {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: Option<String>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 

@@ -195,6 +195,9 @@ pub struct InviteIn {
     pub email: String,
     #[serde(flatten)]
     pub roles: RolesIn,
+    /// Not supported: a 400 if not empty. Add people to workspaces once they joined.
+    #[serde(default)]
+    pub workspace_uuids: Vec<uuid::Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -213,6 +216,14 @@ pub async fn invite_users(
     key: AdminKey,
     ApiJson(body): ApiJson<InviteIn>,
 ) -> Result<Json<InvitesCreatedOut>, ApiError> {
+    // Accepted and ignored would be a lie: the invitation would not give them.
+    if !body.workspace_uuids.is_empty() {
+        return Err(AppError::invalid(
+            "workspace_uuids",
+            "Invitations do not carry workspaces yet: add people to workspaces once they joined.",
+        )
+        .into());
+    }
     let roles = body.roles.parse()?;
     let mut out = InvitesCreatedOut {
         already_members: Vec::new(),

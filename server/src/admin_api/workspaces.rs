@@ -63,17 +63,35 @@ pub struct PageQuery {
     pub page_size: Option<i64>,
 }
 
-/// List the Organization's active workspaces.
-#[utoipa::path(get, path = "/workspaces", tag = "workspaces", params(PageQuery),
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WorkspacesQuery {
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
+    pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub page_size: Option<i64>,
+    /// Keep workspaces whose name contains this (any case).
+    pub search: Option<String>,
+    /// True: the archived workspaces instead of the active ones.
+    pub is_archived: Option<bool>,
+}
+
+/// List the Organization's workspaces: the active ones, or with `is_archived=true` the archived ones.
+#[utoipa::path(get, path = "/workspaces", tag = "workspaces", params(WorkspacesQuery),
     responses((status = 200, body = WorkspacesOut), (status = 400, description = "Bad paging"),
               (status = 401, description = "Missing, unknown, expired or revoked key")))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     key: AdminKey,
-    ApiQuery(query): ApiQuery<PageQuery>,
+    ApiQuery(query): ApiQuery<WorkspacesQuery>,
 ) -> Result<Json<WorkspacesOut>, ApiError> {
+    let filter =
+        workspaces::WorkspaceFilter { search: query.search, archived: query.is_archived.unwrap_or(false) };
     let page =
-        workspaces::workspaces_page(&state.db, &key.actor, key.org_id, query.page, query.page_size).await?;
+        workspaces::workspaces_page(&state.db, &key.actor, key.org_id, &filter, query.page, query.page_size)
+            .await?;
     Ok(Json(WorkspacesOut {
         items: page.items.into_iter().map(Into::into).collect(),
         object: "list",
@@ -104,11 +122,17 @@ pub struct WorkspaceIn {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
-    /// An Organization member who becomes the workspace's Admin.
-    pub admin_user_id: uuid::Uuid,
+    /// An Organization member who becomes the workspace's Admin. Null or absent:
+    /// none (the Organization's Admins administer every workspace).
+    pub admin_user_id: Option<uuid::Uuid>,
+    /// Every member of the Organization joins the workspace as a Member.
     #[serde(default)]
+    pub add_all_org_members: bool,
+    #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
     #[serde(default)]
+    #[schema(max_length = 16)]
     pub icon: String,
 }
 
@@ -121,8 +145,17 @@ pub async fn create_workspace(
     ApiJson(body): ApiJson<WorkspaceIn>,
 ) -> Result<(StatusCode, Json<WorkspaceOut>), ApiError> {
     let fields = WorkspaceFields { name: body.name, description: body.description, icon: body.icon };
-    let admin = Some(UserId(body.admin_user_id));
-    let created = workspaces::create(&state.db, &key.actor, &key.client, key.org_id, fields, admin).await?;
+    let admin = body.admin_user_id.map(UserId);
+    let created = workspaces::create(
+        &state.db,
+        &key.actor,
+        &key.client,
+        key.org_id,
+        fields,
+        admin,
+        body.add_all_org_members,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -134,7 +167,9 @@ pub struct WorkspaceUpdateIn {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: Option<String>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
+    #[schema(max_length = 16)]
     pub icon: Option<String>,
 }
 

@@ -14,7 +14,49 @@ use serde_json::json;
 
 use crate::common::{TestApp, PASSWORD, PUBLIC_URL};
 
-crate::on_both_databases!(workspaces_are_created_edited_staffed_and_archived);
+crate::on_both_databases!(
+    workspaces_are_created_edited_staffed_and_archived,
+    mistrals_workspace_options_are_honoured_or_refused,
+);
+
+/// What Mistral's Admin API documents for workspaces and invitations is done,
+/// or refused naming the field, never accepted and ignored.
+async fn mistrals_workspace_options_are_honoured_or_refused(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    app.join(&mut org, "grace@example.com", &["member"]).await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let create = |body: serde_json::Value| app.api("POST", "/api/admin/workspaces", &key, Some(body));
+    // Without an admin_user_id: no workspace Admin (the Organization's Admins administer it).
+    let bare = create(serde_json::json!({"name": "Research"})).await;
+    assert_eq!(
+        (bare.status, bare.json()["members_count"].as_i64()),
+        (StatusCode::CREATED, Some(0)),
+        "{}",
+        bare.body
+    );
+    let everyone = create(serde_json::json!({"name": "Everyone", "add_all_org_members": true})).await;
+    assert_eq!(everyone.json()["members_count"], 2, "{}", everyone.body);
+    let found = app.api("GET", "/api/admin/workspaces?search=RES", &key, None).await.json();
+    let names: Vec<&str> =
+        found["items"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Research"]);
+    let research = bare.json()["uuid"].as_str().unwrap().to_string();
+    let archived = app.api("DELETE", &format!("/api/admin/workspaces/{research}"), &key, None).await;
+    assert!(archived.status.is_success(), "{}", archived.body);
+    let listed = |query: &'static str| app.api("GET", query, &key, None);
+    let archive = listed("/api/admin/workspaces?is_archived=true").await.json();
+    assert_eq!(
+        (archive["total"].clone(), archive["items"][0]["uuid"].clone()),
+        (serde_json::json!(1), serde_json::json!(research))
+    );
+    assert_eq!(listed("/api/admin/workspaces").await.json()["total"], 2, "Default and Everyone");
+    let invite = serde_json::json!({"email": "bob@example.com", "role_names": ["member"], "workspace_uuids": [research]});
+    let refused = app.api("POST", "/api/admin/users-invite", &key, Some(invite)).await;
+    assert_eq!(
+        (refused.status, refused.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("workspace_uuids"))
+    );
+}
 
 async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     let mut ada = app.client("203.0.113.7");
