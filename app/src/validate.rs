@@ -29,10 +29,11 @@ fn named_text(field: &str, what: &str, input: &str) -> Result<String, AppError> 
     if text.is_empty() {
         return Err(AppError::invalid(field, format!("{what} is required.")));
     }
-    if text.chars().count() > NAME_MAX_CHARS {
+    // Counted as sent, surrounding spaces included: the limit the API documents.
+    if input.chars().count() > NAME_MAX_CHARS {
         return Err(AppError::invalid(field, format!("{what} must be at most {NAME_MAX_CHARS} characters.")));
     }
-    if text.chars().any(char::is_control) {
+    if input.chars().any(char::is_control) {
         return Err(AppError::invalid(field, format!("{what} cannot contain control characters.")));
     }
     Ok(text.to_string())

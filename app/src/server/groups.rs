@@ -61,7 +61,7 @@ pub struct GroupFields {
 
 fn clean(fields: &GroupFields) -> AppResult<GroupFields> {
     let description = fields.description.trim().to_string();
-    if description.chars().count() > 500 {
+    if fields.description.chars().count() > 500 {
         return Err(AppError::invalid("description", "Description must be at most 500 characters."));
     }
     Ok(GroupFields { name: validate::label("name", "Group name", &fields.name)?, description })

@@ -164,11 +164,11 @@ pub struct WorkspaceFields {
 
 fn clean(fields: &WorkspaceFields) -> AppResult<WorkspaceFields> {
     let description = fields.description.trim().to_string();
-    if description.chars().count() > 500 {
+    if fields.description.chars().count() > 500 {
         return Err(AppError::invalid("description", "Description must be at most 500 characters."));
     }
     let icon = fields.icon.trim().to_string();
-    if icon.chars().count() > 16 {
+    if fields.icon.chars().count() > 16 {
         return Err(AppError::invalid(
             "icon",
             "Icon must be at most 16 characters (an emoji or a short name).",
