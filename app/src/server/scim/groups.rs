@@ -255,8 +255,10 @@ pub async fn change(
 pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: GroupId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let by = authz::provisioner(&mut tx, actor, org_id).await?;
-    find(&mut tx, org_id, id).await?;
     let group = groups::find(&mut tx, org_id, id).await?;
+    if !group.managed_by_scim {
+        return Err(AppError::NotFound);
+    }
     groups::erase(&mut tx, &by, client, &group).await?;
     tx.commit().await?;
     Ok(())
@@ -272,24 +274,15 @@ async fn set_members(
     id: GroupId,
     wanted: &BTreeSet<UserId>,
 ) -> AppResult<bool> {
-    let people: BTreeSet<UserId> = sqlx::query_as::<_, (UserId,)>(
-        "SELECT user_id FROM org_members WHERE org_id = $1 UNION SELECT user_id FROM scim_users WHERE org_id = $1",
-    )
-    .bind(by.org_id())
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(user,)| user)
-    .collect();
-    if let Some(stranger) = wanted.iter().find(|user| !people.contains(user)) {
-        return Err(AppError::invalid(
-            "members",
-            format!("No person with id {stranger} is provisioned here."),
-        ));
-    }
-    let listed: BTreeSet<UserId> =
-        user_ids(conn, "SELECT user_id FROM scim_group_members WHERE group_id = $1", id).await?;
+    let listed = user_ids(conn, "SELECT user_id FROM scim_group_members WHERE group_id = $1", id).await?;
+    // Only the people who join are looked up, not the whole Organization.
     for user in wanted.difference(&listed) {
+        if standing(conn, by.org_id(), *user).await?.is_none() {
+            return Err(AppError::invalid(
+                "members",
+                format!("No person with id {user} is provisioned here."),
+            ));
+        }
         sqlx::query("INSERT INTO scim_group_members (group_id, user_id) VALUES ($1, $2)")
             .bind(id)
             .bind(*user)
@@ -304,9 +297,10 @@ async fn set_members(
             .await?;
     }
     let inside = user_ids(conn, "SELECT user_id FROM user_group_members WHERE group_id = $1", id).await?;
-    let members = user_ids(conn, "SELECT user_id FROM org_members WHERE org_id = $1", by.org_id()).await?;
-    for user in wanted.intersection(&members).filter(|user| !inside.contains(user)) {
-        groups::join(conn, by, client, id, *user, VIA).await?;
+    for user in wanted.difference(&inside) {
+        if standing(conn, by.org_id(), *user).await? == Some(true) {
+            groups::join(conn, by, client, id, *user, VIA).await?;
+        }
     }
     for user in inside.difference(wanted) {
         groups::leave(conn, by, client, id, *user, VIA).await?;
@@ -314,9 +308,23 @@ async fn set_members(
     Ok(wanted != &listed)
 }
 
-async fn user_ids(conn: &mut AnyConnection, sql: &str, id: impl ToString) -> AppResult<BTreeSet<UserId>> {
-    let rows: Vec<(UserId,)> = sqlx::query_as(sql).bind(id.to_string()).fetch_all(conn).await?;
+async fn user_ids(conn: &mut AnyConnection, sql: &str, group: GroupId) -> AppResult<BTreeSet<UserId>> {
+    let rows: Vec<(UserId,)> = sqlx::query_as(sql).bind(group).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(user,)| user).collect())
+}
+
+/// `user` in the Organization: `None` if the provider does not know them,
+/// else whether they are a member (deprovisioned people are not).
+async fn standing(conn: &mut AnyConnection, org_id: OrgId, user: UserId) -> AppResult<Option<bool>> {
+    let (member, known): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM org_members WHERE org_id = $1 AND user_id = $2),
+                (SELECT COUNT(*) FROM scim_users WHERE org_id = $1 AND user_id = $2)",
+    )
+    .bind(org_id)
+    .bind(user)
+    .fetch_one(conn)
+    .await?;
+    Ok((member + known > 0).then_some(member > 0))
 }
 
 /// Puts a person provisioned again back in the managed groups the provider
