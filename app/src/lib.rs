@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod audit_events;
 pub mod error;
 pub mod ids;
 pub mod model;

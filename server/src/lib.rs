@@ -139,7 +139,8 @@ async fn audit_log_csv(
     let user = request::signed_in_user(&state, &session).await?;
     let org = request::current_org(&state, &session, &user).await?;
     let actor = Actor::User { id: user.id, email: user.email };
-    let entries = audit::export(&state.db, &actor, org.id, &query).await?;
+    let filter = audit::AuditFilter::from_panel(&query)?;
+    let entries = audit::export(&state.db, &actor, org.id, &filter).await?;
     let filename = format!("attachment; filename=\"audit-log-{}.csv\"", org.id);
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")

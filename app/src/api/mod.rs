@@ -133,8 +133,8 @@ pub async fn get_audit_log(
 ) -> Result<Page<AuditEntry>, AppError> {
     use crate::server::{audit, request};
     let (state, me, org) = request::org_member().await?;
-    let query = crate::model::AuditQuery { actor, action, from, to };
-    audit::search(&state.db, &me, org.id, &query, Some(page), Some(AUDIT_PAGE_SIZE)).await
+    let filter = audit::AuditFilter::from_panel(&crate::model::AuditQuery { actor, action, from, to })?;
+    audit::search(&state.db, &me, org.id, &filter, Some(page), Some(AUDIT_PAGE_SIZE)).await
 }
 
 pub const AUDIT_PAGE_SIZE: i64 = 50;

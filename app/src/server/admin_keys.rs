@@ -116,7 +116,7 @@ pub async fn create(
     .bind(expires_at)
     .execute(&mut *tx)
     .await?;
-    let event = AuditEvent::new("admin_api_key.create", "admin_api_key", id)
+    let event = AuditEvent::new("admin_api_key.created", "admin_api_key", id)
         .in_org(input.org_id)
         .with_details(serde_json::json!({ "name": name, "expires_at": expires_at.map(Timestamp::rfc3339) }));
     audit::record(&mut tx, &member, client, event).await?;
@@ -221,7 +221,7 @@ async fn mark_revoked(
         &mut *conn,
         by,
         client,
-        AuditEvent::new("admin_api_key.revoke", "admin_api_key", key).in_org(org_id),
+        AuditEvent::new("admin_api_key.delete", "admin_api_key", key).in_org(org_id),
     )
     .await?;
     lifecycle::revoke_invitations_sent_by(conn, by, client, org_id, ("admin_api_key", &key.to_string()))

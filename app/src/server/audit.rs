@@ -10,6 +10,7 @@ use super::{
     paging,
 };
 use crate::{
+    audit_events,
     error::{AppError, AppResult},
     ids::OrgId,
     model::{AuditEntry, AuditQuery, Page},
@@ -51,6 +52,13 @@ pub async fn record(
     client: &Client,
     event: AuditEvent,
 ) -> Result<(), sqlx::Error> {
+    debug_assert!(
+        audit_events::find(event.action)
+            .is_some_and(|known| known.targets.iter().any(|t| t.eq_ignore_ascii_case(event.target_type))),
+        "{} on {} is not in the catalogue (audit_events::EVENT_TYPES)",
+        event.action,
+        event.target_type
+    );
     let actor = by.actor();
     sqlx::query(
         "INSERT INTO audit_events
@@ -72,77 +80,238 @@ pub async fn record(
     Ok(())
 }
 
-/// The audit log of one organization, newest first, filtered. For its
-/// administrators only (Admins and its Admin API keys).
+/// Which events to list. Every field narrows the list; an empty one means any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// `HUMAN`, `API_KEY` or `OTHER` (see [`actor_type`]).
+    pub actor_types: Vec<String>,
+    /// Part of the actor's email or key name, or an actor's id.
+    pub actor: String,
+    /// Exactly this actor.
+    pub actor_id: Option<String>,
+    /// Event types (a renamed type finds its old events too), or prefixes
+    /// ending in `.` (`organization.`).
+    pub event_types: Vec<String>,
+    /// Target types, as the API writes them (`USER`, `WORKSPACE`).
+    pub target_types: Vec<String>,
+    /// At or after this time.
+    pub after: Option<Timestamp>,
+    /// Strictly before this time.
+    pub before: Option<Timestamp>,
+}
+
+impl AuditFilter {
+    /// The Admin Panel's form: free text for the actor, one event type or
+    /// prefix, and whole days (`to` inclusive).
+    pub fn from_panel(query: &AuditQuery) -> AppResult<Self> {
+        let day = |field: &str, input: &str| -> AppResult<Option<Timestamp>> {
+            let input = input.trim();
+            if input.is_empty() {
+                return Ok(None);
+            }
+            let date = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d")
+                .map_err(|_| AppError::invalid(field, "Enter dates as YYYY-MM-DD."))?;
+            Ok(date.and_hms_opt(0, 0, 0).map(|t| Timestamp(t.and_utc().timestamp_millis())))
+        };
+        let action = query.action.trim();
+        Ok(Self {
+            actor: query.actor.trim().to_string(),
+            event_types: if action.is_empty() { vec![] } else { vec![action.to_string()] },
+            after: day("from", &query.from)?,
+            before: day("to", &query.to)?.map(|start| Timestamp(start.0 + 86_400_000)),
+            ..Self::default()
+        })
+    }
+
+    fn check(&self) -> AppResult<()> {
+        if let Some(bad) = self.actor_types.iter().find(|t| !ACTOR_TYPES.contains(&t.as_str())) {
+            return Err(AppError::invalid(
+                "actor_type",
+                format!("{bad:?} is not one of HUMAN, API_KEY, OTHER."),
+            ));
+        }
+        let shaped = |text: &str, allowed: fn(char) -> bool| {
+            (1..=100).contains(&text.len()) && text.chars().all(allowed)
+        };
+        if let Some(bad) =
+            self.event_types.iter().find(|t| !shaped(t, |c| c.is_ascii_lowercase() || c == '.' || c == '_'))
+        {
+            return Err(AppError::invalid(
+                "event_type",
+                format!("{bad:?} is not an event type, e.g. user.log_in."),
+            ));
+        }
+        if let Some(bad) =
+            self.target_types.iter().find(|t| !shaped(t, |c| c.is_ascii_alphabetic() || c == '_'))
+        {
+            return Err(AppError::invalid(
+                "target_type",
+                format!("{bad:?} is not a target type, e.g. USER."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The SQL condition (after `WHERE`) and its parameters, numbered from `$1`.
+    fn to_sql(&self, org_id: OrgId) -> (String, Vec<Param>) {
+        let mut sql = Conditions::default();
+        let org = sql.param(Param::Text(org_id.to_string()));
+        sql.and(format!("org_id = {org}"));
+        if !self.actor_types.is_empty() {
+            let humans = placeholders(&mut sql, HUMAN_KINDS);
+            let keys = placeholders(&mut sql, &["admin_api_key"]);
+            let any: Vec<String> = self
+                .actor_types
+                .iter()
+                .map(|t| match t.as_str() {
+                    "HUMAN" => format!("actor_type IN ({humans})"),
+                    "API_KEY" => format!("actor_type IN ({keys})"),
+                    _ => format!("actor_type NOT IN ({humans}, {keys})"),
+                })
+                .collect();
+            sql.and(any.join(" OR "));
+        }
+        let actor = self.actor.to_lowercase();
+        if !actor.is_empty() {
+            let id = sql.param(Param::Text(self.actor.clone()));
+            let like = sql.param(Param::Text(format!("%{}%", escape_like(&actor))));
+            sql.and(format!("actor_id = {id} OR LOWER(actor_label) LIKE {like} ESCAPE '\\'"));
+        }
+        if let Some(actor_id) = &self.actor_id {
+            let id = sql.param(Param::Text(actor_id.clone()));
+            sql.and(format!("actor_id = {id}"));
+        }
+        if !self.event_types.is_empty() {
+            let mut any = Vec::new();
+            for name in &self.event_types {
+                if name.ends_with('.') {
+                    let like = sql.param(Param::Text(format!("{}%", escape_like(name))));
+                    any.push(format!("action LIKE {like} ESCAPE '\\'"));
+                } else {
+                    let names: Vec<&str> = audit_events::stored_names(name);
+                    any.push(format!("action IN ({})", placeholders(&mut sql, &names)));
+                }
+            }
+            sql.and(any.join(" OR "));
+        }
+        if !self.target_types.is_empty() {
+            let lower: Vec<String> = self.target_types.iter().map(|t| t.to_lowercase()).collect();
+            let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+            let targets = placeholders(&mut sql, &lower);
+            sql.and(format!("target_type IN ({targets})"));
+        }
+        if let Some(after) = self.after {
+            let at = sql.param(Param::Int(after.0));
+            sql.and(format!("created_at >= {at}"));
+        }
+        if let Some(before) = self.before {
+            let at = sql.param(Param::Int(before.0));
+            sql.and(format!("created_at < {at}"));
+        }
+        (sql.text, sql.params)
+    }
+}
+
+/// The Admin API's actor types and the actor kinds each covers (the rest is `OTHER`).
+const ACTOR_TYPES: [&str; 3] = ["HUMAN", "API_KEY", "OTHER"];
+const HUMAN_KINDS: &[&str] = &["user", "unauthenticated"];
+
+/// `HUMAN` (people, signed in or signing in), `API_KEY` (Admin API keys) or
+/// `OTHER` (the platform operator, SCIM tokens): Mistral's actor types.
+pub fn actor_type(kind: &str) -> &'static str {
+    match kind {
+        kind if HUMAN_KINDS.contains(&kind) => "HUMAN",
+        "admin_api_key" => "API_KEY",
+        _ => "OTHER",
+    }
+}
+
+/// Where a list of events starts and how long it is: keyset paging on the
+/// event's id, which grows with every event, so no event is listed twice or
+/// skipped while others are written.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Events past this id, in the list's order (the last id of the previous page).
+    pub cursor: Option<i64>,
+    pub limit: i64,
+    pub oldest_first: bool,
+}
+
+/// Events of one organization for its administrators (Admins and its Admin API
+/// keys), in id order (newest first unless asked otherwise).
+pub async fn list(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    filter: &AuditFilter,
+    window: Window,
+) -> AppResult<Vec<AuditEntry>> {
+    filter.check()?;
+    if !(1..=paging::MAX_PAGE_SIZE).contains(&window.limit) {
+        let message = format!("limit must be between 1 and {}.", paging::MAX_PAGE_SIZE);
+        return Err(AppError::invalid("limit", message));
+    }
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    let (mut conditions, mut params) = filter.to_sql(org_id);
+    let (past, order) = if window.oldest_first { (">", "ASC") } else { ("<", "DESC") };
+    if let Some(cursor) = window.cursor {
+        params.push(Param::Int(cursor));
+        conditions += &format!(" AND id {past} ${}", params.len());
+    }
+    params.push(Param::Int(window.limit));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE {conditions} ORDER BY id {order} LIMIT ${}",
+        params.len()
+    );
+    let rows: Vec<AuditRow> = bind_all(sqlx::query_as(&sql), params).fetch_all(&mut *conn).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// One numbered page of the audit log, newest first, with its total: the
+/// Admin Panel's list.
 pub async fn search(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
-    query: &AuditQuery,
+    filter: &AuditFilter,
     page: Option<i64>,
     page_size: Option<i64>,
 ) -> AppResult<Page<AuditEntry>> {
+    filter.check()?;
     let (page, page_size) = paging::page_bounds(page, page_size)?;
-    let day = |field: &str, input: &str| -> AppResult<Option<i64>> {
-        let input = input.trim();
-        if input.is_empty() {
-            return Ok(None);
-        }
-        let date = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d")
-            .map_err(|_| AppError::invalid(field, "Enter dates as YYYY-MM-DD."))?;
-        Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()))
-    };
-    let from = day("from", &query.from)?.unwrap_or(0);
-    // `to` is inclusive: up to the end of that day.
-    let to = day("to", &query.to)?.map_or(i64::MAX, |start| start + 86_400_000);
-    let actor_filter = query.actor.trim().to_lowercase();
-    let action_filter = query.action.trim().to_string();
-
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let filters = "FROM audit_events
-        WHERE org_id = $1
-          AND ($2 = '' OR actor_id = $2 OR LOWER(actor_label) LIKE $3 ESCAPE '\\')
-          AND ($4 = '' OR action = $4 OR action LIKE $5 ESCAPE '\\')
-          AND created_at >= $6 AND created_at < $7";
-    let actor_like = format!("%{}%", escape_like(&actor_filter));
-    let action_like = format!("{}%", escape_like(&action_filter));
-    let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) {filters}"))
-        .bind(org_id)
-        .bind(&actor_filter)
-        .bind(&actor_like)
-        .bind(&action_filter)
-        .bind(&action_like)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *conn)
-        .await?;
-    let items: Vec<AuditRow> = sqlx::query_as(&format!(
-        "SELECT id, created_at, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip
-         {filters} ORDER BY id DESC LIMIT $8 OFFSET $9"
-    ))
-    .bind(org_id)
-    .bind(&actor_filter)
-    .bind(&actor_like)
-    .bind(&action_filter)
-    .bind(&action_like)
-    .bind(from)
-    .bind(to)
-    .bind(page_size)
-    .bind((page - 1) * page_size)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(Page { items: items.into_iter().map(Into::into).collect(), page, page_size, total })
+    let (conditions, mut params) = filter.to_sql(org_id);
+    let count = format!("SELECT COUNT(*) FROM audit_events WHERE {conditions}");
+    let (total,): (i64,) = bind_all(sqlx::query_as(&count), params.clone()).fetch_one(&mut *conn).await?;
+    params.push(Param::Int(page_size));
+    params.push(Param::Int((page - 1) * page_size));
+    let n = params.len();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE {conditions} ORDER BY id DESC LIMIT ${} OFFSET ${n}",
+        n - 1
+    );
+    let rows: Vec<AuditRow> = bind_all(sqlx::query_as(&sql), params).fetch_all(&mut *conn).await?;
+    Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
 }
 
 /// Every matching event (newest first), for export; at most `EXPORT_MAX_ROWS`.
-pub async fn export(db: &Db, actor: &Actor, org_id: OrgId, query: &AuditQuery) -> AppResult<Vec<AuditEntry>> {
-    let mut all = Vec::new();
-    for page in 1.. {
-        let chunk = search(db, actor, org_id, query, Some(page), Some(paging::MAX_PAGE_SIZE)).await?;
-        let more = chunk.has_next();
-        all.extend(chunk.items);
-        if !more || all.len() >= EXPORT_MAX_ROWS {
+/// Read in keyset windows, so events written meanwhile neither repeat nor hide others.
+pub async fn export(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    filter: &AuditFilter,
+) -> AppResult<Vec<AuditEntry>> {
+    let mut all: Vec<AuditEntry> = Vec::new();
+    loop {
+        let window =
+            Window { cursor: all.last().map(|e| e.id), limit: paging::MAX_PAGE_SIZE, oldest_first: false };
+        let chunk = list(db, actor, org_id, filter, window).await?;
+        let done = (chunk.len() as i64) < window.limit;
+        all.extend(chunk);
+        if done || all.len() >= EXPORT_MAX_ROWS {
             break;
         }
     }
@@ -151,6 +320,54 @@ pub async fn export(db: &Db, actor: &Actor, org_id: OrgId, query: &AuditQuery) -
 }
 
 pub const EXPORT_MAX_ROWS: usize = 100_000;
+
+const COLUMNS: &str =
+    "id, created_at, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip";
+
+#[derive(Clone, Debug)]
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// A `WHERE` clause built up with numbered parameters.
+#[derive(Default)]
+struct Conditions {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Conditions {
+    /// Adds a parameter; returns its placeholder.
+    fn param(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    fn and(&mut self, condition: String) {
+        if !self.text.is_empty() {
+            self.text += " AND ";
+        }
+        self.text += &format!("({condition})");
+    }
+}
+
+fn placeholders(sql: &mut Conditions, values: &[&str]) -> String {
+    values.iter().map(|v| sql.param(Param::Text(v.to_string()))).collect::<Vec<_>>().join(", ")
+}
+
+fn bind_all<'q, T>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>>,
+    params: Vec<Param>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>> {
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(int) => query.bind(int),
+        };
+    }
+    query
+}
 
 #[derive(FromRow)]
 struct AuditRow {
@@ -174,7 +391,7 @@ impl From<AuditRow> for AuditEntry {
             actor_type: r.actor_type,
             actor_id: r.actor_id,
             actor_label: r.actor_label,
-            action: r.action,
+            action: audit_events::current_name(&r.action).to_string(),
             target_type: r.target_type,
             target_id: r.target_id,
             details: r.details,

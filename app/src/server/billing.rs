@@ -127,7 +127,7 @@ pub async fn activate(
     .bind(Timestamp::now())
     .execute(&mut *tx)
     .await?;
-    let event = AuditEvent::new("billing.payment_method.update", "payment_method", org_id)
+    let event = AuditEvent::new("billing.payment_method.added", "payment_method", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": before, "after": method.describe() }));
     audit::record(&mut tx, &manager, client, event).await?;
@@ -143,7 +143,7 @@ pub async fn deactivate(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) 
         return Err(AppError::conflict("payment_method", "Billing is not active."));
     };
     sqlx::query("DELETE FROM org_billing WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
-    let event = AuditEvent::new("billing.payment_method.delete", "payment_method", org_id)
+    let event = AuditEvent::new("billing.payment_method.removed", "payment_method", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": before.describe() }));
     audit::record(&mut tx, &manager, client, event).await?;
@@ -196,7 +196,7 @@ pub async fn set_org_limit(
         .bind(org_id)
         .execute(&mut *tx)
         .await?;
-    let event = AuditEvent::new("billing.monthly_limit.update", "monthly_limit", org_id)
+    let event = AuditEvent::new("billing.monthly_limit.updated", "monthly_limit", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": shown(before), "after": shown(limit) }));
     audit::record(&mut tx, &manager, client, event).await?;
@@ -241,9 +241,10 @@ pub async fn set_workspace_budget(
     .bind(budget)
     .execute(&mut *tx)
     .await?;
-    let event = AuditEvent::new("workspace.monthly_limit.update", "workspace", workspace_id)
-        .in_org(org_id)
-        .with_details(serde_json::json!({ "before": shown(before.2), "after": shown(budget) }));
+    let event =
+        AuditEvent::new("billing.workspace_monthly_limit.updated", "workspace_monthly_limit", workspace_id)
+            .in_org(org_id)
+            .with_details(serde_json::json!({ "before": shown(before.2), "after": shown(budget) }));
     audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
@@ -299,7 +300,7 @@ pub async fn set_rate_limits(
     .bind(limits.requests_per_minute)
     .execute(&mut *tx)
     .await?;
-    let event = AuditEvent::new("workspace.rate_limit.update", "workspace", workspace_id)
+    let event = AuditEvent::new("rate_limit.rule.update", "workspace", workspace_id)
         .in_org(org_id)
         .with_details(serde_json::json!({
             "before": { "requests_per_minute": before.1, "allowed_models": before.0 },

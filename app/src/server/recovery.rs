@@ -148,8 +148,8 @@ pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) 
     let ended = replace_password(&mut tx, user_id, &hash).await?;
     let person = authz::own_account(user_id, &email);
     mark_verified(&mut tx, &person, client, user_id, "password reset").await?;
-    let details = serde_json::json!({ "sessions_ended": ended });
-    accounts::record_in_each_org(&mut tx, &person, client, user_id, "user.password_reset", Some(details))
+    let details = serde_json::json!({ "via": "reset", "sessions_ended": ended });
+    accounts::record_in_each_org(&mut tx, &person, client, user_id, "user.password.update", Some(details))
         .await?;
     tx.commit().await?;
     Ok(CurrentUser { id: user_id, name, email })
@@ -196,8 +196,8 @@ pub async fn change(
     let ended = replace_password(&mut tx, user.id, &hash).await?;
     let person = authz::own_account(user.id, &user.email);
     // The present session is among those ended, and begins again at once.
-    let details = serde_json::json!({ "other_sessions_ended": ended.saturating_sub(1) });
-    accounts::record_in_each_org(&mut tx, &person, client, user.id, "user.password_change", Some(details))
+    let details = serde_json::json!({ "via": "change", "other_sessions_ended": ended.saturating_sub(1) });
+    accounts::record_in_each_org(&mut tx, &person, client, user.id, "user.password.update", Some(details))
         .await?;
     tx.commit().await?;
     Ok(())
@@ -292,7 +292,7 @@ pub(super) async fn mark_verified(
             .await?;
     if marked.rows_affected() == 1 {
         let details = serde_json::json!({ "by": how });
-        accounts::record_in_each_org(conn, person, client, user_id, "user.email_verify", Some(details))
+        accounts::record_in_each_org(conn, person, client, user_id, "user.email.verify", Some(details))
             .await?;
     }
     Ok(())

@@ -289,7 +289,7 @@ pub async fn archive(
         &mut tx,
         &admin,
         client,
-        AuditEvent::new("workspace.archive", "workspace", id).in_org(org_id),
+        AuditEvent::new("workspace.delete", "workspace", id).in_org(org_id),
     )
     .await?;
     tx.commit().await?;
@@ -381,12 +381,14 @@ pub async fn put_members(
             continue;
         }
         upsert_member(&mut tx, id, *user, *role).await?;
-        if before.is_some() {
+        let action = if before.is_some() {
             updated += 1;
+            "workspace.member.role.update"
         } else {
             added += 1;
-        }
-        let event = AuditEvent::new("workspace.member.update", "user", user).in_org(org_id).with_details(
+            "workspace.member.add"
+        };
+        let event = AuditEvent::new(action, "user", user).in_org(org_id).with_details(
             serde_json::json!({ "workspace_id": id, "before": before.map(|(r,)| r), "after": role.as_str() }),
         );
         audit::record(&mut tx, &admin, client, event).await?;

@@ -53,17 +53,57 @@ impl IntoResponse for ApiError {
 }
 
 /// `Query<T>` whose failures are 400s in the Admin API's error shape.
+///
+/// A list is sent as a repeated parameter, written `name` or `name[]`
+/// (`event_type[]=a&event_type[]=b`); it reaches `T` as one value, `a,b`, which
+/// [`comma_list`] reads back.
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = joined_lists(parts.uri.query().unwrap_or_default());
+        let uri: http::Uri = format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError(AppError::BadRequest("The query string cannot be read.".into())))?;
+        match Query::<T>::try_from_uri(&uri) {
             Ok(Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError(AppError::BadRequest(rejection.body_text()))),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let unknown = text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next());
+                Err(ApiError(match unknown {
+                    Some(name) => {
+                        AppError::invalid(name, format!("{name} is not a parameter of this operation."))
+                    }
+                    None => AppError::BadRequest(text),
+                }))
+            }
         }
     }
+}
+
+/// The query with `name[]` read as `name` and each repeated name given once,
+/// its values joined by commas, in the order first seen.
+fn joined_lists(query: &str) -> String {
+    let mut joined: Vec<(String, String)> = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let name = name.strip_suffix("[]").unwrap_or(&name).to_string();
+        match joined.iter_mut().find(|(seen, _)| *seen == name) {
+            Some((_, values)) => {
+                values.push(',');
+                values.push_str(&value);
+            }
+            None => joined.push((name, value.into_owned())),
+        }
+    }
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(joined).finish()
+}
+
+/// Reads a list parameter of an [`ApiQuery`] (`#[serde(default, deserialize_with = "comma_list")]`).
+pub fn comma_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let joined = <String as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(joined.split(',').map(str::to_string).collect())
 }
 
 /// `Json<T>` whose failures (wrong content type, bad JSON, missing fields) are
@@ -115,6 +155,14 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn repeated_parameters_arrive_joined_and_brackets_are_dropped() {
+        assert_eq!(super::joined_lists("a[]=1&b=x&a[]=2&a=3"), "a=1%2C2%2C3&b=x");
+        assert_eq!(super::joined_lists("page=2&search=a%2Cb"), "page=2&search=a%2Cb");
+        assert_eq!(super::joined_lists("page="), "page=");
+        assert_eq!(super::joined_lists(""), "");
+    }
 
     #[test]
     fn whole_numbers_read_as_integers_and_fractions_stay() {

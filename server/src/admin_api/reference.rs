@@ -26,8 +26,36 @@ pub async fn page() -> Html<String> {
             }
         }
     }
+    html += &event_catalogue();
     html += "</main></body></html>";
     Html(html)
+}
+
+/// Every event type the audit log records, and the old names still found by filters.
+fn event_catalogue() -> String {
+    use app::audit_events::{EVENT_TYPES, RENAMED};
+    let mut out = String::from(
+        "<section class=\"endpoint\" id=\"audit-event-types\"><h2>Audit event types</h2>\
+         <p>The <code>event_type</code> of <code>GET /audit-logs</code>: Mistral's name where Mistral records \
+         the event, the same style where it does not.</p>\
+         <table class=\"table\" data-testid=\"event-types\"><thead><tr><th>Event type</th><th>Target type</th>\
+         <th>Meaning</th><th>Also Mistral's</th></tr></thead><tbody>",
+    );
+    for event in EVENT_TYPES {
+        out += &format!(
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            escape(event.name),
+            escape(&event.targets.join(", ")),
+            escape(event.summary),
+            if event.mistral { "yes" } else { "" }
+        );
+    }
+    out += "</tbody></table><p>Renamed (events recorded before keep their old name in storage, \
+            are listed under the new one, and a filter on either finds them):</p><ul>";
+    for (old, new) in RENAMED {
+        out += &format!("<li><code>{}</code> is now <code>{}</code></li>", escape(old), escape(new));
+    }
+    out + "</ul></section>"
 }
 
 fn operation(method: &str, path: &str, op: &Value) -> String {

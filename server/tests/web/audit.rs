@@ -5,12 +5,14 @@ use app::server::{
     admin_keys::{self, NewAdminKey},
     enterprise,
 };
-use axum::body::Body;
-use http::{header, Request, StatusCode};
+use http::StatusCode;
 
 use crate::common::{TestApp, PASSWORD};
 
-crate::on_both_databases!(audit_log_is_filtered_exported_and_scoped_to_the_organization);
+crate::on_both_databases!(
+    audit_log_is_filtered_exported_and_scoped_to_the_organization,
+    admin_api_lists_the_audit_log_as_mistral_does
+);
 
 async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: TestApp) {
     let mut ada = app.client("203.0.113.7");
@@ -76,12 +78,31 @@ async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: Test
     assert!(lines[1].contains("\"{\"\"name\"\":\"\"Engines\"\"}\""), "details quoted: {}", lines[1]);
     assert_eq!(anonymous.get("/admin/audit-log.csv").await.status, StatusCode::UNAUTHORIZED);
 
-    // The Admin API: the same log, as its Organization's key sees it.
-    let org_id = ada.overview().await.json()["org"]["id"].as_str().unwrap().parse().unwrap();
-    let ada_actor = Actor::User {
-        id: all["items"][0]["actor_id"].as_str().unwrap().parse().unwrap(),
-        email: "ada@example.com".into(),
-    };
+    assert_eq!(
+        ada.get("/admin/audit-log.csv?action=workspace.delete").await.body.lines().count(),
+        1,
+        "header only"
+    );
+}
+
+/// Mistral's `GET /audit-logs`: a bare array, filters by actor, event and target
+/// type, actor, time bounds and order; keyset pages linked by `Link: rel="next"`.
+async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
+    let mut ada = app.client("203.0.113.7");
+    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    ada.create_organization("Engines").await;
+    for _ in 0..2 {
+        ada.call("/_fn/log_out", &[]).await;
+        ada.log_in("ada@example.com", PASSWORD).await;
+    }
+    let mut bob = app.client("198.51.100.4");
+    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
+    bob.create_organization("Looms").await;
+
+    let overview = ada.overview().await.json();
+    let org_id: app::ids::OrgId = overview["org"]["id"].as_str().unwrap().parse().unwrap();
+    let ada_id = overview["user"]["id"].as_str().unwrap().to_string();
+    let ada_actor = Actor::User { id: ada_id.parse().unwrap(), email: "ada@example.com".into() };
     let acme = enterprise::create(
         &app.db,
         &Actor::Operator,
@@ -95,17 +116,123 @@ async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: Test
     .id;
     let input = NewAdminKey { name: "Auditor".into(), org_id, expires_on: String::new() };
     let key = admin_keys::create(&app.db, &ada_actor, &Client::default(), acme, input).await.unwrap().key;
-    let request = Request::get("/api/admin/audit-logs?event_type=admin_api_key.&page_size=5")
-        .header("x-api-key", &key)
-        .header(header::ACCEPT, "application/json")
-        .body(Body::empty())
-        .unwrap();
-    let listed = app.client("192.0.2.1").send(request).await;
-    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
-    let listed = listed.json();
-    assert_eq!(listed["total"], 1);
-    assert_eq!(listed["items"][0]["event_type"], "admin_api_key.create");
-    assert_eq!(listed["items"][0]["actor_type"], "HUMAN");
-    assert_eq!(listed["items"][0]["target_type"], "ADMIN_API_KEY");
-    assert_eq!(listed["items"][0]["event_metadata"]["name"], "Auditor");
+    let made = app.api("POST", "/api/admin/workspaces", &key, Some(serde_json::json!({"name": "Lab"}))).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    // An event recorded under a name Chancery used before it took Mistral's.
+    sqlx::query(
+        "INSERT INTO audit_events (org_id, actor_type, actor_id, actor_label, action, target_type, target_id, created_at)
+         VALUES ($1, 'user', $2, 'ada@example.com', 'workspace.archive', 'workspace', 'w-old', $3)",
+    )
+    .bind(org_id.to_string())
+    .bind(&ada_id)
+    .bind(chrono::Utc::now().timestamp_millis())
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+
+    let list = |query: &str| {
+        let path = format!("/api/admin/audit-logs{query}");
+        let key = key.clone();
+        let app = &app;
+        async move {
+            let listed = app.api("GET", &path, &key, None).await;
+            assert_eq!(listed.status, StatusCode::OK, "{path}: {}", listed.body);
+            let link = listed.header("link").map(str::to_string);
+            (listed.json().as_array().expect("a bare array").clone(), link)
+        }
+    };
+    let names = |events: &[serde_json::Value]| -> Vec<String> {
+        events.iter().map(|e| e["event_type"].as_str().unwrap().to_string()).collect()
+    };
+
+    let (all, link) = list("").await;
+    assert_eq!(
+        names(&all),
+        [
+            "workspace.delete",
+            "workspace.create",
+            "admin_api_key.created",
+            "organization.link",
+            "user.log_in",
+            "user.log_in",
+            "workspace.create",
+            "organization.create"
+        ],
+        "newest first, the old name read as the new one, Looms's events not among them"
+    );
+    assert_eq!(link, None, "nothing more to list");
+    let created = &all[2];
+    assert_eq!(created["actor_type"], "HUMAN");
+    assert_eq!(created["actor_metadata"]["user_uuid"], ada_id.as_str());
+    assert_eq!(created["actor_metadata"]["email"], "ada@example.com");
+    assert_eq!(created["target_type"], "ADMIN_API_KEY");
+    assert_eq!(created["event_metadata"]["name"], "Auditor");
+    assert_eq!(created["organization_uuid"], org_id.to_string());
+    let by_key = &all[1];
+    assert_eq!(by_key["actor_type"], "API_KEY");
+    assert_eq!(by_key["actor_metadata"]["name"], serde_json::Value::Null);
+    assert_eq!(by_key["actor_metadata"]["label"], "Admin API key Auditor");
+    assert_eq!(by_key["workspace_uuid"], made.json()["uuid"]);
+    assert_eq!(by_key["target_metadata"]["workspace_uuid"], made.json()["uuid"]);
+
+    let (keys, _) = list("?actor_type[]=API_KEY").await;
+    assert_eq!(names(&keys), ["workspace.create"]);
+    let (others, _) = list("?actor_type=OTHER").await;
+    assert_eq!(names(&others), ["organization.link"], "the platform operator");
+    let (people, _) = list("?actor_type[]=HUMAN&actor_type[]=OTHER").await;
+    assert_eq!(people.len(), 7);
+    let (chosen, _) = list("?event_type[]=user.log_in&event_type[]=organization.create").await;
+    assert_eq!(names(&chosen), ["user.log_in", "user.log_in", "organization.create"]);
+    let (archived, _) = list("?event_type=workspace.delete").await;
+    assert_eq!(archived.len(), 1, "the new name finds the old events");
+    let (by_old_name, _) = list("?event_type=workspace.archive").await;
+    assert_eq!(names(&by_old_name), ["workspace.delete"], "and so does the old one");
+    let (prefix, _) = list("?event_type=organization.").await;
+    assert_eq!(names(&prefix), ["organization.link", "organization.create"]);
+    let (workspaces, _) = list("?target_type[]=WORKSPACE").await;
+    assert_eq!(names(&workspaces), ["workspace.delete", "workspace.create", "workspace.create"]);
+    let (by_ada, _) = list(&format!("?actor_user_uuid={ada_id}")).await;
+    assert_eq!(by_ada.len(), 6);
+    let (oldest, _) = list("?sort=asc&limit=2").await;
+    assert_eq!(names(&oldest), ["organization.create", "workspace.create"]);
+    let (later, _) = list("?after=2999-01-01T00:00:00Z").await;
+    assert!(later.is_empty());
+    let (earlier, _) = list("?before=2000-01-01T00:00:00%2B02:00").await;
+    assert!(earlier.is_empty());
+
+    // Keyset pages: follow `Link: rel="next"`; every event once, in order.
+    let mut paged = Vec::new();
+    let mut next =
+        Some("/api/admin/audit-logs?limit=3&target_type[]=USER&target_type[]=WORKSPACE".to_string());
+    while let Some(path) = next.take() {
+        let page = app.api("GET", &path, &key, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        paged.extend(page.json().as_array().unwrap().clone());
+        next = page.header("link").map(|link| {
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            link.trim_start_matches('<').split('>').next().unwrap().to_string()
+        });
+    }
+    let expected: Vec<_> =
+        all.iter().filter(|e| ["USER", "WORKSPACE"].contains(&e["target_type"].as_str().unwrap())).collect();
+    assert_eq!(paged.iter().collect::<Vec<_>>(), expected);
+    assert_eq!(paged.len(), 5);
+
+    for (query, param) in [
+        ("?actor_type[]=ROBOT", "actor_type"),
+        ("?event_type=User.Log_In", "event_type"),
+        ("?after=yesterday", "after"),
+        ("?before=", "before"),
+        ("?sort=up", "sort"),
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?actor_user_uuid=ada", "actor_user_uuid"),
+    ] {
+        let refused = app.api("GET", &format!("/api/admin/audit-logs{query}"), &key, None).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{query}: {}", refused.body);
+        assert_eq!(refused.json()["error"]["param"], param, "{query}");
+    }
+    let unknown = app.api("GET", "/api/admin/audit-logs?page=2", &key, None).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "an unknown parameter is not ignored");
+    assert!(unknown.body.contains("page"), "{}", unknown.body);
 }

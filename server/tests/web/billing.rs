@@ -45,7 +45,7 @@ async fn billing_managers_activate_billing_and_set_limits(app: TestApp) {
     );
     // The full number is kept nowhere: not in billing, not in the audit log.
     let (details,): (String,) =
-        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'billing.payment_method.update'")
+        sqlx::query_as("SELECT details FROM audit_events WHERE action = 'billing.payment_method.added'")
             .fetch_one(app.db.pool())
             .await
             .unwrap();
@@ -110,11 +110,11 @@ async fn billing_managers_activate_billing_and_set_limits(app: TestApp) {
 
     let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
     for action in [
-        "billing.payment_method.update",
-        "billing.monthly_limit.update",
-        "workspace.monthly_limit.update",
-        "workspace.rate_limit.update",
-        "billing.payment_method.delete",
+        "billing.payment_method.added",
+        "billing.monthly_limit.updated",
+        "billing.workspace_monthly_limit.updated",
+        "rate_limit.rule.update",
+        "billing.payment_method.removed",
     ] {
         assert!(actions.iter().any(|a| a == action), "{action} audited: {actions:?}");
     }

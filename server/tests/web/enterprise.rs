@@ -250,7 +250,7 @@ async fn expired_and_revoked_keys_are_refused(app: TestApp) {
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
     assert!(revoked.json()["error"]["message"].as_str().unwrap().contains("revoked"));
     let actions: Vec<String> = app.audit_trail().await.into_iter().map(|(action, ..)| action).collect();
-    assert!(actions.ends_with(&["admin_api_key.revoke".to_string()]), "{actions:?}");
+    assert!(actions.ends_with(&["admin_api_key.delete".to_string()]), "{actions:?}");
 }
 
 async fn admin_api_describes_itself(app: TestApp) {
@@ -284,6 +284,18 @@ async fn admin_api_describes_itself(app: TestApp) {
     let docs = machine.send(api("/api/admin/docs", None)).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(docs.body.contains("GET /workspaces/{workspace_uuid}"));
+    // The audit log's event types are published, each once, with the old names they replace.
+    for event in app::audit_events::EVENT_TYPES {
+        assert_eq!(
+            docs.body.matches(&format!("<tr><td><code>{}</code>", event.name)).count(),
+            1,
+            "{}",
+            event.name
+        );
+    }
+    assert!(docs
+        .body
+        .contains("<li><code>workspace.archive</code> is now <code>workspace.delete</code></li>"));
     let unknown = machine.send(api("/api/admin/nothing-here", None)).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.json()["error"]["type"], "not_found_error");
@@ -316,8 +328,8 @@ async fn admin_api_reads_input_as_its_document_says(app: TestApp) {
     assert_eq!(far.status, StatusCode::BAD_REQUEST);
     let both = app.api("GET", "/api/admin/usage?month=5&year=2026&start_time=0", &key, None).await;
     assert_eq!((both.status, field(&both).as_deref()), (StatusCode::BAD_REQUEST, Some("start_time")));
-    let empty = app.api("GET", "/api/admin/audit-logs?to=", &key, None).await;
-    assert_eq!((empty.status, field(&empty).as_deref()), (StatusCode::BAD_REQUEST, Some("to")));
+    let empty = app.api("GET", "/api/admin/audit-logs?before=", &key, None).await;
+    assert_eq!((empty.status, field(&empty).as_deref()), (StatusCode::BAD_REQUEST, Some("before")));
     // A malformed domain in a path names nothing.
     assert_eq!(app.api("DELETE", "/api/admin/domains/0", &key, None).await.status, StatusCode::NOT_FOUND);
 }

@@ -51,7 +51,7 @@ async fn an_address_is_proven_by_its_emailed_link_or_an_invitation(app: TestApp)
     let accepted = bob.call("/_fn/invitation/accept", &[("token", &invitation)]).await;
     assert!(accepted.status.is_success() || accepted.status.is_redirection(), "{}", accepted.body);
     assert_eq!(bob.overview().await.json()["email_verified"], true);
-    assert_eq!(app.audit_details("user.email_verify").await, [r#"{"by":"link"}"#, r#"{"by":"invitation"}"#]);
+    assert_eq!(app.audit_details("user.email.verify").await, [r#"{"by":"link"}"#, r#"{"by":"invitation"}"#]);
 }
 
 const NEW_PASSWORD: &str = "a brand new long passphrase";
@@ -133,7 +133,7 @@ async fn a_forgotten_password_is_reset_by_a_one_time_link(app: TestApp) {
         resets,
         [
             "user.password_reset_request",
-            "user.password_reset",
+            "user.password.update",
             "user.password_reset_request",
             "user.password_reset_request"
         ]
@@ -247,7 +247,10 @@ async fn changing_a_password_needs_the_current_one_and_ends_other_sessions(app: 
         app.client("198.51.100.41").log_in("ada@example.com", NEW_PASSWORD).await.status,
         StatusCode::OK
     );
-    assert_eq!(app.audit_details("user.password_change").await, [r#"{"other_sessions_ended":1}"#]);
+    assert_eq!(
+        app.audit_details("user.password.update").await,
+        [r#"{"other_sessions_ended":1,"via":"change"}"#]
+    );
     // Signed out, there is nothing to change.
     let stranger = app
         .client("198.51.100.42")

@@ -187,9 +187,9 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     for expected in [
         "workspace.create",
         "workspace.update",
-        "workspace.member.update",
+        "workspace.member.add",
         "workspace.member.remove",
-        "workspace.archive",
+        "workspace.delete",
     ] {
         assert!(actions.iter().any(|a| a == expected), "{expected} audited: {actions:?}");
     }

@@ -493,7 +493,7 @@ async fn change_address(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    let event = AuditEvent::new("user.email.update", "user", id)
+    let event = AuditEvent::new("user.info.update", "user", id)
         .in_org(by.org_id())
         .with_details(serde_json::json!({ "before": before, "after": email.display, "via": "scim" }));
     audit::record(&mut *conn, by, client, event).await?;
