@@ -490,6 +490,8 @@ pub struct Invitation {
     pub id: uuid::Uuid,
     pub email: String,
     pub roles: Vec<OrgRole>,
+    /// Workspaces joined on acceptance, besides the Default one.
+    pub workspaces: Vec<WorkspaceId>,
     pub invited_by: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
@@ -576,6 +578,15 @@ pub struct WorkspaceMember {
     pub user_id: UserId,
     pub name: String,
     pub email: String,
+    pub role: WorkspaceRole,
+}
+
+/// A workspace someone reaches, and their role there (direct and through groups, united).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberWorkspace {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub is_default: bool,
     pub role: WorkspaceRole,
 }
 

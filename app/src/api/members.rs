@@ -48,7 +48,7 @@ pub async fn invite_member(
         &client,
         org.id,
         &state.public_url,
-        members::Invitee { email: &email, roles: &roles },
+        members::Invitee { email: &email, roles: &roles, workspaces: &[] },
     )
     .await
     .map(|_| ())

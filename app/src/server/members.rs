@@ -18,6 +18,7 @@ use super::{
     lifecycle, mail, recovery, secret_key,
     session_store::DbSessionStore,
     throttle::Throttle,
+    workspaces,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -35,6 +36,10 @@ const TOKEN_PREFIX: &str = "inv";
 /// `admin,billing` ⇄ roles, as the `invitations.roles` column keeps them.
 fn roles_to_text(roles: &BTreeSet<OrgRole>) -> String {
     roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn workspaces_from_text(text: &str) -> Vec<WorkspaceId> {
+    text.split(',').filter_map(|id| id.parse().ok()).collect()
 }
 
 fn roles_from_text(text: &str) -> Vec<OrgRole> {
@@ -78,8 +83,8 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
         }
     }
     let now = Timestamp::now();
-    let invites: Vec<(String, String, String, String, Timestamp, Timestamp)> = sqlx::query_as(
-        "SELECT id, email, roles, invited_by_label, created_at, expires_at FROM invitations
+    let invites: Vec<(String, String, String, String, String, Timestamp, Timestamp)> = sqlx::query_as(
+        "SELECT id, email, roles, workspace_ids, invited_by_label, created_at, expires_at FROM invitations
          WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL ORDER BY created_at",
     )
     .bind(org_id)
@@ -87,11 +92,12 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
     .await?;
     let invitations = invites
         .into_iter()
-        .filter_map(|(id, email, roles, invited_by, created_at, expires_at)| {
+        .filter_map(|(id, email, roles, workspaces, invited_by, created_at, expires_at)| {
             Some(Invitation {
                 id: id.parse().ok()?,
                 email,
                 roles: roles_from_text(&roles),
+                workspaces: workspaces_from_text(&workspaces),
                 invited_by,
                 created_at,
                 expires_at,
@@ -102,11 +108,12 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
     Ok(Members { members, invitations })
 }
 
-/// Who is invited, with which roles.
+/// Who is invited, with which roles, into which workspaces besides the Default one.
 #[derive(Clone, Copy, Debug)]
 pub struct Invitee<'a> {
     pub email: &'a str,
     pub roles: &'a [OrgRole],
+    pub workspaces: &'a [WorkspaceId],
 }
 
 /// Invites someone and emails them a link to `/invite/{token}`.
@@ -121,8 +128,12 @@ pub async fn invite(
 ) -> AppResult<Invitation> {
     let email = validate::email(invitee.email)?;
     let roles = require_roles(invitee.roles)?;
+    let workspaces: BTreeSet<WorkspaceId> = invitee.workspaces.iter().copied().collect();
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    for workspace in &workspaces {
+        workspaces::require_active(&mut tx, org_id, *workspace).await?;
+    }
     check_allowed_domain(&mut tx, org_id, &email.normalized).await?;
     if let Err(wait) = throttle.invitation(&org_id.to_string(), std::time::Instant::now()) {
         return Err(AppError::TooManyRequests {
@@ -161,15 +172,16 @@ pub async fn invite(
     let token = secret_key::generate(TOKEN_PREFIX);
     let expires_at = Timestamp(now.0 + INVITATION_TTL_MS);
     sqlx::query(
-        "INSERT INTO invitations (id, org_id, email, email_normalized, roles, token_sha256, invited_by_label,
-                                  invited_by_type, invited_by_id, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO invitations (id, org_id, email, email_normalized, roles, workspace_ids, token_sha256,
+                                  invited_by_label, invited_by_type, invited_by_id, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(id.to_string())
     .bind(org_id)
     .bind(&email.display)
     .bind(&email.normalized)
     .bind(roles_to_text(&roles))
+    .bind(workspaces.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","))
     .bind(&token.secret_sha256)
     .bind(actor.label())
     .bind(actor.kind())
@@ -180,7 +192,11 @@ pub async fn invite(
     .await?;
     send_invitation_email(&mut tx, org_id, &email.display, public_url, &token.full).await?;
     let event = AuditEvent::new("organization.invite.send", "invitation", id).in_org(org_id).with_details(
-        serde_json::json!({ "email": email.display, "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+        serde_json::json!({
+            "email": email.display,
+            "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "workspaces": workspaces,
+        }),
     );
     audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
@@ -188,6 +204,7 @@ pub async fn invite(
         id,
         email: email.display,
         roles: roles.into_iter().collect(),
+        workspaces: workspaces.into_iter().collect(),
         invited_by: actor.label(),
         created_at: now,
         expires_at,
@@ -311,6 +328,7 @@ struct InvitationRow {
     email: String,
     email_normalized: String,
     roles: String,
+    workspace_ids: String,
     expires_at: Timestamp,
     accepted_at: Option<Timestamp>,
     revoked_at: Option<Timestamp>,
@@ -321,7 +339,8 @@ async fn usable_invitation(conn: &mut AnyConnection, token: &str) -> AppResult<I
     let unusable = || AppError::invalid("token", "This invitation link is invalid or has been replaced.");
     let (_, secret) = secret_key::parse(TOKEN_PREFIX, token).ok_or_else(unusable)?;
     let row: Option<InvitationRow> = sqlx::query_as(
-        "SELECT i.id, i.org_id, o.name AS org_name, i.email, i.email_normalized, i.roles, i.expires_at,
+        "SELECT i.id, i.org_id, o.name AS org_name, i.email, i.email_normalized, i.roles, i.workspace_ids,
+                i.expires_at,
                 i.accepted_at, i.revoked_at
          FROM invitations i JOIN organizations o ON o.id = i.org_id WHERE i.token_sha256 = $1",
     )
@@ -385,6 +404,17 @@ pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -
     let invitee = authz::own_account(user.id, &user.email);
     let event = AuditEvent::new("organization.invite.accepted", "invitation", &row.id).in_org(row.org_id);
     audit::record(&mut tx, &invitee, client, event).await?;
+    for workspace in workspaces_from_text(&row.workspace_ids) {
+        // One archived since the invitation was sent is passed over.
+        if workspaces::require_active(&mut tx, row.org_id, workspace).await.is_ok() {
+            workspaces::upsert_member(&mut tx, workspace, user.id, WorkspaceRole::Member).await?;
+            let event =
+                AuditEvent::new("workspace.member.add", "user", user.id).in_org(row.org_id).with_details(
+                    serde_json::json!({ "workspace_id": workspace, "after": "member", "via": "invitation" }),
+                );
+            audit::record(&mut tx, &invitee, client, event).await?;
+        }
+    }
     // The invitation came to that address: whoever opened it there owns it.
     recovery::mark_verified(&mut tx, &invitee, client, user.id, "invitation").await?;
     tx.commit().await?;

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId, WorkspaceId},
-    model::{Page, WorkspaceMember, WorkspaceRole, WorkspaceSummary},
+    model::{MemberWorkspace, Page, WorkspaceMember, WorkspaceRole, WorkspaceSummary},
     time::Timestamp,
     validate,
 };
@@ -337,6 +337,49 @@ pub async fn access_role(db: &Db, user: UserId, id: WorkspaceId) -> AppResult<Op
     Ok(WorkspaceRole::union(roles.iter().filter_map(|(r,)| WorkspaceRole::parse(r))))
 }
 
+/// The active workspaces each of `people` reaches, directly or through groups,
+/// oldest first, with the role they hold there. For the organization's Admins.
+pub async fn reached_by(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    people: &[UserId],
+) -> AppResult<std::collections::HashMap<UserId, Vec<MemberWorkspace>>> {
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    let mut reached: std::collections::HashMap<UserId, Vec<MemberWorkspace>> = Default::default();
+    for chunk in people.chunks(500) {
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT x.user_id, w.id, w.name, o.default_workspace_id, x.role FROM (
+                 SELECT user_id, workspace_id, role FROM workspace_members
+                 UNION ALL
+                 SELECT gm.user_id, gw.workspace_id, gw.role
+                 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+             ) x
+             JOIN workspaces w ON w.id = x.workspace_id JOIN organizations o ON o.id = w.org_id
+             WHERE w.org_id = $1 AND w.archived_at IS NULL AND x.user_id IN ({})
+             ORDER BY w.created_at, w.id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as(&sql).bind(org_id);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let rows: Vec<(UserId, WorkspaceId, String, Option<WorkspaceId>, String)> =
+            query.fetch_all(&mut *conn).await?;
+        for (user, id, name, default_id, role) in rows {
+            let Some(role) = WorkspaceRole::parse(&role) else { continue };
+            let theirs = reached.entry(user).or_default();
+            match theirs.iter_mut().find(|w| w.id == id) {
+                Some(seen) => seen.role = WorkspaceRole::union([seen.role, role]).unwrap_or(role),
+                None => theirs.push(MemberWorkspace { id, name, is_default: default_id == Some(id), role }),
+            }
+        }
+    }
+    Ok(reached)
+}
+
 /// Refuses a change to an archived workspace (or one of another organization).
 pub(super) async fn require_active(
     conn: &mut sqlx::AnyConnection,
@@ -451,7 +494,7 @@ pub(super) async fn require_org_member(
     Ok(())
 }
 
-async fn upsert_member(
+pub(super) async fn upsert_member(
     conn: &mut sqlx::AnyConnection,
     id: WorkspaceId,
     user: UserId,

@@ -1,8 +1,9 @@
 //! Members and invitations: `/users`, `/users/{user_id}`, `/users-invite`.
 
 use app::{
-    model::{Invitation, Member, OrgRole},
-    server::{members, state::AppState},
+    ids::{UserId, WorkspaceId},
+    model::{Invitation, Member, MemberWorkspace, OrgRole},
+    server::{members, state::AppState, workspaces},
     validate, AppError,
 };
 use axum::{
@@ -16,6 +17,9 @@ use super::{page_of, path_id, AdminKey, ApiError, ApiJson, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
+    /// The person's id (Mistral's name for it).
+    pub uuid: uuid::Uuid,
+    /// The same id, as earlier versions named it.
     pub user_id: uuid::Uuid,
     pub email: String,
     pub name: String,
@@ -24,18 +28,54 @@ pub struct MemberOut {
     /// Role UUIDs, as `GET /roles` lists them.
     pub roles: Vec<uuid::Uuid>,
     pub last_login_at: Option<String>,
+    /// The active workspaces they reach, directly or through groups.
+    pub workspaces: Vec<MemberWorkspaceOut>,
 }
 
-impl From<Member> for MemberOut {
-    fn from(m: Member) -> Self {
+#[derive(Serialize, ToSchema)]
+pub struct MemberWorkspaceOut {
+    pub uuid: uuid::Uuid,
+    pub name: String,
+    pub is_default: bool,
+    /// `workspace_admin` or `workspace_member`: their grants united.
+    pub role_names: Vec<&'static str>,
+    pub roles: Vec<uuid::Uuid>,
+}
+
+impl MemberOut {
+    fn new(m: Member, workspaces: Vec<MemberWorkspace>) -> Self {
         Self {
+            uuid: m.user_id.0,
             user_id: m.user_id.0,
             email: m.email,
             name: m.name,
             role_names: m.roles.iter().map(|r| r.api_name()).collect(),
             roles: m.roles.iter().map(|r| r.uuid()).collect(),
             last_login_at: m.last_login_at.map(|t| t.rfc3339()),
+            workspaces: workspaces
+                .into_iter()
+                .map(|w| MemberWorkspaceOut {
+                    uuid: w.id.0,
+                    name: w.name,
+                    is_default: w.is_default,
+                    role_names: vec![w.role.api_name()],
+                    roles: vec![w.role.uuid()],
+                })
+                .collect(),
         }
+    }
+
+    /// `members` as the API shows them, each with their workspaces.
+    async fn list(state: &AppState, key: &AdminKey, members: Vec<Member>) -> Result<Vec<Self>, ApiError> {
+        let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let mut reached = workspaces::reached_by(&state.db, &key.actor, key.org_id, &ids).await?;
+        Ok(members
+            .into_iter()
+            .map(|m| {
+                let theirs = reached.remove(&m.user_id).unwrap_or_default();
+                Self::new(m, theirs)
+            })
+            .collect())
     }
 }
 
@@ -45,8 +85,12 @@ pub struct InviteOut {
     pub email: String,
     pub role_names: Vec<&'static str>,
     pub roles: Vec<uuid::Uuid>,
+    /// Workspaces joined (as Member) on acceptance, besides the Default one.
+    pub workspace_uuids: Vec<uuid::Uuid>,
     pub created_at: String,
     pub expires_at: String,
+    /// Mistral's flag for `status` = `expired`.
+    pub expired: bool,
     /// `pending` or `expired`.
     pub status: &'static str,
 }
@@ -58,8 +102,10 @@ impl From<Invitation> for InviteOut {
             email: i.email,
             role_names: i.roles.iter().map(|r| r.api_name()).collect(),
             roles: i.roles.iter().map(|r| r.uuid()).collect(),
+            workspace_uuids: i.workspaces.iter().map(|w| w.0).collect(),
             created_at: i.created_at.rfc3339(),
             expires_at: i.expires_at.rfc3339(),
+            expired: i.expired,
             status: if i.expired { "expired" } else { "pending" },
         }
     }
@@ -98,7 +144,7 @@ pub async fn list_users(
     let matching: Vec<Member> = all.members.into_iter().filter(|m| wanted(&m.email)).collect();
     let (members, page, page_size, total) = page_of(matching, q.page, q.page_size)?;
     Ok(Json(UsersOut {
-        members: members.into_iter().map(Into::into).collect(),
+        members: MemberOut::list(&state, &key, members).await?,
         invites: if page == 1 {
             all.invitations.into_iter().filter(|i| wanted(&i.email)).map(Into::into).collect()
         } else {
@@ -118,10 +164,11 @@ pub async fn get_user(
     key: AdminKey,
     Path(user_id): Path<String>,
 ) -> Result<Json<MemberOut>, ApiError> {
-    let id: app::ids::UserId = path_id(&user_id)?;
+    let id: UserId = path_id(&user_id)?;
     let all = members::list(&state.db, &key.actor, key.org_id).await?;
     let member = all.members.into_iter().find(|m| m.user_id == id).ok_or(AppError::NotFound)?;
-    Ok(Json(member.into()))
+    let mut one = MemberOut::list(&state, &key, vec![member]).await?;
+    Ok(Json(one.pop().ok_or(AppError::Internal)?))
 }
 
 /// Roles in a request body: `roles` (UUIDs) or `role_names`; `role` / `role_name` are deprecated.
@@ -151,7 +198,7 @@ pub async fn update_user(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<RolesIn>,
 ) -> Result<Json<MemberOut>, ApiError> {
-    let id: app::ids::UserId = path_id(&user_id)?;
+    let id: UserId = path_id(&user_id)?;
     let roles = body.parse()?;
     members::set_roles(&state.db, &key.actor, &key.client, key.org_id, id, &roles).await?;
     get_user(State(state), key, Path(user_id)).await
@@ -180,7 +227,7 @@ pub async fn delete_user(
     key: AdminKey,
     Path(user_id): Path<String>,
 ) -> Result<Json<RemovedUserOut>, ApiError> {
-    let id: app::ids::UserId = path_id(&user_id)?;
+    let id: UserId = path_id(&user_id)?;
     let ended = members::remove(&state.db, &state.sessions, &key.actor, &key.client, key.org_id, id).await?;
     Ok(Json(RemovedUserOut {
         message: "Member removed.".into(),
@@ -195,7 +242,8 @@ pub struct InviteIn {
     pub email: String,
     #[serde(flatten)]
     pub roles: RolesIn,
-    /// Not supported: a 400 if not empty. Add people to workspaces once they joined.
+    /// Workspaces of this Organization they join as Member on accepting,
+    /// besides the Default one (an unknown or archived one is a 404).
     #[serde(default)]
     pub workspace_uuids: Vec<uuid::Uuid>,
 }
@@ -216,15 +264,8 @@ pub async fn invite_users(
     key: AdminKey,
     ApiJson(body): ApiJson<InviteIn>,
 ) -> Result<Json<InvitesCreatedOut>, ApiError> {
-    // Accepted and ignored would be a lie: the invitation would not give them.
-    if !body.workspace_uuids.is_empty() {
-        return Err(AppError::invalid(
-            "workspace_uuids",
-            "Invitations do not carry workspaces yet: add people to workspaces once they joined.",
-        )
-        .into());
-    }
     let roles = body.roles.parse()?;
+    let workspaces: Vec<WorkspaceId> = body.workspace_uuids.into_iter().map(WorkspaceId).collect();
     let mut out = InvitesCreatedOut {
         already_members: Vec::new(),
         invalid_emails: Vec::new(),
@@ -238,7 +279,7 @@ pub async fn invite_users(
             &key.client,
             key.org_id,
             &state.public_url,
-            members::Invitee { email, roles: &roles },
+            members::Invitee { email, roles: &roles, workspaces: &workspaces },
         )
         .await
         {

@@ -557,7 +557,7 @@ async fn a_key_rotated_while_its_rotator_is_removed_does_not_survive(app: TestAp
 
 /// `person`, removed, is invited back by `admin` with `role` and accepts.
 async fn rejoin(app: &TestApp, admin: &Actor, org: OrgId, person: &CurrentUser, role: OrgRole) {
-    let invitee = members::Invitee { email: &person.email, roles: &[role] };
+    let invitee = members::Invitee { email: &person.email, roles: &[role], workspaces: &[] };
     members::invite(
         &app.db,
         &app.state.throttle,

@@ -50,12 +50,49 @@ async fn mistrals_workspace_options_are_honoured_or_refused(app: TestApp) {
         (serde_json::json!(1), serde_json::json!(research))
     );
     assert_eq!(listed("/api/admin/workspaces").await.json()["total"], 2, "Default and Everyone");
-    let invite = serde_json::json!({"email": "bob@example.com", "role_names": ["member"], "workspace_uuids": [research]});
-    let refused = app.api("POST", "/api/admin/users-invite", &key, Some(invite)).await;
+    // An invitation carries workspaces: archived or unknown ones are refused, the others joined on acceptance.
+    let invite = |workspaces: serde_json::Value| {
+        let body = serde_json::json!({"email": "bob@example.com", "role_names": ["member"], "workspace_uuids": workspaces});
+        app.api("POST", "/api/admin/users-invite", &key, Some(body))
+    };
+    assert_eq!(invite(serde_json::json!([research])).await.status, StatusCode::NOT_FOUND);
+    let everyone_id = everyone.json()["uuid"].as_str().unwrap().to_string();
+    let sent = invite(serde_json::json!([everyone_id, everyone_id])).await;
+    assert_eq!(sent.json()["invited_members_count"], 1, "{}", sent.body);
+    let pending = app.api("GET", "/api/admin/users-invite", &key, None).await.json();
+    assert_eq!(pending["invites"][0]["workspace_uuids"], serde_json::json!([everyone_id]));
+    assert_eq!(pending["invites"][0]["expired"], false);
+    let token = app.emailed_token("bob@example.com").await;
+    let mut bob = app.client("198.51.100.31");
+    let joined = bob
+        .call("/_fn/invitation/sign_up", &[("token", &token), ("name", "Bob"), ("password", PASSWORD)])
+        .await;
+    assert!(joined.status.is_success() || joined.status.is_redirection(), "{}", joined.body);
+    let bob_id = bob.overview().await.json()["user"]["id"].as_str().unwrap().to_string();
+
+    // Members are listed with Mistral's `uuid` and the workspaces they reach.
+    let users = app.api("GET", "/api/admin/users?email=BOB@example.com", &key, None).await.json();
+    let listed = &users["members"][0];
     assert_eq!(
-        (refused.status, refused.json()["error"]["param"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("workspace_uuids"))
+        (listed["uuid"].as_str(), listed["user_id"].as_str()),
+        (Some(bob_id.as_str()), Some(bob_id.as_str()))
     );
+    let reached: Vec<(&str, bool, &str)> = listed["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap(),
+                w["is_default"].as_bool().unwrap(),
+                w["role_names"][0].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reached, [("Default", true, "workspace_member"), ("Everyone", false, "workspace_member")]);
+    let one = app.api("GET", &format!("/api/admin/users/{bob_id}"), &key, None).await.json();
+    assert_eq!(one["workspaces"], listed["workspaces"]);
+    assert!(app.audit_trail().await.iter().any(|(action, ..)| action == "workspace.member.add"));
 }
 
 async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
@@ -75,7 +112,7 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
         &client,
         org,
         PUBLIC_URL,
-        members::Invitee { email: "grace@example.com", roles: &[OrgRole::Member] },
+        members::Invitee { email: "grace@example.com", roles: &[OrgRole::Member], workspaces: &[] },
     )
     .await
     .unwrap();
