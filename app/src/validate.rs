@@ -159,7 +159,8 @@ impl NamedRole for crate::model::WorkspaceRole {
 
 /// Roles given as `roles` (UUIDs) or `role_names`, never both; the deprecated
 /// singular `role` / `role_name` too. `None` when none were given. Names may be
-/// the API's (`organization_admin`), the short ones (`admin`) or legacy codes (`A`).
+/// the API's (`organization_admin`) or the short ones (`admin`); both kinds take
+/// Mistral's legacy codes (`A`, `B`, `M`).
 fn role_selection<R: NamedRole>(
     roles: Option<Vec<String>>,
     role_names: Option<Vec<String>>,
@@ -168,12 +169,13 @@ fn role_selection<R: NamedRole>(
 ) -> Result<Option<Vec<R>>, AppError> {
     let by_uuid = roles.or(role.map(|r| vec![r]));
     let by_name = role_names.or(role_name.map(|r| vec![r]));
+    let legacy_code = |r: R, text: &str| text == r.as_str()[..1].to_uppercase();
     let find = |field: &str, text: &str, matches: &dyn Fn(R, &str) -> bool| {
         let text = text.trim();
         R::ALL
             .iter()
             .copied()
-            .find(|r| matches(*r, text))
+            .find(|r| matches(*r, text) || legacy_code(*r, text))
             .ok_or_else(|| AppError::invalid(field, format!("Unknown role {text}.")))
     };
     match (by_uuid, by_name) {
@@ -190,9 +192,7 @@ fn role_selection<R: NamedRole>(
             .iter()
             .map(|n| {
                 find("role_names", n, &|r, t| {
-                    t.eq_ignore_ascii_case(r.api_name())
-                        || t.eq_ignore_ascii_case(r.as_str())
-                        || t == r.as_str()[..1].to_uppercase()
+                    t.eq_ignore_ascii_case(r.api_name()) || t.eq_ignore_ascii_case(r.as_str())
                 })
             })
             .collect::<Result<_, _>>()

@@ -15,7 +15,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, OrgAuthority},
     db::Db,
-    lifecycle, mail, recovery, secret_key,
+    domains, lifecycle, mail, recovery, secret_key,
     session_store::DbSessionStore,
     throttle::Throttle,
     workspaces,
@@ -247,6 +247,98 @@ async fn check_allowed_domain(
     }
     let allowed = domains.into_iter().map(|(d,)| d).collect::<Vec<_>>().join(", ");
     Err(AppError::invalid("email", format!("Invitations are limited to these email domains: {allowed}.")))
+}
+
+/// Someone an Admin provisions directly, without an invitation.
+#[derive(Clone, Debug)]
+pub struct NewMember {
+    pub email: String,
+    /// Empty: the part of the address before `@`.
+    pub name: String,
+    pub roles: Vec<OrgRole>,
+}
+
+/// At most this many people in one provisioning call.
+pub const MAX_PROVISIONED: usize = 100;
+
+/// Makes each person a member at once, with their roles, as an identity
+/// provider would: only addresses in a domain this Organization verified (it
+/// owns those mailboxes); an account is made without a password where none
+/// exists (its owner sets one through "Forgot password"), and an existing,
+/// never-proven one is taken back for its owner. Already a member: listed with
+/// their id, unchanged. Each person is written on their own; those refused come
+/// back with the reason as `(email, reason)`.
+pub async fn provision(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    people: &[NewMember],
+) -> AppResult<(Vec<(String, UserId)>, Vec<(String, String)>)> {
+    if people.len() > MAX_PROVISIONED {
+        return Err(AppError::invalid("body", format!("At most {MAX_PROVISIONED} people at a time.")));
+    }
+    let (mut provisioned, mut refused) = (Vec::new(), Vec::new());
+    for person in people {
+        match provision_one(db, actor, client, org_id, person).await {
+            Ok(id) => provisioned.push((person.email.trim().to_string(), id)),
+            Err(AppError::Invalid { message, .. } | AppError::Conflict { message, .. }) => {
+                refused.push((person.email.clone(), message))
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((provisioned, refused))
+}
+
+async fn provision_one(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    person: &NewMember,
+) -> AppResult<UserId> {
+    let email = validate::email(&person.email)?;
+    let roles = require_roles(&person.roles)?;
+    let roles: Vec<OrgRole> = roles.into_iter().collect();
+    let name = match person.name.trim() {
+        "" => email.display.split('@').next().unwrap_or_default(),
+        given => given,
+    };
+    let name = validate::person_name(name)?;
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    check_allowed_domain(&mut tx, org_id, &email.normalized).await?;
+    if !domains::verified_for(&mut tx, org_id, &email).await? {
+        return Err(AppError::invalid(
+            "email",
+            "Only addresses in a domain this Organization verified are provisioned directly: invite this person \
+             instead (POST /users-invite).",
+        ));
+    }
+    let existing: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1")
+        .bind(&email.normalized)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let user_id = match existing {
+        Some((id,)) => {
+            recovery::reclaim_for_owner(&mut tx, &admin, client, id, "admin_api").await?;
+            id
+        }
+        None => {
+            let user = accounts::create_without_password(&mut tx, client, name, &email, "admin_api").await?;
+            recovery::mark_verified(&mut tx, &admin, client, user.id, "admin_api").await?;
+            user.id
+        }
+    };
+    if join(&mut tx, org_id, user_id, &roles).await? {
+        let event = AuditEvent::new("user.organization.join", "user", user_id).in_org(org_id).with_details(
+            serde_json::json!({ "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "via": "admin_api" }),
+        );
+        audit::record(&mut tx, &admin, client, event).await?;
+    }
+    tx.commit().await?;
+    Ok(user_id)
 }
 
 /// A fresh link (the old one stops working) and seven more days.

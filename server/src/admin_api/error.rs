@@ -108,30 +108,52 @@ pub fn comma_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<V
 
 /// `Json<T>` whose failures (wrong content type, bad JSON, missing fields) are
 /// 400s in the Admin API's error shape; a body over the limit stays a 413
-/// (shaped by `hardening::json_payload_too_large`).
+/// (shaped by `hardening::json_payload_too_large`). The body is an object.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bad = |message: String| ApiError(AppError::BadRequest(message)).into_response();
-        let mut value = match Json::<serde_json::Value>::from_request(request, state).await {
-            Ok(Json(value)) => value,
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(rejection.into_response())
-            }
-            Err(rejection) => return Err(bad(rejection.body_text())),
-        };
-        // serde would read a struct from an array too: every body here is an object.
-        if !value.is_object() {
-            return Err(bad("The body must be a JSON object.".into()));
-        }
-        whole_numbers_as_integers(&mut value);
-        serde_json::from_value(value)
+        // serde would read a struct from an array too: such a body is an object.
+        read_body(request, state, serde_json::Value::is_object, "The body must be a JSON object.")
+            .await
             .map(Self)
-            .map_err(|err| bad(format!("Failed to deserialize the JSON body: {err}")))
     }
+}
+
+/// As [`ApiJson`], for the operations whose body is a JSON array of `T`.
+pub struct ApiJsonArray<T>(pub Vec<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonArray<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_body(request, state, serde_json::Value::is_array, "The body must be a JSON array.")
+            .await
+            .map(Self)
+    }
+}
+
+async fn read_body<S: Send + Sync, T: DeserializeOwned>(
+    request: Request,
+    state: &S,
+    shaped: fn(&serde_json::Value) -> bool,
+    shape: &str,
+) -> Result<T, Response> {
+    let bad = |message: String| ApiError(AppError::BadRequest(message)).into_response();
+    let mut value = match Json::<serde_json::Value>::from_request(request, state).await {
+        Ok(Json(value)) => value,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(rejection.into_response())
+        }
+        Err(rejection) => return Err(bad(rejection.body_text())),
+    };
+    if !shaped(&value) {
+        return Err(bad(shape.into()));
+    }
+    whole_numbers_as_integers(&mut value);
+    serde_json::from_value(value).map_err(|err| bad(format!("Failed to deserialize the JSON body: {err}")))
 }
 
 /// JSON Schema's `integer` includes `504.0`; serde's integers do not. Numbers

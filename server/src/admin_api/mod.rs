@@ -30,7 +30,7 @@ use utoipa::{
 };
 
 pub use auth::AdminKey;
-pub use error::{ApiError, ApiJson, ApiQuery};
+pub use error::{ApiError, ApiJson, ApiJsonArray, ApiQuery};
 
 /// An id from the path. A malformed one names nothing: 404, as an unknown one.
 /// The slice of `items` (listed whole) for `page` and `page_size`, checked as
@@ -62,6 +62,7 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
     paths(
         roles::list_roles,
         users::list_users,
+        users::provision_users,
         users::get_user,
         users::update_user,
         users::delete_user,
@@ -224,7 +225,7 @@ impl Modify for StandardAnswers {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/roles", get(roles::list_roles))
-        .route("/users", get(users::list_users))
+        .route("/users", get(users::list_users).post(users::provision_users))
         .route("/users/{user_id}", get(users::get_user).patch(users::update_user).delete(users::delete_user))
         .route("/users-invite", get(users::list_invites).post(users::invite_users))
         .route("/users-invite/{invite_uuid}", delete(users::revoke_invite))

@@ -13,7 +13,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_of, path_id, AdminKey, ApiError, ApiJson, ApiQuery};
+use super::{page_of, path_id, AdminKey, ApiError, ApiJson, ApiJsonArray, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
@@ -171,7 +171,8 @@ pub async fn get_user(
     Ok(Json(one.pop().ok_or(AppError::Internal)?))
 }
 
-/// Roles in a request body: `roles` (UUIDs) or `role_names`; `role` / `role_name` are deprecated.
+/// Roles in a request body: `roles` (UUIDs) or `role_names`; `role` / `role_name`
+/// are deprecated. Both kinds also take Mistral's legacy codes `A`, `B`, `M`.
 #[derive(Deserialize, ToSchema)]
 pub struct RolesIn {
     pub roles: Option<Vec<String>>,
@@ -202,6 +203,64 @@ pub async fn update_user(
     let roles = body.parse()?;
     members::set_roles(&state.db, &key.actor, &key.client, key.org_id, id, &roles).await?;
     get_user(State(state), key, Path(user_id)).await
+}
+
+/// One person to provision: Mistral's `POST /users` entry.
+#[derive(Deserialize, ToSchema)]
+pub struct NewUserIn {
+    #[schema(format = Email)]
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(flatten)]
+    pub roles: RolesIn,
+    /// Seats (`CHAT`, `MISTRAL_CODE`): Chancery has none; anything but an
+    /// empty list is refused.
+    #[serde(default)]
+    pub subscription_types: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProvisionedOut {
+    /// Each provisioned address (and those already members) with the person's id.
+    pub email_to_user_id: std::collections::BTreeMap<String, uuid::Uuid>,
+    /// Refused addresses, each with the reason: `address: reason`.
+    pub invalid_emails: Vec<String>,
+}
+
+/// Provision people as members at once, without invitations (at most 100).
+/// Only addresses in a domain this Organization verified are taken; an account
+/// without a password is made where none exists (its owner sets one through
+/// "Forgot password"). Others are listed in `invalid_emails`: invite them.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = Vec<NewUserIn>,
+    responses((status = 200, body = ProvisionedOut), (status = 400, description = "Bad roles or seats, or more than 100")))]
+pub async fn provision_users(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJsonArray(body): ApiJsonArray<NewUserIn>,
+) -> Result<Json<ProvisionedOut>, ApiError> {
+    let mut people = Vec::with_capacity(body.len());
+    for entry in body {
+        if !entry.subscription_types.is_empty() {
+            return Err(AppError::invalid(
+                "subscription_types",
+                "Chancery has no seats: leave subscription_types out.",
+            )
+            .into());
+        }
+        let name = format!("{} {}", entry.first_name.trim(), entry.last_name.trim());
+        people.push(members::NewMember {
+            email: entry.email,
+            name: name.trim().to_string(),
+            roles: entry.roles.parse()?,
+        });
+    }
+    let (provisioned, refused) =
+        members::provision(&state.db, &key.actor, &key.client, key.org_id, &people).await?;
+    Ok(Json(ProvisionedOut {
+        email_to_user_id: provisioned.into_iter().map(|(email, id)| (email, id.0)).collect(),
+        invalid_emails: refused.into_iter().map(|(email, reason)| format!("{email}: {reason}")).collect(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

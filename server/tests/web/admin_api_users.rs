@@ -5,7 +5,7 @@ use app::{
     server::{
         actor::{Actor, Client},
         admin_keys::{self, NewAdminKey},
-        enterprise,
+        domains, enterprise,
     },
 };
 use axum::body::Body;
@@ -14,7 +14,10 @@ use serde_json::json;
 
 use crate::common::{TestApp, PASSWORD};
 
-crate::on_both_databases!(admin_api_manages_members_and_invitations_of_its_organization_only);
+crate::on_both_databases!(
+    admin_api_manages_members_and_invitations_of_its_organization_only,
+    admin_api_provisions_people_of_its_verified_domains_at_once
+);
 
 /// Ada's organization Engines and Bob's Looms in one Enterprise Account, with a key for each.
 async fn setup(app: &TestApp) -> (String, String, String) {
@@ -138,4 +141,81 @@ async fn admin_api_manages_members_and_invitations_of_its_organization_only(app:
         actions,
         ["organization.invite.send", "user.organization.role.update", "organization.invite.revoked"]
     );
+}
+
+/// Mistral's bulk `POST /users`: people of the Organization's verified domains
+/// become members at once (accounts made without a password, which their owners
+/// set through "Forgot password"); anyone else is listed as invalid, to invite.
+async fn admin_api_provisions_people_of_its_verified_domains_at_once(app: TestApp) {
+    let org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    domains::verify_by_operator(&app.db, &Actor::Operator, org.id, "engines.example").await.unwrap();
+    // Someone signed up with a company address before the company claimed it.
+    app.client("198.51.100.40").sign_up("Squatter", "lin@engines.example", PASSWORD).await;
+
+    let body = json!([
+        { "email": "grace@engines.example", "first_name": "Grace", "last_name": "Hopper", "role_names": ["member", "billing_manager"] },
+        { "email": "Lin@Engines.example", "first_name": "Lin", "last_name": "", "role": "M" },
+        { "email": "ada@example.com", "first_name": "Ada", "last_name": "L", "role_names": ["member"] },
+        { "email": "mallory@elsewhere.net", "first_name": "Mal", "last_name": "Lory", "role_names": ["organization_admin"] },
+        { "email": "not an address", "first_name": "X", "last_name": "Y", "role_names": ["member"] }
+    ]);
+    let made = app.api("POST", "/api/admin/users", &key, Some(body.clone())).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let made = made.json();
+    let ids = made["email_to_user_id"].as_object().unwrap();
+    assert_eq!(ids.keys().collect::<Vec<_>>(), ["Lin@Engines.example", "grace@engines.example"], "{made}");
+    let invalid: Vec<&str> =
+        made["invalid_emails"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    assert_eq!(invalid.len(), 3, "{invalid:?}");
+    assert!(invalid[0].starts_with("ada@example.com: ") && invalid[0].contains("verified"), "{}", invalid[0]);
+    assert!(invalid[1].starts_with("mallory@elsewhere.net: "), "{}", invalid[1]);
+    assert!(invalid[2].starts_with("not an address: "), "{}", invalid[2]);
+
+    let grace_id = ids["grace@engines.example"].as_str().unwrap();
+    let grace = app.api("GET", &format!("/api/admin/users/{grace_id}"), &key, None).await.json();
+    assert_eq!(grace["name"], "Grace Hopper");
+    assert_eq!(grace["role_names"], json!(["billing_manager", "member"]));
+    assert_eq!(grace["workspaces"][0]["name"], "Default");
+    // The squatter's password no longer opens the account: its owner sets one by email.
+    assert_eq!(
+        app.client("198.51.100.41").log_in("lin@engines.example", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut owner = app.client("198.51.100.42");
+    owner.call("/_fn/password/forgot", &[("email", "grace@engines.example")]).await;
+    let token = app.emailed_token("grace@engines.example").await;
+    let reset =
+        owner.call("/_fn/password/reset", &[("token", &token), ("password", "a brand new passphrase")]).await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert_eq!(owner.overview().await.json()["org"]["name"], "Engines");
+
+    // Again: already members, listed with their ids, nothing changed.
+    let again = app.api("POST", "/api/admin/users", &key, Some(body)).await.json();
+    assert_eq!(again["email_to_user_id"], made["email_to_user_id"]);
+    let joins =
+        app.audit_trail().await.into_iter().filter(|(action, ..)| action == "user.organization.join").count();
+    assert_eq!(joins, 2);
+
+    for (body, param) in [
+        (
+            json!([{ "email": "x@engines.example", "first_name": "X", "last_name": "Y", "role_names": ["member"], "subscription_types": ["CHAT"] }]),
+            "subscription_types",
+        ),
+        (
+            json!([{ "email": "x@engines.example", "first_name": "X", "last_name": "Y", "role_names": ["member"], "role": "M" }]),
+            "roles",
+        ),
+    ] {
+        let refused = app.api("POST", "/api/admin/users", &key, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.json()["error"]["param"], param);
+    }
+    let object =
+        app.api("POST", "/api/admin/users", &key, Some(json!({ "email": "x@engines.example" }))).await;
+    assert_eq!(object.status, StatusCode::BAD_REQUEST);
+    let many: Vec<_> = (0..101).map(|n| json!({ "email": format!("p{n}@engines.example"), "first_name": "P", "last_name": "Q", "role_names": ["member"] })).collect();
+    let too_many = app.api("POST", "/api/admin/users", &key, Some(json!(many))).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST, "{}", too_many.body);
+    assert_eq!(app.count("org_members").await, 3, "Ada, Grace and Lin");
 }
