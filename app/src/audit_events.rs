@@ -88,6 +88,11 @@ pub const EVENT_TYPES: &[EventType] = &[
     mistral("workspace.create", &["WORKSPACE"], "A workspace was created."),
     mistral("workspace.update", &["WORKSPACE"], "A workspace's name, description or icon changed."),
     mistral("workspace.delete", &["WORKSPACE"], "A workspace was archived (its keys stop working)."),
+    chancery(
+        "workspace.restore",
+        &["WORKSPACE"],
+        "An archived workspace was restored (its keys work again).",
+    ),
     mistral("workspace.member.add", &["USER"], "Someone was added to a workspace (`workspace_id`, `after`)."),
     mistral(
         "workspace.member.role.update",

@@ -154,6 +154,8 @@ pub struct WorkspaceSummary {
     pub icon: String,
     pub is_default: bool,
     pub member_count: i64,
+    /// Archived: kept with its history, its keys refused, restorable by an Admin.
+    pub archived: bool,
 }
 
 /// What the Admin Panel's home shows: one organization and the workspaces the viewer may see.
@@ -467,7 +469,7 @@ pub struct AuditEntry {
 pub struct AuditQuery {
     /// Part of the actor's email or key name, or an actor id.
     pub actor: String,
-    /// An action (`user.log_in`) or a prefix of one (`organization.`).
+    /// An event type (`user.log_in`), or the beginning of some (`organization.`).
     pub action: String,
     /// Dates, `YYYY-MM-DD`, inclusive, UTC.
     pub from: String,

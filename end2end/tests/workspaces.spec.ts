@@ -29,6 +29,23 @@ test("an Admin creates a workspace, renames it and archives it; the Default one 
   await expect(page.getByTestId("workspace-row")).toHaveCount(1);
   await expect(page.getByTestId("workspace-row")).toContainText("Default");
 
+  // Archived, it is listed apart, read-only, and restorable as it was.
+  const archivedRow = page.getByTestId("archived-workspace-row");
+  await expect(archivedRow).toHaveCount(1);
+  await expect(archivedRow).toContainText("Research Lab");
+  await archivedRow.getByRole("link").click();
+  await expect(page.getByTestId("workspace-archived")).toBeVisible();
+  await expect(page.getByRole("button", { name: "Save", exact: true })).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Archive workspace" })).toHaveCount(0);
+  await page.getByRole("button", { name: "Restore workspace" }).click();
+  await expect(page.getByTestId("workspace-archived")).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Archive workspace" })).toBeVisible();
+  await page.getByRole("button", { name: "Archive workspace" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await page.getByTestId("archived-workspace-row").getByRole("button", { name: "Restore" }).click();
+  await expect(page.getByTestId("workspace-row")).toHaveCount(2);
+  await expect(page.getByTestId("archived-workspace-row")).toHaveCount(0);
+
   await page.getByTestId("workspace-row").getByRole("link").click();
   await expect(page.getByText("The Default workspace includes everyone and cannot be archived.")).toBeVisible();
   await expect(page.getByRole("button", { name: "Archive workspace" })).toHaveCount(0);

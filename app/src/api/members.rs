@@ -97,6 +97,16 @@ pub async fn get_allowed_domains() -> Result<Vec<String>, AppError> {
     members::allowed_domains(&state.db, &me, org.id).await
 }
 
+#[server(prefix = "/_fn", endpoint = "settings/rename_organization")]
+pub async fn rename_organization(name: String) -> Result<(), AppError> {
+    use crate::server::{orgs, request};
+    let (state, me, org) = request::org_member().await?;
+    orgs::rename(&state.db, &me, &request::client(&state), org.id, &name).await?;
+    // The name is shown on every page of the panel: load it afresh.
+    leptos_axum::redirect("/admin/settings");
+    Ok(())
+}
+
 /// `domains`: separated by commas, spaces or new lines; empty allows any domain.
 #[server(prefix = "/_fn", endpoint = "settings/set_allowed_domains")]
 pub async fn set_allowed_domains(domains: String) -> Result<(), AppError> {

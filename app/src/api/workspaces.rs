@@ -42,6 +42,37 @@ pub async fn archive_workspace(workspace_id: WorkspaceId) -> Result<(), AppError
     Ok(())
 }
 
+#[server(prefix = "/_fn", endpoint = "workspaces/restore")]
+pub async fn restore_workspace(workspace_id: WorkspaceId) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    workspaces::restore(&state.db, &me, &request::client(&state), org.id, workspace_id).await?;
+    Ok(())
+}
+
+/// The organization's archived workspaces, for its Admins (empty for anyone else).
+#[server(prefix = "/_fn", endpoint = "workspaces/archived")]
+pub async fn archived_workspaces() -> Result<Vec<crate::model::WorkspaceSummary>, AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let filter = workspaces::WorkspaceFilter { archived: true, ..Default::default() };
+    let mut all = Vec::new();
+    for page in 1.. {
+        match workspaces::workspaces_page(&state.db, &me, org.id, &filter, Some(page), Some(100)).await {
+            Ok(chunk) => {
+                let more = chunk.has_next();
+                all.extend(chunk.items);
+                if !more {
+                    break;
+                }
+            }
+            Err(AppError::Forbidden | AppError::NotFound) => break,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(all)
+}
+
 #[server(prefix = "/_fn", endpoint = "workspaces/detail")]
 pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<WorkspaceDetail, AppError> {
     use crate::server::{groups, members, request, workspaces};

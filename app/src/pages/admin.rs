@@ -21,7 +21,8 @@ use crate::{
     api::{
         self,
         workspaces::{
-            ArchiveWorkspace, CreateWorkspace, PutWorkspaceMember, RemoveWorkspaceMember, UpdateWorkspace,
+            ArchiveWorkspace, CreateWorkspace, PutWorkspaceMember, RemoveWorkspaceMember, RestoreWorkspace,
+            UpdateWorkspace,
         },
         AUDIT_PAGE_SIZE,
     },
@@ -186,7 +187,12 @@ fn Workspaces() -> impl IntoView {
     let AdminOverview { org, .. } = expect_context::<AdminOverview>();
     let is_admin = org.roles.contains(&OrgRole::Admin);
     let create = ServerAction::<CreateWorkspace>::new();
-    let overview = Resource::new(move || create.version().get(), |_| api::get_admin_overview());
+    let restore = ServerAction::<RestoreWorkspace>::new();
+    let overview = Resource::new(
+        move || (create.version().get(), restore.version().get()),
+        |_| api::get_admin_overview(),
+    );
+    let archived = Resource::new(move || restore.version().get(), |_| api::workspaces::archived_workspaces());
     view! {
         <p class="muted">"Organization ID " <code data-testid="org-id">{org.id.to_string()}</code></p>
         <h2>"Workspaces"</h2>
@@ -225,6 +231,36 @@ fn Workspaces() -> impl IntoView {
                 })
             })}
         </Transition>
+        <FormError value=restore.value()/>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                archived.await.ok().filter(|list| !list.is_empty()).map(|list| view! {
+                    <h2>"Archived workspaces"</h2>
+                    <p class="muted">"Their API keys are refused. Restoring one brings it back as it was."</p>
+                    <table class="table">
+                        <thead><tr><th>"Name"</th><th>"Description"</th><th>"ID"</th><th>"Actions"</th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|w| view! {
+                                <tr data-testid="archived-workspace-row">
+                                    <td>
+                                        <A href=format!("/admin/workspaces/{}", w.id)>{format!("{} {}", w.icon, w.name).trim().to_string()}</A>
+                                        <span class="badge">"Archived"</span>
+                                    </td>
+                                    <td>{w.description}</td>
+                                    <td><code>{w.id.to_string()}</code></td>
+                                    <td>
+                                        <ActionForm action=restore>
+                                            <input type="hidden" name="workspace_id" value=w.id.to_string()/>
+                                            <button type="submit" class="link">"Restore"</button>
+                                        </ActionForm>
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            })}
+        </Transition>
     }
 }
 
@@ -242,8 +278,17 @@ fn WorkspaceDetailSection() -> impl IntoView {
     let put = ServerAction::<PutWorkspaceMember>::new();
     let remove = ServerAction::<RemoveWorkspaceMember>::new();
     let archive = ServerAction::<ArchiveWorkspace>::new();
+    let restore = ServerAction::<RestoreWorkspace>::new();
     let detail = Resource::new(
-        move || (id(), update.version().get(), put.version().get(), remove.version().get()),
+        move || {
+            (
+                id(),
+                update.version().get(),
+                put.version().get(),
+                remove.version().get(),
+                restore.version().get(),
+            )
+        },
         |(id, ..)| async move {
             match id {
                 Some(id) => api::workspaces::get_workspace_detail(id).await,
@@ -256,16 +301,30 @@ fn WorkspaceDetailSection() -> impl IntoView {
         <FormError value=put.value()/>
         <FormError value=remove.value()/>
         <FormError value=archive.value()/>
+        <FormError value=restore.value()/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
                     let ws_id = d.workspace.id;
                     let is_default = d.workspace.is_default;
-                    let administers = d.administers;
+                    let archived = d.workspace.archived;
+                    // An archived workspace is read-only until an Admin restores it.
+                    let administers = d.administers && !archived;
                     let (name, icon, description) =
                         (d.workspace.name.clone(), d.workspace.icon.clone(), d.workspace.description.clone());
                     view! {
                         <h2 data-testid="workspace-name">{format!("{} {}", d.workspace.icon, d.workspace.name).trim().to_string()}</h2>
+                        {archived.then(|| view! {
+                            <div class="notice warning" role="status" data-testid="workspace-archived">
+                                <p>"This workspace is archived: its API keys are refused and nothing here can be changed."</p>
+                                {d.administers.then(|| view! {
+                                    <ActionForm action=restore>
+                                        <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
+                                        <button type="submit">"Restore workspace"</button>
+                                    </ActionForm>
+                                })}
+                            </div>
+                        })}
                         {administers.then(|| view! {
                             <ActionForm action=update attr:class="inline-form">
                                 <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
@@ -346,7 +405,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 // Group grants and archiving are the organization's Admins' business.
-                detail.await.ok().filter(|d| d.administers).map(|d| {
+                detail.await.ok().filter(|d| d.administers && !d.workspace.archived).map(|d| {
                     let ws_id = d.workspace.id;
                     let is_default = d.workspace.is_default;
                     view! {

@@ -5,10 +5,10 @@ use leptos::prelude::*;
 use super::{loading, FormError};
 use crate::{
     api::members::{
-        self, InviteMember, RemoveMember, ResendInvitation, RevokeInvitation, RevokeOrgAdminKey,
-        SetAllowedDomains, SetMemberRoles,
+        self, InviteMember, RemoveMember, RenameOrganization, ResendInvitation, RevokeInvitation,
+        RevokeOrgAdminKey, SetAllowedDomains, SetMemberRoles,
     },
-    model::{AccessEnded, Invitation, Member, OrgRole},
+    model::{AccessEnded, AdminOverview, Invitation, Member, OrgRole},
     time::Timestamp,
 };
 
@@ -154,8 +154,16 @@ fn InvitationRow(
 #[component]
 pub(super) fn SettingsSection() -> impl IntoView {
     let save = ServerAction::<SetAllowedDomains>::new();
+    let rename = ServerAction::<RenameOrganization>::new();
     let domains = Resource::new(move || save.version().get(), |_| members::get_allowed_domains());
+    let AdminOverview { org, .. } = expect_context::<AdminOverview>();
     view! {
+        <h2>"Organization"</h2>
+        <ActionForm action=rename attr:class="inline-form">
+            <label>"Organization name" <input type="text" name="name" required maxlength="100" value=org.name/></label>
+            <button type="submit">"Rename"</button>
+        </ActionForm>
+        <FormError value=rename.value()/>
         <h2>"Allowed email domains"</h2>
         <p class="hint">"Invitations can only go to addresses in these domains. Leave empty to allow any domain."</p>
         <Transition fallback=loading>

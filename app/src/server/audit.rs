@@ -89,8 +89,8 @@ pub struct AuditFilter {
     pub actor: String,
     /// Exactly this actor.
     pub actor_id: Option<String>,
-    /// Event types (a renamed type finds its old events too), or prefixes
-    /// ending in `.` (`organization.`).
+    /// Event types: a type of the catalogue matches itself (and its old names);
+    /// anything else matches the types it begins (`organization.`, `user.log`).
     pub event_types: Vec<String>,
     /// Target types, as the API writes them (`USER`, `WORKSPACE`).
     pub target_types: Vec<String>,
@@ -184,7 +184,7 @@ impl AuditFilter {
         if !self.event_types.is_empty() {
             let mut any = Vec::new();
             for name in &self.event_types {
-                if name.ends_with('.') {
+                if audit_events::find(audit_events::current_name(name)).is_none() {
                     let like = sql.param(Param::Text(format!("{}%", escape_like(name))));
                     any.push(format!("action LIKE {like} ESCAPE '\\'"));
                 } else {
@@ -247,6 +247,9 @@ pub async fn list(
     window: Window,
 ) -> AppResult<Vec<AuditEntry>> {
     filter.check()?;
+    if window.cursor.is_some_and(|cursor| cursor < 0) {
+        return Err(AppError::invalid("cursor", "cursor is a log_id, 0 or more."));
+    }
     if !(1..=paging::MAX_PAGE_SIZE).contains(&window.limit) {
         let message = format!("limit must be between 1 and {}.", paging::MAX_PAGE_SIZE);
         return Err(AppError::invalid("limit", message));

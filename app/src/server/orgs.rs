@@ -50,6 +50,31 @@ pub async fn create_first_organization(
     Ok(OrgSummary { id: org_id, name, roles: vec![OrgRole::Admin] })
 }
 
+/// Renames an organization (its Admins only).
+pub async fn rename(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, name: &str) -> AppResult<()> {
+    let name = validate::org_name(name)?;
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let (before,): (String,) = sqlx::query_as("SELECT name FROM organizations WHERE id = $1")
+        .bind(org_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if before == name {
+        return Ok(());
+    }
+    sqlx::query("UPDATE organizations SET name = $1 WHERE id = $2")
+        .bind(&name)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let event = AuditEvent::new("organization.update", "organization", org_id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ "before": { "name": before }, "after": { "name": name } }));
+    audit::record(&mut tx, &admin, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Inserts an organization and its Default workspace, with no members yet.
 pub(super) async fn insert_organization(
     conn: &mut AnyConnection,

@@ -27,11 +27,12 @@ pub(super) struct WorkspaceRow {
     icon: String,
     default_workspace_id: Option<WorkspaceId>,
     member_count: i64,
+    archived_at: Option<Timestamp>,
 }
 
 /// Workspaces with the number of people who reach them.
 pub(super) const SELECT_WORKSPACES: &str = concat!(
-    "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id,
+    "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id, w.archived_at,
         (SELECT COUNT(*) FROM org_members om WHERE om.org_id = w.org_id AND ",
     authz::reaches!("om.user_id"),
     ") AS member_count
@@ -47,6 +48,7 @@ impl From<WorkspaceRow> for WorkspaceSummary {
             description: row.description,
             icon: row.icon,
             member_count: row.member_count,
+            archived: row.archived_at.is_some(),
         }
     }
 }
@@ -294,6 +296,43 @@ pub async fn archive(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Brings an archived workspace back as it was: its members, grants, limits and
+/// keys (those not revoked or expired work again).
+pub async fn restore(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: WorkspaceId,
+) -> AppResult<WorkspaceSummary> {
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let restored = sqlx::query(
+        "UPDATE workspaces SET archived_at = NULL WHERE id = $1 AND org_id = $2 AND archived_at IS NOT NULL",
+    )
+    .bind(id)
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?;
+    if restored.rows_affected() == 0 {
+        let (known,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE id = $1 AND org_id = $2")
+                .bind(id)
+                .bind(org_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        return Err(if known == 0 {
+            AppError::NotFound
+        } else {
+            AppError::conflict("workspace", "This workspace is not archived.")
+        });
+    }
+    let event = AuditEvent::new("workspace.restore", "workspace", id).in_org(org_id);
+    audit::record(&mut tx, &admin, client, event).await?;
+    tx.commit().await?;
+    workspace(db, actor, org_id, id).await
 }
 
 pub async fn members(

@@ -128,9 +128,9 @@ pub struct AuditLogsQuery {
     #[serde(default, rename = "actor_type", deserialize_with = "comma_list")]
     #[param(value_type = Option<Vec<AuditActorType>>)]
     pub actor_types: Vec<String>,
-    /// Only these event types (the catalogue is on the docs page; a name
-    /// ending in `.` is a prefix: `organization.`). Repeat it for several;
-    /// `event_type[]` also reads.
+    /// Only these event types (the catalogue is on the docs page); a value that
+    /// is not one matches the types it begins (`organization.`). Repeat it for
+    /// several; `event_type[]` also reads.
     #[serde(default, rename = "event_type", deserialize_with = "comma_list")]
     #[param(value_type = Option<Vec<String>>, pattern = "^[a-z_.]{1,100}$")]
     pub event_types: Vec<String>,

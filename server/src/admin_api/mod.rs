@@ -74,6 +74,7 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         workspaces::create_workspace,
         workspaces::update_workspace,
         workspaces::archive_workspace,
+        workspaces::restore_workspace,
         workspaces::add_workspace_users,
         workspaces::put_workspace_users,
         workspaces::remove_workspace_users,
@@ -236,6 +237,7 @@ pub fn router() -> Router<AppState> {
                 .patch(workspaces::update_workspace)
                 .delete(workspaces::archive_workspace),
         )
+        .route("/workspaces/{workspace_uuid}/restore", post(workspaces::restore_workspace))
         .route("/workspaces/{workspace_uuid}/add-users", post(workspaces::add_workspace_users))
         .route("/workspaces/{workspace_uuid}/users", patch(workspaces::put_workspace_users))
         .route("/workspaces/{workspace_uuid}/remove-users", delete(workspaces::remove_workspace_users))

@@ -27,6 +27,8 @@ pub struct WorkspaceOut {
     pub icon: String,
     pub is_default: bool,
     pub members_count: i64,
+    /// Archived (`DELETE`): its keys are refused; `POST .../restore` brings it back.
+    pub is_archived: bool,
 }
 
 impl From<WorkspaceSummary> for WorkspaceOut {
@@ -38,6 +40,7 @@ impl From<WorkspaceSummary> for WorkspaceOut {
             icon: w.icon,
             is_default: w.is_default,
             members_count: w.member_count,
+            is_archived: w.archived,
         }
     }
 }
@@ -203,6 +206,19 @@ pub async fn archive_workspace(
     let id: WorkspaceId = path_id(&workspace_uuid)?;
     workspaces::archive(&state.db, &key.actor, &key.client, key.org_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restore an archived workspace as it was: members, grants, limits, and its
+/// keys that were neither revoked nor expired.
+#[utoipa::path(post, path = "/workspaces/{workspace_uuid}/restore", tag = "workspaces",
+    responses((status = 200, body = WorkspaceOut), (status = 409, description = "Not archived")))]
+pub async fn restore_workspace(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(workspace_uuid): Path<String>,
+) -> Result<Json<WorkspaceOut>, ApiError> {
+    let id: WorkspaceId = path_id(&workspace_uuid)?;
+    Ok(Json(workspaces::restore(&state.db, &key.actor, &key.client, key.org_id, id).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]

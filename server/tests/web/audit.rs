@@ -11,8 +11,30 @@ use crate::common::{TestApp, PASSWORD};
 
 crate::on_both_databases!(
     audit_log_is_filtered_exported_and_scoped_to_the_organization,
-    admin_api_lists_the_audit_log_as_mistral_does
+    admin_api_lists_the_audit_log_as_mistral_does,
+    renaming_the_organization_is_for_its_admins_and_audited
 );
+
+async fn renaming_the_organization_is_for_its_admins_and_audited(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let (mut grace, _) = app.join(&mut org, "grace@example.com", &["member", "billing"]).await;
+    let refused = grace.call("/_fn/settings/rename_organization", &[("name", "Grace's")]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "Admins only: {}", refused.body);
+    let empty = org.admin.call("/_fn/settings/rename_organization", &[("name", "  ")]).await;
+    assert_eq!(
+        (empty.status, empty.json()["Invalid"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("name"))
+    );
+    let renamed =
+        org.admin.call("/_fn/settings/rename_organization", &[("name", " Analytical Engines ")]).await;
+    assert!(renamed.status.is_success() || renamed.status.is_redirection(), "{}", renamed.body);
+    assert_eq!(org.admin.overview().await.json()["org"]["name"], "Analytical Engines");
+    assert_eq!(grace.overview().await.json()["org"]["name"], "Analytical Engines");
+    assert_eq!(
+        app.audit_details("organization.update").await,
+        [r#"{"after":{"name":"Analytical Engines"},"before":{"name":"Engines"}}"#]
+    );
+}
 
 async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: TestApp) {
     let mut ada = app.client("203.0.113.7");
@@ -189,6 +211,10 @@ async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
     assert_eq!(names(&by_old_name), ["workspace.delete"], "and so does the old one");
     let (prefix, _) = list("?event_type=organization.").await;
     assert_eq!(names(&prefix), ["organization.link", "organization.create"]);
+    let (begun, _) = list("?event_type=organization.li").await;
+    assert_eq!(names(&begun), ["organization.link"], "what is not an event type begins some");
+    let (cursor, _) = list("?cursor=0").await;
+    assert!(cursor.is_empty(), "no event before the first");
     let (workspaces, _) = list("?target_type[]=WORKSPACE").await;
     assert_eq!(names(&workspaces), ["workspace.delete", "workspace.create", "workspace.create"]);
     let (by_ada, _) = list(&format!("?actor_user_uuid={ada_id}")).await;
@@ -226,6 +252,7 @@ async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
         ("?sort=up", "sort"),
         ("?limit=0", "limit"),
         ("?limit=101", "limit"),
+        ("?cursor=-1", "cursor"),
         ("?actor_user_uuid=ada", "actor_user_uuid"),
     ] {
         let refused = app.api("GET", &format!("/api/admin/audit-logs{query}"), &key, None).await;

@@ -131,6 +131,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
             vec![("workspace_id", &lab), ("name", "Mine"), ("description", ""), ("icon", "")],
         ),
         ("/_fn/workspaces/archive", vec![("workspace_id", &lab)]),
+        ("/_fn/workspaces/restore", vec![("workspace_id", &lab)]),
         ("/_fn/workspaces/put_member", vec![("workspace_id", &lab), ("user_id", &mia_id), ("role", "admin")]),
         ("/_fn/workspaces/remove_member", vec![("workspace_id", &lab), ("user_id", &ada_id)]),
         ("/_fn/groups/detail", vec![("group_id", &group)]),

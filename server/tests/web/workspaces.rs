@@ -17,7 +17,61 @@ use crate::common::{TestApp, PASSWORD, PUBLIC_URL};
 crate::on_both_databases!(
     workspaces_are_created_edited_staffed_and_archived,
     mistrals_workspace_options_are_honoured_or_refused,
+    an_archived_workspace_is_restored_as_it_was,
 );
+
+/// Archiving refuses a workspace's keys at the gateway; restoring brings it
+/// back with its members and keys, audited; only archived workspaces restore.
+async fn an_archived_workspace_is_restored_as_it_was(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let card = [("card_number", "4242 4242 4242 4242"), ("card_expiry", "12/30")];
+    assert_eq!(org.admin.call("/_fn/billing/add_card", &card).await.status, StatusCode::OK);
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let body = json!({ "name": "Lab", "admin_user_id": org.admin_id });
+    let lab = app.api("POST", "/api/admin/workspaces", &key, Some(body)).await.json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({ "workspace_uuid": lab, "name": "work", "user_id": org.admin_id });
+    let made = app.api("POST", "/api/admin/api-keys", &key, Some(body)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let workspace_key = made.json()["key"].as_str().unwrap().to_string();
+    let models = || app.gateway("GET", "/v1/models", &workspace_key, None);
+    app.state.gateway.refresh().await.unwrap();
+    let first = models().await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+
+    assert_eq!(
+        app.api("DELETE", &format!("/api/admin/workspaces/{lab}"), &key, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.state.gateway.refresh().await.unwrap();
+    let refused = models().await;
+    assert_eq!(
+        (refused.status, refused.json()["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("workspace_archived"))
+    );
+    let archived = app.api("GET", &format!("/api/admin/workspaces/{lab}"), &key, None).await.json();
+    assert_eq!(archived["is_archived"], true);
+
+    let restored = app.api("POST", &format!("/api/admin/workspaces/{lab}/restore"), &key, None).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    assert_eq!(
+        (restored.json()["is_archived"].clone(), restored.json()["members_count"].clone()),
+        (json!(false), json!(1))
+    );
+    app.state.gateway.refresh().await.unwrap();
+    assert_eq!(models().await.status, StatusCode::OK, "its key works again");
+    let again = app.api("POST", &format!("/api/admin/workspaces/{lab}/restore"), &key, None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let unknown = app
+        .api("POST", "/api/admin/workspaces/9f0c1b5e-6c1d-4f5e-9a8b-000000000000/restore", &key, None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let restores =
+        app.audit_trail().await.into_iter().filter(|(action, ..)| action == "workspace.restore").count();
+    assert_eq!(restores, 1);
+}
 
 /// What Mistral's Admin API documents for workspaces and invitations is done,
 /// or refused naming the field, never accepted and ignored.
