@@ -46,7 +46,7 @@ test("an Admin creates a workspace, renames it and archives it; the Default one 
   await expect(page.getByTestId("workspace-row")).toHaveCount(2);
   await expect(page.getByTestId("archived-workspace-row")).toHaveCount(0);
 
-  await page.getByTestId("workspace-row").getByRole("link").click();
+  await page.getByTestId("workspace-row").getByRole("link", { name: "Default" }).click();
   await expect(page.getByText("The Default workspace includes everyone and cannot be archived.")).toBeVisible();
   await expect(page.getByRole("button", { name: "Archive workspace" })).toHaveCount(0);
 });

@@ -102,8 +102,13 @@ pub async fn get_usage(
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = query.workspace_id.map(|w| w.to_string());
     if let (Some(month), Some(year)) = (query.month, query.year) {
-        // One period, said one way: a month, or times.
-        for (field, given) in [("start_time", &query.start_time), ("end_time", &query.end_time)] {
+        // One period, said one way: a month (summed per model), or times (in buckets).
+        for (field, given) in [
+            ("start_time", &query.start_time),
+            ("end_time", &query.end_time),
+            ("bucket_width", &query.bucket_width),
+            ("group_by", &query.group_by),
+        ] {
             if given.is_some() {
                 return Err(
                     AppError::invalid(field, format!("Give month and year, or {field}, not both.")).into()

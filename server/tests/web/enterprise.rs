@@ -326,6 +326,8 @@ async fn admin_api_reads_input_as_its_document_says(app: TestApp) {
     assert_eq!((beyond.status, field(&beyond).as_deref()), (StatusCode::BAD_REQUEST, Some("page")));
     let far = app.api("GET", "/api/admin/api-keys?offset=1000000001", &key, None).await;
     assert_eq!(far.status, StatusCode::BAD_REQUEST);
+    let buckets = app.api("GET", "/api/admin/usage?month=5&year=2026&bucket_width=1w", &key, None).await;
+    assert_eq!((buckets.status, field(&buckets).as_deref()), (StatusCode::BAD_REQUEST, Some("bucket_width")));
     let both = app.api("GET", "/api/admin/usage?month=5&year=2026&start_time=0", &key, None).await;
     assert_eq!((both.status, field(&both).as_deref()), (StatusCode::BAD_REQUEST, Some("start_time")));
     let empty = app.api("GET", "/api/admin/audit-logs?before=", &key, None).await;
