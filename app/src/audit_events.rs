@@ -149,6 +149,11 @@ pub const EVENT_TYPES: &[EventType] = &[
     mistral("api_key.create", &["API_KEY"], "A workspace API key was made."),
     mistral("api_key.rotate", &["API_KEY"], "A workspace API key was rotated."),
     mistral("api_key.delete", &["API_KEY"], "A workspace API key was revoked."),
+    mistral(
+        "api_key_policy.update",
+        &["ORGANIZATION", "WORKSPACE"],
+        "The longest workspace API keys may live changed (`before`, `after`).",
+    ),
     mistral("admin_api_key.created", &["ADMIN_API_KEY"], "An Admin API key was made in the Backoffice."),
     mistral("admin_api_key.delete", &["ADMIN_API_KEY"], "An Admin API key was revoked."),
     // Enterprise Account and platform

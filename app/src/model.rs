@@ -748,6 +748,17 @@ pub struct ApiKeyView {
     pub status: ApiKeyStatus,
     /// Active but not used for 30 days (or never, 30 days after creation).
     pub unused: bool,
+    /// Active and living longer than the key lifetime policy now allows (made
+    /// before it was set or tightened).
+    pub beyond_policy: bool,
+}
+
+/// The longest workspace API keys may live, in days (`None`: no maximum).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPolicy {
+    pub org_max_days: Option<i64>,
+    /// At most the Organization's.
+    pub workspace_max_days: Option<i64>,
 }
 
 /// A key just created or rotated: the only time `key` is shown.

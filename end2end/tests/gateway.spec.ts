@@ -13,6 +13,12 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   await page.getByRole("button", { name: "Save card" }).click();
   await expect(page.getByTestId("billing-status")).toContainText("Billing is active");
 
+  // Keys live 30 days at most here: one made without an expiry gets one.
+  await page.locator("nav").getByRole("link", { name: "Settings" }).click();
+  await page.getByLabel("Maximum lifetime (days)").fill("30");
+  await page.getByRole("button", { name: "Save lifetime" }).click();
+  await expect(page.getByText("Key lifetime saved.")).toBeVisible();
+
   await page.locator("nav").getByRole("link", { name: "Workspaces" }).click();
   await page.getByTestId("workspace-row").getByRole("link").click();
   await expect(page).toHaveURL(/\/admin\/workspaces\/[0-9a-f-]{36}$/);
@@ -25,6 +31,8 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   // Columns: name, key, models, requests/min, created, last used, expiry, status.
   const lastUsed = page.getByTestId("api-key-row").filter({ hasText: "journey" }).locator("td").nth(5);
   await expect(lastUsed).toHaveText("Never");
+  const expiry = page.getByTestId("api-key-row").filter({ hasText: "journey" }).locator("td").nth(6);
+  await expect(expiry).not.toHaveText("Never");
 
   // Shown once: after a reload only the masked value is left.
   await open(page, workspacePage);

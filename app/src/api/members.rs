@@ -107,6 +107,29 @@ pub async fn rename_organization(name: String) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The current Organization's key lifetime policy.
+#[server(prefix = "/_fn", endpoint = "settings/key_policy")]
+pub async fn get_key_policy() -> Result<crate::model::KeyPolicy, AppError> {
+    use crate::server::{key_policy, request};
+    let (state, me, org) = request::org_member().await?;
+    key_policy::get(&state.db, &me, org.id, None).await
+}
+
+/// `max_days`: whole days, or empty for no maximum.
+#[server(prefix = "/_fn", endpoint = "settings/set_key_policy")]
+pub async fn set_key_policy(max_days: String) -> Result<(), AppError> {
+    use crate::server::{key_policy, request};
+    let (state, me, org) = request::org_member().await?;
+    let days = match max_days.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<i64>()
+                .map_err(|_| AppError::invalid("max_days", "Enter a number of days, or nothing."))?,
+        ),
+    };
+    key_policy::set_for_org(&state.db, &me, &request::client(&state), org.id, days).await
+}
+
 /// `domains`: separated by commas, spaces or new lines; empty allows any domain.
 #[server(prefix = "/_fn", endpoint = "settings/set_allowed_domains")]
 pub async fn set_allowed_domains(domains: String) -> Result<(), AppError> {

@@ -74,7 +74,12 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                             <td>{k.requests_per_minute.map(|r| r.to_string()).unwrap_or_else(|| "Workspace's".into())}</td>
                                             <td>{k.created_at.display()}</td>
                                             <td>{when(k.last_used_at, "Never")}</td>
-                                            <td>{when(k.expires_at, "Never")}</td>
+                                            <td>
+                                                {when(k.expires_at, "Never")}
+                                                {k.beyond_policy.then(|| view! {
+                                                    <span class="badge warn" title="Made before the key lifetime policy: it lives longer than new keys may">"Beyond policy"</span>
+                                                })}
+                                            </td>
                                             <td class:warning=k.unused>{status}</td>
                                             <td>
                                                 {(k.status == ApiKeyStatus::Active).then(|| view! {

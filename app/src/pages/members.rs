@@ -6,7 +6,7 @@ use super::{loading, FormError};
 use crate::{
     api::members::{
         self, InviteMember, RemoveMember, RenameOrganization, ResendInvitation, RevokeInvitation,
-        RevokeOrgAdminKey, SetAllowedDomains, SetMemberRoles,
+        RevokeOrgAdminKey, SetAllowedDomains, SetKeyPolicy, SetMemberRoles,
     },
     model::{AccessEnded, AdminOverview, Invitation, Member, OrgRole},
     time::Timestamp,
@@ -164,6 +164,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
             <button type="submit">"Rename"</button>
         </ActionForm>
         <FormError value=rename.value()/>
+        <KeyLifetime/>
         <h2>"Allowed email domains"</h2>
         <p class="hint">"Invitations can only go to addresses in these domains. Leave empty to allow any domain."</p>
         <Transition fallback=loading>
@@ -184,6 +185,31 @@ pub(super) fn SettingsSection() -> impl IntoView {
         <super::sso::SingleSignOn/>
         <super::scim::Provisioning/>
         <AdminKeysOfOrg/>
+    }
+}
+
+/// How long workspace API keys may live: new keys are clamped to it.
+#[component]
+fn KeyLifetime() -> impl IntoView {
+    let save = ServerAction::<SetKeyPolicy>::new();
+    let policy = Resource::new(move || save.version().get(), |_| members::get_key_policy());
+    view! {
+        <h2>"API key lifetime"</h2>
+        <p class="hint">"The longest a workspace API key may live. New keys without an expiry, or beyond it, expire on the last day allowed; existing keys are kept and marked Beyond policy. Leave empty for no maximum."</p>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                policy.await.map(|policy| view! {
+                    <ActionForm action=save attr:class="inline-form">
+                        <label>"Maximum lifetime (days)"
+                            <input type="number" name="max_days" min="1" max="3650" value=policy.org_max_days.map(|d| d.to_string()).unwrap_or_default()/>
+                        </label>
+                        <button type="submit">"Save lifetime"</button>
+                    </ActionForm>
+                })
+            })}
+        </Transition>
+        {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Key lifetime saved."</p> })}
+        <FormError value=save.value()/>
     }
 }
 

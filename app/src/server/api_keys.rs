@@ -12,13 +12,13 @@ use super::{
     authz,
     billing::{self, split_models},
     db::Db,
-    lifecycle, mail, models, paging, secret_key,
+    key_policy, lifecycle, mail, models, paging, secret_key,
     workspaces::{self, Access},
 };
 use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, UserId, WorkspaceId},
-    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey},
+    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey, KeyPolicy},
     time::Timestamp,
     validate,
 };
@@ -47,6 +47,8 @@ struct KeyRow {
     expires_at: Option<Timestamp>,
     revoked_at: Option<Timestamp>,
     rotated_to: Option<ApiKeyId>,
+    org_max_days: Option<i64>,
+    workspace_max_days: Option<i64>,
 }
 
 /// Where a key stands at `now`.
@@ -81,7 +83,11 @@ pub fn unused(
 impl KeyRow {
     fn view(self, now: Timestamp) -> ApiKeyView {
         let status = status(now, self.expires_at, self.revoked_at, self.rotated_to.is_some());
+        let policy =
+            KeyPolicy { org_max_days: self.org_max_days, workspace_max_days: self.workspace_max_days };
         ApiKeyView {
+            beyond_policy: status == ApiKeyStatus::Active
+                && policy.exceeded_by(self.created_at, self.expires_at),
             unused: unused(now, status, self.created_at, self.last_used_at),
             status,
             masked_key: secret_key::masked(PREFIX, &self.public_id, &self.secret_last4),
@@ -105,9 +111,12 @@ impl KeyRow {
 const SELECT_KEYS: &str =
     "SELECT k.id, k.workspace_id, w.name AS workspace_name, k.name, k.public_id, k.secret_last4,
         k.allowed_models, k.requests_per_minute, k.owner_user_id, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
-        k.expires_at, k.revoked_at, k.rotated_to
+        k.expires_at, k.revoked_at, k.rotated_to, o.api_key_max_days AS org_max_days,
+        l.api_key_max_days AS workspace_max_days
     FROM workspace_api_keys k
     JOIN workspaces w ON w.id = k.workspace_id
+    JOIN organizations o ON o.id = w.org_id
+    LEFT JOIN workspace_limits l ON l.workspace_id = k.workspace_id
     LEFT JOIN users u ON u.id = k.owner_user_id";
 
 /// What a new key is made of.
@@ -159,6 +168,9 @@ pub async fn create(
     // is refused here) or comes after (and revokes this key with the others).
     authz::lock_org(&mut tx, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
+    let asked = expires_at;
+    let expires_at =
+        key_policy::of(&mut tx, org_id, Some(workspace_id)).await?.clamp(asked, Timestamp::now());
     if let Some(owner) = owner {
         workspaces::require_org_member(&mut tx, org_id, owner, "user_id").await?;
         if !lifecycle::may_use_workspace(&mut tx, org_id, workspace_id, owner).await? {
@@ -183,6 +195,7 @@ pub async fn create(
             "allowed_models": allowed,
             "requests_per_minute": input.requests_per_minute,
             "expires_at": expires_at.map(Timestamp::rfc3339),
+            "expiry_clamped_by_policy": expires_at != asked,
         }),
     );
     audit::record(&mut tx, &maker, client, event).await?;
@@ -379,7 +392,10 @@ pub async fn rotate(
         allowed_models: old.allowed_models.as_deref(),
         requests_per_minute: old.requests_per_minute,
         owner: new_owner,
-        expires_at: old.expires_at,
+        // The new key lives no longer than the policy allows now.
+        expires_at: key_policy::of(&mut tx, org_id, Some(old.workspace_id))
+            .await?
+            .clamp(old.expires_at, Timestamp::now()),
     };
     let (new_id, full) = insert(&mut tx, actor, org_id, old.workspace_id, &fields).await?;
     let grace_end = Timestamp(Timestamp::now().0 + grace_hours * 3_600_000);

@@ -83,7 +83,12 @@ pub(super) async fn of(
 }
 
 /// The policy for its Admins and Billing managers to read.
-pub async fn get(db: &Db, actor: &Actor, org_id: OrgId, workspace_id: Option<WorkspaceId>) -> AppResult<KeyPolicy> {
+pub async fn get(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    workspace_id: Option<WorkspaceId>,
+) -> AppResult<KeyPolicy> {
     let mut conn = db.pool().acquire().await?;
     authz::billing_manager(&mut conn, actor, org_id).await?;
     if let Some(id) = workspace_id {
@@ -104,7 +109,13 @@ fn check_days(days: Option<i64>) -> AppResult<()> {
 
 /// Sets the Organization's maximum key lifetime (`None`: keys may live forever).
 /// Admins only; audited as `api_key_policy.update`.
-pub async fn set_for_org(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, days: Option<i64>) -> AppResult<()> {
+pub async fn set_for_org(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    days: Option<i64>,
+) -> AppResult<()> {
     check_days(days)?;
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;

@@ -17,6 +17,7 @@ pub mod domains;
 pub mod enterprise;
 pub mod gateway;
 pub mod groups;
+pub mod key_policy;
 pub mod lifecycle;
 pub mod mail;
 pub mod members;

@@ -2,8 +2,8 @@
 
 use app::{
     ids::{ApiKeyId, UserId, WorkspaceId},
-    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey},
-    server::{api_keys, state::AppState},
+    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey, KeyPolicy},
+    server::{api_keys, key_policy, state::AppState},
 };
 use axum::{
     extract::{Path, State},
@@ -26,6 +26,79 @@ pub struct ActionOut {
 pub struct KeyActionsOut {
     pub delete: ActionOut,
     pub rotate: ActionOut,
+}
+
+/// The key lifetime policy of the Organization, or of one workspace.
+#[derive(Serialize, ToSchema)]
+pub struct KeyPolicyOut {
+    /// The Organization's maximum, in days; null: none.
+    pub organization_max_days: Option<i64>,
+    /// The workspace's own maximum (only with `workspace_uuid`); null: none.
+    pub workspace_max_days: Option<i64>,
+    /// What applies to new keys: the stricter of the two.
+    pub max_days: Option<i64>,
+}
+
+impl From<KeyPolicy> for KeyPolicyOut {
+    fn from(p: KeyPolicy) -> Self {
+        Self {
+            organization_max_days: p.org_max_days,
+            workspace_max_days: p.workspace_max_days,
+            max_days: p.max_days(),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyPolicyQuery {
+    /// A workspace: its policy, within the Organization's.
+    pub workspace_uuid: Option<uuid::Uuid>,
+}
+
+/// The longest workspace API keys may live.
+#[utoipa::path(get, path = "/api-key-policy", tag = "api-keys", params(KeyPolicyQuery),
+    responses((status = 200, body = KeyPolicyOut), (status = 404, description = "No such workspace")))]
+pub async fn get_key_policy(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiQuery(q): ApiQuery<KeyPolicyQuery>,
+) -> Result<Json<KeyPolicyOut>, ApiError> {
+    let workspace = q.workspace_uuid.map(WorkspaceId);
+    Ok(Json(key_policy::get(&state.db, &key.actor, key.org_id, workspace).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct KeyPolicyIn {
+    /// Null or absent: the Organization's maximum.
+    pub workspace_uuid: Option<uuid::Uuid>,
+    /// Days, 1 to 3650; null: no maximum. A workspace's is at most the Organization's.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub max_days: Option<i64>,
+}
+
+/// Set the longest workspace API keys may live, for the Organization or one
+/// workspace. New keys asked without an expiry, or beyond it, expire on the
+/// latest day allowed (rotations too); existing keys are unchanged and listed
+/// with `beyond_policy`.
+#[utoipa::path(post, path = "/api-key-policy", tag = "api-keys", request_body = KeyPolicyIn,
+    responses((status = 200, body = KeyPolicyOut), (status = 400, description = "Out of bounds, or looser than the Organization's")))]
+pub async fn set_key_policy(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiJson(body): ApiJson<KeyPolicyIn>,
+) -> Result<Json<KeyPolicyOut>, ApiError> {
+    let workspace = body.workspace_uuid.map(WorkspaceId);
+    match workspace {
+        Some(id) => {
+            key_policy::set_for_workspace(&state.db, &key.actor, &key.client, key.org_id, id, body.max_days)
+                .await?
+        }
+        None => {
+            key_policy::set_for_org(&state.db, &key.actor, &key.client, key.org_id, body.max_days).await?
+        }
+    }
+    Ok(Json(key_policy::get(&state.db, &key.actor, key.org_id, workspace).await?.into()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,6 +128,8 @@ pub struct ApiKeyOut {
     pub status: &'static str,
     /// Working but unused for 30 days.
     pub unused: bool,
+    /// Active and living longer than the key lifetime policy now allows.
+    pub beyond_policy: bool,
     /// The key that replaced this one.
     pub rotated_to: Option<uuid::Uuid>,
     pub can_delete: bool,
@@ -88,6 +163,7 @@ fn out(view: ApiKeyView, key: Option<String>) -> ApiKeyOut {
         owner_email: view.owner_email,
         status: view.status.as_str(),
         unused: view.unused,
+        beyond_policy: view.beyond_policy,
         rotated_to: view.rotated_to.map(|id| id.0),
         can_delete: working,
         actions: KeyActionsOut {

@@ -98,6 +98,8 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         admin_keys::list_admin_keys,
         admin_keys::revoke_admin_key,
         billing::get_billing,
+        api_keys::get_key_policy,
+        api_keys::set_key_policy,
         billing::get_spend_limit,
         billing::set_spend_limit,
         billing::get_rate_limit,
@@ -265,6 +267,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin-api-keys", get(admin_keys::list_admin_keys))
         .route("/admin-api-keys/{key_id}", delete(admin_keys::revoke_admin_key))
         .route("/billing", get(billing::get_billing))
+        .route("/api-key-policy", get(api_keys::get_key_policy).post(api_keys::set_key_policy))
         .route("/spend-limit", get(billing::get_spend_limit).post(billing::set_spend_limit))
         .route("/rate-limit", get(billing::get_rate_limit).post(billing::set_rate_limit))
         .route("/models", get(billing::list_models))

@@ -8,7 +8,8 @@ use crate::common::TestApp;
 
 crate::on_both_databases!(
     workspace_keys_are_shown_once_rotated_and_revoked,
-    workspace_keys_in_the_admin_panel
+    workspace_keys_in_the_admin_panel,
+    keys_live_no_longer_than_the_lifetime_policy,
 );
 
 async fn workspace_keys_are_shown_once_rotated_and_revoked(app: TestApp) {
@@ -201,4 +202,94 @@ async fn workspace_keys_in_the_admin_panel(app: TestApp) {
         ("icon", ""),
     ];
     assert_eq!(wes.call("/_fn/workspaces/update", &rename).await.status, StatusCode::NOT_FOUND);
+}
+
+/// An Organization's maximum key lifetime, and a stricter one per workspace:
+/// new keys (made or rotated) are clamped to it, older ones are flagged.
+async fn keys_live_no_longer_than_the_lifetime_policy(app: TestApp) {
+    let org = app.organization("ada@example.com", "Engines").await;
+    let admin = app.admin_key(&org, "ada@example.com").await;
+    let make = |expiration: Option<&str>| {
+        let mut body =
+            json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "k" });
+        if let Some(date) = expiration {
+            body["expiration"] = json!(date);
+        }
+        app.api("POST", "/api/admin/api-keys", &admin, Some(body))
+    };
+    let days_from_now = |text: &serde_json::Value| {
+        let at = chrono::DateTime::parse_from_rfc3339(text.as_str().expect("an expiry")).unwrap();
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours() as f64 / 24.0
+    };
+    let forever = make(None).await.json();
+    assert_eq!(forever["expiration_date"], serde_json::Value::Null);
+    assert_eq!(forever["beyond_policy"], false);
+
+    let set = app.api("POST", "/api/admin/api-key-policy", &admin, Some(json!({ "max_days": 30 }))).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(
+        set.json(),
+        json!({ "organization_max_days": 30, "workspace_max_days": null, "max_days": 30 })
+    );
+    let clamped = make(None).await.json();
+    assert!((29.9..=30.0).contains(&days_from_now(&clamped["expiration_date"])), "{clamped}");
+    let too_late = make(Some("2099-01-01")).await.json();
+    assert!((29.9..=30.0).contains(&days_from_now(&too_late["expiration_date"])), "{too_late}");
+    let soon = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    let kept = make(Some(&soon)).await.json();
+    assert!(days_from_now(&kept["expiration_date"]) < 4.0, "an earlier expiry is kept: {kept}");
+
+    // A workspace may be stricter, never looser.
+    let looser = json!({ "workspace_uuid": org.default_workspace, "max_days": 60 });
+    let refused = app.api("POST", "/api/admin/api-key-policy", &admin, Some(looser)).await;
+    assert_eq!(
+        (refused.status, refused.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("max_days"))
+    );
+    let stricter = json!({ "workspace_uuid": org.default_workspace, "max_days": 7 });
+    let set = app.api("POST", "/api/admin/api-key-policy", &admin, Some(stricter)).await.json();
+    assert_eq!(set, json!({ "organization_max_days": 30, "workspace_max_days": 7, "max_days": 7 }));
+    let weekly = make(None).await.json();
+    assert!((6.9..=7.0).contains(&days_from_now(&weekly["expiration_date"])), "{weekly}");
+    // Rotation makes a new key: it obeys the policy too.
+    let key_id = forever["key_id"].as_str().unwrap();
+    let rotated = app
+        .api(
+            "POST",
+            &format!("/api/admin/api-keys/{key_id}/rotate"),
+            &admin,
+            Some(json!({ "grace_hours": 0 })),
+        )
+        .await;
+    assert!(rotated.status.is_success(), "{}", rotated.body);
+    assert!((6.9..=7.0).contains(&days_from_now(&rotated.json()["expiration_date"])), "{}", rotated.body);
+
+    // The key made before the policy is unchanged, and flagged.
+    let listed = app.api("GET", "/api/admin/api-keys?limit=100", &admin, None).await.json();
+    let flagged: Vec<bool> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["status"] == "active")
+        .map(|k| k["beyond_policy"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        flagged.iter().filter(|f| **f).count(),
+        2,
+        "the 30-day keys outlive the workspace's 7 days: {listed}"
+    );
+
+    for (body, param) in [(json!({ "max_days": 0 }), "max_days"), (json!({ "max_days": 3651 }), "max_days")] {
+        let refused = app.api("POST", "/api/admin/api-key-policy", &admin, Some(body)).await;
+        assert_eq!(
+            (refused.status, refused.json()["error"]["param"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(param))
+        );
+    }
+    let lifted =
+        app.api("POST", "/api/admin/api-key-policy", &admin, Some(json!({ "max_days": null }))).await.json();
+    assert_eq!(lifted["organization_max_days"], serde_json::Value::Null);
+    let audited =
+        app.audit_trail().await.into_iter().filter(|(action, ..)| action == "api_key_policy.update").count();
+    assert_eq!(audited, 3);
 }
