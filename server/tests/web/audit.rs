@@ -15,6 +15,21 @@ crate::on_both_databases!(
     renaming_the_organization_is_for_its_admins_and_audited
 );
 
+/// Ada's Engines, where she logged in twice more, and Bob's Looms: Ada's client.
+async fn engines_and_looms(app: &TestApp) -> crate::common::Client<'_> {
+    let mut ada = app.client("203.0.113.7");
+    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    ada.create_organization("Engines").await;
+    for _ in 0..2 {
+        ada.call("/_fn/log_out", &[]).await;
+        ada.log_in("ada@example.com", PASSWORD).await;
+    }
+    let mut bob = app.client("198.51.100.4");
+    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
+    bob.create_organization("Looms").await;
+    ada
+}
+
 async fn renaming_the_organization_is_for_its_admins_and_audited(app: TestApp) {
     let mut org = app.organization("ada@example.com", "Engines").await;
     let (mut grace, _) = app.join(&mut org, "grace@example.com", &["member", "billing"]).await;
@@ -37,16 +52,7 @@ async fn renaming_the_organization_is_for_its_admins_and_audited(app: TestApp) {
 }
 
 async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: TestApp) {
-    let mut ada = app.client("203.0.113.7");
-    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
-    ada.create_organization("Engines").await;
-    for _ in 0..2 {
-        ada.call("/_fn/log_out", &[]).await;
-        ada.log_in("ada@example.com", PASSWORD).await;
-    }
-    let mut bob = app.client("198.51.100.4");
-    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
-    bob.create_organization("Looms").await;
+    let mut ada = engines_and_looms(&app).await;
 
     let search = |actor: &'static str, action: &'static str, from: &'static str, to: &'static str| {
         [("actor", actor), ("action", action), ("from", from), ("to", to), ("page", "1")]
@@ -110,16 +116,7 @@ async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: Test
 /// Mistral's `GET /audit-logs`: a bare array, filters by actor, event and target
 /// type, actor, time bounds and order; keyset pages linked by `Link: rel="next"`.
 async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
-    let mut ada = app.client("203.0.113.7");
-    ada.sign_up("Ada", "ada@example.com", PASSWORD).await;
-    ada.create_organization("Engines").await;
-    for _ in 0..2 {
-        ada.call("/_fn/log_out", &[]).await;
-        ada.log_in("ada@example.com", PASSWORD).await;
-    }
-    let mut bob = app.client("198.51.100.4");
-    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
-    bob.create_organization("Looms").await;
+    let mut ada = engines_and_looms(&app).await;
 
     let overview = ada.overview().await.json();
     let org_id: app::ids::OrgId = overview["org"]["id"].as_str().unwrap().parse().unwrap();
