@@ -69,6 +69,7 @@ pub async fn get_key_policy(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct KeyPolicyIn {
     /// Null or absent: the Organization's maximum.
     pub workspace_uuid: Option<uuid::Uuid>,
@@ -216,6 +217,7 @@ pub async fn list_keys(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     pub workspace_uuid: uuid::Uuid,
     /// The Organization member the key is for.
@@ -275,6 +277,7 @@ pub async fn revoke_key(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RotateIn {
     /// How long the old key keeps working: 0 to 720 hours (default 24).
     #[schema(minimum = 0, maximum = 720)]

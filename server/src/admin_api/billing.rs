@@ -148,6 +148,7 @@ pub async fn get_spend_limit(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SpendLimitIn {
     /// Whole US dollars.
     pub amount: Option<i64>,
@@ -229,6 +230,7 @@ pub async fn get_rate_limit(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitIn {
     pub workspace_uuid: uuid::Uuid,
     /// Null or absent: no limit.

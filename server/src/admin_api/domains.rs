@@ -48,6 +48,7 @@ pub struct DomainsOut {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DomainIn {
     /// e.g. `example.com`.
     #[schema(

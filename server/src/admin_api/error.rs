@@ -153,7 +153,17 @@ async fn read_body<S: Send + Sync, T: DeserializeOwned>(
         return Err(bad(shape.into()));
     }
     whole_numbers_as_integers(&mut value);
-    serde_json::from_value(value).map_err(|err| bad(format!("Failed to deserialize the JSON body: {err}")))
+    serde_json::from_value(value).map_err(|err| {
+        let text = err.to_string();
+        match text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next()) {
+            // Accepted and ignored would be a lie: a field this operation does not read is refused.
+            Some(name) => {
+                ApiError(AppError::invalid(name, format!("{name} is not a field of this operation.")))
+                    .into_response()
+            }
+            None => bad(format!("Failed to deserialize the JSON body: {text}")),
+        }
+    })
 }
 
 /// JSON Schema's `integer` includes `504.0`; serde's integers do not. Numbers

@@ -91,6 +91,7 @@ pub async fn list_groups(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserGroupIn {
     #[schema(
         min_length = 1,
@@ -131,6 +132,7 @@ pub async fn get_group(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserGroupUpdateIn {
     #[schema(
         min_length = 1,
@@ -209,6 +211,7 @@ pub async fn list_members(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GroupMembersIn {
     pub user_uuids: Vec<uuid::Uuid>,
 }
@@ -291,6 +294,7 @@ pub async fn list_workspaces(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GroupRoleIn {
     pub roles: Option<Vec<String>>,
     pub role_names: Option<Vec<String>>,
@@ -299,10 +303,13 @@ pub struct GroupRoleIn {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GroupWorkspaceIn {
     pub workspace_uuid: uuid::Uuid,
-    #[serde(flatten)]
-    pub role: GroupRoleIn,
+    pub roles: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    #[schema(deprecated)]
+    pub role: Option<String>,
 }
 
 impl GroupRoleIn {
@@ -321,7 +328,7 @@ pub async fn add_workspace(
     ApiJson(body): ApiJson<GroupWorkspaceIn>,
 ) -> Result<StatusCode, ApiError> {
     let id: GroupId = path_id(&group_uuid)?;
-    let role = body.role.parse()?;
+    let role = validate::workspace_role_selection(body.roles, body.role_names, body.role, None)?;
     let workspace = WorkspaceId(body.workspace_uuid);
     groups::grant_workspace(&state.db, &key.actor, &key.client, key.org_id, id, workspace, role).await?;
     Ok(StatusCode::CREATED)
@@ -358,6 +365,7 @@ pub async fn remove_workspace(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProvisionWorkspaceIn {
     pub user_group_uuid: uuid::Uuid,
     pub workspace_uuid: uuid::Uuid,

@@ -174,6 +174,7 @@ pub async fn get_user(
 /// Roles in a request body: `roles` (UUIDs) or `role_names`; `role` / `role_name`
 /// are deprecated. Both kinds also take Mistral's legacy codes `A`, `B`, `M`.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RolesIn {
     pub roles: Option<Vec<String>>,
     pub role_names: Option<Vec<String>>,
@@ -207,13 +208,19 @@ pub async fn update_user(
 
 /// One person to provision: Mistral's `POST /users` entry.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewUserIn {
     #[schema(format = Email)]
     pub email: String,
     pub first_name: String,
     pub last_name: String,
-    #[serde(flatten)]
-    pub roles: RolesIn,
+    /// Role UUIDs or legacy codes; or `role_names`.
+    pub roles: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    #[schema(deprecated)]
+    pub role: Option<String>,
+    #[schema(deprecated)]
+    pub role_name: Option<String>,
     /// Seats (`CHAT`, `MISTRAL_CODE`): Chancery has none; anything but an
     /// empty list is refused.
     #[serde(default)]
@@ -252,7 +259,7 @@ pub async fn provision_users(
         people.push(members::NewMember {
             email: entry.email,
             name: name.trim().to_string(),
-            roles: entry.roles.parse()?,
+            roles: validate::org_role_selection(entry.roles, entry.role_names, entry.role, entry.role_name)?,
         });
     }
     let (provisioned, refused) =
@@ -296,11 +303,17 @@ pub async fn delete_user(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InviteIn {
     /// One address, or several separated by commas or new lines.
     pub email: String,
-    #[serde(flatten)]
-    pub roles: RolesIn,
+    /// Role UUIDs or legacy codes; or `role_names`.
+    pub roles: Option<Vec<String>>,
+    pub role_names: Option<Vec<String>>,
+    #[schema(deprecated)]
+    pub role: Option<String>,
+    #[schema(deprecated)]
+    pub role_name: Option<String>,
     /// Workspaces of this Organization they join as Member on accepting,
     /// besides the Default one (an unknown or archived one is a 404).
     #[serde(default)]
@@ -323,7 +336,7 @@ pub async fn invite_users(
     key: AdminKey,
     ApiJson(body): ApiJson<InviteIn>,
 ) -> Result<Json<InvitesCreatedOut>, ApiError> {
-    let roles = body.roles.parse()?;
+    let roles = validate::org_role_selection(body.roles, body.role_names, body.role, body.role_name)?;
     let workspaces: Vec<WorkspaceId> = body.workspace_uuids.into_iter().map(WorkspaceId).collect();
     let mut out = InvitesCreatedOut {
         already_members: Vec::new(),

@@ -118,6 +118,7 @@ pub async fn get_workspace(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkspaceIn {
     #[schema(
         min_length = 1,
@@ -163,6 +164,7 @@ pub async fn create_workspace(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkspaceUpdateIn {
     #[schema(
         min_length = 1,
@@ -222,6 +224,7 @@ pub async fn restore_workspace(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemberGrantIn {
     pub user_uuid: uuid::Uuid,
     pub roles: Option<Vec<String>>,
@@ -233,6 +236,7 @@ pub struct MemberGrantIn {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MembersIn {
     pub members: Vec<MemberGrantIn>,
 }
@@ -282,11 +286,13 @@ pub async fn add_workspace_users(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemberRefIn {
     pub user_uuid: uuid::Uuid,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RemoveMembersIn {
     pub members: Vec<MemberRefIn>,
 }

@@ -307,6 +307,30 @@ async fn admin_api_reads_input_as_its_document_says(app: TestApp) {
     let org = app.organization("ada@example.com", "Engines").await;
     let key = app.admin_key(&org, "ada@example.com").await;
     let field = |r: &crate::common::TestResponse| r.json()["error"]["param"].as_str().map(String::from);
+    // A field an operation does not read is refused, naming it, not accepted and ignored.
+    for (path, body, unknown) in [
+        (
+            "/api/admin/users-invite",
+            serde_json::json!({"email": "x@example.com", "role": "M", "email_language": "fr"}),
+            "email_language",
+        ),
+        ("/api/admin/workspaces", serde_json::json!({"name": "W", "budget": 5}), "budget"),
+        (
+            "/api/admin/users",
+            serde_json::json!([{"email": "x@example.com", "first_name": "X", "last_name": "Y", "role": "M", "seat": true}]),
+            "seat",
+        ),
+        ("/api/admin/spend-limit", serde_json::json!({"amount": 5, "currency": "EUR"}), "currency"),
+    ] {
+        let refused = app.api("POST", path, &key, Some(body)).await;
+        assert_eq!(
+            (refused.status, field(&refused).as_deref()),
+            (StatusCode::BAD_REQUEST, Some(unknown)),
+            "{path}: {}",
+            refused.body
+        );
+    }
+    assert_eq!(app.count("invitations").await, 0);
     // A JSON Schema integer may be written 2.0; a body is an object, never an array.
     let group =
         app.api("POST", "/api/admin/user-groups", &key, Some(serde_json::json!({"name": "Ops"}))).await;
