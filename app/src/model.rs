@@ -604,6 +604,9 @@ pub struct WorkspaceDetail {
     /// The viewer administers the organization (and so this workspace); others
     /// granted the workspace see it without its settings.
     pub administers: bool,
+    /// The viewer runs this workspace (an Organization Admin or a workspace
+    /// Admin): they edit it and its members. False while it is archived.
+    pub manages: bool,
 }
 
 /// A user group of an Organization.

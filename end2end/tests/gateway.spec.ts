@@ -115,12 +115,22 @@ test("a Member opens their workspace and makes a key of their own, without its s
   const miasKey = (await them.getByTestId("new-key").textContent())!.trim();
   await expect(them.getByTestId("api-key-row")).toHaveCount(1);
   await expect(them.getByTestId("api-key-row")).toContainText("mia-laptop");
-  await theirs.close();
 
-  // The Admin sees Mia's key among the workspace's.
+  // The Admin sees Mia's key among the workspace's, and makes her the workspace's Admin.
   await page.locator("nav").getByRole("link", { name: "Workspaces" }).click();
   await page.getByTestId("workspace-row").getByRole("link").click();
   await expect(page.getByTestId("api-key-row").filter({ hasText: "mia-laptop" })).toBeVisible();
+  const miasRow = page.getByTestId("workspace-member-row").filter({ hasText: mia });
+  await miasRow.getByRole("button", { name: "Make Admin" }).click();
+  await expect(miasRow.getByRole("button", { name: "Make Member" })).toBeVisible();
+
+  // A workspace Admin runs the workspace (seed 004): Mia now edits it, not the Organization.
+  await them.reload();
+  await them.getByLabel("Description").fill("Everyone's");
+  await them.getByRole("button", { name: "Save", exact: true }).click();
+  await expect(them.getByLabel("Description")).toHaveValue("Everyone's");
+  await expect(them.getByRole("button", { name: "Archive workspace" })).toHaveCount(0);
+  await theirs.close();
 
   // Mia leaves: removing her revokes her key, and the Admin is told so.
   await page.locator("nav").getByRole("link", { name: "Members" }).click();

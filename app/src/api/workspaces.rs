@@ -81,16 +81,21 @@ pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<Workspace
     let workspace = workspaces::workspace(&state.db, &me, org.id, workspace_id).await?;
     let in_workspace = workspaces::members(&state.db, &me, org.id, workspace_id).await?;
     let administers = access == workspaces::Access::Administers;
-    // The people granted a workspace see it and its members; only Admins see what they could change.
-    let (groups, candidates) = if administers {
-        let groups = groups::grants_on_workspace(&state.db, &me, org.id, workspace_id).await?;
-        let present: Vec<_> = in_workspace.iter().map(|m| m.user_id).collect();
-        let candidates = members::others(&state.db, &me, org.id, &present).await?;
-        (groups, candidates)
+    // Whoever runs the workspace (an Organization Admin or a workspace Admin)
+    // staffs and edits it; group grants stay with the Organization's Admins.
+    let manages = access.runs_workspace() && !workspace.archived;
+    let groups = if administers {
+        groups::grants_on_workspace(&state.db, &me, org.id, workspace_id).await?
     } else {
-        (Vec::new(), Vec::new())
+        Vec::new()
     };
-    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, candidates, administers })
+    let candidates = if manages {
+        let present: Vec<_> = in_workspace.iter().map(|m| m.user_id).collect();
+        members::others_for_workspace(&state.db, &me, org.id, workspace_id, &present).await?
+    } else {
+        Vec::new()
+    };
+    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, candidates, administers, manages })
 }
 
 #[server(prefix = "/_fn", endpoint = "workspaces/put_member")]

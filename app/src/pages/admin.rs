@@ -308,8 +308,9 @@ fn WorkspaceDetailSection() -> impl IntoView {
                     let ws_id = d.workspace.id;
                     let is_default = d.workspace.is_default;
                     let archived = d.workspace.archived;
-                    // An archived workspace is read-only until an Admin restores it.
-                    let administers = d.administers && !archived;
+                    // Organization and workspace Admins run it; an archived one is
+                    // read-only until an Organization Admin restores it.
+                    let administers = d.manages;
                     let (name, icon, description) =
                         (d.workspace.name.clone(), d.workspace.icon.clone(), d.workspace.description.clone());
                     view! {

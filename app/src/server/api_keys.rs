@@ -262,7 +262,7 @@ async fn require_key_manager(
     let row = find_row(&mut *db.pool().acquire().await?, org_id, id).await?;
     let access = workspaces::access(db, actor, org_id, row.workspace_id).await?;
     let owns = actor.user_id().is_some() && actor.user_id() == row.owner_user_id;
-    if access.manages_all_keys() || owns {
+    if access.runs_workspace() || owns {
         Ok(authz::workspace_keys(actor))
     } else {
         Err(AppError::NotFound)
@@ -293,7 +293,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
     // Within one workspace, its Members see their own keys; across workspaces, only Admins look.
     let owner = match filter.workspace_id {
         Some(workspace_id) => match workspaces::access(db, actor, org_id, workspace_id).await? {
-            access if access.manages_all_keys() => None,
+            access if access.runs_workspace() => None,
             _ => Some(actor.user_id().ok_or(AppError::NotFound)?),
         },
         None => {

@@ -22,7 +22,7 @@ use sqlx::AnyConnection;
 use super::actor::Actor;
 use crate::{
     error::{AppError, AppResult},
-    ids::{EnterpriseId, OrgId, UserId},
+    ids::{EnterpriseId, OrgId, UserId, WorkspaceId},
     model::{Capabilities, OrgRole},
 };
 
@@ -109,6 +109,15 @@ pub struct WorkspaceKeys {
     actor: Actor,
 }
 
+/// Proof that someone runs one workspace: an Admin of its Organization (or its
+/// Admin API key), or a workspace Admin (directly or through a group) who is
+/// still a member of the Organization. They manage its members and settings.
+#[derive(Debug)]
+pub struct WorkspaceAdmin {
+    actor: Actor,
+    org_id: OrgId,
+}
+
 /// Chancery itself, acting on rules set by people (spending alerts).
 #[derive(Debug)]
 pub struct Automatic {
@@ -168,6 +177,7 @@ vouch_for_actor!(
     Provisioner,
     SignInAttempt,
     WorkspaceKeys,
+    WorkspaceAdmin,
     Automatic
 );
 
@@ -178,6 +188,12 @@ impl OrgAdmin {
 }
 
 impl OrgAuthority for OrgAdmin {
+    fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+}
+
+impl OrgAuthority for WorkspaceAdmin {
     fn org_id(&self) -> OrgId {
         self.org_id
     }
@@ -235,6 +251,36 @@ pub async fn org_admin(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) -
         return Err(AppError::NotFound);
     }
     Ok(OrgAdmin { actor: actor.clone(), org_id })
+}
+
+/// See [`WorkspaceAdmin`]; `NotFound` for anyone else.
+pub async fn workspace_admin(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+) -> AppResult<WorkspaceAdmin> {
+    lock_org(conn, org_id).await?;
+    if capabilities(conn, actor, org_id).await?.administer {
+        return Ok(WorkspaceAdmin { actor: actor.clone(), org_id });
+    }
+    let Some(user) = actor.user_id() else { return Err(AppError::NotFound) };
+    let (admin_grants,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM workspaces w JOIN org_members m ON m.org_id = w.org_id AND m.user_id = $3
+         WHERE w.id = $1 AND w.org_id = $2 AND w.archived_at IS NULL AND (
+             EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = $3 AND d.role = 'admin')
+             OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+                        WHERE gw.workspace_id = w.id AND gm.user_id = $3 AND gw.role = 'admin'))",
+    )
+    .bind(workspace_id)
+    .bind(org_id)
+    .bind(user)
+    .fetch_one(&mut *conn)
+    .await?;
+    if admin_grants == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(WorkspaceAdmin { actor: actor.clone(), org_id })
 }
 
 /// The Organization's identity provider, holding one of its SCIM tokens.

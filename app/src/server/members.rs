@@ -60,9 +60,23 @@ pub async fn others(db: &Db, actor: &Actor, org_id: OrgId, present: &[UserId]) -
     Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
 }
 
-pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
+/// The organization's members not in workspace `id` (of those `present`), for
+/// whoever runs the workspace: whom they may add to it.
+pub async fn others_for_workspace(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    id: WorkspaceId,
+    present: &[UserId],
+) -> AppResult<Vec<Member>> {
     let mut conn = db.pool().acquire().await?;
-    authz::org_admin(&mut conn, actor, org_id).await?;
+    authz::workspace_admin(&mut conn, actor, org_id, id).await?;
+    let all = read_members(&mut conn, org_id).await?;
+    Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
+}
+
+/// Every member of the organization with their roles, by name.
+async fn read_members(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Vec<Member>> {
     let rows: Vec<(UserId, String, String, Option<Timestamp>, String)> = sqlx::query_as(
         "SELECT u.id, u.name, u.email, u.last_login_at, r.role
          FROM org_members m JOIN users u ON u.id = m.user_id
@@ -82,6 +96,13 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
             member.roles.sort();
         }
     }
+    Ok(members)
+}
+
+pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    let members = read_members(&mut conn, org_id).await?;
     let now = Timestamp::now();
     let invites: Vec<(String, String, String, String, String, Timestamp, Timestamp)> = sqlx::query_as(
         "SELECT id, email, roles, workspace_ids, invited_by_label, created_at, expires_at FROM invitations

@@ -107,9 +107,9 @@ pub enum Access {
 }
 
 impl Access {
-    /// Admins of the organization or of the workspace manage all of its keys;
-    /// its Members, their own.
-    pub fn manages_all_keys(self) -> bool {
+    /// Admins of the organization or of the workspace run it: its members, its
+    /// name and all of its keys; its Members manage their own keys.
+    pub fn runs_workspace(self) -> bool {
         matches!(self, Self::Administers | Self::Works(WorkspaceRole::Admin))
     }
 }
@@ -246,7 +246,7 @@ pub async fn update(
     let fields = clean(&fields)?;
     let before = workspace(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
-    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::workspace_admin(&mut tx, actor, org_id, id).await?;
     sqlx::query("UPDATE workspaces SET name = $1, description = $2, icon = $3 WHERE id = $4 AND org_id = $5")
         .bind(&fields.name)
         .bind(&fields.description)
@@ -448,7 +448,7 @@ pub async fn put_members(
     grants: &[(UserId, WorkspaceRole)],
 ) -> AppResult<(i64, i64)> {
     let mut tx = db.begin().await?;
-    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::workspace_admin(&mut tx, actor, org_id, id).await?;
     require_active(&mut tx, org_id, id).await?;
     let (mut added, mut updated) = (0, 0);
     for (user, role) in grants {
@@ -493,7 +493,7 @@ pub async fn remove_members(
         return Err(AppError::conflict("workspace", "Nobody can be removed from the Default workspace."));
     }
     let mut tx = db.begin().await?;
-    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let admin = authz::workspace_admin(&mut tx, actor, org_id, id).await?;
     let (mut removed, mut not_removed) = (0, Vec::new());
     for user in users {
         let done = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")

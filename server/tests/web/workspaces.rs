@@ -18,7 +18,63 @@ crate::on_both_databases!(
     workspaces_are_created_edited_staffed_and_archived,
     mistrals_workspace_options_are_honoured_or_refused,
     an_archived_workspace_is_restored_as_it_was,
+    a_workspace_admin_runs_their_workspace_and_no_other,
 );
+
+/// Seed 004: a workspace Admin has full control of the workspace (members,
+/// settings, keys); a workspace Member uses it. Neither reaches other workspaces.
+async fn a_workspace_admin_runs_their_workspace_and_no_other(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let (mut mia, mia_id) = app.join(&mut org, "mia@example.com", &["member"]).await;
+    let (mut leo, leo_id) = app.join(&mut org, "leo@example.com", &["member"]).await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let make = |name: &str, admin: &str| {
+        let body = json!({ "name": name, "admin_user_id": admin });
+        app.api("POST", "/api/admin/workspaces", &key, Some(body))
+    };
+    let lab = make("Lab", &mia_id).await.json()["uuid"].as_str().unwrap().to_string();
+    let ops = make("Ops", &org.admin_id).await.json()["uuid"].as_str().unwrap().to_string();
+    let add = json!({ "members": [{ "user_uuid": leo_id, "role_names": ["workspace_member"] }] });
+    app.api("POST", &format!("/api/admin/workspaces/{ops}/add-users"), &key, Some(add)).await;
+
+    // Mia runs Lab: she sees whom she may add, adds Leo, renames it, makes him Admin, removes him.
+    let detail = mia.call("/_fn/workspaces/detail", &[("workspace_id", &lab)]).await.json();
+    assert_eq!((detail["manages"].clone(), detail["administers"].clone()), (json!(true), json!(false)));
+    let candidates: Vec<&str> =
+        detail["candidates"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+    assert_eq!(candidates, ["ada@example.com", "leo@example.com"]);
+    let put = [("workspace_id", lab.as_str()), ("user_id", leo_id.as_str()), ("role", "member")];
+    assert_eq!(mia.call("/_fn/workspaces/put_member", &put).await.status, StatusCode::OK);
+    let rename = [("workspace_id", lab.as_str()), ("name", "Lab 2"), ("description", "Ours"), ("icon", "")];
+    assert_eq!(mia.call("/_fn/workspaces/update", &rename).await.status, StatusCode::OK);
+    let promote = [("workspace_id", lab.as_str()), ("user_id", leo_id.as_str()), ("role", "admin")];
+    assert_eq!(mia.call("/_fn/workspaces/put_member", &promote).await.status, StatusCode::OK);
+    let remove = [("workspace_id", lab.as_str()), ("user_id", leo_id.as_str())];
+    assert_eq!(mia.call("/_fn/workspaces/remove_member", &remove).await.status, StatusCode::OK);
+    let lab_now = app.api("GET", &format!("/api/admin/workspaces/{lab}"), &key, None).await.json();
+    assert_eq!((lab_now["name"].as_str(), lab_now["members_count"].as_i64()), (Some("Lab 2"), Some(1)));
+    // What stays with the Organization's Admins: archiving.
+    let archive = mia.call("/_fn/workspaces/archive", &[("workspace_id", &lab)]).await;
+    assert_eq!(archive.status, StatusCode::NOT_FOUND);
+
+    // Leo, a workspace Member of Ops, uses it: he sees it, he does not run it.
+    let detail = leo.call("/_fn/workspaces/detail", &[("workspace_id", &ops)]).await.json();
+    assert_eq!((detail["manages"].clone(), detail["candidates"].clone()), (json!(false), json!([])));
+    let rename = [("workspace_id", ops.as_str()), ("name", "Mine"), ("description", ""), ("icon", "")];
+    assert_eq!(leo.call("/_fn/workspaces/update", &rename).await.status, StatusCode::NOT_FOUND);
+    let put = [("workspace_id", ops.as_str()), ("user_id", mia_id.as_str()), ("role", "member")];
+    assert_eq!(leo.call("/_fn/workspaces/put_member", &put).await.status, StatusCode::NOT_FOUND);
+    // Nor does Mia run Ops.
+    assert_eq!(mia.call("/_fn/workspaces/put_member", &put).await.status, StatusCode::NOT_FOUND);
+    let actors: Vec<String> = app
+        .audit_trail()
+        .await
+        .into_iter()
+        .filter(|(action, ..)| action == "workspace.update")
+        .map(|(_, actor, ..)| actor)
+        .collect();
+    assert_eq!(actors, ["mia@example.com"], "her changes are audited as hers");
+}
 
 /// Archiving refuses a workspace's keys at the gateway; restoring brings it
 /// back with its members and keys, audited; only archived workspaces restore.
