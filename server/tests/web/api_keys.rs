@@ -186,22 +186,27 @@ async fn workspace_keys_in_the_admin_panel(app: TestApp) {
     assert_eq!(seen.as_array().unwrap().len(), 2, "{seen}");
     let detail = wes.call("/_fn/workspaces/detail", &[("workspace_id", &org.default_workspace)]).await.json();
     assert_eq!(
-        (detail["administers"].as_bool(), detail["candidates"].as_array().map(Vec::len)),
-        (Some(false), Some(0))
+        (
+            detail["administers"].as_bool(),
+            detail["manages"].as_bool(),
+            detail["candidates"].as_array().map(Vec::len)
+        ),
+        (Some(false), Some(true), Some(0)),
+        "a workspace Admin runs the workspace, not the Organization; everyone is in the Default one"
     );
     let revoked = wes.call("/_fn/api_keys/revoke", &[("key_id", hers.as_str())]).await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
     // Mia can still revoke what is hers (already revoked: nothing to do), Wes rotates Ada's.
     assert_eq!(mia.call("/_fn/api_keys/revoke", &[("key_id", hers.as_str())]).await.status, StatusCode::OK);
     assert_eq!(wes.call("/_fn/api_keys/rotate", &rotate).await.status, StatusCode::OK);
-    // Workspace Admins still change nothing of the workspace itself.
+    // Workspace Admins run the workspace itself too (seed 004).
     let rename = [
         ("workspace_id", org.default_workspace.as_str()),
         ("name", "Mine"),
         ("description", ""),
         ("icon", ""),
     ];
-    assert_eq!(wes.call("/_fn/workspaces/update", &rename).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(wes.call("/_fn/workspaces/update", &rename).await.status, StatusCode::OK);
 }
 
 /// An Organization's maximum key lifetime, and a stricter one per workspace:
