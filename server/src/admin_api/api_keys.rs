@@ -51,6 +51,7 @@ impl From<KeyPolicy> for KeyPolicyOut {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct KeyPolicyQuery {
     /// A workspace: its policy, within the Organization's.
     pub workspace_uuid: Option<uuid::Uuid>,
@@ -187,6 +188,7 @@ pub struct ApiKeysOut {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct KeysQuery {
     /// 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]

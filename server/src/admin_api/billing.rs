@@ -74,6 +74,7 @@ pub async fn get_billing(State(state): State<AppState>, key: AdminKey) -> Result
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct LimitQuery {
     /// A workspace; without it, the Organization.
     pub workspace_uuid: Option<uuid::Uuid>,
@@ -213,6 +214,7 @@ impl From<WorkspaceLimits> for RateLimitOut {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitQuery {
     pub workspace_uuid: uuid::Uuid,
 }

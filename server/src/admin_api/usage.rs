@@ -18,6 +18,7 @@ use super::{AdminKey, ApiError, ApiQuery};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UsageQueryIn {
     /// Unix seconds or RFC 3339 (inclusive). Required unless `month` and `year` are given.
     #[param(

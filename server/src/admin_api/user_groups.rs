@@ -54,6 +54,7 @@ pub struct UserGroupsOut {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct GroupsQuery {
     /// Page number, from 1.
     #[param(minimum = 1, maximum = 1000000)]

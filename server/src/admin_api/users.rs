@@ -123,6 +123,7 @@ pub struct UsersOut {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UsersQuery {
     #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,

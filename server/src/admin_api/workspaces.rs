@@ -57,6 +57,7 @@ pub struct WorkspacesOut {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page number, from 1.
     #[param(minimum = 1, maximum = 1000000)]
@@ -68,6 +69,7 @@ pub struct PageQuery {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct WorkspacesQuery {
     /// Page number, from 1.
     #[param(minimum = 1, maximum = 1000000)]

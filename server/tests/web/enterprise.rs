@@ -331,6 +331,16 @@ async fn admin_api_reads_input_as_its_document_says(app: TestApp) {
         );
     }
     assert_eq!(app.count("invitations").await, 0);
+    for (query, unknown) in
+        [("/api/admin/users?page=1&sort=name", "sort"), ("/api/admin/workspaces?archived=true", "archived")]
+    {
+        let refused = app.api("GET", query, &key, None).await;
+        assert_eq!(
+            (refused.status, field(&refused).as_deref()),
+            (StatusCode::BAD_REQUEST, Some(unknown)),
+            "{query}"
+        );
+    }
     // A JSON Schema integer may be written 2.0; a body is an object, never an array.
     let group =
         app.api("POST", "/api/admin/user-groups", &key, Some(serde_json::json!({"name": "Ops"}))).await;
