@@ -138,12 +138,23 @@ pub fn redact(url: &str) -> String {
 }
 
 /// True when the error is a unique-constraint violation, on either engine.
+/// `$first, $first+1, ...`: `count` query parameters, for an `IN (...)` list.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn placeholders_number_the_parameters_from_the_first() {
+        assert_eq!(super::placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(super::placeholders(1, 1), "$1");
+    }
     use super::*;
 
     #[test]

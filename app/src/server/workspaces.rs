@@ -388,7 +388,6 @@ pub async fn reached_by(
     authz::org_admin(&mut conn, actor, org_id).await?;
     let mut reached: std::collections::HashMap<UserId, Vec<MemberWorkspace>> = Default::default();
     for chunk in people.chunks(500) {
-        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT x.user_id, w.id, w.name, o.default_workspace_id, x.role FROM (
                  SELECT user_id, workspace_id, role FROM workspace_members
@@ -399,7 +398,7 @@ pub async fn reached_by(
              JOIN workspaces w ON w.id = x.workspace_id JOIN organizations o ON o.id = w.org_id
              WHERE w.org_id = $1 AND w.archived_at IS NULL AND x.user_id IN ({})
              ORDER BY w.created_at, w.id",
-            placeholders.join(", ")
+            super::db::placeholders(2, chunk.len())
         );
         let mut query = sqlx::query_as(&sql).bind(org_id);
         for id in chunk {

@@ -14,7 +14,11 @@ use crate::{
     error::AppResult,
     ids::{ApiKeyId, OrgId, WorkspaceId},
     model::CatalogueModel,
-    server::{billing::split_models, db::Db, models},
+    server::{
+        billing::split_models,
+        db::{placeholders, Db},
+        models,
+    },
     time::Timestamp,
 };
 
@@ -298,11 +302,6 @@ fn grace_start(now: Timestamp) -> Timestamp {
     Timestamp(now.0 - KEY_GRACE_MS)
 }
 
-/// `$first, $first+1, ...`: `count` query parameters.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
 async fn catalogue(db: &Db) -> AppResult<HashMap<String, CatalogueModel>> {
     Ok(models::list(db).await?.into_iter().map(|m| (m.id.clone(), m)).collect())
 }
@@ -310,12 +309,6 @@ async fn catalogue(db: &Db) -> AppResult<HashMap<String, CatalogueModel>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_number_the_parameters_from_the_first() {
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(placeholders(1, 1), "$1");
-    }
 
     #[test]
     fn applying_changes_replaces_and_removes_entries_and_moves_the_version() {
