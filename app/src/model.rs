@@ -685,14 +685,37 @@ pub struct CatalogueModel {
     pub image_max_tokens: Option<i64>,
 }
 
+/// The tokens one model may use in a workspace (an entry of Mistral's
+/// `tokens_limits_by_model`). `None`: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenLimits {
+    pub tokens_per_minute: Option<i64>,
+    pub tokens_per_month: Option<i64>,
+}
+
+impl TokenLimits {
+    pub fn is_unlimited(&self) -> bool {
+        self.tokens_per_minute.is_none() && self.tokens_per_month.is_none()
+    }
+}
+
+/// What a workspace's gateway calls may do, as its Admins set it. `None`: no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimits {
+    pub requests_per_second: Option<i64>,
+    pub requests_per_minute: Option<i64>,
+    /// `None`: every model of the catalogue.
+    pub allowed_models: Option<Vec<String>>,
+    /// By model id; a model not named has no token limit.
+    pub tokens_limits_by_model: std::collections::BTreeMap<String, TokenLimits>,
+}
+
 /// A workspace's limits and what it spent this month. `None` means no limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceLimits {
     pub workspace_id: WorkspaceId,
     pub workspace_name: String,
-    /// `None`: every model of the catalogue.
-    pub allowed_models: Option<Vec<String>>,
-    pub requests_per_minute: Option<i64>,
+    pub rate_limits: RateLimits,
     pub monthly_budget_micros: Option<i64>,
     pub month_spend_micros: i64,
 }

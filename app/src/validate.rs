@@ -110,16 +110,16 @@ pub fn model_list(input: &str) -> Option<Vec<String>> {
     (!models.is_empty()).then_some(models)
 }
 
-/// A requests-per-minute limit typed into a field: a whole number, or empty for none.
-pub fn requests_per_minute(input: &str) -> Result<Option<i64>, AppError> {
-    match input.trim() {
+/// A limit typed into a field: a whole number (thousands may be separated by
+/// commas, spaces or underscores), or empty for none.
+pub fn optional_count(field: &str, input: &str) -> Result<Option<i64>, AppError> {
+    let text = input.trim().replace([',', '_', ' '], "");
+    match text.as_str() {
         "" => Ok(None),
-        text => text.parse().map(Some).map_err(|_| {
-            AppError::invalid(
-                "requests_per_minute",
-                "Enter a whole number of requests per minute, or leave it empty.",
-            )
-        }),
+        text => text
+            .parse()
+            .map(Some)
+            .map_err(|_| AppError::invalid(field, "Enter a whole number, or leave it empty for no limit.")),
     }
 }
 

@@ -57,6 +57,22 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   expect(answered.status()).toBe(200);
   expect((await answered.json()).usage.total_tokens).toBeGreaterThan(0);
 
+  // Tokens per minute for one model: announced on each answer, enforced with a code of its own.
+  await page.locator('select[name="model"]').selectOption("mistral-small-latest");
+  await page.getByLabel("Tokens per minute").fill("1,000");
+  await page.getByRole("button", { name: "Save model limits" }).click();
+  await expect(page.getByTestId("model-token-limits")).toContainText("mistral-small-latest");
+  await expect(page.getByTestId("model-token-limits")).toContainText("1000");
+  await expect
+    .poll(async () => (await chat()).headers()["x-ratelimit-limit-tokens"], { timeout: 5_000 })
+    .toBe("1000");
+  const tooBig = await page.request.post("/v1/chat/completions", {
+    headers: auth,
+    data: { model: "mistral-small-latest", messages: [{ role: "user", content: "Hello" }], max_tokens: 5_000 },
+  });
+  expect(tooBig.status()).toBe(429);
+  expect((await tooBig.json()).error.code).toBe("tokens_per_minute_exceeded");
+
   // A budget of one micro-dollar is already spent: the next call is refused.
   await page.getByLabel("Monthly budget (USD)").fill("0.000001");
   await page.getByRole("button", { name: "Save budget" }).click();

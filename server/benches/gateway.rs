@@ -19,11 +19,12 @@ use std::{
 mod common;
 
 use app::{
+    model::TokenLimits,
     money::MICROS_PER_USD,
     payment,
     server::{
         api_keys::{self, NewApiKey},
-        billing::{self, RateLimits},
+        billing,
         db::Db,
         gateway::{meter, shared::SharedCounters, Gateway, Metering},
         state::AppState,
@@ -153,11 +154,18 @@ async fn workspace_key_with_limits(db: &Db) -> anyhow::Result<String> {
     let ceiling = Some(1_000_000 * MICROS_PER_USD);
     billing::set_org_limit(db, &actor, &client, org_id, ceiling).await?;
     billing::set_workspace_budget(db, &actor, &client, org_id, workspace_id, ceiling).await?;
-    let limits = RateLimits {
-        requests_per_minute: Some(billing::MAX_REQUESTS_PER_MINUTE),
-        allowed_models: Some(vec!["mistral-small-latest".into()]),
-    };
-    billing::set_rate_limits(db, &actor, &client, org_id, workspace_id, limits).await?;
+    // Every limit the gateway checks, set high enough never to refuse.
+    billing::update_rate_limits(db, &actor, &client, org_id, workspace_id, |limits| {
+        limits.requests_per_second = Some(billing::MAX_REQUESTS_PER_SECOND);
+        limits.requests_per_minute = Some(billing::MAX_REQUESTS_PER_MINUTE);
+        limits.allowed_models = Some(vec!["mistral-small-latest".into()]);
+        let tokens = TokenLimits {
+            tokens_per_minute: Some(billing::MAX_TOKENS_LIMIT),
+            tokens_per_month: Some(billing::MAX_TOKENS_LIMIT),
+        };
+        limits.tokens_limits_by_model.insert("mistral-small-latest".into(), tokens);
+    })
+    .await?;
     let new_key = NewApiKey { name: "bench".into(), ..NewApiKey::default() };
     Ok(api_keys::create(db, &actor, &client, org_id, workspace_id, new_key).await?.key)
 }

@@ -48,7 +48,7 @@ pub async fn create_workspace_key(
         name,
         expires_on,
         allowed_models: validate::model_list(&allowed_models),
-        requests_per_minute: validate::requests_per_minute(&requests_per_minute)?,
+        requests_per_minute: validate::optional_count("requests_per_minute", &requests_per_minute)?,
         owner: None,
     };
     api_keys::create(&state.db, &me, &request::client(&state), org.id, workspace_id, input).await

@@ -77,15 +77,17 @@ pub async fn get_workspace_limits(
 ) -> Result<(WorkspaceLimits, Vec<CatalogueModel>), AppError> {
     use crate::server::{billing, models, request};
     let (state, me, org) = request::org_member().await?;
-    let limits = billing::limits_of(&state.db, &me, org.id, workspace_id).await?;
+    let limits = billing::limits_of(&state.db, &me, org.id, Some(workspace_id)).await?;
     Ok((limits, models::list(&state.db).await?))
 }
 
 /// `allowed_models`: model ids separated by commas or spaces; empty allows every model.
-/// `requests_per_minute`: empty for no limit.
+/// `requests_per_second` and `requests_per_minute`: empty for no limit. Per-model
+/// token limits are kept.
 #[server(prefix = "/_fn", endpoint = "workspaces/set_rate_limits")]
 pub async fn set_rate_limits(
     workspace_id: WorkspaceId,
+    #[server(default)] requests_per_second: String,
     requests_per_minute: String,
     allowed_models: String,
 ) -> Result<(), AppError> {
@@ -94,11 +96,41 @@ pub async fn set_rate_limits(
         validate,
     };
     let (state, me, org) = request::org_member().await?;
-    let limits = billing::RateLimits {
-        requests_per_minute: validate::requests_per_minute(&requests_per_minute)?,
-        allowed_models: validate::model_list(&allowed_models),
+    let requests_per_second = validate::optional_count("requests_per_second", &requests_per_second)?;
+    let requests_per_minute = validate::optional_count("requests_per_minute", &requests_per_minute)?;
+    let allowed_models = validate::model_list(&allowed_models);
+    billing::update_rate_limits(&state.db, &me, &request::client(&state), org.id, workspace_id, |limits| {
+        limits.requests_per_second = requests_per_second;
+        limits.requests_per_minute = requests_per_minute;
+        limits.allowed_models = allowed_models;
+    })
+    .await
+    .map(drop)
+}
+
+/// One model's token limits in a workspace; both empty removes them.
+#[server(prefix = "/_fn", endpoint = "workspaces/set_model_limits")]
+pub async fn set_model_limits(
+    workspace_id: WorkspaceId,
+    model: String,
+    tokens_per_minute: String,
+    tokens_per_month: String,
+) -> Result<(), AppError> {
+    use crate::{
+        model::TokenLimits,
+        server::{billing, request},
+        validate,
     };
-    billing::set_rate_limits(&state.db, &me, &request::client(&state), org.id, workspace_id, limits).await
+    let (state, me, org) = request::org_member().await?;
+    let tokens = TokenLimits {
+        tokens_per_minute: validate::optional_count("tokens_per_minute", &tokens_per_minute)?,
+        tokens_per_month: validate::optional_count("tokens_per_month", &tokens_per_month)?,
+    };
+    billing::update_rate_limits(&state.db, &me, &request::client(&state), org.id, workspace_id, |limits| {
+        limits.tokens_limits_by_model.insert(model.trim().to_string(), tokens);
+    })
+    .await
+    .map(drop)
 }
 
 /// The Usage page: a report for `range` (`24h`, `7d`, `30d`) grouped by `group`

@@ -6,7 +6,8 @@ use leptos::prelude::*;
 use super::{loading, FormError};
 use crate::{
     api::billing::{
-        self, AddCard, AddMarketplace, RemovePaymentMethod, SetOrgLimit, SetRateLimits, SetWorkspaceBudget,
+        self, AddCard, AddMarketplace, RemovePaymentMethod, SetModelLimits, SetOrgLimit, SetRateLimits,
+        SetWorkspaceBudget,
     },
     ids::WorkspaceId,
     model::ModelKind,
@@ -128,46 +129,86 @@ pub fn BillingSection() -> impl IntoView {
     }
 }
 
-/// A workspace's rate limit, model allow-list and budget, on its page.
+/// A limit as the page shows it: the number, or "no limit".
+fn limit_text(limit: Option<i64>) -> String {
+    limit.map(|n| n.to_string()).unwrap_or_else(|| "no limit".into())
+}
+
+/// A workspace's rate limits, model allow-list, per-model token limits and budget, on its page.
 #[component]
 pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
     let set = ServerAction::<SetRateLimits>::new();
+    let set_model = ServerAction::<SetModelLimits>::new();
     let set_budget = ServerAction::<SetWorkspaceBudget>::new();
     let limits = Resource::new(
-        move || (set.version().get(), set_budget.version().get()),
+        move || (set.version().get(), set_model.version().get(), set_budget.version().get()),
         move |_| billing::get_workspace_limits(workspace_id),
     );
     view! {
         <FormError value=set.value()/>
+        <FormError value=set_model.value()/>
         <FormError value=set_budget.value()/>
         <Transition fallback=loading>
             // Limits are for Admins and Billing users: others see no panel at all.
             {move || Suspend::new(async move {
                 limits.await.ok().map(|(l, catalogue)| {
-                    let models = l.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_default();
+                    let rates = l.rate_limits.clone();
+                    let models = rates.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_default();
                     let names = catalogue
                         .iter()
                         .map(|m| format!("{}{}", m.id, if m.kind == ModelKind::Embedding { " (embeddings)" } else { "" }))
                         .collect::<Vec<_>>()
                         .join(", ");
+                    let count = |limit: Option<i64>| limit.map(|n| n.to_string()).unwrap_or_default();
+                    let token_rows = rates
+                        .tokens_limits_by_model
+                        .iter()
+                        .map(|(model, t)| view! {
+                            <tr>
+                                <td>{model.clone()}</td>
+                                <td>{limit_text(t.tokens_per_minute)}</td>
+                                <td>{limit_text(t.tokens_per_month)}</td>
+                            </tr>
+                        })
+                        .collect_view();
+                    let options = catalogue
+                        .iter()
+                        .map(|m| view! { <option value=m.id.clone()>{m.id.clone()}</option> })
+                        .collect_view();
                     view! {
                         <h2>"Limits"</h2>
                         <p data-testid="workspace-limits">
                             {format!(
-                                "Requests per minute: {}. Models: {}. Budget: {}.",
-                                l.requests_per_minute.map(|r| r.to_string()).unwrap_or_else(|| "no limit".into()),
-                                l.allowed_models.as_ref().map(|m| m.join(", ")).unwrap_or_else(|| "all".into()),
+                                "Requests per second: {}. Requests per minute: {}. Models: {}. Budget: {}.",
+                                limit_text(rates.requests_per_second),
+                                limit_text(rates.requests_per_minute),
+                                rates.allowed_models.as_ref().map(|m| m.join(", ")).unwrap_or_else(|| "all".into()),
                                 spend_against(l.month_spend_micros, l.monthly_budget_micros),
                             )}
                         </p>
                         <ActionForm action=set attr:class="inline-form">
                             <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                            <label>"Requests per second" <input type="text" name="requests_per_second" inputmode="numeric" size="8"
+                                value=count(rates.requests_per_second) placeholder="No limit"/></label>
                             <label>"Requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8"
-                                value=l.requests_per_minute.map(|r| r.to_string()).unwrap_or_default() placeholder="No limit"/></label>
+                                value=count(rates.requests_per_minute) placeholder="No limit"/></label>
                             <label>"Allowed models" <input type="text" name="allowed_models" value=models placeholder="All models"/></label>
                             <button type="submit">"Save limits"</button>
                         </ActionForm>
                         <p class="hint">{format!("Models, separated by commas; empty allows all: {names}.")}</p>
+                        <h3>"Tokens per model"</h3>
+                        <table data-testid="model-token-limits">
+                            <thead><tr><th>"Model"</th><th>"Tokens per minute"</th><th>"Tokens per month"</th></tr></thead>
+                            <tbody>{token_rows}</tbody>
+                        </table>
+                        <ActionForm action=set_model attr:class="inline-form">
+                            <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                            <label>"Model" <select name="model">{options}</select></label>
+                            <label>"Tokens per minute" <input type="text" name="tokens_per_minute" inputmode="numeric" size="10" placeholder="No limit"/></label>
+                            <label>"Tokens per month" <input type="text" name="tokens_per_month" inputmode="numeric" size="12" placeholder="No limit"/></label>
+                            <button type="submit">"Save model limits"</button>
+                        </ActionForm>
+                        <p class="hint">"A call whose worst case (its input and max_tokens) does not fit in what is left is refused with 429; both fields empty remove the model's limits."</p>
                         <ActionForm action=set_budget attr:class="inline-form">
                             <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                             <label>"Monthly budget (USD)" <input type="text" name="amount" inputmode="decimal" size="8"

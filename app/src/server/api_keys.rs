@@ -153,7 +153,9 @@ pub async fn create(
     let name = validate::label("name", "Key name", &input.name)?;
     let expires_at = validate::expiry_date(&input.expires_on, chrono::Utc::now().date_naive())?;
     let allowed = match &input.allowed_models {
-        Some(ids) => Some(models::require_known(db, ids).await?).filter(|ids| !ids.is_empty()),
+        Some(ids) => {
+            Some(models::require_known(db, "allowed_models", ids).await?).filter(|ids| !ids.is_empty())
+        }
         None => None,
     };
     billing::check_requests_per_minute(input.requests_per_minute)?;

@@ -5,6 +5,8 @@
 //! keys) manage payment and spending; rate limits and model allow-lists are
 //! the Admins'. A workspace's budget is never above the organization's limit.
 
+use std::collections::BTreeMap;
+
 use chrono::{Datelike, TimeZone, Utc};
 use sqlx::AnyConnection;
 
@@ -18,7 +20,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, WorkspaceId},
-    model::{BillingView, WorkspaceLimits},
+    model::{BillingView, RateLimits, TokenLimits, WorkspaceLimits},
     money::format_usd,
     payment::{Marketplace, PaymentMethod},
     time::Timestamp,
@@ -29,6 +31,12 @@ pub fn month_start(at: Timestamp) -> Timestamp {
     let now = at.to_datetime();
     let first = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
     Timestamp(first.timestamp_millis())
+}
+
+/// The first millisecond of the calendar month after the one holding `at`.
+pub fn next_month_start(at: Timestamp) -> Timestamp {
+    const THIRTY_TWO_DAYS_MS: i64 = 32 * 24 * 60 * 60 * 1000;
+    month_start(Timestamp(month_start(at).0 + THIRTY_TWO_DAYS_MS))
 }
 
 pub async fn view(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<BillingView> {
@@ -232,7 +240,7 @@ pub async fn set_workspace_budget(
             ));
         }
     }
-    let before = current_limits(&mut tx, workspace_id).await?;
+    let before = current_limits(&mut tx, workspace_id).await?.1;
     sqlx::query(
         "INSERT INTO workspace_limits (workspace_id, monthly_budget_micros) VALUES ($1, $2)
          ON CONFLICT (workspace_id) DO UPDATE SET monthly_budget_micros = excluded.monthly_budget_micros",
@@ -244,92 +252,148 @@ pub async fn set_workspace_budget(
     let event =
         AuditEvent::new("billing.workspace_monthly_limit.updated", "workspace_monthly_limit", workspace_id)
             .in_org(org_id)
-            .with_details(serde_json::json!({ "before": shown(before.2), "after": shown(budget) }));
+            .with_details(serde_json::json!({ "before": shown(before), "after": shown(budget) }));
     audit::record(&mut tx, &manager, client, event).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// A workspace's requests per minute (`None`: no limit) and allowed models
-/// (`None`: every model of the catalogue).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RateLimits {
-    pub requests_per_minute: Option<i64>,
-    pub allowed_models: Option<Vec<String>>,
-}
-
 pub const MAX_REQUESTS_PER_MINUTE: i64 = 1_000_000;
+pub const MAX_REQUESTS_PER_SECOND: i64 = 100_000;
+/// Tokens per minute or per month: up to a trillion.
+pub const MAX_TOKENS_LIMIT: i64 = 1_000_000_000_000;
 
 /// A requests-per-minute limit (a workspace's or a key's) is 1 to a million; `None` is no limit.
 pub fn check_requests_per_minute(limit: Option<i64>) -> AppResult<()> {
+    check_range("requests_per_minute", "Requests per minute", limit, MAX_REQUESTS_PER_MINUTE)
+}
+
+fn check_range(field: &str, what: &str, limit: Option<i64>, most: i64) -> AppResult<()> {
     match limit {
-        Some(rpm) if !(1..=MAX_REQUESTS_PER_MINUTE).contains(&rpm) => Err(AppError::invalid(
-            "requests_per_minute",
-            format!("Requests per minute must be between 1 and {MAX_REQUESTS_PER_MINUTE}."),
-        )),
+        Some(n) if !(1..=most).contains(&n) => {
+            Err(AppError::invalid(field, format!("{what} must be between 1 and {most}.")))
+        }
         _ => Ok(()),
     }
 }
 
-/// Sets a workspace's rate limit and model allow-list (Admins only).
-pub async fn set_rate_limits(
+/// Checks every limit's range and that every model named is in the catalogue;
+/// drops per-model entries without a limit.
+async fn checked(db: &Db, mut limits: RateLimits) -> AppResult<RateLimits> {
+    check_requests_per_minute(limits.requests_per_minute)?;
+    check_range(
+        "requests_per_second",
+        "Requests per second",
+        limits.requests_per_second,
+        MAX_REQUESTS_PER_SECOND,
+    )?;
+    limits.tokens_limits_by_model = std::mem::take(&mut limits.tokens_limits_by_model)
+        .into_iter()
+        .filter(|(_, tokens)| !tokens.is_unlimited())
+        .map(|(model, tokens)| (model.trim().to_string(), tokens))
+        .collect();
+    for tokens in limits.tokens_limits_by_model.values() {
+        check_range("tokens_per_minute", "Tokens per minute", tokens.tokens_per_minute, MAX_TOKENS_LIMIT)?;
+        check_range("tokens_per_month", "Tokens per month", tokens.tokens_per_month, MAX_TOKENS_LIMIT)?;
+    }
+    if let Some(ids) = &limits.allowed_models {
+        limits.allowed_models = Some(models::require_known(db, "allowed_models", ids).await?);
+    }
+    let named: Vec<String> = limits.tokens_limits_by_model.keys().cloned().collect();
+    models::require_known(db, "tokens_limits_by_model", &named).await?;
+    Ok(limits)
+}
+
+/// Changes a workspace's rate limits, model allow-list and per-model token
+/// limits (Admins only): `change` edits the current ones, which are then
+/// checked, stored and audited with their before and after.
+pub async fn update_rate_limits(
     db: &Db,
     actor: &Actor,
     client: &Client,
     org_id: OrgId,
     workspace_id: WorkspaceId,
-    limits: RateLimits,
-) -> AppResult<()> {
-    check_requests_per_minute(limits.requests_per_minute)?;
-    let allowed = match &limits.allowed_models {
-        Some(ids) => Some(models::require_known(db, ids).await?),
-        None => None,
-    };
+    change: impl FnOnce(&mut RateLimits) + Send,
+) -> AppResult<RateLimits> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
-    let before = current_limits(&mut tx, workspace_id).await?;
-    let stored = allowed.as_ref().map(|ids| ids.join(","));
+    let before = current_limits(&mut tx, workspace_id).await?.0;
+    let mut after = before.clone();
+    change(&mut after);
+    let after = checked(db, after).await?;
     sqlx::query(
-        "INSERT INTO workspace_limits (workspace_id, allowed_models, requests_per_minute) VALUES ($1, $2, $3)
+        "INSERT INTO workspace_limits
+            (workspace_id, allowed_models, requests_per_minute, requests_per_second, model_token_limits)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (workspace_id) DO UPDATE
-         SET allowed_models = excluded.allowed_models, requests_per_minute = excluded.requests_per_minute",
+         SET allowed_models = excluded.allowed_models, requests_per_minute = excluded.requests_per_minute,
+             requests_per_second = excluded.requests_per_second, model_token_limits = excluded.model_token_limits",
     )
     .bind(workspace_id)
-    .bind(&stored)
-    .bind(limits.requests_per_minute)
+    .bind(after.allowed_models.as_ref().map(|ids| ids.join(",")))
+    .bind(after.requests_per_minute)
+    .bind(after.requests_per_second)
+    .bind(stored_token_limits(&after.tokens_limits_by_model))
     .execute(&mut *tx)
     .await?;
     let event = AuditEvent::new("rate_limit.rule.update", "workspace", workspace_id)
         .in_org(org_id)
-        .with_details(serde_json::json!({
-            "before": { "requests_per_minute": before.1, "allowed_models": before.0 },
-            "after": { "requests_per_minute": limits.requests_per_minute, "allowed_models": allowed },
-        }));
+        .with_details(serde_json::json!({ "before": before, "after": after }));
     audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(after)
 }
 
-/// `(allowed_models, requests_per_minute, monthly_budget_micros)` of a workspace.
+/// Per-model token limits as `workspace_limits.model_token_limits` keeps them (NULL: none).
+fn stored_token_limits(limits: &BTreeMap<String, TokenLimits>) -> Option<String> {
+    (!limits.is_empty()).then(|| serde_json::to_string(limits).unwrap_or_default())
+}
+
+/// Per-model token limits from `workspace_limits.model_token_limits`.
+pub(super) fn read_token_limits(stored: Option<&str>) -> BTreeMap<String, TokenLimits> {
+    stored.and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default()
+}
+
+type CurrentRow = (Option<String>, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+
+/// A workspace's rate limits and monthly budget.
 async fn current_limits(
     conn: &mut AnyConnection,
     workspace_id: WorkspaceId,
-) -> AppResult<(Option<Vec<String>>, Option<i64>, Option<i64>)> {
-    let row: Option<(Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT allowed_models, requests_per_minute, monthly_budget_micros FROM workspace_limits WHERE workspace_id = $1",
+) -> AppResult<(RateLimits, Option<i64>)> {
+    let row: Option<CurrentRow> = sqlx::query_as(
+        "SELECT allowed_models, requests_per_minute, requests_per_second, model_token_limits, monthly_budget_micros
+         FROM workspace_limits WHERE workspace_id = $1",
     )
     .bind(workspace_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(models, rpm, budget)| (models.map(|m| split_models(&m)), rpm, budget)).unwrap_or_default())
+    Ok(row
+        .map(|(models, rpm, rps, tokens, budget)| (rate_limits(models, rpm, rps, tokens), budget))
+        .unwrap_or_default())
+}
+
+fn rate_limits(
+    models: Option<String>,
+    requests_per_minute: Option<i64>,
+    requests_per_second: Option<i64>,
+    tokens: Option<String>,
+) -> RateLimits {
+    RateLimits {
+        requests_per_second,
+        requests_per_minute,
+        allowed_models: models.map(|m| split_models(&m)),
+        tokens_limits_by_model: read_token_limits(tokens.as_deref()),
+    }
 }
 
 pub(super) fn split_models(stored: &str) -> Vec<String> {
     stored.split(',').filter(|m| !m.is_empty()).map(str::to_string).collect()
 }
 
-type LimitsRow = (WorkspaceId, String, Option<String>, Option<i64>, Option<i64>, i64);
+type LimitsRow =
+    (WorkspaceId, String, Option<String>, Option<i64>, Option<i64>, Option<String>, Option<i64>, i64);
 
 /// The limits and this month's spend of the organization's active workspaces
 /// (or of one), by name.
@@ -339,7 +403,8 @@ async fn workspace_limits(
     only: Option<WorkspaceId>,
 ) -> AppResult<Vec<WorkspaceLimits>> {
     let rows: Vec<LimitsRow> = sqlx::query_as(
-        "SELECT w.id, w.name, l.allowed_models, l.requests_per_minute, l.monthly_budget_micros,
+        "SELECT w.id, w.name, l.allowed_models, l.requests_per_minute, l.requests_per_second,
+                l.model_token_limits, l.monthly_budget_micros,
                 CAST(COALESCE((SELECT SUM(u.cost_micros) FROM usage_hourly u
                                WHERE u.workspace_id = w.id AND u.hour_start >= $2), 0) AS BIGINT)
          FROM workspaces w LEFT JOIN workspace_limits l ON l.workspace_id = w.id
@@ -353,25 +418,29 @@ async fn workspace_limits(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(workspace_id, workspace_name, models, rpm, budget, spend)| WorkspaceLimits {
+        .map(|(workspace_id, workspace_name, models, rpm, rps, tokens, budget, spend)| WorkspaceLimits {
             workspace_id,
             workspace_name,
-            allowed_models: models.map(|m| split_models(&m)),
-            requests_per_minute: rpm,
+            rate_limits: rate_limits(models, rpm, rps, tokens),
             monthly_budget_micros: budget,
             month_spend_micros: spend,
         })
         .collect())
 }
 
-/// One workspace's limits and spend, for its Admins and the billing managers.
+/// One workspace's limits and spend (the default workspace's without one), for
+/// its Admins and the billing managers.
 pub async fn limits_of(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
-    workspace_id: WorkspaceId,
+    workspace_id: Option<WorkspaceId>,
 ) -> AppResult<WorkspaceLimits> {
     let mut conn = db.pool().acquire().await?;
     authz::billing_manager(&mut conn, actor, org_id).await?;
+    let workspace_id = match workspace_id {
+        Some(id) => id,
+        None => workspaces::default_of(&mut conn, org_id).await?,
+    };
     workspace_limits(&mut conn, org_id, Some(workspace_id)).await?.pop().ok_or(AppError::NotFound)
 }

@@ -562,11 +562,7 @@ pub(super) async fn join(
             .execute(&mut *conn)
             .await?;
     }
-    let (default_workspace,): (WorkspaceId,) =
-        sqlx::query_as("SELECT default_workspace_id FROM organizations WHERE id = $1")
-            .bind(org_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let default_workspace = workspaces::default_of(conn, org_id).await?;
     sqlx::query(
         "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT DO NOTHING",

@@ -38,12 +38,12 @@ pub async fn list(db: &Db) -> AppResult<Vec<CatalogueModel>> {
 
 /// `ids` cleaned (trimmed, without repeats, in order), each a model of the
 /// catalogue; an unknown one is refused by name.
-pub async fn require_known(db: &Db, ids: &[String]) -> AppResult<Vec<String>> {
+pub async fn require_known(db: &Db, field: &str, ids: &[String]) -> AppResult<Vec<String>> {
     let known = list(db).await?;
     let mut cleaned: Vec<String> = Vec::new();
     for id in ids.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
         if !known.iter().any(|m| m.id == id) {
-            return Err(AppError::invalid("allowed_models", format!("Unknown model {id}.")));
+            return Err(AppError::invalid(field, format!("Unknown model {id}.")));
         }
         if !cleaned.iter().any(|c| c == id) {
             cleaned.push(id.to_string());

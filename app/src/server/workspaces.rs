@@ -418,6 +418,16 @@ pub async fn reached_by(
     Ok(reached)
 }
 
+/// The organization's default workspace.
+pub async fn default_of(conn: &mut sqlx::AnyConnection, org_id: OrgId) -> AppResult<WorkspaceId> {
+    let (id,): (WorkspaceId,) =
+        sqlx::query_as("SELECT default_workspace_id FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(id)
+}
+
 /// Refuses a change to an archived workspace (or one of another organization).
 pub(super) async fn require_active(
     conn: &mut sqlx::AnyConnection,

@@ -4,9 +4,11 @@
 //! Money: Mistral's `amount` and `usage_limit` are whole US dollars; the
 //! `*_micros` fields carry exact micro-USD (1 USD = 1 000 000).
 
+use std::collections::BTreeMap;
+
 use app::{
     ids::WorkspaceId,
-    model::{BillingView, WorkspaceLimits},
+    model::{BillingView, RateLimits, TokenLimits, WorkspaceLimits},
     money::MICROS_PER_USD,
     payment::PaymentMethod,
     server::{billing, models, state::AppState},
@@ -126,7 +128,7 @@ async fn current(
 ) -> Result<LimitsOut, ApiError> {
     Ok(match workspace {
         Some(id) => {
-            let w = billing::limits_of(&state.db, &key.actor, key.org_id, id).await?;
+            let w = billing::limits_of(&state.db, &key.actor, key.org_id, Some(id)).await?;
             limits_out(w.monthly_budget_micros, w.month_spend_micros, Some(id))
         }
         None => {
@@ -192,22 +194,52 @@ pub async fn set_spend_limit(
     Ok(Json(current(&state, &key, workspace).await?))
 }
 
+/// One model's token limits in a workspace (Mistral's shape). Null: no limit.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLimitsOut {
+    #[schema(minimum = 1, maximum = 1000000000000_i64)]
+    pub tokens_per_minute: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000000000000_i64)]
+    pub tokens_per_month: Option<i64>,
+}
+
+/// A workspace's rate limits: Mistral's `RateLimitsOUT` (`requests_per_second`,
+/// `tokens_limits_by_model`) and Chancery's requests per minute and allow-list.
 #[derive(Serialize, ToSchema)]
 pub struct RateLimitOut {
     pub workspace_uuid: uuid::Uuid,
     /// Null: no limit.
-    #[schema(minimum = 1, maximum = 1000000)]
+    pub requests_per_second: Option<i64>,
+    /// Null: no limit.
     pub requests_per_minute: Option<i64>,
     /// Null: every model of the catalogue.
     pub allowed_models: Option<Vec<String>>,
+    /// By model id; a model not named has no token limit.
+    pub tokens_limits_by_model: BTreeMap<String, TokenLimitsOut>,
 }
 
 impl From<WorkspaceLimits> for RateLimitOut {
     fn from(w: WorkspaceLimits) -> Self {
+        let limits = w.rate_limits;
         Self {
             workspace_uuid: w.workspace_id.0,
-            requests_per_minute: w.requests_per_minute,
-            allowed_models: w.allowed_models,
+            requests_per_second: limits.requests_per_second,
+            requests_per_minute: limits.requests_per_minute,
+            allowed_models: limits.allowed_models,
+            tokens_limits_by_model: limits
+                .tokens_limits_by_model
+                .into_iter()
+                .map(|(model, t)| {
+                    (
+                        model,
+                        TokenLimitsOut {
+                            tokens_per_minute: t.tokens_per_minute,
+                            tokens_per_month: t.tokens_per_month,
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -216,10 +248,11 @@ impl From<WorkspaceLimits> for RateLimitOut {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitQuery {
-    pub workspace_uuid: uuid::Uuid,
+    /// Absent: the Organization's default workspace.
+    pub workspace_uuid: Option<uuid::Uuid>,
 }
 
-/// A workspace's requests-per-minute limit and model allow-list.
+/// A workspace's rate limits, model allow-list and per-model token limits.
 #[utoipa::path(get, path = "/rate-limit", tag = "billing", params(RateLimitQuery),
     responses((status = 200, body = RateLimitOut), (status = 404, description = "No such workspace")))]
 pub async fn get_rate_limit(
@@ -227,36 +260,65 @@ pub async fn get_rate_limit(
     key: AdminKey,
     ApiQuery(query): ApiQuery<RateLimitQuery>,
 ) -> Result<Json<RateLimitOut>, ApiError> {
-    let id = WorkspaceId(query.workspace_uuid);
+    let id = query.workspace_uuid.map(WorkspaceId);
     Ok(Json(billing::limits_of(&state.db, &key.actor, key.org_id, id).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitIn {
-    pub workspace_uuid: uuid::Uuid,
+    /// Absent: the Organization's default workspace.
+    pub workspace_uuid: Option<uuid::Uuid>,
+    /// Null or absent: no limit.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub requests_per_second: Option<i64>,
     /// Null or absent: no limit.
     #[schema(minimum = 1, maximum = 1000000)]
     pub requests_per_minute: Option<i64>,
     /// Null or absent: every model.
     pub allowed_models: Option<Vec<String>>,
+    /// By model id (each of the catalogue); absent: no token limit.
+    #[serde(default)]
+    pub tokens_limits_by_model: BTreeMap<String, TokenLimitsOut>,
 }
 
-/// Set a workspace's requests-per-minute limit and model allow-list (both replaced).
+/// Set a workspace's rate limits, model allow-list and per-model token limits:
+/// all are replaced, so a field left out is no limit.
 #[utoipa::path(post, path = "/rate-limit", tag = "billing", request_body = RateLimitIn,
-    responses((status = 200, body = RateLimitOut), (status = 400, description = "Bad limit or unknown model")))]
+    responses((status = 200, body = RateLimitOut), (status = 400, description = "Bad limit or unknown model"),
+        (status = 404, description = "No such workspace, or it is archived")))]
 pub async fn set_rate_limit(
     State(state): State<AppState>,
     key: AdminKey,
     ApiJson(body): ApiJson<RateLimitIn>,
 ) -> Result<Json<RateLimitOut>, ApiError> {
-    let id = WorkspaceId(body.workspace_uuid);
-    let limits = billing::RateLimits {
+    let id = match body.workspace_uuid {
+        Some(id) => WorkspaceId(id),
+        None => billing::limits_of(&state.db, &key.actor, key.org_id, None).await?.workspace_id,
+    };
+    let limits = RateLimits {
+        requests_per_second: body.requests_per_second,
         requests_per_minute: body.requests_per_minute,
         allowed_models: body.allowed_models,
+        tokens_limits_by_model: body
+            .tokens_limits_by_model
+            .into_iter()
+            .map(|(model, t)| {
+                (
+                    model,
+                    TokenLimits {
+                        tokens_per_minute: t.tokens_per_minute,
+                        tokens_per_month: t.tokens_per_month,
+                    },
+                )
+            })
+            .collect(),
     };
-    billing::set_rate_limits(&state.db, &key.actor, &key.client, key.org_id, id, limits).await?;
-    Ok(Json(billing::limits_of(&state.db, &key.actor, key.org_id, id).await?.into()))
+    billing::update_rate_limits(&state.db, &key.actor, &key.client, key.org_id, id, |current| {
+        *current = limits
+    })
+    .await?;
+    Ok(Json(billing::limits_of(&state.db, &key.actor, key.org_id, Some(id)).await?.into()))
 }
 
 #[derive(Serialize, ToSchema)]

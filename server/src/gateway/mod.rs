@@ -14,7 +14,9 @@ mod provider;
 use app::{
     model::{CatalogueModel, ModelKind},
     server::{
-        gateway::{Call, Ending, Endpoint, GatewayError, Metered, Outcome, Reservation, Upstream, Usage},
+        gateway::{
+            Call, Ending, Endpoint, GatewayError, Headroom, Metered, Outcome, Reservation, Upstream, Usage,
+        },
         state::AppState,
     },
     time::Timestamp,
@@ -84,6 +86,9 @@ impl IntoResponse for Refused {
         if let Some(secs) = err.retry_after_secs {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Some(headroom) = &err.headroom {
+            announce(response.headers_mut(), headroom);
+        }
         response
     }
 }
@@ -145,13 +150,45 @@ async fn call(
     let call = Call::parse(endpoint, body)?;
     let stream = call.stream;
     let admitted = state.gateway.admit(&caller, call, now).await?;
+    let headroom = admitted.headroom;
     let exchange =
         Exchange { upstream: state.upstream.clone(), endpoint, stream, reservation: admitted.reservation };
     let mut response = exchange.run(admitted.body).await;
     if let Some(tokens) = admitted.clamped_to {
         response.headers_mut().insert(CLAMPED_MAX_TOKENS, HeaderValue::from(tokens));
     }
+    announce(response.headers_mut(), &headroom);
     Ok(response)
+}
+
+/// OpenAI's `x-ratelimit-*` headers for the caller's tightest request and
+/// token limits (none for a dimension without a limit): the limit, what is
+/// left of it, and when it resets (`1.5s`, as OpenAI writes durations).
+fn announce(headers: &mut HeaderMap, headroom: &Headroom) {
+    for (kind, quota) in [("requests", headroom.requests), ("tokens", headroom.tokens)] {
+        let Some(quota) = quota else { continue };
+        let values = [
+            ("limit", quota.limit.to_string()),
+            ("remaining", quota.remaining.to_string()),
+            ("reset", duration(quota.reset_ms)),
+        ];
+        for (what, value) in values {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")), HeaderValue::try_from(value))
+            {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
+/// Milliseconds as a duration: `250ms`, `1.5s`, `42s`.
+fn duration(ms: i64) -> String {
+    match ms {
+        ..1_000 => format!("{}ms", ms.max(0)),
+        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        _ => format!("{}s", (format!("{:.3}", ms as f64 / 1_000.0)).trim_end_matches('0')),
+    }
 }
 
 /// One admitted call on its way to the provider and back.

@@ -98,8 +98,36 @@ async fn billing_managers_activate_billing_and_set_limits(app: TestApp) {
     );
     assert_eq!(org.admin.call("/_fn/workspaces/set_rate_limits", &form).await.status, StatusCode::OK);
     let limits = org.admin.call("/_fn/workspaces/limits", &[("workspace_id", &default)]).await.json();
-    assert_eq!(limits[0]["requests_per_minute"], 60);
-    assert_eq!(limits[0]["allowed_models"], json!(["mistral-small-latest", "codestral-latest"]));
+    assert_eq!(limits[0]["rate_limits"]["requests_per_minute"], 60);
+    assert_eq!(
+        limits[0]["rate_limits"]["allowed_models"],
+        json!(["mistral-small-latest", "codestral-latest"])
+    );
+    // One model's token limits, kept when the other limits are saved again.
+    let model = [
+        ("workspace_id", default.as_str()),
+        ("model", "codestral-latest"),
+        ("tokens_per_minute", "10,000"),
+        ("tokens_per_month", ""),
+    ];
+    assert_eq!(org.admin.call("/_fn/workspaces/set_model_limits", &model).await.status, StatusCode::OK);
+    let nonsense = [
+        ("workspace_id", default.as_str()),
+        ("model", "codestral-latest"),
+        ("tokens_per_minute", "lots"),
+        ("tokens_per_month", ""),
+    ];
+    let nonsense = org.admin.call("/_fn/workspaces/set_model_limits", &nonsense).await;
+    assert_eq!(
+        (nonsense.status, nonsense.json()["Invalid"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("tokens_per_minute"))
+    );
+    assert_eq!(org.admin.call("/_fn/workspaces/set_rate_limits", &form).await.status, StatusCode::OK);
+    let limits = org.admin.call("/_fn/workspaces/limits", &[("workspace_id", &default)]).await.json();
+    assert_eq!(
+        limits[0]["rate_limits"]["tokens_limits_by_model"],
+        json!({ "codestral-latest": { "tokens_per_minute": 10_000, "tokens_per_month": null } })
+    );
     assert!(
         limits[1].as_array().unwrap().iter().any(|m| m["id"] == "mistral-embed"),
         "the catalogue comes along"
@@ -172,7 +200,8 @@ async fn limits_through_the_admin_api(app: TestApp) {
         app.api("GET", &format!("/api/admin/rate-limit?workspace_uuid={default}"), &key, None).await.json();
     assert_eq!(
         read,
-        json!({ "workspace_uuid": default, "requests_per_minute": 10, "allowed_models": ["mistral-small-latest"] })
+        json!({ "workspace_uuid": default, "requests_per_second": null, "requests_per_minute": 10,
+                "allowed_models": ["mistral-small-latest"], "tokens_limits_by_model": {} })
     );
 
     let models = app.api("GET", "/api/admin/models", &key, None).await.json();

@@ -28,6 +28,7 @@ crate::on_both_databases!(
     the_configuration_version_moves_only_with_what_the_gateway_reads,
     streams_are_billed_even_when_the_caller_hangs_up,
     calls_are_forwarded_to_the_upstream_with_its_key,
+    per_model_token_limits_and_requests_per_second_are_enforced,
 );
 
 /// An organization with billing active and a workspace key for its Default workspace.
@@ -258,8 +259,11 @@ async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp
     let each = cost_of_first_call(&app, &key, &request).await;
     let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
     let workspace: WorkspaceId = org.default_workspace.parse().unwrap();
-    let limits = billing::RateLimits { requests_per_minute: Some(10), allowed_models: None };
-    billing::set_rate_limits(&app.db, &ada, &Client::default(), org.id, workspace, limits).await.unwrap();
+    billing::update_rate_limits(&app.db, &ada, &Client::default(), org.id, workspace, |limits| {
+        limits.requests_per_minute = Some(10);
+    })
+    .await
+    .unwrap();
 
     let prefix = format!("chancery-test-{}", uuid::Uuid::new_v4().simple());
     let counters = SharedCounters::connect(&redis_url(), &prefix)
@@ -288,8 +292,11 @@ async fn replicas_sharing_redis_count_one_budget_and_one_rate_limit(app: TestApp
     let spent_before = spent_in_database(&app).await;
     assert_eq!(spent_before, each * 11, "the first call (recorded before Redis) and 10 more");
     let budget = spent_before + 50 * each;
-    let limits = billing::RateLimits { requests_per_minute: None, allowed_models: None };
-    billing::set_rate_limits(&app.db, &ada, &Client::default(), org.id, workspace, limits).await.unwrap();
+    billing::update_rate_limits(&app.db, &ada, &Client::default(), org.id, workspace, |limits| {
+        limits.requests_per_minute = None;
+    })
+    .await
+    .unwrap();
     billing::set_workspace_budget(&app.db, &ada, &Client::default(), org.id, workspace, Some(budget))
         .await
         .unwrap();
@@ -535,4 +542,168 @@ async fn calls_are_forwarded_to_the_upstream_with_its_key(mut app: TestApp) {
         sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
     // 1M input tokens at $0.10 and 3 output tokens at $0.30 per million, rounded up.
     assert_eq!(cost, 100_000 + 1);
+}
+
+/// Mistral's workspace limits through the Admin API: requests per second and,
+/// per model, tokens per minute and per month. Each refusal has its own code;
+/// answers carry `x-ratelimit-*` headers. Counted in this process for the
+/// default workspace, then through Redis for another.
+async fn per_model_token_limits_and_requests_per_second_are_enforced(app: TestApp) {
+    let (org, admin_key, key) = billed(&app).await;
+    let unknown = json!({ "tokens_limits_by_model": { "no-such-model": { "tokens_per_minute": 10 } } });
+    let refused = app.api("POST", "/api/admin/rate-limit", &admin_key, Some(unknown)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("tokens_limits_by_model"), "{}", refused.body);
+    let zero = json!({ "tokens_limits_by_model": { "mistral-small-latest": { "tokens_per_month": 0 } } });
+    assert_eq!(
+        app.api("POST", "/api/admin/rate-limit", &admin_key, Some(zero)).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let ws = json!({ "name": "Batch", "admin_user_id": org.admin_id });
+    let batch = app.api("POST", "/api/admin/workspaces", &admin_key, Some(ws)).await.json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({ "workspace_uuid": batch, "user_id": org.admin_id, "name": "batch" });
+    let batch_key = app.api("POST", "/api/admin/api-keys", &admin_key, Some(body)).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.state.gateway.refresh().await.unwrap();
+
+    let prefix = format!("chancery-test-{}", uuid::Uuid::new_v4().simple());
+    let counters = SharedCounters::connect(&redis_url(), &prefix).await.expect("Redis for shared counters");
+    let through_redis = app.replica(counters).await;
+    clear_of_the_minute_end().await;
+    model_limits_hold(&app, None, &admin_key, None, &key).await;
+    model_limits_hold(&app, Some(&through_redis), &admin_key, Some(&batch), &batch_key).await;
+    // Without workspace_uuid, GET /rate-limit answers for the default workspace, in Mistral's shape.
+    let got = app.api("GET", "/api/admin/rate-limit", &admin_key, None).await.json();
+    assert_eq!(got["workspace_uuid"], org.default_workspace);
+    assert_eq!(got["requests_per_second"], 2);
+    assert_eq!(got["tokens_limits_by_model"]["mistral-small-latest"]["tokens_per_minute"], 2_000);
+    assert_eq!(got["tokens_limits_by_model"]["mistral-large-latest"]["tokens_per_month"], 600);
+    let audited = app.audit_details("rate_limit.rule.update").await;
+    let after: Value = serde_json::from_str(audited.last().unwrap()).unwrap();
+    assert_eq!(after["after"]["tokens_limits_by_model"]["mistral-large-latest"]["tokens_per_month"], 600);
+}
+
+/// One workspace's pass of the test above, through `replica` or `app`.
+async fn model_limits_hold(
+    app: &TestApp,
+    replica: Option<&Replica>,
+    admin_key: &str,
+    workspace: Option<&str>,
+    key: &str,
+) {
+    let call = |body: Value| async move {
+        match replica {
+            Some(replica) => replica.gateway("POST", "/v1/chat/completions", key, Some(body)).await,
+            None => app.gateway("POST", "/v1/chat/completions", key, Some(body)).await,
+        }
+    };
+    let small = |max_tokens: i64| {
+        let mut body = chat("mistral-small-latest", "Hi");
+        body["max_tokens"] = json!(max_tokens);
+        body
+    };
+    let large = |words: usize| {
+        let mut body = chat("mistral-large-latest", &"words ".repeat(words));
+        body["max_tokens"] = json!(16);
+        body
+    };
+    // Tokens used before a limit exists count against this month's.
+    let before = call(large(10)).await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert!(before.header("x-ratelimit-limit-tokens").is_none(), "no limit, no header");
+    let mut limits = json!({
+        "requests_per_second": 50,
+        "tokens_limits_by_model": {
+            "mistral-small-latest": { "tokens_per_minute": 2_000, "tokens_per_month": null },
+            "mistral-large-latest": { "tokens_per_month": 600 },
+        },
+    });
+    if let Some(workspace) = workspace {
+        limits["workspace_uuid"] = json!(workspace);
+    }
+    let set = app.api("POST", "/api/admin/rate-limit", admin_key, Some(limits.clone())).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let gateway = &replica.map_or(&app.state, |r| &r.state).gateway;
+    gateway.refresh().await.unwrap();
+
+    let first = call(small(100)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.header("x-ratelimit-limit-tokens"), Some("2000"));
+    let remaining: i64 = first.header("x-ratelimit-remaining-tokens").unwrap().parse().unwrap();
+    assert!((1_800..1_900).contains(&remaining), "the worst case is held: {remaining}");
+    assert!(first.header("x-ratelimit-reset-tokens").unwrap().ends_with('s'));
+    assert_eq!(first.header("x-ratelimit-limit-requests"), Some("50"), "per second");
+    assert_eq!(first.header("x-ratelimit-remaining-requests"), Some("49"));
+
+    // More than the limit can ever hold: refused, no point retrying, and what would fit.
+    let too_big = call(small(5_000)).await;
+    assert_eq!(too_big.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(too_big.json()["error"]["code"], "tokens_per_minute_exceeded");
+    assert!(too_big.header("retry-after").is_none());
+    assert_eq!(too_big.header("x-ratelimit-limit-tokens"), Some("2000"));
+    let fits = too_big.json()["error"]["affordable_max_tokens"].as_i64().unwrap();
+    assert!(fits > remaining - 100, "the first call's unused hold came back: {fits} after {remaining}");
+    // What fits goes through once; the same again waits for the next minute.
+    assert_eq!(call(small(fits)).await.status, StatusCode::OK);
+    let again = call(small(fits)).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(again.json()["error"]["code"], "tokens_per_minute_exceeded");
+    assert!(again.header("retry-after").is_some());
+
+    // Tokens per month on another model run out, and wait for the next month.
+    let mut refusal = None;
+    for _ in 0..40 {
+        let answer = call(large(10)).await;
+        assert_eq!(answer.header("x-ratelimit-limit-tokens"), Some("600"));
+        if answer.status != StatusCode::OK {
+            refusal = Some(answer);
+            break;
+        }
+    }
+    let refusal = refusal.expect("600 tokens a month run out");
+    assert_eq!(refusal.status, StatusCode::TOO_MANY_REQUESTS, "{}", refusal.body);
+    assert_eq!(refusal.json()["error"]["code"], "tokens_per_month_exceeded");
+    let retry: u64 = refusal.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 31 * 24 * 3600, "until the month ends: {retry}");
+    gateway.flush().await;
+    let workspace_id = match workspace {
+        Some(id) => id.to_string(),
+        None => app.api("GET", "/api/admin/rate-limit", admin_key, None).await.json()["workspace_uuid"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    };
+    let (used,): (i64,) = sqlx::query_as(
+        "SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_events
+         WHERE model = 'mistral-large-latest' AND workspace_id = $1",
+    )
+    .bind(&workspace_id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert!((450..=600).contains(&used), "up to the month's 600, the call before the limit included: {used}");
+
+    // Requests per second: 2 in a second, then the next second.
+    limits["requests_per_second"] = json!(2);
+    assert_eq!(
+        app.api("POST", "/api/admin/rate-limit", admin_key, Some(limits)).await.status,
+        StatusCode::OK
+    );
+    gateway.refresh().await.unwrap();
+    let into_second = app::time::Timestamp::now().0 % 1_000;
+    tokio::time::sleep(Duration::from_millis((1_000 - into_second) as u64)).await;
+    let answers = [call(small(8)).await, call(small(8)).await, call(small(8)).await];
+    assert_eq!(
+        answers.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]
+    );
+    assert_eq!(answers[2].json()["error"]["code"], "requests_per_second_exceeded");
+    assert_eq!(answers[2].header("retry-after"), Some("1"));
+    assert_eq!(answers[2].header("x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(answers[1].header("x-ratelimit-limit-requests"), Some("2"));
 }

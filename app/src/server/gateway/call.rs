@@ -301,6 +301,21 @@ impl Quote {
         self.choices.saturating_mul(max_tokens)
     }
 
+    /// The most tokens, input and output, the provider can count with `max_tokens` per completion.
+    pub fn tokens(&self, max_tokens: i64) -> i64 {
+        self.input_bound().saturating_add(self.output_bound(max_tokens))
+    }
+
+    /// The most output tokens per completion, up to what was asked, whose
+    /// worst case fits in `tokens`; 0 when not even the input does.
+    pub fn max_tokens_within(&self, tokens: i64) -> i64 {
+        let output = tokens - self.input_bound();
+        if output <= 0 || self.choices == 0 {
+            return 0;
+        }
+        (output / self.choices).min(self.max_tokens)
+    }
+
     /// The price of `usage` on this model.
     pub fn price(&self, usage: Usage) -> i64 {
         token_cost(usage.input_tokens, self.input_price)

@@ -27,9 +27,14 @@ use std::{
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-pub use self::call::{Call, Endpoint, Quote, DEFAULT_MAX_TOKENS, MAX_TOKENS_CAP};
+pub use self::{
+    call::{Call, Endpoint, Quote, DEFAULT_MAX_TOKENS, MAX_TOKENS_CAP},
+    ledger::{Headroom, Quota},
+};
 use self::{
-    ledger::{Hold, Ledger, RateScope, Refusal, Scope},
+    ledger::{
+        headroom, Ask, Held, Hold, Ledger, RateScope, Refusal, Scope, Settlement, TokenWindow, Verdict,
+    },
     meter::{MeterMessage, UsageEvent},
     shared::{Admission, SharedCounters},
     snapshot::{Changes, Snapshot},
@@ -59,13 +64,22 @@ pub struct GatewayError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
-    /// For a budget refusal: the `max_tokens` the budget still covers (0: not even the input).
+    /// For a budget or token refusal: the `max_tokens` that still fits (0: not even the input).
     pub affordable_max_tokens: Option<i64>,
+    /// The caller's tightest limits, for the `x-ratelimit-*` headers (boxed: errors stay small).
+    pub headroom: Option<Box<Headroom>>,
 }
 
 impl GatewayError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after_secs: None, affordable_max_tokens: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            affordable_max_tokens: None,
+            headroom: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -90,15 +104,41 @@ impl From<Refusal> for GatewayError {
         match refusal {
             Refusal::RateLimited { scope, retry_after_secs } => Self {
                 retry_after_secs: Some(retry_after_secs),
-                ..Self::new(
-                    429,
-                    "rate_limit_exceeded",
-                    match scope {
-                        RateScope::Workspace(_) => "This workspace's requests-per-minute limit is reached.",
-                        RateScope::Key(_) => "This API key's requests-per-minute limit is reached.",
-                    },
-                )
+                ..match scope {
+                    RateScope::WorkspaceSecond(_) => Self::new(
+                        429,
+                        "requests_per_second_exceeded",
+                        "This workspace's requests-per-second limit is reached.",
+                    ),
+                    RateScope::Workspace(_) => Self::new(
+                        429,
+                        "rate_limit_exceeded",
+                        "This workspace's requests-per-minute limit is reached.",
+                    ),
+                    RateScope::Key(_) => Self::new(
+                        429,
+                        "rate_limit_exceeded",
+                        "This API key's requests-per-minute limit is reached.",
+                    ),
+                }
             },
+            Refusal::Tokens { window, limit, left, retry_after_secs } => {
+                let (code, per) = match window {
+                    TokenWindow::Minute => ("tokens_per_minute_exceeded", "minute"),
+                    TokenWindow::Month => ("tokens_per_month_exceeded", "month"),
+                };
+                Self {
+                    retry_after_secs,
+                    ..Self::new(
+                        429,
+                        code,
+                        format!(
+                            "This workspace may use {limit} tokens of this model per {per}; {left} are left, \
+                             fewer than this request's input and max_tokens may use."
+                        ),
+                    )
+                }
+            }
             Refusal::WorkspaceBudget(_) => Self::new(
                 429,
                 "workspace_spend_limit_exceeded",
@@ -122,6 +162,7 @@ pub struct Caller {
     allowed_models: Option<Vec<String>>,
     workspace_models: Option<Vec<String>>,
     key_requests_per_minute: Option<i64>,
+    workspace_requests_per_second: Option<i64>,
     workspace_requests_per_minute: Option<i64>,
     workspace_budget: Option<i64>,
     org_limit: Option<i64>,
@@ -318,7 +359,8 @@ impl Gateway {
             Some(redis) => Counters::Shared(redis),
             None => {
                 let month = month_start(Timestamp::now());
-                Counters::Local(Mutex::new(Ledger::new(month, month_spend(&db, month).await?)))
+                let (spent, tokens) = month_spend(&db, month).await?;
+                Counters::Local(Mutex::new(Ledger::new(month, spent, tokens)))
             }
         };
         let (meter, queue) = mpsc::channel(metering.queue.max(1));
@@ -466,6 +508,7 @@ impl Gateway {
             allowed_models: key.allowed_models.clone(),
             workspace_models: workspace.allowed_models.clone(),
             key_requests_per_minute: key.requests_per_minute,
+            workspace_requests_per_second: workspace.requests_per_second,
             workspace_requests_per_minute: workspace.requests_per_minute,
             workspace_budget: workspace.monthly_budget_micros,
             org_limit: org.monthly_limit_micros,
@@ -481,9 +524,10 @@ impl Gateway {
     }
 
     /// Admits one call: the model is known, serves the call's endpoint and is
-    /// allowed; the workspace and key are under their requests-per-minute
-    /// limits; and the budgets hold the call's worst case, or, when they cannot,
-    /// as much as they have left down to the clamp floor, with `max_tokens`
+    /// allowed; the workspace and key are under their request-rate limits;
+    /// the call's worst case in tokens fits under the model's token limits;
+    /// and the budgets hold the call's worst case, or, when they cannot, as
+    /// much as they have left down to the clamp floor, with `max_tokens`
     /// lowered to what that covers. A call held up only by the holds of calls
     /// in flight waits for them (up to `HELD_UP_WAIT`) before it is refused.
     /// The hold is settled by the `Reservation`.
@@ -493,7 +537,14 @@ impl Gateway {
         call: Call,
         now: Timestamp,
     ) -> Result<Admitted, GatewayError> {
-        let model = self.snapshot().models.get(&call.model).cloned();
+        let (model, token_limits) = {
+            let snapshot = self.snapshot();
+            let model = snapshot.models.get(&call.model).cloned();
+            let workspace = snapshot.workspaces.get(&caller.workspace_id);
+            let token_limits =
+                workspace.and_then(|w| w.token_limits.get(&call.model).copied()).unwrap_or_default();
+            (model, token_limits)
+        };
         let model = model.ok_or_else(|| {
             GatewayError::new(
                 404,
@@ -509,22 +560,46 @@ impl Gateway {
             ));
         }
         let quote = call.quote(&model)?;
-        let hold = Hold { want: quote.wanted(), least: quote.least() };
+        let ask = Ask {
+            org: caller.org_id,
+            org_limit: caller.org_limit,
+            workspace: caller.workspace_id,
+            workspace_budget: caller.workspace_budget,
+            rates: [
+                (RateScope::WorkspaceSecond(caller.workspace_id), caller.workspace_requests_per_second),
+                (RateScope::Workspace(caller.workspace_id), caller.workspace_requests_per_minute),
+                (RateScope::Key(caller.key_id), caller.key_requests_per_minute),
+            ],
+            model: &model.id,
+            token_limits,
+            tokens: quote.tokens(quote.max_tokens),
+            hold: Hold { want: quote.wanted(), least: quote.least() },
+        };
         let month = month_start(now);
         let held_up_until = tokio::time::Instant::now() + HELD_UP_WAIT;
-        let held = loop {
-            match self.hold(caller, hold, month, now).await? {
-                Ok(held) => break held,
+        let (held, counts) = loop {
+            let verdict = self.hold(&ask, month, now).await?;
+            match verdict.decision {
+                Ok(held) => break (held, verdict.counts),
                 Err(refusal)
-                    if refusal.may_lift(hold.least) && tokio::time::Instant::now() < held_up_until =>
+                    if refusal.may_lift(ask.hold.least) && tokio::time::Instant::now() < held_up_until =>
                 {
                     let _ = tokio::time::timeout(HELD_UP_RECHECK, self.settled.notified()).await;
                 }
-                Err(refusal) => return Err(self.refused(caller, &quote, refusal)),
+                Err(refusal) => {
+                    let mut error = self.refused(caller, &quote, refusal);
+                    error.headroom = Some(Box::new(headroom(&ask, &verdict.counts, now)));
+                    return Err(error);
+                }
             }
         };
-        let max_tokens = if held >= hold.want { quote.max_tokens } else { quote.affordable_max_tokens(held) };
+        let max_tokens = if held.money >= ask.hold.want {
+            quote.max_tokens
+        } else {
+            quote.affordable_max_tokens(held.money)
+        };
         let clamped_to = (max_tokens < quote.max_tokens).then_some(max_tokens);
+        let headroom = headroom(&ask, &counts, now);
         self.unsettled.begin();
         let reservation = Reservation {
             id: uuid::Uuid::new_v4(),
@@ -534,54 +609,48 @@ impl Gateway {
             quote,
             max_tokens,
             held,
+            tokens_minute: token_limits.tokens_per_minute.map(|_| ledger::minute_of(now)),
             month,
             started: now,
             settled: false,
         };
-        Ok(Admitted { body: call.into_upstream_body(&model.id, max_tokens), reservation, clamped_to })
+        Ok(Admitted {
+            body: call.into_upstream_body(&model.id, max_tokens),
+            reservation,
+            clamped_to,
+            headroom,
+        })
     }
 
-    /// Counts the call against the rate limits and holds what the budgets allow of `hold`.
-    async fn hold(
-        &self,
-        caller: &Caller,
-        hold: Hold,
-        month: Timestamp,
-        now: Timestamp,
-    ) -> Result<Result<i64, Refusal>, GatewayError> {
+    /// Counts the call against its limits and holds what the budgets allow of its hold.
+    async fn hold(&self, ask: &Ask<'_>, month: Timestamp, now: Timestamp) -> Result<Verdict, GatewayError> {
         match &self.counters {
             Counters::Local(ledger) => {
                 let mut ledger = ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 ledger.roll_over(month);
-                let rates = [
-                    (RateScope::Workspace(caller.workspace_id), caller.workspace_requests_per_minute),
-                    (RateScope::Key(caller.key_id), caller.key_requests_per_minute),
-                ];
-                Ok(ledger.admit(
-                    &rates,
-                    (caller.org_id, caller.org_limit),
-                    (caller.workspace_id, caller.workspace_budget),
-                    hold,
-                    now,
-                ))
+                Ok(ledger.admit(ask, now))
             }
-            Counters::Shared(redis) => self.admit_shared(redis, caller, hold, month, now).await,
+            Counters::Shared(redis) => self.admit_shared(redis, ask, month, now).await,
         }
     }
 
-    /// The refusal for the caller; a budget refusal also raises the 100% alert
-    /// and says which `max_tokens` the budget still covers.
+    /// The refusal for the caller; a budget refusal also raises the 100% alert;
+    /// a budget or token refusal says which `max_tokens` still fits.
     fn refused(&self, caller: &Caller, quote: &Quote, refusal: Refusal) -> GatewayError {
-        let (workspace_id, room) = match refusal {
-            Refusal::WorkspaceBudget(room) => (Some(caller.workspace_id), room.free.max(0)),
-            Refusal::OrgBudget(room) => (None, room.free.max(0)),
+        let (alert, affordable) = match refusal {
+            Refusal::WorkspaceBudget(room) => {
+                (Some(Some(caller.workspace_id)), quote.affordable_max_tokens(room.free.max(0)))
+            }
+            Refusal::OrgBudget(room) => (Some(None), quote.affordable_max_tokens(room.free.max(0))),
+            Refusal::Tokens { left, .. } => (None, quote.max_tokens_within(left)),
             Refusal::RateLimited { .. } => return refusal.into(),
         };
-        // The alert is written off the request path; a full queue only delays it to the next refusal.
-        let _ = self.meter.try_send(MeterMessage::BudgetReached { org_id: caller.org_id, workspace_id });
+        if let Some(workspace_id) = alert {
+            // The alert is written off the request path; a full queue only delays it to the next refusal.
+            let _ = self.meter.try_send(MeterMessage::BudgetReached { org_id: caller.org_id, workspace_id });
+        }
         let mut error = GatewayError::from(refusal);
         if quote.max_tokens > 0 {
-            let affordable = quote.affordable_max_tokens(room);
             error.affordable_max_tokens = Some(affordable);
             error.message = match affordable {
                 0 => format!("{} Not even the input fits in what is left.", error.message),
@@ -592,15 +661,14 @@ impl Gateway {
     }
 
     /// `admit`'s check and hold in Redis; a month not counted there yet is
-    /// first seeded with the spend the database recorded.
+    /// first seeded with the spend (and tokens) the database recorded.
     async fn admit_shared(
         &self,
         redis: &SharedCounters,
-        caller: &Caller,
-        hold: Hold,
+        ask: &Ask<'_>,
         month: Timestamp,
         now: Timestamp,
-    ) -> Result<Result<i64, Refusal>, GatewayError> {
+    ) -> Result<Verdict, GatewayError> {
         let unavailable = |_| {
             GatewayError::new(
                 503,
@@ -609,24 +677,18 @@ impl Gateway {
             )
         };
         for _ in 0..2 {
-            let admission = redis
-                .admit(
-                    month,
-                    (caller.org_id, caller.org_limit),
-                    (caller.workspace_id, caller.workspace_requests_per_minute, caller.workspace_budget),
-                    (caller.key_id, caller.key_requests_per_minute),
-                    hold,
-                    now,
-                )
-                .await
-                .map_err(unavailable)?;
-            match admission {
-                Admission::Admitted(held) => return Ok(Ok(held)),
-                Admission::Refused(refusal) => return Ok(Err(refusal)),
+            match redis.admit(month, ask, now).await.map_err(unavailable)? {
+                Admission::Decided(verdict) => return Ok(verdict),
                 Admission::Cold => {
-                    for scope in [Scope::Org(caller.org_id), Scope::Workspace(caller.workspace_id)] {
+                    for scope in [Scope::Org(ask.org), Scope::Workspace(ask.workspace)] {
                         let recorded = recorded_spend(&self.db, month, scope).await.map_err(unavailable)?;
-                        redis.seed(month, scope, recorded).await.map_err(unavailable)?;
+                        let tokens = match scope {
+                            Scope::Workspace(id) => {
+                                recorded_tokens(&self.db, month, id).await.map_err(unavailable)?
+                            }
+                            Scope::Org(_) => Vec::new(),
+                        };
+                        redis.seed(month, scope, recorded, &tokens).await.map_err(unavailable)?;
                     }
                 }
             }
@@ -644,29 +706,26 @@ impl Gateway {
         }
     }
 
-    /// Releases a hold and books `cost`: at once in this process, or in a task for Redis.
-    fn settle_counters(self: &Arc<Self>, caller: &Caller, month: Timestamp, held: i64, cost: i64) {
+    /// Releases a call's holds and books what it cost and used: at once in
+    /// this process, or in a task for Redis.
+    fn settle_counters(self: &Arc<Self>, month: Timestamp, settlement: Settlement) {
         match &self.counters {
             Counters::Local(ledger) => {
-                ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(
-                    caller.org_id,
-                    caller.workspace_id,
-                    held,
-                    cost,
-                );
+                ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).settle(&settlement);
                 self.settled.notify_waiters();
             }
             Counters::Shared(redis) => {
                 self.unsettled.begin();
-                let (redis, org, workspace) = (redis.clone(), caller.org_id, caller.workspace_id);
+                let redis = redis.clone();
                 let gateway = self.clone();
                 tokio::spawn(async move {
                     // A lost settlement would pin its hold until the month ends: retry a while.
                     let mut attempt = 0;
-                    while let Err(error) = redis.settle(month, org, workspace, held, cost).await {
+                    while let Err(error) = redis.settle(month, &settlement).await {
                         attempt += 1;
                         if attempt == 5 {
-                            tracing::error!(%error, %workspace, held, cost, "a settlement was lost; its hold stays");
+                            tracing::error!(%error, workspace = %settlement.workspace, held = settlement.held.money,
+                                cost = settlement.cost, "a settlement was lost; its hold stays");
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -686,6 +745,8 @@ pub struct Admitted {
     pub body: Map<String, Value>,
     /// The `max_tokens` forwarded, when the budget covered less than was asked.
     pub clamped_to: Option<i64>,
+    /// The caller's tightest limits once this call is counted.
+    pub headroom: Headroom,
 }
 
 /// A request's hold on the budgets. `settle` books what the request used and
@@ -701,7 +762,9 @@ pub struct Reservation {
     quote: Quote,
     /// The `max_tokens` forwarded (per completion).
     max_tokens: i64,
-    held: i64,
+    held: Held,
+    /// The minute whose token count holds it, when the model has a tokens-per-minute limit.
+    tokens_minute: Option<i64>,
     /// The month whose budgets hold it.
     month: Timestamp,
     started: Timestamp,
@@ -711,6 +774,19 @@ pub struct Reservation {
 impl Reservation {
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// What this call gives back, having cost `cost` and used `tokens`.
+    fn settlement(&self, cost: i64, tokens: i64) -> Settlement {
+        Settlement {
+            org: self.caller.org_id,
+            workspace: self.caller.workspace_id,
+            model: self.model.clone(),
+            held: self.held,
+            cost,
+            tokens,
+            tokens_minute: self.tokens_minute,
+        }
     }
 
     /// Chancery's estimate of a call's usage, for an answer of `output_bytes`
@@ -737,7 +813,7 @@ impl Reservation {
         };
         let cost = self.quote.price(usage);
         let gateway = &self.gateway;
-        gateway.settle_counters(&self.caller, self.month, self.held, cost);
+        gateway.settle_counters(self.month, self.settlement(cost, usage.input_tokens + usage.output_tokens));
         let now = Timestamp::now();
         let event = UsageEvent {
             id: self.id,
@@ -752,7 +828,7 @@ impl Reservation {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             usage_estimated: estimated,
-            held_micros: self.held,
+            held_micros: self.held.money,
             cost_micros: cost,
             latency_ms: now.0 - self.started.0,
         };
@@ -764,7 +840,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            self.gateway.settle_counters(&self.caller, self.month, self.held, 0);
+            self.gateway.settle_counters(self.month, self.settlement(0, 0));
         }
         self.gateway.unsettled.end();
     }
@@ -797,19 +873,35 @@ async fn recorded_spend(db: &Db, month: Timestamp, scope: Scope) -> AppResult<i6
     Ok(spent.unwrap_or(0))
 }
 
-/// This month's recorded spend per workspace and organization.
-async fn month_spend(db: &Db, month: Timestamp) -> AppResult<HashMap<Scope, i64>> {
-    let rows: Vec<(OrgId, WorkspaceId, i64)> = sqlx::query_as(
-        "SELECT org_id, workspace_id, CAST(SUM(cost_micros) AS BIGINT) FROM usage_hourly
-         WHERE hour_start >= $1 GROUP BY org_id, workspace_id",
+/// The tokens the database recorded for each model of a workspace since `month` began.
+async fn recorded_tokens(db: &Db, month: Timestamp, workspace: WorkspaceId) -> AppResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT model, CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_hourly
+         WHERE hour_start >= $1 AND workspace_id = $2 GROUP BY model",
+    )
+    .bind(month)
+    .bind(workspace)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+type MonthSpend = (HashMap<Scope, i64>, HashMap<(WorkspaceId, String), i64>);
+
+/// This month's recorded spend per workspace and organization, and tokens per workspace and model.
+async fn month_spend(db: &Db, month: Timestamp) -> AppResult<MonthSpend> {
+    let rows: Vec<(OrgId, WorkspaceId, String, i64, i64)> = sqlx::query_as(
+        "SELECT org_id, workspace_id, model, CAST(SUM(cost_micros) AS BIGINT),
+                CAST(SUM(input_tokens + output_tokens) AS BIGINT)
+         FROM usage_hourly WHERE hour_start >= $1 GROUP BY org_id, workspace_id, model",
     )
     .bind(month)
     .fetch_all(db.pool())
     .await?;
-    let mut spent = HashMap::new();
-    for (org, workspace, cost) in rows {
+    let (mut spent, mut tokens) = (HashMap::new(), HashMap::new());
+    for (org, workspace, model, cost, used) in rows {
         *spent.entry(Scope::Org(org)).or_default() += cost;
         *spent.entry(Scope::Workspace(workspace)).or_default() += cost;
+        tokens.insert((workspace, model), used);
     }
-    Ok(spent)
+    Ok((spent, tokens))
 }

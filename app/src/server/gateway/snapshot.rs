@@ -8,14 +8,14 @@
 //! name), so a change takes effect within a second; it reloads whole only at
 //! start or when it has fallen further behind than the log reaches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::{
     error::AppResult,
     ids::{ApiKeyId, OrgId, WorkspaceId},
-    model::CatalogueModel,
+    model::{CatalogueModel, TokenLimits},
     server::{
-        billing::split_models,
+        billing::{read_token_limits, split_models},
         db::{placeholders, Db},
         models,
     },
@@ -50,7 +50,10 @@ pub struct WorkspaceEntry {
     pub org_id: OrgId,
     pub archived: bool,
     pub allowed_models: Option<Vec<String>>,
+    pub requests_per_second: Option<i64>,
     pub requests_per_minute: Option<i64>,
+    /// By model id: only models with a limit.
+    pub token_limits: BTreeMap<String, TokenLimits>,
     pub monthly_budget_micros: Option<i64>,
 }
 
@@ -119,7 +122,9 @@ struct WorkspaceRow {
     org_id: OrgId,
     archived_at: Option<Timestamp>,
     allowed_models: Option<String>,
+    requests_per_second: Option<i64>,
     requests_per_minute: Option<i64>,
+    model_token_limits: Option<String>,
     monthly_budget_micros: Option<i64>,
 }
 
@@ -129,7 +134,9 @@ impl WorkspaceRow {
             org_id: self.org_id,
             archived: self.archived_at.is_some(),
             allowed_models: self.allowed_models.map(|m| split_models(&m)),
+            requests_per_second: self.requests_per_second,
             requests_per_minute: self.requests_per_minute,
+            token_limits: read_token_limits(self.model_token_limits.as_deref()),
             monthly_budget_micros: self.monthly_budget_micros,
         };
         (self.id, entry)
@@ -159,8 +166,8 @@ const KEYS: &str =
         expires_at, revoked_at
     FROM workspace_api_keys
     WHERE (revoked_at IS NULL OR revoked_at > $1) AND (expires_at IS NULL OR expires_at > $1)";
-const WORKSPACES: &str = "SELECT w.id, w.org_id, w.archived_at, l.allowed_models, l.requests_per_minute,
-        l.monthly_budget_micros
+const WORKSPACES: &str = "SELECT w.id, w.org_id, w.archived_at, l.allowed_models, l.requests_per_second,
+        l.requests_per_minute, l.model_token_limits, l.monthly_budget_micros
     FROM workspaces w LEFT JOIN workspace_limits l ON l.workspace_id = w.id";
 const ORGS: &str = "SELECT o.id, o.monthly_limit_micros, b.method
     FROM organizations o LEFT JOIN org_billing b ON b.org_id = o.id";
