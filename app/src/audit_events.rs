@@ -43,6 +43,27 @@ pub const EVENT_TYPES: &[EventType] = &[
         &["USER"],
         "A member's Organization roles changed (`before`, `after`).",
     ),
+    // Service accounts
+    mistral(
+        "service_account.create",
+        &["SERVICE_ACCOUNT"],
+        "A service account was made in a workspace (`name`, `role`).",
+    ),
+    mistral(
+        "service_account.update",
+        &["SERVICE_ACCOUNT"],
+        "A service account's description changed (`before`, `after`).",
+    ),
+    mistral(
+        "service_account.delete",
+        &["SERVICE_ACCOUNT"],
+        "A service account was deleted; its keys were revoked (`keys_revoked`).",
+    ),
+    mistral(
+        "service_account.roles.set",
+        &["SERVICE_ACCOUNT"],
+        "A service account's workspace role changed (`before`, `after`).",
+    ),
     // Invitations
     mistral("organization.invite.send", &["INVITATION"], "An invitation was sent (`email`, `roles`)."),
     mistral("organization.invite.resend", &["INVITATION"], "An invitation was sent again."),

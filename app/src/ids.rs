@@ -74,4 +74,6 @@ uuid_id! {
     ApiKeyId;
     /// A SCIM provisioning token of one Organization (its row, not its secret).
     ScimTokenId;
+    /// A service account: a non-human member of one workspace that owns API keys.
+    ServiceAccountId;
 }

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ids::{AdminKeyId, ApiKeyId, EnterpriseId, GroupId, OrgId, ScimTokenId, UserId, WorkspaceId},
+    ids::{
+        AdminKeyId, ApiKeyId, EnterpriseId, GroupId, OrgId, ScimTokenId, ServiceAccountId, UserId,
+        WorkspaceId,
+    },
     time::Timestamp,
 };
 
@@ -765,6 +768,8 @@ pub struct ApiKeyView {
     /// The key's own limit; `None`: only its workspace's.
     pub requests_per_minute: Option<i64>,
     pub owner_email: Option<String>,
+    /// The service account that owns the key, and its name.
+    pub service_account: Option<(ServiceAccountId, String)>,
     pub created_by: String,
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
@@ -777,6 +782,20 @@ pub struct ApiKeyView {
     /// Active and living longer than the key lifetime policy now allows (made
     /// before it was set or tightened).
     pub beyond_policy: bool,
+}
+
+/// A service account of a workspace (see `server::service_accounts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccountView {
+    pub id: ServiceAccountId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub description: Option<String>,
+    pub role: WorkspaceRole,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
 }
 
 /// The longest workspace API keys may live, in days (`None`: no maximum).

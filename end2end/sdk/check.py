@@ -3,15 +3,24 @@
 streaming (with usage), embeddings, and the SDKs' error classes for 401, 403
 and 429.
 
-Usage: check.py BASE_URL, with three workspace API keys in the environment:
+Also the `mistralai` SDK's `beta.users` (whoami, list_workspaces) and
+`beta.service_accounts` (create, list, get, update, roles, delete), and a
+service account's key calling models until the account is deleted.
+
+Usage: check.py BASE_URL, with three workspace API keys and an Admin API key
+in the environment:
   CHANCERY_KEY             any model
   CHANCERY_KEY_RESTRICTED  allowed mistral-small-latest only
   CHANCERY_KEY_LIMITED     one request per minute
+  CHANCERY_ADMIN_KEY       an Admin API key of the same Organization
 Prints one line per check; exits 1 at the first failure.
 """
 
+import json
 import os
 import sys
+import time
+import urllib.request
 
 import openai
 from mistralai.client import Mistral
@@ -91,12 +100,68 @@ def with_mistralai(base, key, restricted, limited):
     check("mistralai: over the rate limit is a 429", status == 429, err)
 
 
+def admin_api(base, admin_key, method, path, body):
+    """The Admin API over plain HTTP: what the SDKs do not cover (a key for a service account)."""
+    request = urllib.request.Request(
+        f"{base}/api/admin{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"x-api-key": admin_key, "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        return json.load(answer)
+
+
+def with_service_accounts(base, key, admin_key):
+    users = Mistral(api_key=key, server_url=base).beta.users
+    me = users.whoami(security={"bearer_user_context_auth": key})
+    check("mistralai: beta.users.whoami names the key's person", me.principal.principal_type == "user", me)
+    workspace_id = me.workspace.id
+    mine = users.list_workspaces(security={"bearer_user_context_auth": key}).result.workspaces
+    check("mistralai: beta.users.list_workspaces", any(w.id == workspace_id for w in mine), mine)
+
+    accounts = Mistral(api_key=admin_key, server_url=base).beta.service_accounts
+    roles = accounts.list_assignable_roles().items
+    admin_role = next((r for r in roles if r.name == "workspace_admin"), None)
+    check("mistralai: service_accounts.list_assignable_roles", admin_role is not None, roles)
+    name = f"sdk-{os.getpid()}"
+    account = accounts.create(name=name, workspace_id=workspace_id, description="made by the SDK")
+    check("mistralai: service_accounts.create", account.name == name and account.deleted_at is None, account)
+    listed = accounts.list(offset=0, limit=10, workspace_id=workspace_id, q="sdk").result.items
+    check("mistralai: service_accounts.list", [a.id for a in listed] == [account.id], listed)
+    updated = accounts.update(service_account_id=account.id, description="changed by the SDK")
+    check("mistralai: service_accounts.update", updated.description == "changed by the SDK", updated)
+    held = accounts.set_roles(service_account_id=account.id, role_ids=[admin_role.uuid]).items
+    read = accounts.list_roles(service_account_id=account.id).items
+    check("mistralai: service_accounts.set_roles", [r.role_id for r in held] == [r.role_id for r in read] == [admin_role.uuid], read)
+
+    made = admin_api(base, admin_key, "POST", "/api-keys",
+                     {"workspace_uuid": workspace_id, "service_account_id": account.id, "name": "sdk"})
+    bot = Mistral(api_key=made["key"], server_url=base)
+    who = bot.beta.users.whoami(security={"bearer_user_context_auth": made["key"]})
+    check("mistralai: whoami names the service account", getattr(who.principal, "service_account_id", None) == account.id, who)
+    answer = bot.chat.complete(model=CHAT_MODEL, messages=MESSAGES, max_tokens=8)
+    check("mistralai: a service account's key calls models", answer.usage.total_tokens > 0, answer)
+
+    accounts.delete(service_account_id=account.id)
+    gone = accounts.get(service_account_id=account.id)
+    check("mistralai: service_accounts.delete", gone.deleted_at is not None, gone)
+    # The gateway learns of the deletion within a second.
+    for _ in range(30):
+        status, err = status_of(lambda: bot.chat.complete(model=CHAT_MODEL, messages=MESSAGES, max_tokens=8))
+        if status == 401:
+            break
+        time.sleep(0.1)
+    check("mistralai: a deleted service account's key is refused", status == 401, err)
+
+
 def main():
     base = sys.argv[1].rstrip("/")
     keys = [os.environ[name] for name in ("CHANCERY_KEY", "CHANCERY_KEY_RESTRICTED", "CHANCERY_KEY_LIMITED")]
     with_openai(base, *keys)
     # The limited key's one request of the minute is spent: the mistralai SDK meets the limit at once.
     with_mistralai(base, *keys)
+    with_service_accounts(base, keys[0], os.environ["CHANCERY_ADMIN_KEY"])
     print(f"sdks: openai {openai.__version__}, mistralai: every check passed")
 
 

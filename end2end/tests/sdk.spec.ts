@@ -1,12 +1,21 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { expect, open, signUp, test, uniqueEmail } from "./helpers";
+import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
 
 test("the official openai and mistralai SDKs work against keys an Admin makes", async ({ page }) => {
-  await signUp(page, "Sam Sdk", uniqueEmail("sam"));
+  const email = uniqueEmail("sam");
+  await signUp(page, "Sam Sdk", email);
   await page.getByLabel("Organization name").fill("SDK Co");
   await page.getByRole("button", { name: "Create organization" }).click();
   await expect(page).toHaveURL(/\/admin$/);
+  // An Admin API key, for the SDK's service accounts.
+  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
+  operator("enterprise", "create", "--name", "SDK Group", "--org", orgId, "--admin", email);
+  await open(page, "/backoffice/api-keys");
+  await page.getByLabel("Name").fill("sdk");
+  await page.getByLabel("Organization").selectOption({ label: "SDK Co" });
+  await page.getByRole("button", { name: "Create Key" }).click();
+  const adminKey = (await page.getByTestId("new-key").textContent())!.trim();
   await open(page, "/admin/billing");
   await page.getByLabel("Card number").fill("4242 4242 4242 4242");
   await page.getByLabel("Expiry").fill("12/30");
@@ -30,6 +39,23 @@ test("the official openai and mistralai SDKs work against keys an Admin makes", 
     CHANCERY_KEY_RESTRICTED: await makeKey("small", "mistral-small-latest", ""),
     CHANCERY_KEY_LIMITED: await makeKey("limited", "", "1"),
   };
+
+  // A service account made on the page, with a key of its own (shown once).
+  await page.getByLabel("Account name").fill("page-bot");
+  await page.getByRole("button", { name: "Create service account" }).click();
+  const bot = page.getByTestId("service-account-row").filter({ hasText: "page-bot" });
+  await expect(bot).toContainText("Member");
+  await bot.getByRole("button", { name: "Make key" }).click();
+  await expect(page.getByTestId("new-key").last().locator("..")).toContainText("page-bot");
+  const botKey = (await page.getByTestId("new-key").last().textContent())!.trim();
+  const bearer = { Authorization: `Bearer ${botKey}` };
+  await expect.poll(async () => (await page.request.get("/v1/whoami", { headers: bearer })).status()).toBe(200);
+  const who = await (await page.request.get("/v1/whoami", { headers: bearer })).json();
+  expect(who.principal).toMatchObject({ principal_type: "service_account", name: "page-bot" });
+  // Deleted, its key stops within a second.
+  await bot.getByRole("button", { name: "Delete" }).click();
+  await expect(bot).toHaveCount(0);
+  await expect.poll(async () => (await page.request.get("/v1/whoami", { headers: bearer })).status()).toBe(401);
   for (const key of Object.values(keys)) {
     await expect
       .poll(async () => (await page.request.get("/v1/models", { headers: { Authorization: `Bearer ${key}` } })).status())
@@ -40,7 +66,7 @@ test("the official openai and mistralai SDKs work against keys an Admin makes", 
   const script = path.join(__dirname, "..", "sdk", "check.py");
   let report: string;
   try {
-    report = execFileSync(python, [script, new URL(page.url()).origin], { env: { ...process.env, ...keys } }).toString();
+    report = execFileSync(python, [script, new URL(page.url()).origin], { env: { ...process.env, ...keys, CHANCERY_ADMIN_KEY: adminKey } }).toString();
   } catch (err) {
     throw new Error(`an SDK check failed:\n${(err as { stdout?: Buffer }).stdout?.toString() ?? err}`);
   }

@@ -94,6 +94,9 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         // Posted to from the identity provider's site: no session, no same-origin check (see `sso::saml_acs`).
         .route("/sso/saml/{org_id}/acs", post(sso::saml_acs))
         .merge(gateway)
+        .merge(
+            admin_api::service_account_routes().layer(DefaultBodyLimit::max(hardening::MAX_ADMIN_API_BODY)),
+        )
         // Machine paths that name nothing answer a JSON 404, not the web app's page.
         .route("/v1/{*rest}", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))

@@ -31,6 +31,7 @@ pub async fn list_workspace_keys(workspace_id: WorkspaceId) -> Result<Vec<ApiKey
 
 /// `allowed_models`: model ids separated by commas or spaces; empty allows what the workspace allows.
 /// `requests_per_minute`: the key's own limit; empty for only the workspace's.
+/// `service_account_id`: the service account the key is for (Admins only); empty for the caller.
 #[server(prefix = "/_fn", endpoint = "api_keys/create")]
 pub async fn create_workspace_key(
     workspace_id: WorkspaceId,
@@ -38,6 +39,7 @@ pub async fn create_workspace_key(
     expires_on: String,
     allowed_models: String,
     #[server(default)] requests_per_minute: String,
+    #[server(default)] service_account_id: String,
 ) -> Result<CreatedApiKey, AppError> {
     use crate::{
         server::{api_keys, request},
@@ -50,6 +52,10 @@ pub async fn create_workspace_key(
         allowed_models: validate::model_list(&allowed_models),
         requests_per_minute: validate::optional_count("requests_per_minute", &requests_per_minute)?,
         owner: None,
+        service_account: match service_account_id.trim() {
+            "" => None,
+            id => Some(id.parse().map_err(|_| AppError::NotFound)?),
+        },
     };
     api_keys::create(&state.db, &me, &request::client(&state), org.id, workspace_id, input).await
 }

@@ -11,6 +11,7 @@ pub mod domains;
 pub mod groups;
 pub mod members;
 pub mod scim;
+pub mod service_accounts;
 pub mod sso;
 pub mod workspaces;
 

@@ -14,6 +14,7 @@ use super::{
     layout::{Frame, NavItem},
     loading,
     members::{MembersSection, SettingsSection},
+    service_accounts::ServiceAccountsPanel,
     usage::UsageSection,
     FormError,
 };
@@ -401,6 +402,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
         // breaks hydration.
         {move || id().map(|workspace_id| view! {
             <WorkspaceKeysPanel workspace_id/>
+            <ServiceAccountsPanel workspace_id/>
             <WorkspaceLimitsPanel workspace_id/>
         })}
         <Transition fallback=|| ()>

@@ -11,6 +11,7 @@ pub mod invitation;
 mod layout;
 mod members;
 mod scim;
+mod service_accounts;
 mod sso;
 mod usage;
 

@@ -12,12 +12,12 @@ use super::{
     authz,
     billing::{self, split_models},
     db::Db,
-    key_policy, lifecycle, mail, models, paging, secret_key,
+    key_policy, lifecycle, mail, models, paging, secret_key, service_accounts,
     workspaces::{self, Access},
 };
 use crate::{
     error::{AppError, AppResult},
-    ids::{ApiKeyId, OrgId, UserId, WorkspaceId},
+    ids::{ApiKeyId, OrgId, ServiceAccountId, UserId, WorkspaceId},
     model::{ApiKeyStatus, ApiKeyView, CreatedApiKey, KeyPolicy},
     time::Timestamp,
     validate,
@@ -41,6 +41,8 @@ struct KeyRow {
     requests_per_minute: Option<i64>,
     owner_user_id: Option<UserId>,
     owner_email: Option<String>,
+    service_account_id: Option<ServiceAccountId>,
+    service_account_name: Option<String>,
     created_by_label: String,
     created_at: Timestamp,
     last_used_at: Option<Timestamp>,
@@ -98,6 +100,7 @@ impl KeyRow {
             allowed_models: self.allowed_models.map(|m| split_models(&m)),
             requests_per_minute: self.requests_per_minute,
             owner_email: self.owner_email,
+            service_account: self.service_account_id.zip(self.service_account_name),
             created_by: self.created_by_label,
             created_at: self.created_at,
             last_used_at: self.last_used_at,
@@ -110,14 +113,16 @@ impl KeyRow {
 
 const SELECT_KEYS: &str =
     "SELECT k.id, k.workspace_id, w.name AS workspace_name, k.name, k.public_id, k.secret_last4,
-        k.allowed_models, k.requests_per_minute, k.owner_user_id, u.email AS owner_email, k.created_by_label, k.created_at, k.last_used_at,
+        k.allowed_models, k.requests_per_minute, k.owner_user_id, u.email AS owner_email,
+        k.service_account_id, s.name AS service_account_name, k.created_by_label, k.created_at, k.last_used_at,
         k.expires_at, k.revoked_at, k.rotated_to, o.api_key_max_days AS org_max_days,
         l.api_key_max_days AS workspace_max_days
     FROM workspace_api_keys k
     JOIN workspaces w ON w.id = k.workspace_id
     JOIN organizations o ON o.id = w.org_id
     LEFT JOIN workspace_limits l ON l.workspace_id = k.workspace_id
-    LEFT JOIN users u ON u.id = k.owner_user_id";
+    LEFT JOIN users u ON u.id = k.owner_user_id
+    LEFT JOIN service_accounts s ON s.id = k.service_account_id";
 
 /// What a new key is made of.
 #[derive(Clone, Debug, Default)]
@@ -131,6 +136,8 @@ pub struct NewApiKey {
     pub requests_per_minute: Option<i64>,
     /// The person the key is for; an organization member.
     pub owner: Option<UserId>,
+    /// Or the service account that owns it, of the key's workspace (Admins only).
+    pub service_account: Option<ServiceAccountId>,
 }
 
 /// What a key is stored with; a rotation copies it to the new key.
@@ -139,6 +146,7 @@ struct KeyFields<'a> {
     allowed_models: Option<&'a [String]>,
     requests_per_minute: Option<i64>,
     owner: Option<UserId>,
+    service_account: Option<ServiceAccountId>,
     expires_at: Option<Timestamp>,
 }
 
@@ -159,10 +167,23 @@ pub async fn create(
         None => None,
     };
     billing::check_requests_per_minute(input.requests_per_minute)?;
-    let owner = match workspaces::access(db, actor, org_id, workspace_id).await? {
-        Access::Administers => input.owner.or(actor.user_id()),
+    if input.owner.is_some() && input.service_account.is_some() {
+        return Err(AppError::invalid(
+            "service_account_id",
+            "A key is for a person (user_id) or for a service account, not both.",
+        ));
+    }
+    let (owner, service_account) = match workspaces::access(db, actor, org_id, workspace_id).await? {
+        Access::Administers if input.service_account.is_some() => (None, input.service_account),
+        Access::Administers => (input.owner.or(actor.user_id()), None),
+        Access::Works(_) if input.service_account.is_some() => {
+            return Err(AppError::invalid(
+                "service_account_id",
+                "Only the workspace's Admins make keys for its service accounts.",
+            ));
+        }
         // Someone working in the workspace makes keys for themself.
-        Access::Works(_) => actor.user_id(),
+        Access::Works(_) => (actor.user_id(), None),
     };
     let maker = authz::workspace_keys(actor);
     let mut tx = db.begin().await?;
@@ -173,6 +194,9 @@ pub async fn create(
     let asked = expires_at;
     let expires_at =
         key_policy::of(&mut tx, org_id, Some(workspace_id)).await?.clamp(asked, Timestamp::now());
+    if let Some(account) = service_account {
+        service_accounts::require_live_in(&mut tx, org_id, workspace_id, account).await?;
+    }
     if let Some(owner) = owner {
         workspaces::require_org_member(&mut tx, org_id, owner, "user_id").await?;
         if !lifecycle::may_use_workspace(&mut tx, org_id, workspace_id, owner).await? {
@@ -187,6 +211,7 @@ pub async fn create(
         allowed_models: allowed.as_deref(),
         requests_per_minute: input.requests_per_minute,
         owner,
+        service_account,
         expires_at,
     };
     let minted = insert(&mut tx, actor, org_id, workspace_id, &fields).await?;
@@ -196,6 +221,7 @@ pub async fn create(
             "workspace_id": workspace_id,
             "allowed_models": allowed,
             "requests_per_minute": input.requests_per_minute,
+            "service_account_id": service_account,
             "expires_at": expires_at.map(Timestamp::rfc3339),
             "expiry_clamped_by_policy": expires_at != asked,
         }),
@@ -218,8 +244,9 @@ async fn insert(
     let minted = secret_key::generate(PREFIX);
     sqlx::query(
         "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256, secret_last4,
-             allowed_models, requests_per_minute, owner_user_id, created_by_label, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             allowed_models, requests_per_minute, owner_user_id, service_account_id, created_by_label, created_at,
+             expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(id)
     .bind(org_id)
@@ -231,6 +258,7 @@ async fn insert(
     .bind(fields.allowed_models.map(|m| m.join(",")))
     .bind(fields.requests_per_minute)
     .bind(fields.owner)
+    .bind(fields.service_account)
     .bind(actor.label())
     .bind(Timestamp::now())
     .bind(fields.expires_at)
@@ -377,12 +405,16 @@ pub async fn rotate(
             format!("Only an active key can be rotated; this one is {}.", old.status.as_str()),
         ));
     }
-    let (owner,): (Option<UserId>,) =
-        sqlx::query_as("SELECT owner_user_id FROM workspace_api_keys WHERE id = $1")
+    let (owner, service_account): (Option<UserId>, Option<ServiceAccountId>) =
+        sqlx::query_as("SELECT owner_user_id, service_account_id FROM workspace_api_keys WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-    let new_owner = actor.user_id().or(owner);
+    // A service account's key stays its own, whoever rotates it.
+    let new_owner = if service_account.is_some() { None } else { actor.user_id().or(owner) };
+    if let Some(account) = service_account {
+        service_accounts::require_live_in(&mut tx, org_id, old.workspace_id, account).await?;
+    }
     // Checked again under the lock: a rotator removed meanwhile gets no new key.
     if let Some(user) = new_owner {
         if !lifecycle::may_use_workspace(&mut tx, org_id, old.workspace_id, user).await? {
@@ -394,6 +426,7 @@ pub async fn rotate(
         allowed_models: old.allowed_models.as_deref(),
         requests_per_minute: old.requests_per_minute,
         owner: new_owner,
+        service_account,
         // The new key lives no longer than the policy allows now.
         expires_at: key_policy::of(&mut tx, org_id, Some(old.workspace_id))
             .await?

@@ -287,6 +287,8 @@ async fn checked(db: &Db, mut limits: RateLimits) -> AppResult<RateLimits> {
         limits.requests_per_second,
         MAX_REQUESTS_PER_SECOND,
     )?;
+    let named: Vec<String> = limits.tokens_limits_by_model.keys().cloned().collect();
+    models::require_known(db, "tokens_limits_by_model", &named).await?;
     limits.tokens_limits_by_model = std::mem::take(&mut limits.tokens_limits_by_model)
         .into_iter()
         .filter(|(_, tokens)| !tokens.is_unlimited())
@@ -299,8 +301,6 @@ async fn checked(db: &Db, mut limits: RateLimits) -> AppResult<RateLimits> {
     if let Some(ids) = &limits.allowed_models {
         limits.allowed_models = Some(models::require_known(db, "allowed_models", ids).await?);
     }
-    let named: Vec<String> = limits.tokens_limits_by_model.keys().cloned().collect();
-    models::require_known(db, "tokens_limits_by_model", &named).await?;
     Ok(limits)
 }
 

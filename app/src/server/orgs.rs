@@ -50,6 +50,15 @@ pub async fn create_first_organization(
     Ok(OrgSummary { id: org_id, name, roles: vec![OrgRole::Admin] })
 }
 
+/// An organization's name, for whoever already proved they act in it.
+pub async fn name_of(db: &Db, org_id: OrgId) -> AppResult<String> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM organizations WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|(name,)| name).ok_or(AppError::NotFound)
+}
+
 /// Renames an organization (its Admins only).
 pub async fn rename(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, name: &str) -> AppResult<()> {
     let name = validate::org_name(name)?;

@@ -1,7 +1,7 @@
 //! Workspace API keys: `/api-keys`, shaped as Mistral's, with rotation.
 
 use app::{
-    ids::{ApiKeyId, UserId, WorkspaceId},
+    ids::{ApiKeyId, ServiceAccountId, UserId, WorkspaceId},
     model::{ApiKeyStatus, ApiKeyView, CreatedApiKey, KeyPolicy},
     server::{api_keys, key_policy, state::AppState},
 };
@@ -126,6 +126,8 @@ pub struct ApiKeyOut {
     #[schema(minimum = 1, maximum = 1000000)]
     pub requests_per_minute: Option<i64>,
     pub owner_email: Option<String>,
+    /// The service account that owns the key (its keys outlive any person).
+    pub service_account_id: Option<uuid::Uuid>,
     /// `active`, `rotating` (replaced; works until `expiration_date`), `expired` or `revoked`.
     pub status: &'static str,
     /// Working but unused for 30 days.
@@ -163,6 +165,7 @@ fn out(view: ApiKeyView, key: Option<String>) -> ApiKeyOut {
         allowed_models: view.allowed_models,
         requests_per_minute: view.requests_per_minute,
         owner_email: view.owner_email,
+        service_account_id: view.service_account.map(|(id, _)| id.0),
         status: view.status.as_str(),
         unused: view.unused,
         beyond_policy: view.beyond_policy,
@@ -222,8 +225,10 @@ pub async fn list_keys(
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     pub workspace_uuid: uuid::Uuid,
-    /// The Organization member the key is for.
-    pub user_id: uuid::Uuid,
+    /// The Organization member the key is for (or give `service_account_id`).
+    pub user_id: Option<uuid::Uuid>,
+    /// The service account of the workspace that owns the key, instead of a person.
+    pub service_account_id: Option<uuid::Uuid>,
     #[schema(
         min_length = 1,
         max_length = 100,
@@ -248,12 +253,17 @@ pub async fn create_key(
     key: AdminKey,
     ApiJson(body): ApiJson<ApiKeyIn>,
 ) -> Result<(StatusCode, Json<ApiKeyOut>), ApiError> {
+    if body.user_id.is_none() && body.service_account_id.is_none() {
+        let message = "Name whom the key is for: user_id (a member) or service_account_id.";
+        return Err(app::AppError::invalid("user_id", message).into());
+    }
     let input = api_keys::NewApiKey {
         name: body.name.unwrap_or_else(|| "API key".into()),
         expires_on: body.expiration.unwrap_or_default(),
         allowed_models: body.allowed_models,
         requests_per_minute: body.requests_per_minute,
-        owner: Some(UserId(body.user_id)),
+        owner: body.user_id.map(UserId),
+        service_account: body.service_account_id.map(ServiceAccountId),
     };
     let workspace = WorkspaceId(body.workspace_uuid);
     let created = api_keys::create(&state.db, &key.actor, &key.client, key.org_id, workspace, input).await?;

@@ -195,8 +195,7 @@ pub async fn set_spend_limit(
 }
 
 /// One model's token limits in a workspace (Mistral's shape). Null: no limit.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenLimitsOut {
     #[schema(minimum = 1, maximum = 1000000000000_i64)]
     pub tokens_per_minute: Option<i64>,
@@ -244,6 +243,32 @@ impl From<WorkspaceLimits> for RateLimitOut {
     }
 }
 
+/// One model's token limits, as set. Null or absent: no limit.
+#[derive(ToSchema)]
+pub struct TokenLimitsIn {
+    #[schema(minimum = 1, maximum = 1000000000000_i64)]
+    pub tokens_per_minute: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000000000000_i64)]
+    pub tokens_per_month: Option<i64>,
+}
+
+/// Read from a JSON object only (serde would take an array for a struct too),
+/// and no field it does not know.
+impl<'de> Deserialize<'de> for TokenLimitsIn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            tokens_per_minute: Option<i64>,
+            tokens_per_month: Option<i64>,
+        }
+        let object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let fields: Fields =
+            serde_json::from_value(serde_json::Value::Object(object)).map_err(serde::de::Error::custom)?;
+        Ok(Self { tokens_per_minute: fields.tokens_per_minute, tokens_per_month: fields.tokens_per_month })
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -279,7 +304,7 @@ pub struct RateLimitIn {
     pub allowed_models: Option<Vec<String>>,
     /// By model id (each of the catalogue); absent: no token limit.
     #[serde(default)]
-    pub tokens_limits_by_model: BTreeMap<String, TokenLimitsOut>,
+    pub tokens_limits_by_model: BTreeMap<String, TokenLimitsIn>,
 }
 
 /// Set a workspace's rate limits, model allow-list and per-model token limits:

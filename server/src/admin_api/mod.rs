@@ -14,6 +14,7 @@ mod domains;
 mod error;
 mod reference;
 mod roles;
+mod service_accounts;
 mod usage;
 mod user_groups;
 mod users;
@@ -279,6 +280,21 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/docs", get(reference::page))
         .fallback(|| async { ApiError(app::AppError::NotFound) })
+}
+
+/// Mistral's `/v1/service-accounts`, beside the gateway: for Admin API keys.
+pub fn service_account_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/service-accounts", get(service_accounts::list).post(service_accounts::create))
+        .route("/v1/service-accounts/assignable-roles", get(service_accounts::assignable_roles))
+        .route(
+            "/v1/service-accounts/{id}",
+            get(service_accounts::get_one).patch(service_accounts::update).delete(service_accounts::delete),
+        )
+        .route(
+            "/v1/service-accounts/{id}/roles",
+            get(service_accounts::list_roles).put(service_accounts::set_roles),
+        )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! hangs up does not stop the provider, so the answer is still waited for (up
 //! to the upstream timeout) and billed.
 
+mod identity;
 mod metered;
 mod provider;
 
@@ -42,6 +43,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/models", get(list_models))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/whoami", get(identity::whoami))
+        .route("/v1/users/me/workspaces", get(identity::my_workspaces))
 }
 
 /// The mock provider alone, with no key, limits or metering: the baseline the

@@ -554,6 +554,9 @@ async fn per_model_token_limits_and_requests_per_second_are_enforced(app: TestAp
     let refused = app.api("POST", "/api/admin/rate-limit", &admin_key, Some(unknown)).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(refused.body.contains("tokens_limits_by_model"), "{}", refused.body);
+    let not_an_object = json!({ "tokens_limits_by_model": { "mistral-small-latest": [] } });
+    let refused = app.api("POST", "/api/admin/rate-limit", &admin_key, Some(not_an_object)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     let zero = json!({ "tokens_limits_by_model": { "mistral-small-latest": { "tokens_per_month": 0 } } });
     assert_eq!(
         app.api("POST", "/api/admin/rate-limit", &admin_key, Some(zero)).await.status,

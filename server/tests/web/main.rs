@@ -21,6 +21,7 @@ mod refusals;
 mod saml;
 mod scim;
 mod security;
+mod service_accounts;
 mod shutdown;
 mod snapshot;
 mod sso;

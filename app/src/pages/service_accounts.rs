@@ -1,0 +1,77 @@
+//! A workspace's service accounts, on its page (its Admins only): make one,
+//! make it a key (shown once), delete it (its keys stop).
+
+use leptos::prelude::*;
+
+use super::{FormError, NewKey};
+use crate::{
+    api::{
+        api_keys::CreateWorkspaceKey,
+        service_accounts::{self, CreateServiceAccount, DeleteServiceAccount},
+    },
+    ids::WorkspaceId,
+};
+
+#[component]
+pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
+    let create = ServerAction::<CreateServiceAccount>::new();
+    let remove = ServerAction::<DeleteServiceAccount>::new();
+    let make_key = ServerAction::<CreateWorkspaceKey>::new();
+    let accounts = Resource::new(
+        move || (create.version().get(), remove.version().get()),
+        move |_| service_accounts::list_service_accounts(workspace_id),
+    );
+    view! {
+        <Transition fallback=|| ()>
+            // Service accounts are the workspace Admins': others see no panel.
+            {move || Suspend::new(async move {
+                accounts.await.ok().map(|accounts| view! {
+                    <h2>"Service accounts"</h2>
+                    <p class="hint">"Their keys keep working whoever leaves; deleting an account stops its keys."</p>
+                    <ActionForm action=create attr:class="inline-form">
+                        <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                        <label>"Account name" <input type="text" name="name" required placeholder="nightly-batch"/></label>
+                        <label>"Description" <input type="text" name="description"/></label>
+                        <button type="submit">"Create service account"</button>
+                    </ActionForm>
+                    {if accounts.is_empty() {
+                        view! { <p class="muted">"No service accounts."</p> }.into_any()
+                    } else {
+                        view! {
+                            <table class="table">
+                                <thead><tr><th>"Name"</th><th>"Description"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
+                                <tbody>
+                                    {accounts.into_iter().map(|a| view! {
+                                        <tr data-testid="service-account-row">
+                                            <td>{a.name.clone()}</td>
+                                            <td>{a.description.clone().unwrap_or_default()}</td>
+                                            <td>{a.role.label()}</td>
+                                            <td>
+                                                <ActionForm action=make_key attr:class="inline-form">
+                                                    <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
+                                                    <input type="hidden" name="service_account_id" value=a.id.to_string()/>
+                                                    <input type="hidden" name="name" value=a.name.clone()/>
+                                                    <input type="hidden" name="expires_on" value=""/>
+                                                    <input type="hidden" name="allowed_models" value=""/>
+                                                    <button type="submit">"Make key"</button>
+                                                </ActionForm>
+                                                <ActionForm action=remove attr:class="inline-form">
+                                                    <input type="hidden" name="id" value=a.id.to_string()/>
+                                                    <button type="submit" class="danger">"Delete"</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    }}
+                })
+            })}
+        </Transition>
+        <FormError value=create.value()/>
+        <FormError value=remove.value()/>
+        <FormError value=make_key.value()/>
+        {move || make_key.value().get().and_then(Result::ok).map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
+    }
+}
