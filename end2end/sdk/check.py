@@ -121,13 +121,13 @@ def with_service_accounts(base, key, admin_key):
     check("mistralai: beta.users.list_workspaces", any(w.id == workspace_id for w in mine), mine)
 
     accounts = Mistral(api_key=admin_key, server_url=base).beta.service_accounts
-    roles = accounts.list_assignable_roles().items
+    roles = accounts.list_assignable_roles(workspace_id=workspace_id).items
     admin_role = next((r for r in roles if r.name == "workspace_admin"), None)
     check("mistralai: service_accounts.list_assignable_roles", admin_role is not None, roles)
     name = f"sdk-{os.getpid()}"
     account = accounts.create(name=name, workspace_id=workspace_id, description="made by the SDK")
     check("mistralai: service_accounts.create", account.name == name and account.deleted_at is None, account)
-    listed = accounts.list(offset=0, limit=10, workspace_id=workspace_id, q="sdk").result.items
+    listed = accounts.list(offset=0, limit=10, workspace_id=workspace_id, q=name).result.items
     check("mistralai: service_accounts.list", [a.id for a in listed] == [account.id], listed)
     updated = accounts.update(service_account_id=account.id, description="changed by the SDK")
     check("mistralai: service_accounts.update", updated.description == "changed by the SDK", updated)
@@ -138,6 +138,12 @@ def with_service_accounts(base, key, admin_key):
     made = admin_api(base, admin_key, "POST", "/api-keys",
                      {"workspace_uuid": workspace_id, "service_account_id": account.id, "name": "sdk"})
     bot = Mistral(api_key=made["key"], server_url=base)
+    # The gateway learns of a new key within a second.
+    for _ in range(30):
+        status, err = status_of(lambda: bot.beta.users.whoami(security={"bearer_user_context_auth": made["key"]}))
+        if status is None:
+            break
+        time.sleep(0.1)
     who = bot.beta.users.whoami(security={"bearer_user_context_auth": made["key"]})
     check("mistralai: whoami names the service account", getattr(who.principal, "service_account_id", None) == account.id, who)
     answer = bot.chat.complete(model=CHAT_MODEL, messages=MESSAGES, max_tokens=8)

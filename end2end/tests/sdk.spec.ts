@@ -68,7 +68,8 @@ test("the official openai and mistralai SDKs work against keys an Admin makes", 
   try {
     report = execFileSync(python, [script, new URL(page.url()).origin], { env: { ...process.env, ...keys, CHANCERY_ADMIN_KEY: adminKey } }).toString();
   } catch (err) {
-    throw new Error(`an SDK check failed:\n${(err as { stdout?: Buffer }).stdout?.toString() ?? err}`);
+    const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`an SDK check failed:\n${stdout?.toString() ?? err}\n${stderr?.toString() ?? ""}`);
   }
   expect(report).toContain("every check passed");
   expect(report).not.toContain("FAILED");

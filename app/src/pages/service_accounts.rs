@@ -31,7 +31,7 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                     <ActionForm action=create attr:class="inline-form">
                         <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                         <label>"Account name" <input type="text" name="name" required placeholder="nightly-batch"/></label>
-                        <label>"Description" <input type="text" name="description"/></label>
+                        <label>"Account description" <input type="text" name="description"/></label>
                         <button type="submit">"Create service account"</button>
                     </ActionForm>
                     {if accounts.is_empty() {

@@ -8,6 +8,7 @@ use app::{
     server::{
         service_accounts::{self, NewServiceAccount, ServiceAccountQuery},
         state::AppState,
+        workspaces,
     },
     time::Timestamp,
     validate,
@@ -216,7 +217,25 @@ pub struct AssignableRoleOut {
     pub is_custom_role: bool,
 }
 
-pub async fn assignable_roles(_key: AdminKey) -> Json<Items<AssignableRoleOut>> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignableQuery {
+    /// The workspace the roles are for; it must be one the key may administer.
+    pub workspace_id: Option<uuid::Uuid>,
+}
+
+/// The roles a service account may hold: every workspace offers the same.
+pub async fn assignable_roles(
+    State(state): State<AppState>,
+    key: AdminKey,
+    ApiQuery(query): ApiQuery<AssignableQuery>,
+) -> Result<Json<Items<AssignableRoleOut>>, ApiError> {
+    if let Some(workspace_id) = query.workspace_id {
+        let access = workspaces::access(&state.db, &key.actor, key.org_id, WorkspaceId(workspace_id)).await?;
+        if !matches!(access, workspaces::Access::Administers) {
+            return Err(app::AppError::NotFound.into());
+        }
+    }
     let items = WorkspaceRole::ALL
         .into_iter()
         .map(|role| AssignableRoleOut {
@@ -231,5 +250,5 @@ pub async fn assignable_roles(_key: AdminKey) -> Json<Items<AssignableRoleOut>> 
             is_custom_role: false,
         })
         .collect();
-    Json(Items { items })
+    Ok(Json(Items { items }))
 }

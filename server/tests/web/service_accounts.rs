@@ -99,7 +99,10 @@ async fn service_accounts_own_keys_that_outlive_the_people_who_made_them(app: Te
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "a name never changes");
 
     // Roles: assignable ones listed, replaced whole, [] back to Member.
-    let assignable = app.api("GET", "/v1/service-accounts/assignable-roles", &admin_key, None).await.json();
+    let path = format!("/v1/service-accounts/assignable-roles?workspace_id={workspace}");
+    let assignable = app.api("GET", &path, &admin_key, None).await.json();
+    let elsewhere = format!("/v1/service-accounts/assignable-roles?workspace_id={}", uuid::Uuid::new_v4());
+    assert_eq!(app.api("GET", &elsewhere, &admin_key, None).await.status, StatusCode::NOT_FOUND);
     let admin_role = assignable["items"]
         .as_array()
         .unwrap()
