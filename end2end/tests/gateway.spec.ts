@@ -142,9 +142,9 @@ test("a Member opens their workspace and makes a key of their own, without its s
 
   // A workspace Admin runs the workspace (seed 004): Mia now edits it, not the Organization.
   await them.reload();
-  await them.getByLabel("Description").fill("Everyone's");
+  await them.getByLabel("Description", { exact: true }).fill("Everyone's");
   await them.getByRole("button", { name: "Save", exact: true }).click();
-  await expect(them.getByLabel("Description")).toHaveValue("Everyone's");
+  await expect(them.getByLabel("Description", { exact: true })).toHaveValue("Everyone's");
   await expect(them.getByRole("button", { name: "Archive workspace" })).toHaveCount(0);
   await theirs.close();
 

@@ -8,7 +8,7 @@ test("an Admin creates a workspace, renames it and archives it; the Default one 
 
   await page.getByLabel("New workspace").fill("Research");
   await page.getByLabel("Icon").fill("🔬");
-  await page.getByLabel("Description").fill("Experiments");
+  await page.getByLabel("Description", { exact: true }).fill("Experiments");
   await page.getByRole("button", { name: "Create workspace" }).click();
   const research = page.getByTestId("workspace-row").filter({ hasText: "Research" });
   await expect(research).toContainText("Experiments");
