@@ -81,10 +81,11 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   const refused = await chat();
   expect((await refused.json()).error.code).toBe("workspace_spend_limit_exceeded");
 
-  // The key shows its use, and the Usage page draws the spend.
+  // The key shows its use, the workspace's page its usage, and the Usage page draws the spend.
   await expect(async () => {
     await open(page, workspacePage);
     await expect(lastUsed).not.toHaveText("Never", { timeout: 1_000 });
+    await expect(page.getByTestId("workspace-usage")).toContainText("mistral-small-latest", { timeout: 1_000 });
   }).toPass({ timeout: 10_000 });
   await page.locator("nav").getByRole("link", { name: "Usage" }).click();
   await expect(page).toHaveURL(/\/admin\/usage$/);
@@ -125,6 +126,10 @@ test("a Member opens their workspace and makes a key of their own, without its s
   await expect(them.getByTestId("workspace-name")).toHaveText("Default");
   await expect(them.getByRole("button", { name: "Save", exact: true })).toHaveCount(0);
   await expect(them.getByRole("heading", { name: "Limits" })).toHaveCount(0);
+  // A Member views the workspace's usage (seed 004), and runs none of its service accounts.
+  await expect(them.getByRole("heading", { name: "Usage, last 30 days" })).toBeVisible();
+  await expect(them.getByTestId("workspace-usage")).toContainText("No calls yet.");
+  await expect(them.getByRole("heading", { name: "Service accounts" })).toHaveCount(0);
   await them.getByLabel("Key name").fill("mia-laptop");
   await them.getByRole("button", { name: "Create key" }).click();
   await expect(them.getByTestId("new-key")).toHaveText(/^chy_ws_/);

@@ -133,6 +133,20 @@ pub async fn set_model_limits(
     .map(drop)
 }
 
+/// A workspace's usage over the last 30 days by model, on its page: for everyone
+/// who works in it.
+#[server(prefix = "/_fn", endpoint = "workspaces/usage")]
+pub async fn get_workspace_usage(workspace_id: WorkspaceId) -> Result<crate::model::UsageReport, AppError> {
+    use crate::{
+        server::{request, usage},
+        time::Timestamp,
+    };
+    let (state, me, org) = request::org_member().await?;
+    let mut query = usage::UsageQuery::recent("30d", "model", Timestamp::now())?;
+    query.workspace_id = Some(workspace_id.to_string());
+    usage::report(&state.db, &me, org.id, &query).await
+}
+
 /// The Usage page: a report for `range` (`24h`, `7d`, `30d`) grouped by `group`
 /// (`workspace`, `model`, `key` or empty), and the limits it is measured against.
 #[server(prefix = "/_fn", endpoint = "usage")]

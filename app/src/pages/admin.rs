@@ -16,6 +16,7 @@ use super::{
     members::{MembersSection, SettingsSection},
     service_accounts::ServiceAccountsPanel,
     usage::UsageSection,
+    usage::WorkspaceUsagePanel,
     FormError,
 };
 use crate::{
@@ -404,6 +405,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
             <WorkspaceKeysPanel workspace_id/>
             <ServiceAccountsPanel workspace_id/>
             <WorkspaceLimitsPanel workspace_id/>
+            <WorkspaceUsagePanel workspace_id/>
         })}
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {

@@ -1,13 +1,15 @@
 //! The Admin Panel's Usage section (Admins and Billing users): spend over time
 //! as a stacked bar chart, by workspace, model or key; totals against limits;
-//! CSV export. The range and grouping live in the address.
+//! CSV export. The range and grouping live in the address. And a workspace's
+//! own usage, on its page, for everyone who works in it.
 
 use leptos::prelude::*;
 use leptos_router::{components::Form, hooks::use_query_map};
 
 use super::{billing::spend_against, loading};
 use crate::{
-    api::billing::get_usage,
+    api::billing::{self, get_usage},
+    ids::WorkspaceId,
     model::{UsageBucket, UsageReport},
     money::format_usd,
 };
@@ -149,4 +151,39 @@ fn Chart(report: UsageReport) -> impl IntoView {
 
 fn bucket_cost(bucket: &UsageBucket) -> i64 {
     bucket.rows.iter().map(|r| r.cost_micros).sum()
+}
+
+/// A workspace's last 30 days by model, on its page: for everyone who works in it.
+#[component]
+pub fn WorkspaceUsagePanel(workspace_id: WorkspaceId) -> impl IntoView {
+    let report = Resource::new(|| (), move |_| billing::get_workspace_usage(workspace_id));
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                report.await.ok().map(|report| view! {
+                    <h2>"Usage, last 30 days"</h2>
+                    {if report.totals.is_empty() {
+                        view! { <p class="muted" data-testid="workspace-usage">"No calls yet."</p> }.into_any()
+                    } else {
+                        view! {
+                            <table class="table" data-testid="workspace-usage">
+                                <thead><tr><th>"Model"</th><th>"Requests"</th><th>"Input tokens"</th><th>"Output tokens"</th><th>"Cost"</th></tr></thead>
+                                <tbody>
+                                    {report.totals.into_iter().map(|row| view! {
+                                        <tr>
+                                            <td>{row.group_name}</td>
+                                            <td>{row.requests}</td>
+                                            <td>{row.input_tokens}</td>
+                                            <td>{row.output_tokens}</td>
+                                            <td>{format_usd(row.cost_micros)}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    }}
+                })
+            })}
+        </Transition>
+    }
 }

@@ -232,7 +232,11 @@ async fn mark_revoked(
 /// The actor behind a presented `x-api-key`. Unknown, malformed, revoked and
 /// expired keys are all `Unauthenticated`.
 pub async fn authenticate(db: &Db, presented: Option<&str>) -> AppResult<Actor> {
-    let invalid = || AppError::Unauthenticated("Invalid or missing Admin API key (x-api-key header).".into());
+    let invalid = || {
+        AppError::Unauthenticated(
+            "Invalid or missing Admin API key (in x-api-key, or as the Authorization: Bearer token).".into(),
+        )
+    };
     let (public_id, secret) =
         presented.and_then(|k| secret_key::parse(PREFIX, k.trim())).ok_or_else(invalid)?;
     #[derive(FromRow)]

@@ -1,10 +1,11 @@
 //! Usage reports from the hourly roll-ups: requests, tokens and cost over time,
 //! in hourly or daily buckets, grouped by workspace, model or key. For billing
-//! managers (Admins, Billing users, Admin API keys).
+//! managers (Admins, Billing users, Admin API keys), and, for one workspace,
+//! for everyone who works in it.
 
 use std::collections::BTreeMap;
 
-use super::{actor::Actor, audit::csv_cell, authz, db::Db};
+use super::{actor::Actor, audit::csv_cell, authz, db::Db, workspaces};
 use crate::{
     error::{AppError, AppResult},
     ids::OrgId,
@@ -65,7 +66,11 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
         return Err(AppError::invalid("start_time", "A report covers at most 92 days."));
     }
     let mut conn = db.pool().acquire().await?;
-    authz::billing_manager(&mut conn, actor, org_id).await?;
+    if let Err(refused) = authz::billing_manager(&mut conn, actor, org_id).await {
+        // Anyone working in a workspace sees its usage (seed 004: Members "view usage").
+        let workspace = query.workspace_id.as_deref().and_then(|id| id.parse().ok()).ok_or(refused)?;
+        workspaces::access(db, actor, org_id, workspace).await?;
+    }
     let rows: Vec<HourRow> = sqlx::query_as(
         "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, COALESCE(k.name, '(deleted key)'), u.model,
                 u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros

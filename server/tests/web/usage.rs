@@ -18,8 +18,44 @@ use crate::{
 
 crate::on_both_databases!(
     usage_is_reported_by_workspace_model_and_key,
-    budgets_send_alerts_at_80_and_100_percent
+    budgets_send_alerts_at_80_and_100_percent,
+    a_workspace_member_sees_that_workspace_usage_only
 );
+
+/// Seed 004: a workspace Member "views usage": their workspace's, on its page;
+/// not another workspace's, and not the Organization's Usage page.
+async fn a_workspace_member_sees_that_workspace_usage_only(app: TestApp) {
+    let (mut org, admin_key, key) = billed(&app).await;
+    for model in ["mistral-small-latest", "mistral-large-latest", "mistral-large-latest"] {
+        let r = app.gateway("POST", "/v1/chat/completions", &key, Some(chat(model, "Hello there"))).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    app.state.gateway.flush().await;
+    let (mut leo, _) = app.join(&mut org, "leo@example.com", &["member"]).await;
+    let default = org.default_workspace.clone();
+    let theirs = leo.call("/_fn/workspaces/usage", &[("workspace_id", default.as_str())]).await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
+    let totals = theirs.json()["totals"].clone();
+    let large = totals.as_array().unwrap().iter().find(|r| r["group_id"] == "mistral-large-latest").unwrap();
+    assert_eq!(large["requests"], 2);
+    assert_eq!(totals.as_array().unwrap().len(), 2, "by model");
+
+    let ws = json!({ "name": "Lab", "admin_user_id": org.admin_id });
+    let lab = app.api("POST", "/api/admin/workspaces", &admin_key, Some(ws)).await.json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let elsewhere = leo.call("/_fn/workspaces/usage", &[("workspace_id", lab.as_str())]).await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    let everything = leo.call("/_fn/usage", &[("range", "30d"), ("group", "workspace")]).await;
+    assert!(
+        everything.status.is_client_error(),
+        "the Usage page is for billing managers: {}",
+        everything.status
+    );
+    let mine = org.admin.call("/_fn/workspaces/usage", &[("workspace_id", lab.as_str())]).await;
+    assert_eq!(mine.json()["totals"], json!([]), "an Admin sees any workspace's, here none");
+}
 
 async fn usage_is_reported_by_workspace_model_and_key(app: TestApp) {
     let (mut org, admin_key, key) = billed(&app).await;
