@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
+import { adminApiKey, expect, signUp, test, uniqueEmail } from "./helpers";
 
 test("the Admin API keeps the promises of its OpenAPI document (schemathesis, every check)", async ({ page }) => {
   const email = uniqueEmail("fuzz");
@@ -8,14 +8,7 @@ test("the Admin API keeps the promises of its OpenAPI document (schemathesis, ev
   await page.getByLabel("Organization name").fill("Fuzzed");
   await page.getByRole("button", { name: "Create organization" }).click();
   await expect(page).toHaveURL(/\/admin$/);
-  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
-  operator("enterprise", "create", "--name", "Fuzz Group", "--org", orgId, "--admin", email);
-
-  await open(page, "/backoffice/api-keys");
-  await page.getByLabel("Name").fill("schemathesis");
-  await page.getByLabel("Organization").selectOption({ label: "Fuzzed" });
-  await page.getByRole("button", { name: "Create Key" }).click();
-  const key = (await page.getByTestId("new-key").textContent())!.trim();
+  const key = await adminApiKey(page, email, "Fuzzed", "schemathesis");
 
   // A fixed seed and a bounded number of examples per operation: the same cases every run.
   // Revoking its own key would leave the rest of the run unauthenticated. Left out:

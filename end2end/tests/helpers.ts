@@ -77,6 +77,19 @@ export function operator(...args: string[]): string {
 }
 
 /** The invitation link last emailed to `email`, read from the outbox as an operator would. */
+/** Links the Organization open on `page` to a new Enterprise Account that
+ * `adminEmail` administers, and makes an Admin API key for it in the
+ * Backoffice: the key, shown once. */
+export async function adminApiKey(page: Page, adminEmail: string, orgName: string, keyName: string): Promise<string> {
+  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
+  operator("enterprise", "create", "--name", `${orgName} Group`, "--org", orgId, "--admin", adminEmail);
+  await open(page, "/backoffice/api-keys");
+  await page.getByLabel("Name").fill(keyName);
+  await page.getByLabel("Organization").selectOption({ label: orgName });
+  await page.getByRole("button", { name: "Create Key" }).click();
+  return (await page.getByTestId("new-key").textContent())!.trim();
+}
+
 export function invitationLink(email: string): string {
   return emailedLink(email, "/invite/");
 }

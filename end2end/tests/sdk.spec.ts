@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
+import { adminApiKey, expect, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("the official openai and mistralai SDKs work against keys an Admin makes", async ({ page }) => {
   const email = uniqueEmail("sam");
@@ -9,13 +9,7 @@ test("the official openai and mistralai SDKs work against keys an Admin makes", 
   await page.getByRole("button", { name: "Create organization" }).click();
   await expect(page).toHaveURL(/\/admin$/);
   // An Admin API key, for the SDK's service accounts.
-  const orgId = (await page.getByTestId("org-id").textContent())!.trim();
-  operator("enterprise", "create", "--name", "SDK Group", "--org", orgId, "--admin", email);
-  await open(page, "/backoffice/api-keys");
-  await page.getByLabel("Name").fill("sdk");
-  await page.getByLabel("Organization").selectOption({ label: "SDK Co" });
-  await page.getByRole("button", { name: "Create Key" }).click();
-  const adminKey = (await page.getByTestId("new-key").textContent())!.trim();
+  const adminKey = await adminApiKey(page, email, "SDK Co", "sdk");
   await open(page, "/admin/billing");
   await page.getByLabel("Card number").fill("4242 4242 4242 4242");
   await page.getByLabel("Expiry").fill("12/30");
