@@ -261,6 +261,14 @@ pub async fn workspace_admin(
     workspace_id: WorkspaceId,
 ) -> AppResult<WorkspaceAdmin> {
     lock_org(conn, org_id).await?;
+    let (in_org,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE id = $1 AND org_id = $2")
+        .bind(workspace_id)
+        .bind(org_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if in_org == 0 {
+        return Err(AppError::NotFound);
+    }
     if capabilities(conn, actor, org_id).await?.administer {
         return Ok(WorkspaceAdmin { actor: actor.clone(), org_id });
     }

@@ -81,6 +81,8 @@ async fn service_accounts_own_keys_that_outlive_the_people_who_made_them(app: Te
     let listed =
         app.api("GET", "/v1/service-accounts?offset=0&limit=10&q=batch", &admin_key, None).await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let elsewhere = format!("/v1/service-accounts?workspace_id={}", uuid::Uuid::new_v4());
+    assert_eq!(app.api("GET", &elsewhere, &admin_key, None).await.status, StatusCode::NOT_FOUND);
     let none =
         app.api("GET", "/v1/service-accounts?offset=0&limit=10&q=nothing", &admin_key, None).await.json();
     assert_eq!(none["items"], json!([]));
