@@ -8,10 +8,11 @@
 //!   they are a member of the Organization and either one of its Admins or
 //!   granted the workspace (directly or through a group). Otherwise it is
 //!   revoked, one audit event per key; the gateway refuses it within a second.
-//!   Every key has an owner: an Admin who makes a key for someone else makes
-//!   it theirs, and it ends with their access. To keep a departing person's
-//!   integration running, rotate its key before removing them: the new key is
-//!   the rotator's (see `api_keys::rotate`).
+//!   A person's key ends with their access: an Admin who makes a key for
+//!   someone else makes it theirs. Automation that must outlive any person
+//!   runs on a service account's keys (`service_accounts`), which end only
+//!   with the account; a departing person's key can also be rotated before
+//!   they go: the new key is the rotator's (see `api_keys::rotate`).
 //! - Pending invitations end with their inviter's right to invite: an inviter
 //!   who is no longer an Admin of the Organization has them revoked.
 //! - Membership of an Enterprise Account requires being an Admin of one of its
