@@ -624,6 +624,8 @@ pub struct GroupSummary {
     /// The identity provider manages its name and members (SCIM): Admins
     /// decide only what it grants.
     pub managed_by_scim: bool,
+    /// The Organization role every member holds through the group.
+    pub organization_role: Option<OrgRole>,
 }
 
 /// A person in a group.

@@ -45,6 +45,16 @@ test("an Admin gives a colleague a workspace through a group", async ({ page, br
   await them.reload();
   await expect(them.getByTestId("workspace-row").filter({ hasText: "Lab" })).toBeVisible();
 
+  // Through the group she becomes a Billing user too: the Billing page opens for her.
+  await open(them, "/admin/billing");
+  await expect(them.getByTestId("billing-status")).toHaveCount(0);
+  await page.getByTestId("group-organization-role").selectOption("billing");
+  await page.getByRole("button", { name: "Save role" }).click();
+  await expect(page.getByTestId("group-organization-role")).toHaveValue("billing");
+  await them.reload();
+  await expect(them.getByTestId("billing-status")).toBeVisible();
+  await open(them, "/admin");
+
   // Deleting the group takes that access away again.
   await page.getByRole("button", { name: "Delete group" }).click();
   await expect(page).toHaveURL(/\/admin\/groups$/);

@@ -64,7 +64,7 @@ test("an Admin connects the identity provider, which provisions, groups and depr
   await row.getByRole("link", { name: "Compilers" }).click();
   await expect(page.getByTestId("group-managed")).toBeVisible();
   await expect(page.getByTestId("group-member-row")).toContainText(`grace@${domain}`);
-  await expect(page.getByRole("button", { name: "Save" })).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Save", exact: true })).toHaveCount(0);
   await expect(page.getByRole("button", { name: "Delete group" })).toHaveCount(0);
   await expect(page.getByTestId("group-member-row").getByRole("button", { name: "Remove" })).toHaveCount(0);
   await page.getByLabel("Grant a workspace").selectOption({ label: "Default" });

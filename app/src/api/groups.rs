@@ -32,6 +32,23 @@ pub async fn update_group(group_id: GroupId, name: String, description: String) 
     groups::update(&state.db, &me, &request::client(&state), org.id, group_id, fields).await.map(|_| ())
 }
 
+/// `role`: `admin`, `billing`, `member`, or empty for none.
+#[server(prefix = "/_fn", endpoint = "groups/set_organization_role")]
+pub async fn set_group_organization_role(group_id: GroupId, role: String) -> Result<(), AppError> {
+    use crate::{
+        model::OrgRole,
+        server::{groups, request},
+    };
+    let (state, me, org) = request::org_member().await?;
+    let role = match role.trim() {
+        "" => None,
+        name => {
+            Some(OrgRole::parse(name).ok_or_else(|| AppError::invalid("role", "Choose a role, or none."))?)
+        }
+    };
+    groups::set_organization_role(&state.db, &me, &request::client(&state), org.id, group_id, role).await
+}
+
 #[server(prefix = "/_fn", endpoint = "groups/delete")]
 pub async fn delete_group(group_id: GroupId) -> Result<(), AppError> {
     use crate::server::{groups, request};

@@ -1,5 +1,5 @@
-//! The Admin Panel's Groups pages: the list, and one group with its members
-//! and the workspaces it grants.
+//! The Admin Panel's Groups pages: the list, and one group with its
+//! Organization role, its members and the workspaces it grants.
 
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
@@ -8,11 +8,11 @@ use super::{loading, FormError};
 use crate::{
     api::groups::{
         self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, RemoveGroupMember,
-        RevokeGroupWorkspace, UpdateGroup,
+        RevokeGroupWorkspace, SetGroupOrganizationRole, UpdateGroup,
     },
     error::AppError,
     ids::GroupId,
-    model::WorkspaceRole,
+    model::{OrgRole, WorkspaceRole},
 };
 
 #[component]
@@ -68,10 +68,17 @@ pub fn GroupDetailSection() -> impl IntoView {
     let grant = ServerAction::<GrantGroupWorkspace>::new();
     let revoke = ServerAction::<RevokeGroupWorkspace>::new();
     let delete = ServerAction::<DeleteGroup>::new();
+    let set_role = ServerAction::<SetGroupOrganizationRole>::new();
     let detail = Resource::new(
         move || {
-            let versions =
-                [update.version(), add.version(), remove.version(), grant.version(), revoke.version()];
+            let versions = [
+                update.version(),
+                add.version(),
+                remove.version(),
+                grant.version(),
+                revoke.version(),
+                set_role.version(),
+            ];
             (id(), versions.map(|v| v.get()))
         },
         |(id, _)| async move {
@@ -88,6 +95,7 @@ pub fn GroupDetailSection() -> impl IntoView {
         <FormError value=grant.value()/>
         <FormError value=revoke.value()/>
         <FormError value=delete.value()/>
+        <FormError value=set_role.value()/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
@@ -116,6 +124,19 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 </p>
                             }.into_any()
                         }}
+
+                        <h2>"Organization role"</h2>
+                        <ActionForm action=set_role attr:class="inline-form">
+                            {hidden()}
+                            <label>"Members hold" <select name="role" data-testid="group-organization-role">
+                                <option value="" selected=d.group.organization_role.is_none()>"No Organization role"</option>
+                                {OrgRole::ALL.into_iter().map(|role| view! {
+                                    <option value=role.as_str() selected=d.group.organization_role == Some(role)>{role.label()}</option>
+                                }).collect_view()}
+                            </select></label>
+                            <button type="submit">"Save role"</button>
+                        </ActionForm>
+                        <p class="hint">"Every member holds this role while in the group, beside their own. Taking it away ends what came with it."</p>
 
                         <h2>"Members"</h2>
                         <table class="table">

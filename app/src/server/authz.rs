@@ -235,7 +235,7 @@ pub(super) use reaches;
 macro_rules! may_use_workspace {
     ($user:literal) => {
         concat!(
-            "(EXISTS (SELECT 1 FROM org_member_roles r WHERE r.org_id = w.org_id AND r.user_id = ",
+            "(EXISTS (SELECT 1 FROM effective_org_roles r WHERE r.org_id = w.org_id AND r.user_id = ",
             $user,
             " AND r.role = 'admin') OR ",
             $crate::server::authz::reaches!($user),
@@ -343,7 +343,7 @@ pub(super) async fn is_admin_of_linked_org(
     user: UserId,
 ) -> AppResult<bool> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM org_member_roles r JOIN organizations o ON o.id = r.org_id
+        "SELECT COUNT(*) FROM effective_org_roles r JOIN organizations o ON o.id = r.org_id
          WHERE o.enterprise_account_id = $1 AND r.user_id = $2 AND r.role = $3",
     )
     .bind(enterprise)
@@ -361,7 +361,7 @@ async fn capabilities(conn: &mut AnyConnection, actor: &Actor, org_id: OrgId) ->
         Actor::AdminApiKey { org_id: key_org, .. } if *key_org == org_id => Capabilities::ALL,
         Actor::User { id, .. } => {
             let held: Vec<(String,)> =
-                sqlx::query_as("SELECT role FROM org_member_roles WHERE org_id = $1 AND user_id = $2")
+                sqlx::query_as("SELECT role FROM effective_org_roles WHERE org_id = $1 AND user_id = $2")
                     .bind(org_id)
                     .bind(id)
                     .fetch_all(conn)

@@ -353,7 +353,7 @@ pub async fn list_orgs(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppR
     let rows: Vec<(OrgId, String, i64, i64)> = sqlx::query_as(
         "SELECT o.id, o.name,
                 (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id),
-                (SELECT COUNT(*) FROM org_member_roles r WHERE r.org_id = o.id AND r.user_id = $2 AND r.role = $3)
+                (SELECT COUNT(*) FROM effective_org_roles r WHERE r.org_id = o.id AND r.user_id = $2 AND r.role = $3)
          FROM organizations o WHERE o.enterprise_account_id = $1 ORDER BY o.created_at, o.name",
     )
     .bind(enterprise)

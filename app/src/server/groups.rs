@@ -16,7 +16,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{GroupId, OrgId, UserId, WorkspaceId},
-    model::{GroupGrant, GroupMember, GroupSummary, Page, WorkspaceRole},
+    model::{GroupGrant, GroupMember, GroupSummary, OrgRole, Page, WorkspaceRole},
     time::Timestamp,
     validate,
 };
@@ -30,6 +30,7 @@ struct GroupRow {
     member_count: i64,
     workspace_count: i64,
     scim_managed_at: Option<Timestamp>,
+    organization_role: Option<String>,
 }
 
 impl From<GroupRow> for GroupSummary {
@@ -42,11 +43,13 @@ impl From<GroupRow> for GroupSummary {
             workspace_count: row.workspace_count,
             created_at: row.created_at,
             managed_by_scim: row.scim_managed_at.is_some(),
+            organization_role: row.organization_role.as_deref().and_then(OrgRole::parse),
         }
     }
 }
 
-const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.description, g.created_at, g.scim_managed_at,
+const SELECT_GROUPS: &str =
+    "SELECT g.id, g.name, g.description, g.created_at, g.scim_managed_at, g.organization_role,
         (SELECT COUNT(*) FROM user_group_members m WHERE m.group_id = g.id) AS member_count,
         (SELECT COUNT(*) FROM user_group_workspaces w JOIN workspaces ws ON ws.id = w.workspace_id
          WHERE w.group_id = g.id AND ws.archived_at IS NULL) AS workspace_count
@@ -211,6 +214,39 @@ pub async fn update(
 }
 
 /// Deletes a group: its members lose the access they had only through it.
+/// Grants every member of a group an Organization role (`None`: none; Mistral's
+/// `organization_role`); a member who loses what it gave loses what came with
+/// it (see `lifecycle`), and the Organization keeps at least one Admin. Groups
+/// the identity provider manages too: Admins decide what a group grants.
+pub async fn set_organization_role(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: GroupId,
+    role: Option<OrgRole>,
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    let group = find(&mut tx, org_id, id).await?;
+    sqlx::query("UPDATE user_groups SET organization_role = $1 WHERE id = $2 AND org_id = $3")
+        .bind(role.map(OrgRole::as_str))
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let shown = |role: Option<OrgRole>| role.map(OrgRole::api_name);
+    let event = AuditEvent::new("user_group.update", "user_group", id).in_org(org_id).with_details(
+        serde_json::json!({ "organization_role": { "before": shown(group.organization_role), "after": shown(role) } }),
+    );
+    audit::record(&mut tx, &admin, client, event).await?;
+    for user in member_ids(&mut tx, id).await? {
+        lifecycle::end_lost_access(&mut tx, &admin, client, user).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: GroupId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;

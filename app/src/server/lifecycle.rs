@@ -64,6 +64,9 @@ pub async fn end_lost_access(
     user: UserId,
 ) -> AppResult<AccessEnded> {
     let still_admin = is_org_admin(conn, admin, user).await?;
+    if !still_admin {
+        require_an_admin(conn, admin.org_id()).await?;
+    }
     let api_keys_revoked = revoke_unreachable_keys(conn, admin, client, user).await?;
     let invitations_revoked = if still_admin {
         0
@@ -78,9 +81,27 @@ pub async fn end_lost_access(
     Ok(AccessEnded { api_keys_revoked, invitations_revoked, left_enterprise })
 }
 
+/// Refuses a change that leaves the Organization without an Admin (directly
+/// or through a group): whatever took the role, someone must keep it.
+async fn require_an_admin(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<()> {
+    let (admins,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM effective_org_roles WHERE org_id = $1 AND role = $2")
+            .bind(org_id)
+            .bind(OrgRole::Admin.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    if admins == 0 {
+        return Err(AppError::conflict(
+            "organization_role",
+            "This would leave the Organization without an Admin: make someone else an Admin first.",
+        ));
+    }
+    Ok(())
+}
+
 async fn is_org_admin(conn: &mut AnyConnection, admin: &impl OrgAuthority, user: UserId) -> AppResult<bool> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND user_id = $2 AND role = $3",
+        "SELECT COUNT(*) FROM effective_org_roles WHERE org_id = $1 AND user_id = $2 AND role = $3",
     )
     .bind(admin.org_id())
     .bind(user)

@@ -724,12 +724,13 @@ async fn member_roles(
 /// Refuses to take the Admin role from the Organization's last Admin. Sound
 /// under concurrency because the caller's guard holds the Organization's lock.
 async fn refuse_if_last_admin(conn: &mut AnyConnection, org_id: OrgId, what: &str) -> AppResult<()> {
-    let (admins,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM org_member_roles WHERE org_id = $1 AND role = $2")
-            .bind(org_id)
-            .bind(OrgRole::Admin.as_str())
-            .fetch_one(conn)
-            .await?;
+    let (admins,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT user_id) FROM effective_org_roles WHERE org_id = $1 AND role = $2",
+    )
+    .bind(org_id)
+    .bind(OrgRole::Admin.as_str())
+    .fetch_one(conn)
+    .await?;
     if admins <= 1 {
         return Err(AppError::conflict(
             "roles",

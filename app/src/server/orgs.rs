@@ -180,7 +180,7 @@ pub async fn memberships(db: &Db, user_id: UserId) -> AppResult<Vec<OrgSummary>>
         "SELECT o.id, o.name, r.role
          FROM org_members m
          JOIN organizations o ON o.id = m.org_id
-         JOIN org_member_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
+         JOIN effective_org_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
          WHERE m.user_id = $1
          ORDER BY m.created_at, o.id, r.role",
     )

@@ -84,6 +84,7 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         user_groups::get_group,
         user_groups::update_group,
         user_groups::delete_group,
+        user_groups::set_organization_role,
         user_groups::list_members,
         user_groups::add_members,
         user_groups::remove_members,
@@ -246,6 +247,7 @@ pub fn router() -> Router<AppState> {
         .route("/workspaces/{workspace_uuid}/remove-users", delete(workspaces::remove_workspace_users))
         .route("/user-groups", get(user_groups::list_groups).post(user_groups::create_group))
         .route("/user-groups/provision-workspace", post(user_groups::provision_workspace))
+        .route("/user-groups/{group_uuid}/organization-role", patch(user_groups::set_organization_role))
         .route(
             "/user-groups/{group_uuid}",
             get(user_groups::get_group).patch(user_groups::update_group).delete(user_groups::delete_group),

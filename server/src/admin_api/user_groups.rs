@@ -29,6 +29,9 @@ pub struct UserGroupOut {
     pub workspaces_count: i64,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// The Organization role every member holds through the group
+    /// (`organization_admin`, `billing_manager`, `member`), or null.
+    pub organization_role: Option<&'static str>,
 }
 
 impl From<GroupSummary> for UserGroupOut {
@@ -40,6 +43,7 @@ impl From<GroupSummary> for UserGroupOut {
             members_count: g.member_count,
             workspaces_count: g.workspace_count,
             created_at: g.created_at.rfc3339(),
+            organization_role: g.organization_role.map(|role| role.api_name()),
         }
     }
 }
@@ -162,6 +166,43 @@ pub async fn update_group(
         description: body.description.unwrap_or(current.description),
     };
     Ok(Json(groups::update(&state.db, &key.actor, &key.client, key.org_id, id, fields).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationRoleIn {
+    /// A role's API name, short name, UUID or legacy code (`A`, `B`, `M`); null: none.
+    pub organization_role: Option<String>,
+}
+
+/// Grant every member of a group an Organization role, or none. Members who
+/// lose a role lose what came with it; the Organization keeps an Admin.
+#[utoipa::path(patch, path = "/user-groups/{group_uuid}/organization-role", tag = "user-groups",
+    request_body = OrganizationRoleIn,
+    responses((status = 204, description = "Set"), (status = 400, description = "Unknown role"),
+              (status = 404, description = "No such group"),
+              (status = 409, description = "The Organization would have no Admin left")))]
+pub async fn set_organization_role(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiJson(body): ApiJson<OrganizationRoleIn>,
+) -> Result<StatusCode, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let role = match body.organization_role {
+        None => None,
+        Some(name) => {
+            let field = |_| app::AppError::invalid("organization_role", format!("Unknown role {name}."));
+            let (by_uuid, by_name) = match name.parse::<uuid::Uuid>() {
+                Ok(_) => (Some(vec![name.clone()]), None),
+                Err(_) => (None, Some(vec![name.clone()])),
+            };
+            let roles = validate::org_role_selection(by_uuid, by_name, None, None).map_err(field)?;
+            roles.into_iter().next()
+        }
+    };
+    groups::set_organization_role(&state.db, &key.actor, &key.client, key.org_id, id, role).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Delete a user group: its members keep only the access they hold otherwise.

@@ -7,7 +7,77 @@ use serde_json::json;
 
 use crate::common::TestApp;
 
-crate::on_both_databases!(groups_grant_their_members_workspaces, groups_in_the_admin_panel);
+crate::on_both_databases!(
+    groups_grant_their_members_workspaces,
+    groups_in_the_admin_panel,
+    a_group_grants_its_members_an_organization_role
+);
+
+/// Mistral's `organization_role` of a group: its members hold the role while
+/// they are in it; leaving the role ends what came with it (a key made as an
+/// Admin in a workspace they do not work in); the Organization keeps an Admin.
+async fn a_group_grants_its_members_an_organization_role(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let (mut leo, leo_id) = app.join(&mut org, "leo@example.com", &["member"]).await;
+    let made =
+        app.api("POST", "/api/admin/user-groups", &key, Some(json!({ "name": "Admins" }))).await.json();
+    let group = made["uuid"].as_str().unwrap().to_string();
+    assert_eq!(made["organization_role"], json!(null));
+    let add = json!({ "user_uuids": [leo_id] });
+    app.api("POST", &format!("/api/admin/user-groups/{group}/members"), &key, Some(add)).await;
+    let lab = [("name", "Lab"), ("description", ""), ("icon", "")];
+    assert!(
+        leo.call("/_fn/workspaces/create", &lab).await.status.is_client_error(),
+        "a Member makes no workspace"
+    );
+
+    let role_path = format!("/api/admin/user-groups/{group}/organization-role");
+    let bogus = app.api("PATCH", &role_path, &key, Some(json!({ "organization_role": "owner" }))).await;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    let set =
+        app.api("PATCH", &role_path, &key, Some(json!({ "organization_role": "organization_admin" }))).await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.body);
+    let read = app.api("GET", &format!("/api/admin/user-groups/{group}"), &key, None).await.json();
+    assert_eq!(read["organization_role"], "organization_admin");
+    let made = leo.call("/_fn/workspaces/create", &lab).await;
+    assert_eq!(made.status, StatusCode::OK, "an Admin through the group: {}", made.body);
+    let workspaces = app.api("GET", "/api/admin/workspaces?search=Lab", &key, None).await.json();
+    let lab_id = workspaces["items"][0]["uuid"].as_str().unwrap().to_string();
+    // As an Admin, Leo makes a key in a workspace he does not otherwise work in.
+    let remove = json!({ "members": [{ "user_uuid": leo_id }] });
+    let removed =
+        app.api("DELETE", &format!("/api/admin/workspaces/{lab_id}/remove-users"), &key, Some(remove)).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    let form =
+        [("workspace_id", lab_id.as_str()), ("name", "leo"), ("expires_on", ""), ("allowed_models", "")];
+    let leo_key = leo.call("/_fn/api_keys/create", &form).await;
+    assert_eq!(leo_key.status, StatusCode::OK, "{}", leo_key.body);
+    let leo_key_id = leo_key.json()["view"]["id"].as_str().unwrap().to_string();
+
+    let none = app.api("PATCH", &role_path, &key, Some(json!({ "organization_role": null }))).await;
+    assert_eq!(none.status, StatusCode::NO_CONTENT, "{}", none.body);
+    let (revoked,): (Option<i64>,) =
+        sqlx::query_as("SELECT revoked_at FROM workspace_api_keys WHERE id = $1")
+            .bind(&leo_key_id)
+            .fetch_one(app.db.pool())
+            .await
+            .map(|(at,): (Option<app::time::Timestamp>,)| (at.map(|t| t.0),))
+            .unwrap();
+    assert!(revoked.is_some(), "no longer an Admin, Leo's key in a workspace he does not work in ends");
+    // The same on the group's page.
+    let panel = [("group_id", group.as_str()), ("role", "billing")];
+    assert_eq!(org.admin.call("/_fn/groups/set_organization_role", &panel).await.status, StatusCode::OK);
+    let detail = org.admin.call("/_fn/groups/detail", &[("group_id", &group)]).await.json();
+    assert_eq!(detail["group"]["organization_role"], "billing");
+    let panel = [("group_id", group.as_str()), ("role", "owner")];
+    assert_eq!(
+        org.admin.call("/_fn/groups/set_organization_role", &panel).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let details = app.audit_details("user_group.update").await;
+    assert!(details.iter().any(|d| d.contains("organization_admin")), "{details:?}");
+}
 
 async fn groups_grant_their_members_workspaces(app: TestApp) {
     let mut org = app.organization("ada@example.com", "Engines").await;
