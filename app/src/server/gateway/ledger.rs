@@ -323,7 +323,7 @@ impl Ledger {
     }
 
     /// Where the call's counters stand now.
-    fn counts(&self, ask: &Ask, now: Timestamp) -> Counts {
+    fn counts(&self, ask: &Ask, key: &ModelKey, now: Timestamp) -> Counts {
         let mut requests = [0; 3];
         for (counted, &(scope, limit)) in requests.iter_mut().zip(&ask.rates) {
             if limit.is_some() {
@@ -333,14 +333,13 @@ impl Ledger {
                 };
             }
         }
-        let key = (ask.workspace, ask.model.to_string());
-        let minute_tokens = match self.minute_tokens.get(&key) {
+        let minute_tokens = match self.minute_tokens.get(key) {
             Some(&(at, tokens)) if ask.token_limits.tokens_per_minute.is_some() && at == minute_of(now) => {
                 tokens
             }
             _ => 0,
         };
-        let month_tokens = self.month_tokens.get(&key).map_or(0, |(used, held)| used + held);
+        let month_tokens = self.month_tokens.get(key).map_or(0, |(used, held)| used + held);
         Counts { requests, minute_tokens, month_tokens }
     }
 
@@ -348,7 +347,9 @@ impl Ledger {
     /// and within both budgets, it is counted and what the budgets allow of
     /// its hold is held; refused, nothing changes.
     pub fn admit(&mut self, ask: &Ask, now: Timestamp) -> Verdict {
-        let mut counts = self.counts(ask, now);
+        // One key for the model's counters, made once per call (this runs under the lock).
+        let key = (ask.workspace, ask.model.to_string());
+        let mut counts = self.counts(ask, &key, now);
         let decision =
             check_rates(ask, &counts, now).and_then(|()| check_tokens(ask, &counts, now)).and_then(|()| {
                 self.reserve((ask.org, ask.org_limit), (ask.workspace, ask.workspace_budget), ask.hold)
@@ -364,7 +365,6 @@ impl Ledger {
                 self.windows.insert(scope, (window, *counted));
             }
         }
-        let key = (ask.workspace, ask.model.to_string());
         if ask.token_limits.tokens_per_minute.is_some() {
             counts.minute_tokens += ask.tokens;
             self.minute_tokens.insert(key.clone(), (minute_of(now), counts.minute_tokens));
