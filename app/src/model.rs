@@ -626,6 +626,43 @@ pub struct GroupSummary {
     pub managed_by_scim: bool,
     /// The Organization role every member holds through the group.
     pub organization_role: Option<OrgRole>,
+    pub target: GroupTarget,
+    /// The groups this one is nested in: its people are in those too.
+    pub parent_ids: Vec<GroupId>,
+}
+
+/// What a group grants its people (Mistral's `target_type`): one kind only,
+/// so a group's page and its API record say plainly what being in it gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupTarget {
+    /// Roles on workspaces (`W`).
+    #[default]
+    Workspaces,
+    /// An Organization role (`O`).
+    Organization,
+}
+
+impl GroupTarget {
+    pub const ALL: [GroupTarget; 2] = [GroupTarget::Workspaces, GroupTarget::Organization];
+
+    /// Mistral's code, stored as is.
+    pub fn code(self) -> &'static str {
+        match self {
+            GroupTarget::Workspaces => "W",
+            GroupTarget::Organization => "O",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code().eq_ignore_ascii_case(code.trim()))
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupTarget::Workspaces => "Workspace roles",
+            GroupTarget::Organization => "An Organization role",
+        }
+    }
 }
 
 /// A person in a group.
@@ -656,6 +693,11 @@ pub struct GroupDetail {
     pub candidates: Vec<Member>,
     /// Active workspaces the group has no grant on yet.
     pub open_workspaces: Vec<WorkspaceSummary>,
+    /// The groups nested in this one, and those it is nested in.
+    pub children: Vec<GroupSummary>,
+    pub parents: Vec<GroupSummary>,
+    /// Groups that could be nested in this one without making a cycle.
+    pub nestable: Vec<GroupSummary>,
 }
 
 /// What a model of the catalogue does.

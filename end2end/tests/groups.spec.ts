@@ -45,21 +45,35 @@ test("an Admin gives a colleague a workspace through a group", async ({ page, br
   await them.reload();
   await expect(them.getByTestId("workspace-row").filter({ hasText: "Lab" })).toBeVisible();
 
-  // Through the group she becomes a Billing user too: the Billing page opens for her.
+  // Through an Organization group that holds Researchers, she becomes a Billing user too.
   await open(them, "/admin/billing");
   await expect(them.getByTestId("billing-status")).toHaveCount(0);
+  await page.getByRole("link", { name: "← All groups" }).click();
+  await page.getByLabel("New group").fill("Finance");
+  await page.getByLabel("Grants").selectOption({ label: "An Organization role" });
+  await page.getByRole("button", { name: "Create group" }).click();
+  await expect(page.getByTestId("group-row").filter({ hasText: "Finance" })).toContainText("No Organization role yet");
+  await page.getByTestId("group-row").getByRole("link", { name: "Finance" }).click();
+  await expect(page.getByTestId("group-name")).toHaveText("Finance");
   await page.getByTestId("group-organization-role").selectOption("billing");
   await page.getByRole("button", { name: "Save role" }).click();
   await expect(page.getByTestId("group-organization-role")).toHaveValue("billing");
+  await page.getByLabel("Nest a group").selectOption({ label: "Researchers" });
+  await page.getByRole("button", { name: "Nest group" }).click();
+  await expect(page.getByTestId("nested-group-row")).toContainText("Researchers");
   await them.reload();
   await expect(them.getByTestId("billing-status")).toBeVisible();
   await open(them, "/admin");
 
-  // Deleting the group takes that access away again.
+  // Deleting Researchers takes both away again: Lab, and the role that came through it.
+  await page.getByTestId("nested-group-row").getByRole("link", { name: "Researchers" }).click();
+  await expect(page.getByTestId("group-parents")).toContainText("Finance");
   await page.getByRole("button", { name: "Delete group" }).click();
   await expect(page).toHaveURL(/\/admin\/groups$/);
-  await expect(page.getByText("No groups yet.")).toBeVisible();
+  await expect(page.getByTestId("group-row")).toHaveCount(1);
   await them.reload();
   await expect(them.getByTestId("workspace-row")).toHaveCount(1);
+  await open(them, "/admin/billing");
+  await expect(them.getByTestId("billing-status")).toHaveCount(0);
   await theirs.close();
 });

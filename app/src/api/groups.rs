@@ -16,11 +16,17 @@ pub async fn list_groups() -> Result<Vec<GroupSummary>, AppError> {
         .await
 }
 
+/// `target_type`: `W` (workspace roles, the default) or `O` (an Organization role).
 #[server(prefix = "/_fn", endpoint = "groups/create")]
-pub async fn create_group(name: String, description: String) -> Result<GroupId, AppError> {
+pub async fn create_group(
+    name: String,
+    description: String,
+    target_type: Option<String>,
+) -> Result<GroupId, AppError> {
     use crate::server::{groups, request};
     let (state, me, org) = request::org_member().await?;
-    let fields = groups::GroupFields { name, description };
+    let target = target_type.as_deref().map(target).transpose()?.unwrap_or_default();
+    let fields = groups::GroupFields { name, description, target, parents: None };
     Ok(groups::create(&state.db, &me, &request::client(&state), org.id, fields).await?.id)
 }
 
@@ -28,8 +34,56 @@ pub async fn create_group(name: String, description: String) -> Result<GroupId, 
 pub async fn update_group(group_id: GroupId, name: String, description: String) -> Result<(), AppError> {
     use crate::server::{groups, request};
     let (state, me, org) = request::org_member().await?;
-    let fields = groups::GroupFields { name, description };
+    let target = groups::group(&state.db, &me, org.id, group_id).await?.target;
+    let fields = groups::GroupFields { name, description, target, parents: None };
     groups::update(&state.db, &me, &request::client(&state), org.id, group_id, fields).await.map(|_| ())
+}
+
+fn target(code: &str) -> Result<crate::model::GroupTarget, AppError> {
+    crate::model::GroupTarget::parse(code).ok_or_else(|| {
+        AppError::invalid(
+            "target_type",
+            "Choose what the group grants: workspace roles or an Organization role.",
+        )
+    })
+}
+
+/// What the group grants (`target_type` `W` or `O`); its name stays.
+#[server(prefix = "/_fn", endpoint = "groups/set_target")]
+pub async fn set_group_target(group_id: GroupId, target_type: String) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    let group = groups::group(&state.db, &me, org.id, group_id).await?;
+    let fields = groups::GroupFields {
+        name: group.name,
+        description: group.description,
+        target: target(&target_type)?,
+        parents: None,
+    };
+    groups::update(&state.db, &me, &request::client(&state), org.id, group_id, fields).await.map(|_| ())
+}
+
+/// Nests `child_id` in the group (`nest`), or takes it out (`unnest`).
+#[server(prefix = "/_fn", endpoint = "groups/nest")]
+pub async fn nest_group(group_id: GroupId, child_id: GroupId) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    let client = request::client(&state);
+    groups::set_nesting(&state.db, &me, &client, org.id, group_id, groups::Nesting::Children, |children| {
+        children.insert(child_id);
+    })
+    .await
+}
+
+#[server(prefix = "/_fn", endpoint = "groups/unnest")]
+pub async fn unnest_group(group_id: GroupId, child_id: GroupId) -> Result<(), AppError> {
+    use crate::server::{groups, request};
+    let (state, me, org) = request::org_member().await?;
+    let client = request::client(&state);
+    groups::set_nesting(&state.db, &me, &client, org.id, group_id, groups::Nesting::Children, |children| {
+        children.remove(&child_id);
+    })
+    .await
 }
 
 /// `role`: `admin`, `billing`, `member`, or empty for none.
@@ -75,7 +129,18 @@ pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError
     .into_iter()
     .filter(|w| !granted.iter().any(|g| g.workspace_id == w.id))
     .collect();
-    Ok(GroupDetail { group, members: in_group, workspaces: granted, candidates, open_workspaces })
+    let groups::Relatives { parents, children, nestable } =
+        groups::relatives(&state.db, &me, org.id, group_id).await?;
+    Ok(GroupDetail {
+        group,
+        members: in_group,
+        workspaces: granted,
+        candidates,
+        open_workspaces,
+        children,
+        parents,
+        nestable,
+    })
 }
 
 #[server(prefix = "/_fn", endpoint = "groups/add_member")]

@@ -1,5 +1,6 @@
-//! The Admin Panel's Groups pages: the list, and one group with its
-//! Organization role, its members and the workspaces it grants.
+//! The Admin Panel's Groups pages: the list, and one group with what it
+//! grants (workspace roles or an Organization role), its members and the
+//! groups nested in it.
 
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
@@ -7,12 +8,12 @@ use leptos_router::{components::A, hooks::use_params_map};
 use super::{loading, FormError};
 use crate::{
     api::groups::{
-        self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, RemoveGroupMember,
-        RevokeGroupWorkspace, SetGroupOrganizationRole, UpdateGroup,
+        self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, NestGroup, RemoveGroupMember,
+        RevokeGroupWorkspace, SetGroupOrganizationRole, SetGroupTarget, UnnestGroup, UpdateGroup,
     },
     error::AppError,
     ids::GroupId,
-    model::{OrgRole, WorkspaceRole},
+    model::{GroupSummary, GroupTarget, OrgRole, WorkspaceRole},
 };
 
 #[component]
@@ -20,10 +21,14 @@ pub fn GroupsSection() -> impl IntoView {
     let create = ServerAction::<CreateGroup>::new();
     let list = Resource::new(move || create.version().get(), |_| groups::list_groups());
     view! {
-        <p class="hint">"Everyone in a group reaches the workspaces the group is granted, with the group's role there, on top of their own grants."</p>
+        <p class="hint">
+            "Everyone in a group holds what it grants, on top of their own roles: workspace roles, or an Organization role. "
+            "People in a group nested in another are in that one too."
+        </p>
         <ActionForm action=create attr:class="inline-form">
             <label>"New group" <input type="text" name="name" required placeholder="Name"/></label>
             <label>"Description" <input type="text" name="description" placeholder="Who is in it"/></label>
+            <TargetSelect current=GroupTarget::default()/>
             <button type="submit">"Create group"</button>
         </ActionForm>
         <FormError value=create.value()/>
@@ -35,9 +40,11 @@ pub fn GroupsSection() -> impl IntoView {
                     }
                     view! {
                         <table class="table">
-                            <thead><tr><th>"Name"</th><th>"Description"</th><th>"Members"</th><th>"Workspaces"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Description"</th><th>"Members"</th><th>"Grants"</th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|g| view! {
+                                {list.into_iter().map(|g| {
+                                    let grants = grants(&g);
+                                    view! {
                                     <tr data-testid="group-row">
                                         <td>
                                             <A href=format!("/admin/groups/{}", g.id)>{g.name}</A>
@@ -45,9 +52,9 @@ pub fn GroupsSection() -> impl IntoView {
                                         </td>
                                         <td>{g.description}</td>
                                         <td>{g.member_count}</td>
-                                        <td>{g.workspace_count}</td>
+                                        <td>{grants}</td>
                                     </tr>
-                                }).collect_view()}
+                                }}).collect_view()}
                             </tbody>
                         </table>
                     }.into_any()
@@ -57,7 +64,35 @@ pub fn GroupsSection() -> impl IntoView {
     }
 }
 
-/// One group: rename it, change its members and grants, delete it.
+/// What a group grants, in a few words.
+fn grants(group: &GroupSummary) -> String {
+    match (group.target, group.organization_role) {
+        (GroupTarget::Workspaces, _) => {
+            format!(
+                "{} workspace{}",
+                group.workspace_count,
+                if group.workspace_count == 1 { "" } else { "s" }
+            )
+        }
+        (GroupTarget::Organization, Some(role)) => format!("{} role", role.label()),
+        (GroupTarget::Organization, None) => "No Organization role yet".into(),
+    }
+}
+
+#[component]
+fn TargetSelect(current: GroupTarget) -> impl IntoView {
+    view! {
+        <label>"Grants"
+            <select name="target_type" data-testid="group-target">
+                {GroupTarget::ALL.into_iter().map(|t| view! {
+                    <option value=t.code() selected=t == current>{t.label()}</option>
+                }).collect_view()}
+            </select>
+        </label>
+    }
+}
+
+/// One group: rename it, change what it grants, its members and nested groups, delete it.
 #[component]
 pub fn GroupDetailSection() -> impl IntoView {
     let params = use_params_map();
@@ -69,6 +104,9 @@ pub fn GroupDetailSection() -> impl IntoView {
     let revoke = ServerAction::<RevokeGroupWorkspace>::new();
     let delete = ServerAction::<DeleteGroup>::new();
     let set_role = ServerAction::<SetGroupOrganizationRole>::new();
+    let set_target = ServerAction::<SetGroupTarget>::new();
+    let nest = ServerAction::<NestGroup>::new();
+    let unnest = ServerAction::<UnnestGroup>::new();
     let detail = Resource::new(
         move || {
             let versions = [
@@ -78,6 +116,9 @@ pub fn GroupDetailSection() -> impl IntoView {
                 grant.version(),
                 revoke.version(),
                 set_role.version(),
+                set_target.version(),
+                nest.version(),
+                unnest.version(),
             ];
             (id(), versions.map(|v| v.get()))
         },
@@ -96,6 +137,9 @@ pub fn GroupDetailSection() -> impl IntoView {
         <FormError value=revoke.value()/>
         <FormError value=delete.value()/>
         <FormError value=set_role.value()/>
+        <FormError value=set_target.value()/>
+        <FormError value=nest.value()/>
+        <FormError value=unnest.value()/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
@@ -125,6 +169,24 @@ pub fn GroupDetailSection() -> impl IntoView {
                             }.into_any()
                         }}
 
+                        {(!d.parents.is_empty()).then(|| view! {
+                            <p data-testid="group-parents">
+                                "Nested in "
+                                {d.parents.into_iter().map(|p| view! {
+                                    <A href=format!("/admin/groups/{}", p.id)>{p.name}</A>" "
+                                }).collect_view()}
+                                ": its people are in those groups too."
+                            </p>
+                        })}
+
+                        <ActionForm action=set_target attr:class="inline-form">
+                            {hidden()}
+                            <TargetSelect current=d.group.target/>
+                            <button type="submit">"Save what it grants"</button>
+                        </ActionForm>
+                        <p class="hint">"A group grants one kind: change it once the group grants nothing of the other."</p>
+
+                        {(d.group.target == GroupTarget::Organization).then(|| view! {
                         <h2>"Organization role"</h2>
                         <ActionForm action=set_role attr:class="inline-form">
                             {hidden()}
@@ -137,6 +199,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                             <button type="submit">"Save role"</button>
                         </ActionForm>
                         <p class="hint">"Every member holds this role while in the group, beside their own. Taking it away ends what came with it."</p>
+                        })}
 
                         <h2>"Members"</h2>
                         <table class="table">
@@ -173,6 +236,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                             </ActionForm>
                         })}
 
+                        {(d.group.target == GroupTarget::Workspaces).then(|| view! {
                         <h2>"Workspaces"</h2>
                         <table class="table">
                             <thead><tr><th>"Workspace"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
@@ -219,6 +283,47 @@ pub fn GroupDetailSection() -> impl IntoView {
                                     </select>
                                 </label>
                                 <button type="submit">"Grant access"</button>
+                            </ActionForm>
+                        })}
+                        })}
+
+                        <h2>"Nested groups"</h2>
+                        <p class="hint">"People in a group nested here are in this group too, at any depth."</p>
+                        {if d.children.is_empty() {
+                            view! { <p class="muted">"No group is nested in this one."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table class="table">
+                                    <thead><tr><th>"Group"</th><th>"Members"</th><th>"Actions"</th></tr></thead>
+                                    <tbody>
+                                        {d.children.into_iter().map(|c| view! {
+                                            <tr data-testid="nested-group-row">
+                                                <td><A href=format!("/admin/groups/{}", c.id)>{c.name}</A></td>
+                                                <td>{c.member_count}</td>
+                                                <td>
+                                                    <ActionForm action=unnest>
+                                                        {hidden()}
+                                                        <input type="hidden" name="child_id" value=c.id.to_string()/>
+                                                        <button type="submit" class="link danger">"Take out"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }}
+                        {(!d.nestable.is_empty()).then(|| view! {
+                            <ActionForm action=nest attr:class="inline-form">
+                                {hidden()}
+                                <label>"Nest a group"
+                                    <select name="child_id">
+                                        {d.nestable.into_iter().map(|g| view! {
+                                            <option value=g.id.to_string()>{g.name}</option>
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                                <button type="submit">"Nest group"</button>
                             </ActionForm>
                         })}
 

@@ -223,7 +223,7 @@ macro_rules! reaches {
     ($user:literal) => {
         concat!(
             "(EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = ", $user, ")
-              OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+              OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN group_people gm ON gm.group_id = gw.group_id
                          WHERE gw.workspace_id = w.id AND gm.user_id = ", $user, "))"
         )
     };
@@ -277,7 +277,7 @@ pub async fn workspace_admin(
         "SELECT COUNT(*) FROM workspaces w JOIN org_members m ON m.org_id = w.org_id AND m.user_id = $3
          WHERE w.id = $1 AND w.org_id = $2 AND w.archived_at IS NULL AND (
              EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = $3 AND d.role = 'admin')
-             OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+             OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN group_people gm ON gm.group_id = gw.group_id
                         WHERE gw.workspace_id = w.id AND gm.user_id = $3 AND gw.role = 'admin'))",
     )
     .bind(workspace_id)

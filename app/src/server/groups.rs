@@ -3,6 +3,14 @@
 //! group's workspaces; a person's role in a workspace is the union of their
 //! direct grant and their groups' grants (see `workspaces::access_role`).
 //! Managed by the organization's administrators.
+//!
+//! A group grants one kind of thing (its target, Mistral's `target_type`):
+//! workspace roles, or an Organization role. Groups nest: the people of a
+//! group nested in another are in that one too, at any depth, and never in a
+//! cycle. Access is read from `group_people` (members, direct or through
+//! nested groups); `user_group_closure` keeps that view a plain join.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{AnyConnection, FromRow};
 
@@ -16,7 +24,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{GroupId, OrgId, UserId, WorkspaceId},
-    model::{GroupGrant, GroupMember, GroupSummary, OrgRole, Page, WorkspaceRole},
+    model::{GroupGrant, GroupMember, GroupSummary, GroupTarget, OrgRole, Page, WorkspaceRole},
     time::Timestamp,
     validate,
 };
@@ -31,6 +39,7 @@ struct GroupRow {
     workspace_count: i64,
     scim_managed_at: Option<Timestamp>,
     organization_role: Option<String>,
+    target_type: String,
 }
 
 impl From<GroupRow> for GroupSummary {
@@ -44,22 +53,28 @@ impl From<GroupRow> for GroupSummary {
             created_at: row.created_at,
             managed_by_scim: row.scim_managed_at.is_some(),
             organization_role: row.organization_role.as_deref().and_then(OrgRole::parse),
+            target: GroupTarget::parse(&row.target_type).unwrap_or_default(),
+            parent_ids: Vec::new(),
         }
     }
 }
 
 const SELECT_GROUPS: &str =
-    "SELECT g.id, g.name, g.description, g.created_at, g.scim_managed_at, g.organization_role,
+    "SELECT g.id, g.name, g.description, g.created_at, g.scim_managed_at, g.organization_role, g.target_type,
         (SELECT COUNT(*) FROM user_group_members m WHERE m.group_id = g.id) AS member_count,
         (SELECT COUNT(*) FROM user_group_workspaces w JOIN workspaces ws ON ws.id = w.workspace_id
          WHERE w.group_id = g.id AND ws.archived_at IS NULL) AS workspace_count
     FROM user_groups g";
 
-/// Name and description of a group, as created or edited.
+/// A group as created or edited.
 #[derive(Clone, Debug, Default)]
 pub struct GroupFields {
     pub name: String,
     pub description: String,
+    pub target: GroupTarget,
+    /// The groups it is nested in (Mistral's `parent_group_ids`, replaced
+    /// whole); `None` leaves them as they are.
+    pub parents: Option<Vec<GroupId>>,
 }
 
 fn clean(fields: &GroupFields) -> AppResult<GroupFields> {
@@ -67,7 +82,12 @@ fn clean(fields: &GroupFields) -> AppResult<GroupFields> {
     if fields.description.chars().count() > 500 {
         return Err(AppError::invalid("description", "Description must be at most 500 characters."));
     }
-    Ok(GroupFields { name: validate::label("name", "Group name", &fields.name)?, description })
+    Ok(GroupFields {
+        name: validate::label("name", "Group name", &fields.name)?,
+        description,
+        target: fields.target,
+        parents: fields.parents.clone(),
+    })
 }
 
 fn name_taken(name: &str) -> AppError {
@@ -103,7 +123,22 @@ pub async fn groups_page(
     .bind((page - 1) * page_size)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
+    let items = with_parents(&mut conn, org_id, rows.into_iter().map(Into::into).collect()).await?;
+    Ok(Page { items, page, page_size, total })
+}
+
+/// Fills in the groups each of `groups` is nested in.
+async fn with_parents(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    mut groups: Vec<GroupSummary>,
+) -> AppResult<Vec<GroupSummary>> {
+    let edges = nesting_of(conn, org_id).await?;
+    for group in &mut groups {
+        group.parent_ids =
+            edges.iter().filter(|(_, child)| *child == group.id).map(|(parent, _)| *parent).collect();
+    }
+    Ok(groups)
 }
 
 /// One group of the organization; another organization's is `NotFound`.
@@ -117,6 +152,11 @@ pub async fn group(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppRes
 /// provider manages through SCIM.
 async fn find_editable(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
     let group = find(conn, org_id, id).await?;
+    require_editable(&group)?;
+    Ok(group)
+}
+
+fn require_editable(group: &GroupSummary) -> AppResult<()> {
     if group.managed_by_scim {
         return Err(AppError::conflict(
             "group",
@@ -126,16 +166,17 @@ async fn find_editable(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -> 
             ),
         ));
     }
-    Ok(group)
+    Ok(())
 }
 
 pub(super) async fn find(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
     let row: Option<GroupRow> = sqlx::query_as(&format!("{SELECT_GROUPS} WHERE g.id = $1 AND g.org_id = $2"))
         .bind(id)
         .bind(org_id)
-        .fetch_optional(conn)
+        .fetch_optional(&mut *conn)
         .await?;
-    row.map(Into::into).ok_or(AppError::NotFound)
+    let group = row.ok_or(AppError::NotFound)?;
+    Ok(with_parents(conn, org_id, vec![group.into()]).await?.remove(0))
 }
 
 pub async fn create(
@@ -150,14 +191,15 @@ pub async fn create(
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let id = GroupId::new();
     let inserted = sqlx::query(
-        "INSERT INTO user_groups (id, org_id, name, name_key, description, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO user_groups (id, org_id, name, name_key, description, target_type, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(org_id)
     .bind(&fields.name)
     .bind(fields.name.to_lowercase())
     .bind(&fields.description)
+    .bind(fields.target.code())
     .bind(Timestamp::now())
     .execute(&mut *tx)
     .await;
@@ -165,16 +207,23 @@ pub async fn create(
         Err(e) if db::is_unique_violation(&e) => return Err(name_taken(&fields.name)),
         other => other?,
     };
-    let event = AuditEvent::new("user_group.create", "user_group", id)
-        .in_org(org_id)
-        .with_details(serde_json::json!({ "name": fields.name, "description": fields.description }));
+    let event = AuditEvent::new("user_group.create", "user_group", id).in_org(org_id).with_details(
+        serde_json::json!({ "name": fields.name, "description": fields.description, "target_type": fields.target.code() }),
+    );
     audit::record(&mut tx, &admin, client, event).await?;
+    if let Some(parents) = &fields.parents {
+        renest(&mut tx, &admin, client, id, Nesting::Parents, |set| *set = parents.iter().copied().collect())
+            .await?;
+    }
     let created = find(&mut tx, org_id, id).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-/// Renames a group or changes its description; the event keeps before and after.
+/// Renames a group, changes its description or its target, or the groups it
+/// is nested in; the event keeps before and after. A group the identity
+/// provider manages keeps its name and description; a group's target changes
+/// only while it grants nothing of its present kind.
 pub async fn update(
     db: &Db,
     actor: &Actor,
@@ -186,13 +235,23 @@ pub async fn update(
     let fields = clean(&fields)?;
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
-    let before = find_editable(&mut tx, org_id, id).await?;
+    let before = find(&mut tx, org_id, id).await?;
+    if (before.name.as_str(), before.description.as_str())
+        != (fields.name.as_str(), fields.description.as_str())
+    {
+        require_editable(&before)?;
+    }
+    if before.target != fields.target {
+        require_grants_nothing(&mut tx, &before).await?;
+    }
     let updated = sqlx::query(
-        "UPDATE user_groups SET name = $1, name_key = $2, description = $3 WHERE id = $4 AND org_id = $5",
+        "UPDATE user_groups SET name = $1, name_key = $2, description = $3, target_type = $4
+         WHERE id = $5 AND org_id = $6",
     )
     .bind(&fields.name)
     .bind(fields.name.to_lowercase())
     .bind(&fields.description)
+    .bind(fields.target.code())
     .bind(id)
     .bind(org_id)
     .execute(&mut *tx)
@@ -203,17 +262,63 @@ pub async fn update(
     };
     let event = AuditEvent::new("user_group.update", "user_group", id).in_org(org_id).with_details(
         serde_json::json!({
-            "before": { "name": before.name, "description": before.description },
-            "after": { "name": fields.name, "description": fields.description },
+            "before": { "name": before.name, "description": before.description, "target_type": before.target.code() },
+            "after": { "name": fields.name, "description": fields.description, "target_type": fields.target.code() },
         }),
     );
     audit::record(&mut tx, &admin, client, event).await?;
+    if let Some(parents) = &fields.parents {
+        renest(&mut tx, &admin, client, id, Nesting::Parents, |set| *set = parents.iter().copied().collect())
+            .await?;
+    }
     let after = find(&mut tx, org_id, id).await?;
     tx.commit().await?;
     Ok(after)
 }
 
-/// Deletes a group: its members lose the access they had only through it.
+/// Refuses to change the target of a group that still grants something of
+/// its present kind: what its people hold would silently change meaning.
+async fn require_grants_nothing(conn: &mut AnyConnection, group: &GroupSummary) -> AppResult<()> {
+    let still = match group.target {
+        GroupTarget::Organization => group.organization_role.map(|role| format!("the {} role", role.label())),
+        GroupTarget::Workspaces => {
+            let (grants,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM user_group_workspaces WHERE group_id = $1")
+                    .bind(group.id)
+                    .fetch_one(conn)
+                    .await?;
+            (grants > 0).then(|| format!("{grants} workspace grant{}", if grants == 1 { "" } else { "s" }))
+        }
+    };
+    match still {
+        Some(what) => Err(AppError::conflict(
+            "target_type",
+            format!(
+                "\"{}\" still grants {what}: take that away before it grants something else.",
+                group.name
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a grant the group's target does not allow.
+fn require_target(group: &GroupSummary, target: GroupTarget) -> AppResult<()> {
+    if group.target == target {
+        return Ok(());
+    }
+    Err(AppError::conflict(
+        "target_type",
+        format!(
+            "\"{}\" grants {} (target_type {}): change its target to grant {}.",
+            group.name,
+            group.target.label().to_lowercase(),
+            group.target.code(),
+            target.label().to_lowercase()
+        ),
+    ))
+}
+
 /// Grants every member of a group an Organization role (`None`: none; Mistral's
 /// `organization_role`); a member who loses what it gave loses what came with
 /// it (see `lifecycle`), and the Organization keeps at least one Admin. Groups
@@ -229,6 +334,9 @@ pub async fn set_organization_role(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let group = find(&mut tx, org_id, id).await?;
+    if role.is_some() {
+        require_target(&group, GroupTarget::Organization)?;
+    }
     sqlx::query("UPDATE user_groups SET organization_role = $1 WHERE id = $2 AND org_id = $3")
         .bind(role.map(OrgRole::as_str))
         .bind(id)
@@ -240,7 +348,7 @@ pub async fn set_organization_role(
         serde_json::json!({ "organization_role": { "before": shown(group.organization_role), "after": shown(role) } }),
     );
     audit::record(&mut tx, &admin, client, event).await?;
-    for user in member_ids(&mut tx, id).await? {
+    for user in people_of(&mut tx, id).await? {
         lifecycle::end_lost_access(&mut tx, &admin, client, user).await?;
     }
     tx.commit().await?;
@@ -265,7 +373,14 @@ pub(super) async fn erase(
     group: &GroupSummary,
 ) -> AppResult<()> {
     let id = group.id;
-    let members = member_ids(conn, id).await?;
+    let people = people_of(conn, id).await?;
+    sqlx::query("DELETE FROM user_group_nesting WHERE parent_group_id = $1 OR child_group_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let edges = nesting_of(conn, by.org_id()).await?;
+    let pairs = closure(&edges).map_err(|_| AppError::Internal)?;
+    write_closure(conn, by.org_id(), &pairs).await?;
     for table in ["user_group_members", "user_group_workspaces"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1")).bind(id).execute(&mut *conn).await?;
     }
@@ -278,7 +393,7 @@ pub(super) async fn erase(
         serde_json::json!({ "name": group.name, "members": group.member_count, "workspaces": group.workspace_count }),
     );
     audit::record(&mut *conn, by, client, event).await?;
-    for user in members {
+    for user in people {
         lifecycle::end_lost_access(conn, by, client, user).await?;
     }
     Ok(())
@@ -509,7 +624,7 @@ pub async fn grant_workspace(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     workspaces::require_active(&mut tx, org_id, workspace_id).await?;
-    find(&mut tx, org_id, id).await?;
+    require_target(&find(&mut tx, org_id, id).await?, GroupTarget::Workspaces)?;
     let before: Option<(String,)> =
         sqlx::query_as("SELECT role FROM user_group_workspaces WHERE group_id = $1 AND workspace_id = $2")
             .bind(id)
@@ -571,11 +686,13 @@ pub async fn revoke_workspace(
     Ok(())
 }
 
-async fn member_ids(conn: &mut AnyConnection, id: GroupId) -> AppResult<Vec<UserId>> {
-    let rows: Vec<(UserId,)> = sqlx::query_as("SELECT user_id FROM user_group_members WHERE group_id = $1")
-        .bind(id)
-        .fetch_all(conn)
-        .await?;
+/// Everyone group `id` includes: its members and those of groups nested in it.
+async fn people_of(conn: &mut AnyConnection, id: GroupId) -> AppResult<Vec<UserId>> {
+    let rows: Vec<(UserId,)> =
+        sqlx::query_as("SELECT DISTINCT user_id FROM group_people WHERE group_id = $1 ORDER BY user_id")
+            .bind(id)
+            .fetch_all(conn)
+            .await?;
     Ok(rows.into_iter().map(|(user,)| user).collect())
 }
 
@@ -586,8 +703,258 @@ async fn end_members_lost_access(
     client: &Client,
     id: GroupId,
 ) -> AppResult<()> {
-    for user in member_ids(conn, id).await? {
+    for user in people_of(conn, id).await? {
         lifecycle::end_lost_access(conn, admin, client, user).await?;
     }
     Ok(())
+}
+
+/// Which side of a group's nesting a change replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nesting {
+    /// The groups it is nested in (Mistral's `parent_group_ids`).
+    Parents,
+    /// The groups nested in it (Mistral's `/nested`, `child_group_uuids`).
+    Children,
+}
+
+impl Nesting {
+    fn field(self) -> &'static str {
+        match self {
+            Nesting::Parents => "parent_group_ids",
+            Nesting::Children => "child_group_uuids",
+        }
+    }
+
+    /// The (parent, child) edge between `group` and `other` on this side.
+    fn edge(self, group: GroupId, other: GroupId) -> (GroupId, GroupId) {
+        match self {
+            Nesting::Parents => (other, group),
+            Nesting::Children => (group, other),
+        }
+    }
+
+    /// The group at the other end of `edge` if it touches `group` on this side.
+    fn other(self, group: GroupId, (parent, child): (GroupId, GroupId)) -> Option<GroupId> {
+        match self {
+            Nesting::Parents if child == group => Some(parent),
+            Nesting::Children if parent == group => Some(child),
+            _ => None,
+        }
+    }
+}
+
+/// Changes the groups `id` is nested in, or those nested in it (`side`):
+/// `change` edits the present set, read under the Organization's lock. A
+/// change that would put a group inside itself is refused; people who leave a
+/// group this way lose what it gave them.
+pub async fn set_nesting(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: GroupId,
+    side: Nesting,
+    change: impl FnOnce(&mut BTreeSet<GroupId>),
+) -> AppResult<()> {
+    let mut tx = db.begin().await?;
+    let admin = authz::org_admin(&mut tx, actor, org_id).await?;
+    find(&mut tx, org_id, id).await?;
+    renest(&mut tx, &admin, client, id, side, change).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A group's relatives for its page: the groups it is nested in, those nested
+/// in it, and those that could be nested in it without making a cycle.
+pub struct Relatives {
+    pub parents: Vec<GroupSummary>,
+    pub children: Vec<GroupSummary>,
+    pub nestable: Vec<GroupSummary>,
+}
+
+pub async fn relatives(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<Relatives> {
+    group(db, actor, org_id, id).await?;
+    let all =
+        paging::all_pages(|page, size| groups_page(db, actor, org_id, None, Some(page), Some(size))).await?;
+    let mut conn = db.pool().acquire().await?;
+    let edges = nesting_of(&mut conn, org_id).await?;
+    let pairs = closure(&edges).map_err(|_| AppError::Internal)?;
+    let mut relatives = Relatives { parents: Vec::new(), children: Vec::new(), nestable: Vec::new() };
+    for group in all {
+        let other = group.id;
+        if edges.contains(&(other, id)) {
+            relatives.parents.push(group);
+        } else if edges.contains(&(id, other)) {
+            relatives.children.push(group);
+        } else if other != id && !pairs.contains(&(other, id)) {
+            relatives.nestable.push(group);
+        }
+    }
+    Ok(relatives)
+}
+
+async fn renest(
+    conn: &mut AnyConnection,
+    admin: &OrgAdmin,
+    client: &Client,
+    id: GroupId,
+    side: Nesting,
+    change: impl FnOnce(&mut BTreeSet<GroupId>),
+) -> AppResult<()> {
+    let (org_id, field) = (admin.org_id(), side.field());
+    let edges = nesting_of(conn, org_id).await?;
+    let before: BTreeSet<GroupId> = edges.iter().filter_map(|edge| side.other(id, *edge)).collect();
+    let mut wanted = before.clone();
+    change(&mut wanted);
+    if before == wanted {
+        return Ok(());
+    }
+    for other in wanted.difference(&before) {
+        if *other == id {
+            return Err(AppError::invalid(field, "A group cannot be nested in itself."));
+        }
+        match find(conn, org_id, *other).await {
+            Err(AppError::NotFound) => {
+                return Err(AppError::invalid(field, format!("{other} is not a group of this Organization.")))
+            }
+            other => other?,
+        };
+    }
+    let mut next: Vec<_> = edges.iter().copied().filter(|edge| side.other(id, *edge).is_none()).collect();
+    next.extend(wanted.iter().map(|other| side.edge(id, *other)));
+    let pairs = match closure(&next) {
+        Ok(pairs) => pairs,
+        Err(looped) => {
+            let name = find(conn, org_id, looped).await?.name;
+            return Err(AppError::invalid(
+                field,
+                format!("That would nest \"{name}\" inside itself: a group cannot contain a group it is in."),
+            ));
+        }
+    };
+    // Whoever was in a child that leaves a parent may lose what the parent gave.
+    let mut affected = BTreeSet::new();
+    for gone in before.difference(&wanted) {
+        let (_, child) = side.edge(id, *gone);
+        affected.extend(people_of(conn, child).await?);
+    }
+    for gone in before.difference(&wanted) {
+        let (parent, child) = side.edge(id, *gone);
+        sqlx::query("DELETE FROM user_group_nesting WHERE parent_group_id = $1 AND child_group_id = $2")
+            .bind(parent)
+            .bind(child)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for new in wanted.difference(&before) {
+        let (parent, child) = side.edge(id, *new);
+        sqlx::query("INSERT INTO user_group_nesting (parent_group_id, child_group_id, created_at) VALUES ($1, $2, $3)")
+            .bind(parent)
+            .bind(child)
+            .bind(Timestamp::now())
+            .execute(&mut *conn)
+            .await?;
+    }
+    write_closure(conn, org_id, &pairs).await?;
+    let event = AuditEvent::new("user_group.update", "user_group", id)
+        .in_org(org_id)
+        .with_details(serde_json::json!({ field: { "before": before, "after": wanted } }));
+    audit::record(&mut *conn, admin, client, event).await?;
+    for user in affected {
+        lifecycle::end_lost_access(conn, admin, client, user).await?;
+    }
+    Ok(())
+}
+
+/// The Organization's nesting, as (parent, child) edges.
+async fn nesting_of(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Vec<(GroupId, GroupId)>> {
+    Ok(sqlx::query_as(
+        "SELECT n.parent_group_id, n.child_group_id FROM user_group_nesting n
+         JOIN user_groups g ON g.id = n.parent_group_id WHERE g.org_id = $1
+         ORDER BY n.parent_group_id, n.child_group_id",
+    )
+    .bind(org_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Every (ancestor, descendant) pair that nesting `edges` imply, a group not
+/// being its own; `Err` names a group the edges would put inside itself.
+fn closure(edges: &[(GroupId, GroupId)]) -> Result<BTreeSet<(GroupId, GroupId)>, GroupId> {
+    let mut children: BTreeMap<GroupId, Vec<GroupId>> = BTreeMap::new();
+    for (parent, child) in edges {
+        children.entry(*parent).or_default().push(*child);
+    }
+    let mut pairs = BTreeSet::new();
+    for (&ancestor, direct) in &children {
+        let mut stack = direct.clone();
+        while let Some(descendant) = stack.pop() {
+            if descendant == ancestor {
+                return Err(ancestor);
+            }
+            if pairs.insert((ancestor, descendant)) {
+                stack.extend(children.get(&descendant).into_iter().flatten());
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// Replaces the Organization's rows of `user_group_closure` with `pairs`.
+async fn write_closure(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    pairs: &BTreeSet<(GroupId, GroupId)>,
+) -> AppResult<()> {
+    sqlx::query(
+        "DELETE FROM user_group_closure WHERE ancestor_id IN (SELECT id FROM user_groups WHERE org_id = $1)",
+    )
+    .bind(org_id)
+    .execute(&mut *conn)
+    .await?;
+    for (ancestor, descendant) in pairs {
+        sqlx::query("INSERT INTO user_group_closure (ancestor_id, descendant_id) VALUES ($1, $2)")
+            .bind(ancestor)
+            .bind(descendant)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids<const N: usize>() -> [GroupId; N] {
+        let mut ids = [(); N].map(|_| GroupId::new());
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn closure_reaches_every_depth() {
+        let [a, b, c, d] = ids();
+        let pairs = closure(&[(a, b), (b, c), (d, c)]).unwrap();
+        assert_eq!(pairs, BTreeSet::from([(a, b), (a, c), (b, c), (d, c)]));
+    }
+
+    #[test]
+    fn closure_names_a_group_that_would_contain_itself() {
+        let [a, b, c] = ids();
+        assert!(closure(&[(a, b), (b, c), (c, a)]).is_err());
+        assert!(closure(&[(a, b), (b, a)]).is_err());
+        // Two paths to one group are not a cycle.
+        assert!(closure(&[(a, b), (a, c), (b, c)]).is_ok());
+    }
+
+    #[test]
+    fn nesting_sides_name_their_edges() {
+        let [g, o] = ids();
+        assert_eq!(Nesting::Parents.edge(g, o), (o, g));
+        assert_eq!(Nesting::Children.edge(g, o), (g, o));
+        assert_eq!(Nesting::Parents.other(g, (o, g)), Some(o));
+        assert_eq!(Nesting::Children.other(g, (o, g)), None);
+    }
 }

@@ -105,7 +105,7 @@ pub async fn workspaces_of(
          WHERE w.org_id = $1 AND w.archived_at IS NULL
            AND EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = w.org_id AND m.user_id = $2)
            AND (EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = $2)
-                OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+                OR EXISTS (SELECT 1 FROM user_group_workspaces gw JOIN group_people gm ON gm.group_id = gw.group_id
                            WHERE gw.workspace_id = w.id AND gm.user_id = $2))
          ORDER BY w.created_at, w.id LIMIT $3 OFFSET $4",
     )

@@ -366,7 +366,7 @@ pub async fn access_role(db: &Db, user: UserId, id: WorkspaceId) -> AppResult<Op
     let roles: Vec<(String,)> = sqlx::query_as(
         "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2
          UNION ALL
-         SELECT gw.role FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+         SELECT gw.role FROM user_group_workspaces gw JOIN group_people gm ON gm.group_id = gw.group_id
          WHERE gw.workspace_id = $1 AND gm.user_id = $2",
     )
     .bind(id)
@@ -393,7 +393,7 @@ pub async fn reached_by(
                  SELECT user_id, workspace_id, role FROM workspace_members
                  UNION ALL
                  SELECT gm.user_id, gw.workspace_id, gw.role
-                 FROM user_group_workspaces gw JOIN user_group_members gm ON gm.group_id = gw.group_id
+                 FROM user_group_workspaces gw JOIN group_people gm ON gm.group_id = gw.group_id
              ) x
              JOIN workspaces w ON w.id = x.workspace_id JOIN organizations o ON o.id = w.org_id
              WHERE w.org_id = $1 AND w.archived_at IS NULL AND x.user_id IN ({})

@@ -85,6 +85,8 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         user_groups::update_group,
         user_groups::delete_group,
         user_groups::set_organization_role,
+        user_groups::list_nested,
+        user_groups::set_nested,
         user_groups::list_members,
         user_groups::add_members,
         user_groups::remove_members,
@@ -248,6 +250,10 @@ pub fn router() -> Router<AppState> {
         .route("/user-groups", get(user_groups::list_groups).post(user_groups::create_group))
         .route("/user-groups/provision-workspace", post(user_groups::provision_workspace))
         .route("/user-groups/{group_uuid}/organization-role", patch(user_groups::set_organization_role))
+        .route(
+            "/user-groups/{group_uuid}/nested",
+            get(user_groups::list_nested).patch(user_groups::set_nested),
+        )
         .route(
             "/user-groups/{group_uuid}",
             get(user_groups::get_group).patch(user_groups::update_group).delete(user_groups::delete_group),

@@ -1,10 +1,11 @@
-//! User groups: `/user-groups`, their members and their workspace grants.
+//! User groups: `/user-groups`, their members, their workspace grants and
+//! their nesting.
 
 use app::{
     ids::{GroupId, UserId, WorkspaceId},
-    model::{GroupGrant, GroupSummary, WorkspaceRole},
+    model::{GroupGrant, GroupSummary, GroupTarget, WorkspaceRole},
     server::{
-        groups::{self, GroupFields},
+        groups::{self, GroupFields, Nesting},
         state::AppState,
     },
     validate,
@@ -19,6 +20,32 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_of, path_id, workspaces::PageQuery, AdminKey, ApiError, ApiJson, ApiQuery};
 
+/// What a group grants: `W`, roles on workspaces (`/workspaces`), or `O`, an
+/// Organization role (`/organization-role`). One kind per group.
+#[derive(Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum TargetType {
+    W,
+    O,
+}
+
+impl From<TargetType> for GroupTarget {
+    fn from(target: TargetType) -> Self {
+        match target {
+            TargetType::W => GroupTarget::Workspaces,
+            TargetType::O => GroupTarget::Organization,
+        }
+    }
+}
+
+impl From<GroupTarget> for TargetType {
+    fn from(target: GroupTarget) -> Self {
+        match target {
+            GroupTarget::Workspaces => TargetType::W,
+            GroupTarget::Organization => TargetType::O,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct UserGroupOut {
     pub uuid: uuid::Uuid,
@@ -32,6 +59,11 @@ pub struct UserGroupOut {
     /// The Organization role every member holds through the group
     /// (`organization_admin`, `billing_manager`, `member`), or null.
     pub organization_role: Option<&'static str>,
+    pub target_type: TargetType,
+    /// The groups this one is nested in: its members are in those too.
+    pub parent_group_ids: Vec<uuid::Uuid>,
+    /// Its name and members come from the identity provider (SCIM).
+    pub externally_managed: bool,
 }
 
 impl From<GroupSummary> for UserGroupOut {
@@ -44,6 +76,9 @@ impl From<GroupSummary> for UserGroupOut {
             workspaces_count: g.workspace_count,
             created_at: g.created_at.rfc3339(),
             organization_role: g.organization_role.map(|role| role.api_name()),
+            target_type: g.target.into(),
+            parent_group_ids: g.parent_ids.into_iter().map(|id| id.0).collect(),
+            externally_managed: g.managed_by_scim,
         }
     }
 }
@@ -107,18 +142,32 @@ pub struct UserGroupIn {
     #[serde(default)]
     #[schema(max_length = 500)]
     pub description: String,
+    /// `W` (the default) or `O`.
+    pub target_type: Option<TargetType>,
+    /// Groups of the Organization to nest this one in.
+    pub parent_group_ids: Option<Vec<uuid::Uuid>>,
+}
+
+fn group_ids(ids: Option<Vec<uuid::Uuid>>) -> Option<Vec<GroupId>> {
+    ids.map(|ids| ids.into_iter().map(GroupId).collect())
 }
 
 /// Create a user group.
 #[utoipa::path(post, path = "/user-groups", tag = "user-groups", request_body = UserGroupIn,
-    responses((status = 201, body = UserGroupOut), (status = 400, description = "Bad input"),
+    responses((status = 201, body = UserGroupOut),
+              (status = 400, description = "Bad input, or a parent that is no group of the Organization"),
               (status = 409, description = "A group with this name exists")))]
 pub async fn create_group(
     State(state): State<AppState>,
     key: AdminKey,
     ApiJson(body): ApiJson<UserGroupIn>,
 ) -> Result<(StatusCode, Json<UserGroupOut>), ApiError> {
-    let fields = GroupFields { name: body.name, description: body.description };
+    let fields = GroupFields {
+        name: body.name,
+        description: body.description,
+        target: body.target_type.map(Into::into).unwrap_or_default(),
+        parents: group_ids(body.parent_group_ids),
+    };
     let created = groups::create(&state.db, &key.actor, &key.client, key.org_id, fields).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
@@ -147,12 +196,18 @@ pub struct UserGroupUpdateIn {
     pub name: Option<String>,
     #[schema(max_length = 500)]
     pub description: Option<String>,
+    /// A group's target changes only while it grants nothing of its present kind.
+    pub target_type: Option<TargetType>,
+    /// The groups it is nested in, replaced whole (`[]`: none). A nesting
+    /// that would put a group inside itself is a 400.
+    pub parent_group_ids: Option<Vec<uuid::Uuid>>,
 }
 
-/// Rename a user group or change its description.
+/// Change a user group: name, description, target, the groups it is nested in.
 #[utoipa::path(patch, path = "/user-groups/{group_uuid}", tag = "user-groups", request_body = UserGroupUpdateIn,
-    responses((status = 200, body = UserGroupOut), (status = 404, description = "No such group"),
-              (status = 409, description = "A group with this name exists")))]
+    responses((status = 200, body = UserGroupOut), (status = 400, description = "Bad input or a nesting cycle"),
+              (status = 404, description = "No such group"),
+              (status = 409, description = "A group with this name exists, the identity provider manages its name, or it still grants something of its present target")))]
 pub async fn update_group(
     State(state): State<AppState>,
     key: AdminKey,
@@ -164,6 +219,8 @@ pub async fn update_group(
     let fields = GroupFields {
         name: body.name.unwrap_or(current.name),
         description: body.description.unwrap_or(current.description),
+        target: body.target_type.map(Into::into).unwrap_or(current.target),
+        parents: group_ids(body.parent_group_ids),
     };
     Ok(Json(groups::update(&state.db, &key.actor, &key.client, key.org_id, id, fields).await?.into()))
 }
@@ -181,7 +238,7 @@ pub struct OrganizationRoleIn {
     request_body = OrganizationRoleIn,
     responses((status = 204, description = "Set"), (status = 400, description = "Unknown role"),
               (status = 404, description = "No such group"),
-              (status = 409, description = "The Organization would have no Admin left")))]
+              (status = 409, description = "The Organization would have no Admin left, or the group's target_type is W")))]
 pub async fn set_organization_role(
     State(state): State<AppState>,
     key: AdminKey,
@@ -362,7 +419,8 @@ impl GroupRoleIn {
 
 /// Grant a group a role on a workspace (Member when no role is given).
 #[utoipa::path(post, path = "/user-groups/{group_uuid}/workspaces", tag = "user-groups", request_body = GroupWorkspaceIn,
-    responses((status = 201, description = "Granted"), (status = 404, description = "No such group or workspace")))]
+    responses((status = 201, description = "Granted"), (status = 404, description = "No such group or workspace"),
+              (status = 409, description = "The group's target_type is O")))]
 pub async fn add_workspace(
     State(state): State<AppState>,
     key: AdminKey,
@@ -378,7 +436,8 @@ pub async fn add_workspace(
 
 /// Change the role a group grants on a workspace.
 #[utoipa::path(patch, path = "/user-groups/{group_uuid}/workspaces/{workspace_uuid}", tag = "user-groups",
-    request_body = GroupRoleIn, responses((status = 204, description = "Updated")))]
+    request_body = GroupRoleIn, responses((status = 204, description = "Updated"),
+              (status = 409, description = "The group's target_type is O")))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     key: AdminKey,
@@ -419,7 +478,8 @@ pub struct ProvisionWorkspaceIn {
 
 /// Grant a group a role on a workspace in one call (`workspace_role` or `workspace_role_name`).
 #[utoipa::path(post, path = "/user-groups/provision-workspace", tag = "user-groups", request_body = ProvisionWorkspaceIn,
-    responses((status = 204, description = "Granted"), (status = 400, description = "Both or an unknown role")))]
+    responses((status = 204, description = "Granted"), (status = 400, description = "Both or an unknown role"),
+              (status = 409, description = "The group's target_type is O")))]
 pub async fn provision_workspace(
     State(state): State<AppState>,
     key: AdminKey,
@@ -429,4 +489,59 @@ pub async fn provision_workspace(
     let (id, workspace) = (GroupId(body.user_group_uuid), WorkspaceId(body.workspace_uuid));
     groups::grant_workspace(&state.db, &key.actor, &key.client, key.org_id, id, workspace, role).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NestedGroupsOut {
+    /// The groups nested in this one, by name: their members are in it too.
+    pub items: Vec<UserGroupOut>,
+}
+
+async fn nested_of(state: &AppState, key: &AdminKey, id: GroupId) -> Result<Json<NestedGroupsOut>, ApiError> {
+    let children = groups::relatives(&state.db, &key.actor, key.org_id, id).await?.children;
+    Ok(Json(NestedGroupsOut { items: children.into_iter().map(Into::into).collect() }))
+}
+
+/// List the groups nested in a group.
+#[utoipa::path(get, path = "/user-groups/{group_uuid}/nested", tag = "user-groups",
+    params(("group_uuid" = uuid::Uuid, Path, description = "The group's UUID")),
+    responses((status = 200, body = NestedGroupsOut), (status = 404, description = "No such group")))]
+pub async fn list_nested(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+) -> Result<Json<NestedGroupsOut>, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    nested_of(&state, &key, id).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NestedGroupsIn {
+    /// The groups to nest in this one, replacing the whole set (`[]`: none).
+    pub child_group_uuids: Vec<uuid::Uuid>,
+}
+
+/// Replace the groups nested in a group. People who leave it this way lose
+/// what it gave them; a nesting that would put a group inside itself is a 400.
+#[utoipa::path(patch, path = "/user-groups/{group_uuid}/nested", tag = "user-groups",
+    params(("group_uuid" = uuid::Uuid, Path, description = "The group's UUID")), request_body = NestedGroupsIn,
+    responses((status = 200, body = NestedGroupsOut),
+              (status = 400, description = "A cycle, or a group that is no group of the Organization"),
+              (status = 404, description = "No such group"),
+              (status = 409, description = "The Organization would have no Admin left")))]
+pub async fn set_nested(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(group_uuid): Path<String>,
+    ApiJson(body): ApiJson<NestedGroupsIn>,
+) -> Result<Json<NestedGroupsOut>, ApiError> {
+    let id: GroupId = path_id(&group_uuid)?;
+    let wanted: std::collections::BTreeSet<GroupId> =
+        body.child_group_uuids.into_iter().map(GroupId).collect();
+    groups::set_nesting(&state.db, &key.actor, &key.client, key.org_id, id, Nesting::Children, |children| {
+        *children = wanted
+    })
+    .await?;
+    nested_of(&state, &key, id).await
 }

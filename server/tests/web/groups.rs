@@ -10,7 +10,9 @@ use crate::common::TestApp;
 crate::on_both_databases!(
     groups_grant_their_members_workspaces,
     groups_in_the_admin_panel,
-    a_group_grants_its_members_an_organization_role
+    a_group_grants_its_members_an_organization_role,
+    nested_groups_pass_on_what_their_parents_grant,
+    nesting_in_the_admin_panel
 );
 
 /// Mistral's `organization_role` of a group: its members hold the role while
@@ -35,6 +37,19 @@ async fn a_group_grants_its_members_an_organization_role(app: TestApp) {
     let role_path = format!("/api/admin/user-groups/{group}/organization-role");
     let bogus = app.api("PATCH", &role_path, &key, Some(json!({ "organization_role": "owner" }))).await;
     assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    // A group grants one kind: made for workspaces (the default), it holds no Organization role.
+    assert_eq!(made["target_type"], "W");
+    let admin = json!({ "organization_role": "organization_admin" });
+    let wrong = app.api("PATCH", &role_path, &key, Some(admin)).await;
+    assert_eq!(
+        (wrong.status, wrong.json()["error"]["param"].as_str()),
+        (StatusCode::CONFLICT, Some("target_type"))
+    );
+    let group_path = format!("/api/admin/user-groups/{group}");
+    let retarget = app.api("PATCH", &group_path, &key, Some(json!({ "target_type": "O" }))).await;
+    assert_eq!((retarget.status, retarget.json()["target_type"].as_str()), (StatusCode::OK, Some("O")));
+    let odd = app.api("PATCH", &group_path, &key, Some(json!({ "target_type": "X" }))).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
     let set =
         app.api("PATCH", &role_path, &key, Some(json!({ "organization_role": "organization_admin" }))).await;
     assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.body);
@@ -77,6 +92,15 @@ async fn a_group_grants_its_members_an_organization_role(app: TestApp) {
     );
     let details = app.audit_details("user_group.update").await;
     assert!(details.iter().any(|d| d.contains("organization_admin")), "{details:?}");
+    // While it grants a role, it cannot turn into a workspace group, nor be granted a workspace.
+    let back = app.api("PATCH", &group_path, &key, Some(json!({ "target_type": "W" }))).await;
+    assert_eq!(
+        (back.status, back.json()["error"]["param"].as_str()),
+        (StatusCode::CONFLICT, Some("target_type"))
+    );
+    let grant = json!({ "workspace_uuid": lab_id, "role_names": ["workspace_member"] });
+    let granted = app.api("POST", &format!("{group_path}/workspaces"), &key, Some(grant)).await;
+    assert_eq!(granted.status, StatusCode::CONFLICT, "{}", granted.body);
 }
 
 async fn groups_grant_their_members_workspaces(app: TestApp) {
@@ -259,4 +283,196 @@ async fn groups_in_the_admin_panel(app: TestApp) {
     let deleted = ada.call("/_fn/groups/delete", &[("group_id", &group)]).await;
     assert!(deleted.status.is_success() || deleted.status.is_redirection(), "{}", deleted.status);
     assert_eq!(app.count("user_groups").await, 0);
+}
+
+fn sees(overview: serde_json::Value) -> Vec<String> {
+    overview["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Mistral's nested groups: the people of a group nested in another are in
+/// that one too, at any depth; never in a cycle; taking a group out (or
+/// deleting the one between) ends what came through it.
+async fn nested_groups_pass_on_what_their_parents_grant(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    let (mut leo, leo_id) = app.join(&mut org, "leo@example.com", &["member"]).await;
+    let make = |body: serde_json::Value| {
+        let (app, key) = (&app, &key);
+        async move {
+            let made = app.api("POST", "/api/admin/user-groups", key, Some(body)).await;
+            assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+            made.json()
+        }
+    };
+    let lab = app
+        .api(
+            "POST",
+            "/api/admin/workspaces",
+            &key,
+            Some(json!({ "name": "Lab", "admin_user_id": org.admin_id })),
+        )
+        .await
+        .json()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let engineering = make(json!({ "name": "Engineering" })).await["uuid"].as_str().unwrap().to_string();
+    let lab_people = make(json!({ "name": "Lab people", "parent_group_ids": [engineering] })).await;
+    assert_eq!(lab_people["parent_group_ids"], json!([engineering]));
+    let lab_people = lab_people["uuid"].as_str().unwrap().to_string();
+    let interns = make(json!({ "name": "Interns", "parent_group_ids": [lab_people] })).await;
+    let interns = interns["uuid"].as_str().unwrap().to_string();
+    let path = |group: &str, tail: &str| format!("/api/admin/user-groups/{group}{tail}");
+    let grant = json!({ "workspace_uuid": lab, "role_names": ["workspace_member"] });
+    let granted = app.api("POST", &path(&engineering, "/workspaces"), &key, Some(grant)).await;
+    assert_eq!(granted.status, StatusCode::CREATED, "{}", granted.body);
+    app.api("POST", &path(&interns, "/members"), &key, Some(json!({ "user_uuids": [leo_id] }))).await;
+
+    // Two levels down, Leo reaches what Engineering grants, and makes a key there.
+    assert_eq!(sees(leo.overview().await.json()), ["Default", "Lab"]);
+    let form = [("workspace_id", lab.as_str()), ("name", "leo"), ("expires_on", ""), ("allowed_models", "")];
+    let made = leo.call("/_fn/api_keys/create", &form).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let leo_key = made.json()["view"]["id"].as_str().unwrap().to_string();
+    let nested = app.api("GET", &path(&engineering, "/nested"), &key, None).await.json();
+    assert_eq!(nested["items"][0]["name"], "Lab people");
+    let members = app.api("GET", &path(&engineering, "/members"), &key, None).await.json();
+    assert_eq!(members["total"], 0, "members listed are the group's own");
+
+    // No cycles, no self, no stranger: each a 400 naming the field.
+    let cycle = json!({ "child_group_uuids": [engineering] });
+    let refused = app.api("PATCH", &path(&interns, "/nested"), &key, Some(cycle)).await;
+    assert_eq!(
+        (refused.status, refused.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("child_group_uuids")),
+        "{}",
+        refused.body
+    );
+    let own =
+        app.api("PATCH", &path(&interns, ""), &key, Some(json!({ "parent_group_ids": [interns] }))).await;
+    assert_eq!(
+        (own.status, own.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("parent_group_ids"))
+    );
+    let other = app.organization("bob@example.com", "Looms").await;
+    let other_key = app.admin_key(&other, "bob@example.com").await;
+    let theirs =
+        app.api("POST", "/api/admin/user-groups", &other_key, Some(json!({ "name": "Theirs" }))).await;
+    let theirs = theirs.json()["uuid"].as_str().unwrap().to_string();
+    for stranger in [theirs.clone(), uuid::Uuid::new_v4().to_string()] {
+        let body = json!({ "child_group_uuids": [stranger] });
+        let refused = app.api("PATCH", &path(&engineering, "/nested"), &key, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    }
+    assert_eq!(
+        app.api("GET", &path(&engineering, "/nested"), &other_key, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.count("user_group_nesting").await, 2, "refusals change nothing");
+
+    // Through an Organization group, nesting passes on an Organization role too.
+    let finance =
+        make(json!({ "name": "Finance", "target_type": "O" })).await["uuid"].as_str().unwrap().to_string();
+    let billing = json!({ "organization_role": "billing_manager" });
+    assert_eq!(
+        app.api("PATCH", &path(&finance, "/organization-role"), &key, Some(billing)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let set = app
+        .api("PATCH", &path(&finance, "/nested"), &key, Some(json!({ "child_group_uuids": [interns] })))
+        .await;
+    assert_eq!(set.json()["items"][0]["name"], "Interns");
+    let roles = || async {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT role FROM effective_org_roles WHERE user_id = $1 ORDER BY role")
+                .bind(&leo_id)
+                .fetch_all(app.db.pool())
+                .await
+                .unwrap();
+        rows.into_iter().map(|(role,)| role).collect::<Vec<_>>()
+    };
+    assert_eq!(roles().await, ["billing", "member"]);
+    let interns_out = app.api("GET", &path(&interns, ""), &key, None).await.json();
+    let mut parents: Vec<&str> =
+        interns_out["parent_group_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    parents.sort();
+    let mut expected = [finance.as_str(), lab_people.as_str()];
+    expected.sort();
+    assert_eq!(parents, expected);
+
+    // Taking Interns out of Lab people ends Lab for Leo, and his key there.
+    let out =
+        app.api("PATCH", &path(&interns, ""), &key, Some(json!({ "parent_group_ids": [finance] }))).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert_eq!(sees(leo.overview().await.json()), ["Default"]);
+    let (revoked,): (Option<app::time::Timestamp>,) =
+        sqlx::query_as("SELECT revoked_at FROM workspace_api_keys WHERE id = $1")
+            .bind(&leo_key)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert!(revoked.is_some(), "a key in a workspace Leo no longer reaches ends");
+    let details = app.audit_details("user_group.update").await;
+    assert!(details.iter().any(|d| d.contains("parent_group_ids") && d.contains(&lab_people)), "{details:?}");
+
+    // Deleting the group between two others unlinks them: nothing reaches through it.
+    let back = json!({ "parent_group_ids": [finance, lab_people] });
+    app.api("PATCH", &path(&interns, ""), &key, Some(back)).await;
+    assert_eq!(sees(leo.overview().await.json()), ["Default", "Lab"]);
+    assert_eq!(app.api("DELETE", &path(&lab_people, ""), &key, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(sees(leo.overview().await.json()), ["Default"]);
+    assert_eq!(roles().await, ["billing", "member"], "Finance still holds Interns");
+    let nested = app.api("GET", &path(&engineering, "/nested"), &key, None).await.json();
+    assert_eq!(nested["items"], json!([]));
+    assert_eq!(app.count("user_group_closure").await, 1, "Finance > Interns only");
+    // And the Organization role ends with the nesting that gave it.
+    app.api("PATCH", &path(&finance, "/nested"), &key, Some(json!({ "child_group_uuids": [] }))).await;
+    assert_eq!(roles().await, ["member"]);
+}
+
+/// The group page nests and unnests groups, changes what a group grants,
+/// and offers only groups that make no cycle.
+async fn nesting_in_the_admin_panel(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let mut made = Vec::new();
+    for (name, target) in [("Outer", "W"), ("Inner", "O")] {
+        let form = [("name", name), ("description", ""), ("target_type", target)];
+        let response = org.admin.call("/_fn/groups/create", &form).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        made.push(response.json().as_str().unwrap().to_string());
+    }
+    let [outer, inner] = [made[0].clone(), made[1].clone()];
+    let odd = org
+        .admin
+        .call("/_fn/groups/create", &[("name", "Odd"), ("description", ""), ("target_type", "Z")])
+        .await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+
+    let nest = [("group_id", outer.as_str()), ("child_id", inner.as_str())];
+    assert_eq!(org.admin.call("/_fn/groups/nest", &nest).await.status, StatusCode::OK);
+    let outer_page = org.admin.call("/_fn/groups/detail", &[("group_id", &outer)]).await.json();
+    assert_eq!(outer_page["children"][0]["name"], "Inner");
+    assert_eq!(outer_page["nestable"], json!([]));
+    let inner_page = org.admin.call("/_fn/groups/detail", &[("group_id", &inner)]).await.json();
+    assert_eq!(inner_page["parents"][0]["name"], "Outer");
+    assert_eq!(inner_page["nestable"], json!([]), "Outer holds Inner: nesting it back would be a cycle");
+    assert_eq!(inner_page["group"]["target"], "Organization");
+    let back = [("group_id", inner.as_str()), ("child_id", outer.as_str())];
+    assert_eq!(org.admin.call("/_fn/groups/nest", &back).await.status, StatusCode::BAD_REQUEST);
+
+    let retarget = [("group_id", inner.as_str()), ("target_type", "W")];
+    assert_eq!(org.admin.call("/_fn/groups/set_target", &retarget).await.status, StatusCode::OK);
+    let inner_page = org.admin.call("/_fn/groups/detail", &[("group_id", &inner)]).await.json();
+    assert_eq!(inner_page["group"]["target"], "Workspaces");
+    assert_eq!(org.admin.call("/_fn/groups/unnest", &nest).await.status, StatusCode::OK);
+    let outer_page = org.admin.call("/_fn/groups/detail", &[("group_id", &outer)]).await.json();
+    assert_eq!(
+        (outer_page["children"].clone(), outer_page["nestable"][0]["name"].clone()),
+        (json!([]), json!("Inner"))
+    );
 }
