@@ -23,15 +23,16 @@ pub struct BenchOrg {
 
 /// Signs up `bench@example.com`, who creates the Organization "Bench".
 pub async fn organization(db: &Db) -> anyhow::Result<BenchOrg> {
+    organization_of(db, "Bench", "bench@example.com", "bench password 1").await
+}
+
+/// Signs up `email` with `password`, who creates the Organization `name`.
+pub async fn organization_of(db: &Db, name: &str, email: &str, password: &str) -> anyhow::Result<BenchOrg> {
     let client = Client { ip: Some("127.0.0.1".into()) };
-    let signed_up = SignUp {
-        name: "Bench".into(),
-        email: "bench@example.com".into(),
-        password: "bench password 1".into(),
-    };
+    let signed_up = SignUp { name: name.into(), email: email.into(), password: password.into() };
     let user = accounts::sign_up(db, &client, signed_up).await?;
     let admin = Actor::User { id: user.id, email: user.email };
-    let id = orgs::create_first_organization(db, &admin, &client, "Bench").await?.id;
+    let id = orgs::create_first_organization(db, &admin, &client, name).await?.id;
     let (workspace,): (WorkspaceId,) =
         sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1").bind(id).fetch_one(db.pool()).await?;
     Ok(BenchOrg { admin, client, id, workspace })
