@@ -89,6 +89,9 @@ struct Seeded {
     workspace: WorkspaceId,
 }
 
+/// A request measured, by name, as it is made to either Organization.
+type Case = (&'static str, fn(&Seeded) -> Request<Body>);
+
 /// What one request costs: p50, p95, and the bytes of its answer.
 struct Cost {
     p50: Duration,
@@ -108,7 +111,7 @@ async fn measure(engine: &str, db: &Db, size: Size) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("{:<46} {:>21} {:>29} {:>7}", "", "small p50 / p95, size", "at size p50 / p95, size", "p95 x");
-    let cases: [(&str, fn(&Seeded) -> Request<Body>); 8] = [
+    let cases: [Case; 8] = [
         ("/admin/members (page)", |s| page(s, "/admin/members")),
         ("GET /api/admin/users?page=1&page_size=50", |s| api(s, "/api/admin/users?page=1&page_size=50")),
         ("GET /api/admin/users/{id}", |s| api(s, &format!("/api/admin/users/{}", s.member))),
