@@ -503,12 +503,6 @@ pub struct Invitation {
     pub expired: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Members {
-    pub members: Vec<Member>,
-    pub invitations: Vec<Invitation>,
-}
-
 /// What a person's Organization roles let them do: the one reading of roles
 /// that the server's guards (`server::authz`) and the Admin Panel's
 /// navigation both use. Permissions add up across roles.

@@ -39,6 +39,7 @@ pub async fn update_group(group_id: GroupId, name: String, description: String) 
     groups::update(&state.db, &me, &request::client(&state), org.id, group_id, fields).await.map(|_| ())
 }
 
+#[cfg(feature = "ssr")]
 fn target(code: &str) -> Result<crate::model::GroupTarget, AppError> {
     crate::model::GroupTarget::parse(code).ok_or_else(|| {
         AppError::invalid(

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::{AdminKeyId, UserId},
-    model::{AccessEnded, AdminKeyView, InvitationPreview, Members},
+    model::{AccessEnded, AdminKeyView, Invitation, InvitationPreview, Member, Page},
 };
 
 /// Roles from the form's checkboxes (`role_admin=on`, ...).
@@ -23,11 +23,38 @@ fn checked_roles(
         .collect()
 }
 
+/// Members shown on one page of the Members page.
+pub const MEMBERS_PAGE_SIZE: i64 = 50;
+
+/// One page of members by name: `search` in names and emails, `role`
+/// (`admin`, `billing`, `member`) or empty for any.
 #[server(prefix = "/_fn", endpoint = "members")]
-pub async fn list_members() -> Result<Members, AppError> {
+pub async fn list_members(
+    search: Option<String>,
+    role: Option<String>,
+    page: Option<i64>,
+) -> Result<Page<Member>, AppError> {
+    use crate::{
+        model::OrgRole,
+        server::{members, request},
+    };
+    let (state, me, org) = request::org_member().await?;
+    let role = match role.as_deref().map(str::trim).unwrap_or_default() {
+        "" => None,
+        name => {
+            Some(OrgRole::parse(name).ok_or_else(|| AppError::invalid("role", "Choose a role, or any."))?)
+        }
+    };
+    let filter = members::MemberFilter { search, email: None, role };
+    members::members_page(&state.db, &me, org.id, &filter, page, Some(MEMBERS_PAGE_SIZE)).await
+}
+
+/// Invitations not yet accepted nor revoked, oldest first.
+#[server(prefix = "/_fn", endpoint = "members/invitations")]
+pub async fn list_invitations() -> Result<Vec<Invitation>, AppError> {
     use crate::server::{members, request};
     let (state, me, org) = request::org_member().await?;
-    members::list(&state.db, &me, org.id).await
+    members::invitations(&state.db, &me, org.id).await
 }
 
 #[server(prefix = "/_fn", endpoint = "members/invite")]

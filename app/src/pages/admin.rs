@@ -532,7 +532,7 @@ fn AuditRow(entry: AuditEntry) -> impl IntoView {
 }
 
 /// Percent-encodes a query value.
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -1,8 +1,12 @@
 //! The Admin Panel's Members and Settings sections.
 
 use leptos::prelude::*;
+use leptos_router::{
+    components::{Form, A},
+    hooks::use_query_map,
+};
 
-use super::{loading, FormError};
+use super::{admin::encode, loading, FormError};
 use crate::{
     api::members::{
         self, InviteMember, RemoveMember, RenameOrganization, ResendInvitation, RevokeInvitation,
@@ -29,6 +33,8 @@ fn RoleBoxes(checked: Vec<OrgRole>) -> impl IntoView {
         .collect_view()
 }
 
+/// Members, 50 a page by name, searchable and filtered by role; the filters
+/// live in the address (`?q=&role=&page=`). Invitations are listed apart.
 #[component]
 pub(super) fn MembersSection() -> impl IntoView {
     let invite = ServerAction::<InviteMember>::new();
@@ -36,18 +42,27 @@ pub(super) fn MembersSection() -> impl IntoView {
     let remove = ServerAction::<RemoveMember>::new();
     let resend = ServerAction::<ResendInvitation>::new();
     let revoke = ServerAction::<RevokeInvitation>::new();
+    let query = use_query_map();
+    let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
+    let page = move || param("page").parse::<i64>().unwrap_or(1).max(1);
     let list = Resource::new(
-        move || {
-            (
-                invite.version().get(),
-                set_roles.version().get(),
-                remove.version().get(),
-                resend.version().get(),
-                revoke.version().get(),
-            )
-        },
-        |_| members::list_members(),
+        move || (param("q"), param("role"), page(), set_roles.version().get(), remove.version().get()),
+        |(search, role, page, ..)| members::list_members(Some(search), Some(role), Some(page)),
     );
+    let invitations = Resource::new(
+        move || (invite.version().get(), resend.version().get(), revoke.version().get()),
+        |_| members::list_invitations(),
+    );
+    let link = move |page: i64| {
+        let mut pairs: Vec<String> = ["q", "role"]
+            .into_iter()
+            .map(|name| (name, param(name)))
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name}={}", encode(&value)))
+            .collect();
+        pairs.push(format!("page={page}"));
+        format!("/admin/members?{}", pairs.join("&"))
+    };
     view! {
         <ActionForm action=invite attr:class="inline-form">
             <label>"Invite by email" <input type="email" name="email" required placeholder="colleague@example.com"/></label>
@@ -68,16 +83,60 @@ pub(super) fn MembersSection() -> impl IntoView {
         <FormError value=remove.value()/>
         <FormError value=resend.value()/>
         <FormError value=revoke.value()/>
+        <Form method="GET" action="/admin/members" attr:class="inline-form">
+            <label>"Search members" <input type="search" name="q" placeholder="name or email" prop:value=move || param("q")/></label>
+            <label>"Role"
+                <select name="role">
+                    <option value="" selected=move || param("role").is_empty()>"Any"</option>
+                    {OrgRole::ALL.into_iter().map(|role| view! {
+                        <option value=role.as_str() selected=move || param("role") == role.as_str()>{role.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <button type="submit">"Filter"</button>
+        </Form>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
-                list.await.map(|list| view! {
-                    <table class="table">
-                        <thead><tr><th>"Name"</th><th>"Email"</th><th>"Roles"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
-                        <tbody>
-                            {list.members.into_iter().map(|m| view! { <MemberRow member=m set_roles remove/> }).collect_view()}
-                            {list.invitations.into_iter().map(|i| view! { <InvitationRow invitation=i resend revoke/> }).collect_view()}
-                        </tbody>
-                    </table>
+                list.await.map(|list| {
+                    let previous = (list.page > 1).then(|| link(list.page - 1));
+                    let next = list.has_next().then(|| link(list.page + 1));
+                    let shown = format!(
+                        "{} member{}{}",
+                        list.total,
+                        if list.total == 1 { "" } else { "s" },
+                        if list.total > list.page_size { format!(", page {} of {}", list.page, (list.total + list.page_size - 1) / list.page_size) } else { String::new() }
+                    );
+                    view! {
+                        <p class="muted" data-testid="members-total">{shown}</p>
+                        <table class="table">
+                            <thead><tr><th>"Name"</th><th>"Email"</th><th>"Roles"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {list.items.into_iter().map(|m| view! { <MemberRow member=m set_roles remove/> }).collect_view()}
+                            </tbody>
+                        </table>
+                        <p class="pager">
+                            {previous.map(|href| view! { <A href=href>"← Previous"</A> })}
+                            {next.map(|href| view! { <A href=href>"Next →"</A> })}
+                        </p>
+                    }
+                })
+            })}
+        </Transition>
+        <h2>"Invitations"</h2>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                invitations.await.map(|invitations| {
+                    if invitations.is_empty() {
+                        return view! { <p class="muted">"No pending invitations."</p> }.into_any();
+                    }
+                    view! {
+                        <table class="table">
+                            <thead><tr><th>"Email"</th><th>"Roles"</th><th>"Status"</th><th>"Invited by"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {invitations.into_iter().map(|i| view! { <InvitationRow invitation=i resend revoke/> }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
                 })
             })}
         </Transition>
@@ -132,11 +191,10 @@ fn InvitationRow(
     let roles = invitation.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
     view! {
         <tr data-testid="invitation-row">
-            <td class="muted">"—"</td>
             <td>{invitation.email}</td>
             <td>{roles}</td>
             <td>{if invitation.expired { "Expired".to_string() } else { format!("Pending until {}", invitation.expires_at.display()) }}</td>
-            <td>{format!("Invited by {}", invitation.invited_by)}</td>
+            <td>{invitation.invited_by}</td>
             <td>
                 <ActionForm action=resend>
                     <input type="hidden" name="invitation_id" value=resend_id/>

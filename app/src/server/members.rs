@@ -14,8 +14,9 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz::{self, OrgAuthority},
+    db,
     db::Db,
-    domains, lifecycle, mail, recovery, secret_key,
+    domains, lifecycle, mail, paging, recovery, secret_key,
     session_store::DbSessionStore,
     throttle::Throttle,
     workspaces,
@@ -23,9 +24,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId, WorkspaceId},
-    model::{
-        AccessEnded, CurrentUser, Invitation, InvitationPreview, Member, Members, OrgRole, WorkspaceRole,
-    },
+    model::{AccessEnded, CurrentUser, Invitation, InvitationPreview, Member, OrgRole, Page, WorkspaceRole},
     time::Timestamp,
     validate,
 };
@@ -56,7 +55,9 @@ fn require_roles(roles: &[OrgRole]) -> AppResult<BTreeSet<OrgRole>> {
 
 /// The organization's members other than `present`: whom a form may still add.
 pub async fn others(db: &Db, actor: &Actor, org_id: OrgId, present: &[UserId]) -> AppResult<Vec<Member>> {
-    let all = list(db, actor, org_id).await?.members;
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    let all = read_members(&mut conn, org_id).await?;
     Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
 }
 
@@ -99,10 +100,122 @@ async fn read_members(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Vec<
     Ok(members)
 }
 
-pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
+/// Which members a list shows: every one unless narrowed.
+#[derive(Clone, Debug, Default)]
+pub struct MemberFilter {
+    /// Name or email containing this text, in any case.
+    pub search: Option<String>,
+    /// Exactly this email, in any case.
+    pub email: Option<String>,
+    /// Holding this role (their own, not through a group).
+    pub role: Option<OrgRole>,
+}
+
+/// Members of `m.org_id` = $1 that a [`MemberFilter`] keeps ($2 to $4).
+const MEMBERS_KEPT: &str = "m.org_id = $1
+    AND ($2 = '' OR lower(u.name) LIKE $2 OR u.email_normalized LIKE $2)
+    AND ($3 = '' OR u.email_normalized = $3)
+    AND ($4 = '' OR EXISTS (SELECT 1 FROM org_member_roles r
+                            WHERE r.org_id = m.org_id AND r.user_id = m.user_id AND r.role = $4))";
+
+/// One page of the Organization's members by name, read from the database
+/// page by page: an Organization of thousands sends what one page shows.
+pub async fn members_page(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    filter: &MemberFilter,
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> AppResult<Page<Member>> {
+    let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let members = read_members(&mut conn, org_id).await?;
+    let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let search = search.map(|s| format!("%{}%", s.to_lowercase())).unwrap_or_default();
+    let email = filter.email.as_deref().map(|e| e.trim().to_lowercase()).unwrap_or_default();
+    let role = filter.role.map(OrgRole::as_str).unwrap_or_default();
+    let (total,): (i64,) = sqlx::query_as(&format!(
+        "SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id WHERE {MEMBERS_KEPT}"
+    ))
+    .bind(org_id)
+    .bind(&search)
+    .bind(&email)
+    .bind(role)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows: Vec<(UserId, String, String, Option<Timestamp>)> = sqlx::query_as(&format!(
+        "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE {MEMBERS_KEPT} ORDER BY u.name, u.id LIMIT $5 OFFSET $6"
+    ))
+    .bind(org_id)
+    .bind(&search)
+    .bind(&email)
+    .bind(role)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = with_roles(&mut conn, org_id, rows).await?;
+    Ok(Page { items, page, page_size, total })
+}
+
+/// One member of the Organization; `NotFound` for anyone else.
+pub async fn member(db: &Db, actor: &Actor, org_id: OrgId, user: UserId) -> AppResult<Member> {
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    let row: Option<(UserId, String, String, Option<Timestamp>)> = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = $1 AND m.user_id = $2",
+    )
+    .bind(org_id)
+    .bind(user)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(AppError::NotFound)?;
+    with_roles(&mut conn, org_id, vec![row]).await?.pop().ok_or(AppError::NotFound)
+}
+
+/// `rows` of members (id, name, email, last log-in) with their own roles, in order.
+async fn with_roles(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    rows: Vec<(UserId, String, String, Option<Timestamp>)>,
+) -> AppResult<Vec<Member>> {
+    let mut roles: std::collections::HashMap<UserId, Vec<OrgRole>> = Default::default();
+    if !rows.is_empty() {
+        let sql = format!(
+            "SELECT user_id, role FROM org_member_roles WHERE org_id = $1 AND user_id IN ({})",
+            db::placeholders(2, rows.len())
+        );
+        let mut query = sqlx::query_as(&sql).bind(org_id);
+        for (id, ..) in &rows {
+            query = query.bind(*id);
+        }
+        let held: Vec<(UserId, String)> = query.fetch_all(&mut *conn).await?;
+        for (user, role) in held {
+            roles.entry(user).or_default().extend(OrgRole::parse(&role));
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, name, email, last_login_at)| {
+            let mut theirs = roles.remove(&user_id).unwrap_or_default();
+            theirs.sort();
+            Member { user_id, name, email, roles: theirs, last_login_at }
+        })
+        .collect())
+}
+
+/// The Organization's invitations not yet accepted nor revoked (expired ones
+/// too), oldest first.
+pub async fn invitations(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<Invitation>> {
+    let mut conn = db.pool().acquire().await?;
+    authz::org_admin(&mut conn, actor, org_id).await?;
+    pending_invitations(&mut conn, org_id).await
+}
+
+async fn pending_invitations(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Vec<Invitation>> {
     let now = Timestamp::now();
     let invites: Vec<(String, String, String, String, String, Timestamp, Timestamp)> = sqlx::query_as(
         "SELECT id, email, roles, workspace_ids, invited_by_label, created_at, expires_at FROM invitations
@@ -111,7 +224,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
     .bind(org_id)
     .fetch_all(&mut *conn)
     .await?;
-    let invitations = invites
+    Ok(invites
         .into_iter()
         .filter_map(|(id, email, roles, workspaces, invited_by, created_at, expires_at)| {
             Some(Invitation {
@@ -125,8 +238,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Members> {
                 expired: expires_at <= now,
             })
         })
-        .collect();
-    Ok(Members { members, invitations })
+        .collect())
 }
 
 /// Who is invited, with which roles, into which workspaces besides the Default one.

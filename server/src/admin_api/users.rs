@@ -13,7 +13,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_of, path_id, AdminKey, ApiError, ApiJson, ApiJsonArray, ApiQuery};
+use super::{path_id, AdminKey, ApiError, ApiJson, ApiJsonArray, ApiQuery};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
@@ -140,20 +140,21 @@ pub async fn list_users(
     key: AdminKey,
     ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<UsersOut>, ApiError> {
-    let all = members::list(&state.db, &key.actor, key.org_id).await?;
+    let filter = members::MemberFilter { email: q.email.clone(), ..Default::default() };
+    let page = members::members_page(&state.db, &key.actor, key.org_id, &filter, q.page, q.page_size).await?;
     let wanted = |email: &str| q.email.as_deref().is_none_or(|w| w.trim().eq_ignore_ascii_case(email));
-    let matching: Vec<Member> = all.members.into_iter().filter(|m| wanted(&m.email)).collect();
-    let (members, page, page_size, total) = page_of(matching, q.page, q.page_size)?;
+    let invites = if page.page == 1 {
+        let pending = members::invitations(&state.db, &key.actor, key.org_id).await?;
+        pending.into_iter().filter(|i| wanted(&i.email)).map(Into::into).collect()
+    } else {
+        Vec::new()
+    };
     Ok(Json(UsersOut {
-        members: MemberOut::list(&state, &key, members).await?,
-        invites: if page == 1 {
-            all.invitations.into_iter().filter(|i| wanted(&i.email)).map(Into::into).collect()
-        } else {
-            Vec::new()
-        },
-        page,
-        page_size,
-        total,
+        members: MemberOut::list(&state, &key, page.items).await?,
+        invites,
+        page: page.page,
+        page_size: page.page_size,
+        total: page.total,
     }))
 }
 
@@ -166,8 +167,7 @@ pub async fn get_user(
     Path(user_id): Path<String>,
 ) -> Result<Json<MemberOut>, ApiError> {
     let id: UserId = path_id(&user_id)?;
-    let all = members::list(&state.db, &key.actor, key.org_id).await?;
-    let member = all.members.into_iter().find(|m| m.user_id == id).ok_or(AppError::NotFound)?;
+    let member = members::member(&state.db, &key.actor, key.org_id, id).await?;
     let mut one = MemberOut::list(&state, &key, vec![member]).await?;
     Ok(Json(one.pop().ok_or(AppError::Internal)?))
 }
@@ -393,6 +393,6 @@ pub async fn list_invites(
     State(state): State<AppState>,
     key: AdminKey,
 ) -> Result<Json<InvitesOut>, ApiError> {
-    let all = members::list(&state.db, &key.actor, key.org_id).await?;
-    Ok(Json(InvitesOut { invites: all.invitations.into_iter().map(Into::into).collect() }))
+    let pending = members::invitations(&state.db, &key.actor, key.org_id).await?;
+    Ok(Json(InvitesOut { invites: pending.into_iter().map(Into::into).collect() }))
 }

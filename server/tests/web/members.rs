@@ -11,6 +11,7 @@ crate::on_both_databases!(
     allowed_email_domains_limit_invitations,
     the_last_admin_stays_and_removal_ends_sessions,
     members_and_billing_users_cannot_administer,
+    members_are_paged_searched_and_filtered,
 );
 
 /// Ada, Admin of Engines.
@@ -32,9 +33,9 @@ async fn a_newcomer_accepts_an_invitation_and_joins_with_its_roles(app: TestApp)
     let mut ada = ada(&app).await;
     let sent = invite(&mut ada, "Grace@Example.com", &["member", "billing"]).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let listed = ada.call("/_fn/members", &[]).await.json();
-    assert_eq!(listed["invitations"][0]["email"], "Grace@Example.com");
-    assert_eq!(listed["invitations"][0]["roles"], serde_json::json!(["billing", "member"]));
+    let listed = ada.call("/_fn/members/invitations", &[]).await.json();
+    assert_eq!(listed[0]["email"], "Grace@Example.com");
+    assert_eq!(listed[0]["roles"], serde_json::json!(["billing", "member"]));
     let token = app.emailed_token("Grace@Example.com").await;
     let (stored,): (String,) =
         sqlx::query_as("SELECT token_sha256 FROM invitations").fetch_one(app.db.pool()).await.unwrap();
@@ -60,8 +61,9 @@ async fn a_newcomer_accepts_an_invitation_and_joins_with_its_roles(app: TestApp)
     assert_eq!(overview["workspaces"][0]["name"], "Default", "members join the Default workspace");
 
     let listed = ada.call("/_fn/members", &[]).await.json();
-    assert_eq!(listed["members"].as_array().unwrap().len(), 2);
-    assert_eq!(listed["invitations"].as_array().unwrap().len(), 0, "no longer pending");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    let pending = ada.call("/_fn/members/invitations", &[]).await.json();
+    assert_eq!(pending.as_array().unwrap().len(), 0, "no longer pending");
     let again = app.client("198.51.100.21").call("/_fn/invitation", &[("token", &token)]).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST, "single-use");
     assert!(again.body.contains("already been accepted"));
@@ -120,7 +122,7 @@ async fn invitations_expire_can_be_revoked_and_resent(app: TestApp) {
     let mut ada = ada(&app).await;
     invite(&mut ada, "dan@example.com", &["member"]).await;
     let first = app.emailed_token("dan@example.com").await;
-    let id = ada.call("/_fn/members", &[]).await.json()["invitations"][0]["id"].as_str().unwrap().to_string();
+    let id = ada.call("/_fn/members/invitations", &[]).await.json()[0]["id"].as_str().unwrap().to_string();
     let (expires, created): (i64, i64) = sqlx::query_as("SELECT expires_at, created_at FROM invitations")
         .fetch_one(app.db.pool())
         .await
@@ -131,7 +133,7 @@ async fn invitations_expire_can_be_revoked_and_resent(app: TestApp) {
     let mut dan = app.client("198.51.100.7");
     let expired = dan.call("/_fn/invitation", &[("token", &first)]).await;
     assert!(expired.body.contains("expired"), "{}", expired.body);
-    assert_eq!(ada.call("/_fn/members", &[]).await.json()["invitations"][0]["expired"], true);
+    assert_eq!(ada.call("/_fn/members/invitations", &[]).await.json()[0]["expired"], true);
 
     assert_eq!(
         ada.call("/_fn/members/resend_invitation", &[("invitation_id", &id)]).await.status,
@@ -223,8 +225,9 @@ async fn members_and_billing_users_cannot_administer(app: TestApp) {
         let mut user = app.client("198.51.100.30");
         user.call("/_fn/invitation/sign_up", &[("token", &token), ("name", role), ("password", PASSWORD)])
             .await;
-        let calls: [(&str, Vec<(&str, &str)>); 7] = [
+        let calls: [(&str, Vec<(&str, &str)>); 8] = [
             ("/_fn/members", vec![]),
+            ("/_fn/members/invitations", vec![]),
             ("/_fn/members/invite", vec![("email", "x@example.com"), ("role_admin", "on")]),
             ("/_fn/members/set_roles", vec![("user_id", &ada_id), ("role_member", "on")]),
             ("/_fn/members/remove", vec![("user_id", &ada_id)]),
@@ -247,6 +250,48 @@ async fn members_and_billing_users_cannot_administer(app: TestApp) {
         StatusCode::NOT_FOUND
     );
     let listed = ada.call("/_fn/members", &[]).await.json();
-    assert_eq!(listed["members"].as_array().unwrap().len(), 3, "nothing changed: {listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "nothing changed: {listed}");
     assert_eq!(app.count("org_allowed_domains").await, 0);
+}
+
+/// The Members page and `GET /users` read one page from the database: by
+/// name, searched in names and emails, filtered by role, counted whole.
+async fn members_are_paged_searched_and_filtered(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let key = app.admin_key(&org, "ada@example.com").await;
+    for (email, roles) in [
+        ("grace@example.com", &["member"][..]),
+        ("linus@example.com", &["billing"][..]),
+        ("margaret@example.com", &["member", "billing"][..]),
+    ] {
+        app.join(&mut org, email, roles).await;
+    }
+    let emails = |page: &serde_json::Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap().to_string()).collect()
+    };
+    let all = org.admin.call("/_fn/members", &[]).await.json();
+    assert_eq!(all["total"], 4);
+    let found = org.admin.call("/_fn/members", &[("search", "GRACE")]).await.json();
+    assert_eq!((emails(&found), found["total"].clone()), (vec!["grace@example.com".to_string()], 1.into()));
+    let billing = org.admin.call("/_fn/members", &[("role", "billing")]).await.json();
+    assert_eq!(emails(&billing), ["linus@example.com", "margaret@example.com"]);
+    let both = org.admin.call("/_fn/members", &[("search", "mar"), ("role", "billing")]).await.json();
+    assert_eq!(emails(&both), ["margaret@example.com"]);
+    let odd = org.admin.call("/_fn/members", &[("role", "owner")]).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+
+    // The Admin API pages the same list: page 2 of 2-member pages, with the whole count.
+    let second = app.api("GET", "/api/admin/users?page=2&page_size=2", &key, None).await.json();
+    let names: Vec<&str> =
+        second["members"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+    assert_eq!((names.len(), second["total"].as_i64()), (2, Some(4)));
+    let first = app.api("GET", "/api/admin/users?page=1&page_size=2", &key, None).await.json();
+    let before: Vec<&str> =
+        first["members"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+    assert!(before.iter().all(|e| !names.contains(e)), "no one on both pages: {before:?} {names:?}");
+    let one = app.api("GET", "/api/admin/users?email=LINUS@example.com", &key, None).await.json();
+    assert_eq!(
+        (one["total"].as_i64(), one["members"][0]["role_names"].clone()),
+        (Some(1), serde_json::json!(["billing_manager"]))
+    );
 }

@@ -61,7 +61,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     let ada = &mut engines.admin;
     ada.call("/_fn/members/invite", &[("email", "pending@example.com"), ("role_member", "on")]).await;
     let invitation =
-        ada.call("/_fn/members", &[]).await.json()["invitations"][0]["id"].as_str().unwrap().to_string();
+        ada.call("/_fn/members/invitations", &[]).await.json()[0]["id"].as_str().unwrap().to_string();
     ada.call("/_fn/workspaces/create", &[("name", "Lab"), ("description", ""), ("icon", "")]).await;
     let overview = ada.overview().await.json();
     let lab = overview["workspaces"][1]["id"].as_str().unwrap().to_string();
@@ -173,6 +173,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     // Calls on the caller's current Organization: refused to Engines' Member and Billing user.
     let own_org: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("/_fn/members", vec![]),
+        ("/_fn/members/invitations", vec![]),
         ("/_fn/members/invite", vec![("email", "x@example.com"), ("role_admin", "on")]),
         ("/_fn/settings/allowed_domains", vec![]),
         ("/_fn/settings/set_allowed_domains", vec![("domains", "evil.test")]),

@@ -142,7 +142,7 @@ async fn provisioning_makes_members_and_refuses_duplicates(app: TestApp) {
 
     // She is a Member of the Organization, in its Default workspace.
     let members = org.admin.call("/_fn/members", &[]).await.json();
-    let row = members["members"].as_array().unwrap().iter().find(|m| m["user_id"] == id).cloned().unwrap();
+    let row = members["items"].as_array().unwrap().iter().find(|m| m["user_id"] == id).cloned().unwrap();
     assert_eq!((row["name"].clone(), row["roles"].clone()), (json!("Grace Hopper"), json!(["member"])));
 
     // Identity providers look people up before they create them.
