@@ -449,6 +449,14 @@ impl<T> Page<T> {
     }
 }
 
+/// A page of the audit log and where the next, older one starts (the last
+/// event's id), if there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditSlice {
+    pub items: Vec<AuditEntry>,
+    pub older: Option<i64>,
+}
+
 /// One audit log event as the Admin Panel, the Admin API and exports show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -20,7 +20,7 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::OrgId,
-    model::{AdminOverview, AuditEntry, Landing, Page},
+    model::{AdminOverview, AuditSlice, Landing},
 };
 
 /// Who may create an account here on their own (the sign-up page says so first).
@@ -123,19 +123,20 @@ pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
     overview::admin_overview(&state.db, user, org.id).await
 }
 
-/// One page of the current organization's audit log, filtered.
+/// One page of the current organization's audit log, filtered, newest
+/// first from `cursor` (the last event of the page before).
 #[server(prefix = "/_fn", endpoint = "audit_log")]
 pub async fn get_audit_log(
     actor: String,
     action: String,
     from: String,
     to: String,
-    page: i64,
-) -> Result<Page<AuditEntry>, AppError> {
+    cursor: Option<i64>,
+) -> Result<AuditSlice, AppError> {
     use crate::server::{audit, request};
     let (state, me, org) = request::org_member().await?;
     let filter = audit::AuditFilter::from_panel(&crate::model::AuditQuery { actor, action, from, to })?;
-    audit::search(&state.db, &me, org.id, &filter, Some(page), Some(AUDIT_PAGE_SIZE)).await
+    audit::page(&state.db, &me, org.id, &filter, cursor, AUDIT_PAGE_SIZE).await
 }
 
 pub const AUDIT_PAGE_SIZE: i64 = 50;

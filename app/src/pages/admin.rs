@@ -449,24 +449,25 @@ fn WorkspaceDetailSection() -> impl IntoView {
     }
 }
 
-/// Filters live in the address (`?actor=&action=&from=&to=&page=`), so a view can be bookmarked.
+/// Filters live in the address (`?actor=&action=&from=&to=&cursor=`), so a view
+/// can be bookmarked; `cursor` is the last event of the newer page before.
 #[component]
 fn AuditLog() -> impl IntoView {
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
-    let page = move || param("page").parse::<i64>().unwrap_or(1).max(1);
+    let cursor = move || param("cursor").parse::<i64>().ok();
     let events = Resource::new(
-        move || (param("actor"), param("action"), param("from"), param("to"), page()),
-        |(actor, action, from, to, page)| api::get_audit_log(actor, action, from, to, page),
+        move || (param("actor"), param("action"), param("from"), param("to"), cursor()),
+        |(actor, action, from, to, cursor)| api::get_audit_log(actor, action, from, to, cursor),
     );
-    let link = move |page: Option<i64>, csv: bool| {
+    let link = move |cursor: Option<i64>, csv: bool| {
         let mut pairs: Vec<(String, String)> = ["actor", "action", "from", "to"]
             .into_iter()
             .map(|name| (name.to_string(), param(name)))
             .filter(|(_, value)| !value.is_empty())
             .collect();
-        if let Some(page) = page {
-            pairs.push(("page".into(), page.to_string()));
+        if let Some(cursor) = cursor {
+            pairs.push(("cursor".into(), cursor.to_string()));
         }
         let base = if csv { "/admin/audit-log.csv" } else { "/admin/audit-log" };
         let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
@@ -489,9 +490,10 @@ fn AuditLog() -> impl IntoView {
             {move || Suspend::new(async move {
                 match events.await {
                     Ok(page) => {
-                        let summary = format!("{} event(s)", page.total);
-                        let newer = (page.page > 1).then(|| link(Some(page.page - 1), false));
-                        let older = page.has_next().then(|| link(Some(page.page + 1), false));
+                        let whole = cursor().is_none() && page.older.is_none();
+                        let summary = format!("{} event(s){}", page.items.len(), if whole { "" } else { " on this page" });
+                        let newest = cursor().is_some().then(|| link(None, false));
+                        let older = page.older.map(|last| link(Some(last), false));
                         view! {
                             <p class="muted" data-testid="audit-total">{summary}</p>
                             <table class="table">
@@ -499,7 +501,7 @@ fn AuditLog() -> impl IntoView {
                                 <tbody>{page.items.into_iter().map(|e| view! { <AuditRow entry=e/> }).collect_view()}</tbody>
                             </table>
                             <p class="pager">
-                                {newer.map(|href| view! { <A href=href>"← Newer"</A> })}
+                                {newest.map(|href| view! { <A href=href>"← Newest"</A> })}
                                 {older.map(|href| view! { <A href=href>"Older →"</A> })}
                             </p>
                         }.into_any()

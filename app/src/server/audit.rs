@@ -13,7 +13,7 @@ use crate::{
     audit_events,
     error::{AppError, AppResult},
     ids::OrgId,
-    model::{AuditEntry, AuditQuery, Page},
+    model::{AuditEntry, AuditQuery, AuditSlice},
     time::Timestamp,
 };
 
@@ -226,9 +226,9 @@ pub fn actor_type(kind: &str) -> &'static str {
     }
 }
 
-/// Where a list of events starts and how long it is: keyset paging on the
-/// event's id, which grows with every event, so no event is listed twice or
-/// skipped while others are written.
+/// Where a list of events starts and how long it is: keyset paging in time
+/// order (then id), so no event is listed twice or skipped while others are
+/// written, and a page deep in a long log costs what the first one does.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
     /// Events past this id, in the list's order (the last id of the previous page).
@@ -238,7 +238,7 @@ pub struct Window {
 }
 
 /// Events of one organization for its administrators (Admins and its Admin API
-/// keys), in id order (newest first unless asked otherwise).
+/// keys), in time order (newest first unless asked otherwise).
 pub async fn list(
     db: &Db,
     actor: &Actor,
@@ -259,44 +259,47 @@ pub async fn list(
     let (mut conditions, mut params) = filter.to_sql(org_id);
     let (past, order) = if window.oldest_first { (">", "ASC") } else { ("<", "DESC") };
     if let Some(cursor) = window.cursor {
+        let at: Option<(Timestamp,)> =
+            sqlx::query_as("SELECT created_at FROM audit_events WHERE id = $1 AND org_id = $2")
+                .bind(cursor)
+                .bind(org_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (at,) = at.ok_or_else(|| AppError::invalid("cursor", "cursor is not an event of this log."))?;
+        params.push(Param::Int(at.0));
         params.push(Param::Int(cursor));
-        conditions += &format!(" AND id {past} ${}", params.len());
+        let (time, id) = (params.len() - 1, params.len());
+        conditions +=
+            &format!(" AND created_at {past}= ${time} AND (created_at {past} ${time} OR id {past} ${id})");
     }
     params.push(Param::Int(window.limit));
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE {conditions} ORDER BY id {order} LIMIT ${}",
+        "SELECT {COLUMNS} FROM audit_events WHERE {conditions}
+         ORDER BY created_at {order}, id {order} LIMIT ${}",
         params.len()
     );
     let rows: Vec<AuditRow> = bind_all(sqlx::query_as(&sql), params).fetch_all(&mut *conn).await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// One numbered page of the audit log, newest first, with its total: the
-/// Admin Panel's list.
-pub async fn search(
+/// One page of the audit log, newest first, starting past `cursor`: the
+/// Admin Panel's list, and where the next (older) page starts, if any.
+pub async fn page(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
     filter: &AuditFilter,
-    page: Option<i64>,
-    page_size: Option<i64>,
-) -> AppResult<Page<AuditEntry>> {
-    filter.check()?;
-    let (page, page_size) = paging::page_bounds(page, page_size)?;
-    let mut conn = db.pool().acquire().await?;
-    authz::org_admin(&mut conn, actor, org_id).await?;
-    let (conditions, mut params) = filter.to_sql(org_id);
-    let count = format!("SELECT COUNT(*) FROM audit_events WHERE {conditions}");
-    let (total,): (i64,) = bind_all(sqlx::query_as(&count), params.clone()).fetch_one(&mut *conn).await?;
-    params.push(Param::Int(page_size));
-    params.push(Param::Int((page - 1) * page_size));
-    let n = params.len();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE {conditions} ORDER BY id DESC LIMIT ${} OFFSET ${n}",
-        n - 1
-    );
-    let rows: Vec<AuditRow> = bind_all(sqlx::query_as(&sql), params).fetch_all(&mut *conn).await?;
-    Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
+    cursor: Option<i64>,
+    page_size: i64,
+) -> AppResult<AuditSlice> {
+    // One more than shown says whether an older page exists, without counting the log.
+    let window = Window { cursor, limit: page_size + 1, oldest_first: false };
+    let mut items = list(db, actor, org_id, filter, window).await?;
+    let older = (items.len() as i64 > page_size).then(|| {
+        items.truncate(page_size as usize);
+        items.last().map(|e| e.id)
+    });
+    Ok(AuditSlice { items, older: older.flatten() })
 }
 
 /// Every matching event (newest first), for export; at most `EXPORT_MAX_ROWS`.

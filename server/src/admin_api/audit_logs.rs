@@ -154,7 +154,8 @@ pub struct AuditLogsQuery {
     /// At most this many events, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// Where the previous answer ended: its `Link: rel="next"` header carries it.
+    /// Where the previous answer ended: its `Link: rel="next"` header carries
+    /// it (the `log_id` of its last event; any other number is a 400).
     #[param(minimum = 0)]
     pub cursor: Option<i64>,
 }

@@ -55,7 +55,7 @@ async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: Test
     let mut ada = engines_and_looms(&app).await;
 
     let search = |actor: &'static str, action: &'static str, from: &'static str, to: &'static str| {
-        [("actor", actor), ("action", action), ("from", from), ("to", to), ("page", "1")]
+        [("actor", actor), ("action", action), ("from", from), ("to", to)]
     };
     let all = ada.call("/_fn/audit_log", &search("", "", "", "")).await.json();
     let actions: Vec<&str> =
@@ -68,24 +68,21 @@ async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: Test
     assert_eq!(all["items"][0]["ip"], "203.0.113.7");
 
     let logins = ada.call("/_fn/audit_log", &search("", "user.log_in", "", "")).await.json();
-    assert_eq!(logins["total"], 2);
+    assert_eq!(logins["items"].as_array().unwrap().len(), 2);
     let by_prefix = ada.call("/_fn/audit_log", &search("", "organization.", "", "")).await.json();
-    assert_eq!(by_prefix["total"], 1);
+    assert_eq!(by_prefix["items"].as_array().unwrap().len(), 1);
     let by_actor = ada.call("/_fn/audit_log", &search("ADA@", "", "", "")).await.json();
-    assert_eq!(by_actor["total"], 4);
+    assert_eq!(by_actor["items"].as_array().unwrap().len(), 4);
     let nobody = ada.call("/_fn/audit_log", &search("bob", "", "", "")).await.json();
-    assert_eq!(nobody["total"], 0, "Bob's events belong to Looms, not Engines");
+    assert_eq!(nobody["items"].as_array().unwrap().len(), 0, "Bob's events belong to Looms, not Engines");
     let future = ada.call("/_fn/audit_log", &search("", "", "2999-01-01", "")).await.json();
-    assert_eq!(future["total"], 0);
+    assert_eq!(future["items"].as_array().unwrap().len(), 0);
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let today_only = ada
-        .call(
-            "/_fn/audit_log",
-            &[("actor", ""), ("action", ""), ("from", &today), ("to", &today), ("page", "1")],
-        )
+        .call("/_fn/audit_log", &[("actor", ""), ("action", ""), ("from", &today), ("to", &today)])
         .await
         .json();
-    assert_eq!(today_only["total"], 4);
+    assert_eq!(today_only["items"].as_array().unwrap().len(), 4);
     let bad_date = ada.call("/_fn/audit_log", &search("", "", "yesterday", "")).await;
     assert_eq!(bad_date.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_date.json()["Invalid"]["field"], "from");
@@ -210,8 +207,6 @@ async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
     assert_eq!(names(&prefix), ["organization.link", "organization.create"]);
     let (begun, _) = list("?event_type=organization.li").await;
     assert_eq!(names(&begun), ["organization.link"], "what is not an event type begins some");
-    let (cursor, _) = list("?cursor=0").await;
-    assert!(cursor.is_empty(), "no event before the first");
     let (workspaces, _) = list("?target_type[]=WORKSPACE").await;
     assert_eq!(names(&workspaces), ["workspace.delete", "workspace.create", "workspace.create"]);
     let (by_ada, _) = list(&format!("?actor_user_uuid={ada_id}")).await;
@@ -250,6 +245,8 @@ async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
         ("?limit=0", "limit"),
         ("?limit=101", "limit"),
         ("?cursor=-1", "cursor"),
+        // A cursor is an event of this log (the last of a page): its time says where to go on.
+        ("?cursor=0", "cursor"),
         ("?actor_user_uuid=ada", "actor_user_uuid"),
     ] {
         let refused = app.api("GET", &format!("/api/admin/audit-logs{query}"), &key, None).await;

@@ -233,7 +233,7 @@ async fn members_and_billing_users_cannot_administer(app: TestApp) {
             ("/_fn/members/remove", vec![("user_id", &ada_id)]),
             ("/_fn/settings/allowed_domains", vec![]),
             ("/_fn/settings/set_allowed_domains", vec![("domains", "evil.test")]),
-            ("/_fn/audit_log", vec![("actor", ""), ("action", ""), ("from", ""), ("to", ""), ("page", "1")]),
+            ("/_fn/audit_log", vec![("actor", ""), ("action", ""), ("from", ""), ("to", "")]),
         ];
         for (path, form) in calls {
             let response = user.call(path, &form).await;
