@@ -601,7 +601,8 @@ pub struct MemberWorkspace {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceDetail {
     pub workspace: WorkspaceSummary,
-    pub members: Vec<WorkspaceMember>,
+    /// One page of its direct members.
+    pub members: Page<WorkspaceMember>,
     /// Groups whose members reach the workspace through the group.
     pub groups: Vec<GroupGrant>,
     /// Organization members not in the workspace yet.

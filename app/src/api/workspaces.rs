@@ -73,13 +73,27 @@ pub async fn archived_workspaces() -> Result<Vec<crate::model::WorkspaceSummary>
     Ok(all)
 }
 
+/// Members shown on one page of a workspace's page.
+pub const WORKSPACE_MEMBERS_PAGE_SIZE: i64 = 50;
+
 #[server(prefix = "/_fn", endpoint = "workspaces/detail")]
-pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<WorkspaceDetail, AppError> {
+pub async fn get_workspace_detail(
+    workspace_id: WorkspaceId,
+    page: Option<i64>,
+) -> Result<WorkspaceDetail, AppError> {
     use crate::server::{groups, members, request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let access = workspaces::access(&state.db, &me, org.id, workspace_id).await?;
     let workspace = workspaces::workspace(&state.db, &me, org.id, workspace_id).await?;
-    let in_workspace = workspaces::members(&state.db, &me, org.id, workspace_id).await?;
+    let in_workspace = workspaces::members_page(
+        &state.db,
+        &me,
+        org.id,
+        workspace_id,
+        page,
+        Some(WORKSPACE_MEMBERS_PAGE_SIZE),
+    )
+    .await?;
     let administers = access == workspaces::Access::Administers;
     // Whoever runs the workspace (an Organization Admin or a workspace Admin)
     // staffs and edits it; group grants stay with the Organization's Admins.
@@ -90,8 +104,7 @@ pub async fn get_workspace_detail(workspace_id: WorkspaceId) -> Result<Workspace
         Vec::new()
     };
     let candidates = if manages {
-        let present: Vec<_> = in_workspace.iter().map(|m| m.user_id).collect();
-        members::others_for_workspace(&state.db, &me, org.id, workspace_id, &present).await?
+        members::others_for_workspace(&state.db, &me, org.id, workspace_id).await?
     } else {
         Vec::new()
     };

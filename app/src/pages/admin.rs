@@ -281,19 +281,22 @@ fn WorkspaceDetailSection() -> impl IntoView {
     let remove = ServerAction::<RemoveWorkspaceMember>::new();
     let archive = ServerAction::<ArchiveWorkspace>::new();
     let restore = ServerAction::<RestoreWorkspace>::new();
+    let query = use_query_map();
+    let page = move || query.with(|q| q.get("page").and_then(|p| p.parse::<i64>().ok()));
     let detail = Resource::new(
         move || {
             (
                 id(),
+                page(),
                 update.version().get(),
                 put.version().get(),
                 remove.version().get(),
                 restore.version().get(),
             )
         },
-        |(id, ..)| async move {
+        |(id, page, ..)| async move {
             match id {
-                Some(id) => api::workspaces::get_workspace_detail(id).await,
+                Some(id) => api::workspaces::get_workspace_detail(id, page).await,
                 None => Err(AppError::NotFound),
             }
         },
@@ -341,10 +344,14 @@ fn WorkspaceDetailSection() -> impl IntoView {
                             <p class="muted">{d.workspace.description.clone()}</p>
                         })}
                         <h2>"Members"</h2>
+                        {(d.members.total > d.members.page_size).then(|| {
+                            let pages = (d.members.total + d.members.page_size - 1) / d.members.page_size;
+                            view! { <p class="muted" data-testid="workspace-members-total">{format!("{} members, page {} of {pages}", d.members.total, d.members.page)}</p> }
+                        })}
                         <table class="table">
                             <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
                             <tbody>
-                                {d.members.into_iter().map(|m| {
+                                {d.members.items.clone().into_iter().map(|m| {
                                     let (user, user2) = (m.user_id.to_string(), m.user_id.to_string());
                                     let (ws, ws2) = (ws_id.to_string(), ws_id.to_string());
                                     let other = if m.role == WorkspaceRole::Admin { WorkspaceRole::Member } else { WorkspaceRole::Admin };
@@ -375,6 +382,14 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        <p class="pager">
+                            {(d.members.page > 1).then(|| view! {
+                                <A href=format!("/admin/workspaces/{ws_id}?page={}", d.members.page - 1)>"← Previous"</A>
+                            })}
+                            {d.members.has_next().then(|| view! {
+                                <A href=format!("/admin/workspaces/{ws_id}?page={}", d.members.page + 1)>"Next →"</A>
+                            })}
+                        </p>
                         {(!d.candidates.is_empty()).then(|| view! {
                             <ActionForm action=put attr:class="inline-form">
                                 <input type="hidden" name="workspace_id" value=ws_id.to_string()/>

@@ -61,19 +61,27 @@ pub async fn others(db: &Db, actor: &Actor, org_id: OrgId, present: &[UserId]) -
     Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
 }
 
-/// The organization's members not in workspace `id` (of those `present`), for
-/// whoever runs the workspace: whom they may add to it.
+/// The organization's members not in workspace `id`, by name, for whoever
+/// runs the workspace: whom they may add to it.
 pub async fn others_for_workspace(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
     id: WorkspaceId,
-    present: &[UserId],
 ) -> AppResult<Vec<Member>> {
     let mut conn = db.pool().acquire().await?;
     authz::workspace_admin(&mut conn, actor, org_id, id).await?;
-    let all = read_members(&mut conn, org_id).await?;
-    Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
+    let rows = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = $1
+           AND NOT EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = $2 AND w.user_id = m.user_id)
+         ORDER BY u.name, u.id",
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    with_roles(&mut conn, org_id, rows).await
 }
 
 /// Every member of the organization with their roles, by name.
@@ -146,7 +154,7 @@ pub async fn members_page(
     .await?;
     let rows: Vec<(UserId, String, String, Option<Timestamp>)> = sqlx::query_as(&format!(
         "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
-         WHERE {MEMBERS_KEPT} ORDER BY u.name, u.id LIMIT $5 OFFSET $6"
+         WHERE {MEMBERS_KEPT} ORDER BY lower(u.name), u.id LIMIT $5 OFFSET $6"
     ))
     .bind(org_id)
     .bind(&search)

@@ -335,21 +335,32 @@ pub async fn restore(
     workspace(db, actor, org_id, id).await
 }
 
-pub async fn members(
+/// One page of a workspace's direct members by name, read from the database
+/// page by page (a Default workspace holds everyone).
+pub async fn members_page(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
     id: WorkspaceId,
-) -> AppResult<Vec<WorkspaceMember>> {
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> AppResult<Page<WorkspaceMember>> {
+    let (page, page_size) = super::paging::page_bounds(page, page_size)?;
     workspace(db, actor, org_id, id).await?;
+    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workspace_members WHERE workspace_id = $1")
+        .bind(id)
+        .fetch_one(db.pool())
+        .await?;
     let rows: Vec<(UserId, String, String, String)> = sqlx::query_as(
         "SELECT u.id, u.name, u.email, m.role FROM workspace_members m JOIN users u ON u.id = m.user_id
-         WHERE m.workspace_id = $1 ORDER BY u.name, u.id",
+         WHERE m.workspace_id = $1 ORDER BY lower(u.name), u.id LIMIT $2 OFFSET $3",
     )
     .bind(id)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows
+    let items = rows
         .into_iter()
         .map(|(user_id, name, email, role)| WorkspaceMember {
             user_id,
@@ -357,7 +368,8 @@ pub async fn members(
             email,
             role: WorkspaceRole::parse(&role).unwrap_or(WorkspaceRole::Member),
         })
-        .collect())
+        .collect();
+    Ok(Page { items, page, page_size, total })
 }
 
 /// The role `user` holds in a workspace: the union of their direct grant and

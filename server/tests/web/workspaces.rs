@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::common::{TestApp, PASSWORD, PUBLIC_URL};
 
 crate::on_both_databases!(
+    a_workspace_page_shows_its_members_a_page_at_a_time,
     workspaces_are_created_edited_staffed_and_archived,
     mistrals_workspace_options_are_honoured_or_refused,
     an_archived_workspace_is_restored_as_it_was,
@@ -340,4 +341,47 @@ async fn workspaces_are_created_edited_staffed_and_archived(app: TestApp) {
     ] {
         assert!(actions.iter().any(|a| a == expected), "{expected} audited: {actions:?}");
     }
+}
+
+/// A Default workspace holds everyone: its page sends 50 members at a time.
+async fn a_workspace_page_shows_its_members_a_page_at_a_time(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for n in 0..60 {
+        let id = uuid::Uuid::new_v4().to_string();
+        let email = format!("person{n:02}@example.com");
+        for (sql, values) in [
+            (
+                "INSERT INTO users (id, name, email, email_normalized, password_hash, created_at) VALUES ($1, $2, $3, $3, 'x', $4)",
+                vec![id.clone(), format!("Person {n:02}"), email.clone()],
+            ),
+            ("INSERT INTO org_members (org_id, user_id, created_at) VALUES ($2, $1, $4)", vec![id.clone(), org.id.to_string()]),
+            ("INSERT INTO org_member_roles (org_id, user_id, role) VALUES ($2, $1, 'member')", vec![id.clone(), org.id.to_string()]),
+            (
+                "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ($2, $1, 'member', $4)",
+                vec![id.clone(), org.default_workspace.clone()],
+            ),
+        ] {
+            let mut query = sqlx::query(sql);
+            for value in &values {
+                query = query.bind(value);
+            }
+            if values.len() < 3 {
+                query = query.bind("unused");
+            }
+            query.bind(now).execute(app.db.pool()).await.unwrap();
+        }
+    }
+    let workspace = org.default_workspace.clone();
+    let first =
+        org.admin.call("/_fn/workspaces/detail", &[("workspace_id", &workspace), ("page", "1")]).await.json();
+    let count = |page: &serde_json::Value| page["members"]["items"].as_array().map(Vec::len);
+    assert_eq!((first["members"]["total"].as_i64(), count(&first)), (Some(61), Some(50)));
+    assert_eq!(first["members"]["items"][0]["email"], "ada@example.com", "by name, in any case: Ada first");
+    let second =
+        org.admin.call("/_fn/workspaces/detail", &[("workspace_id", &workspace), ("page", "2")]).await.json();
+    let emails: Vec<&str> =
+        second["members"]["items"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+    assert_eq!(emails.len(), 11);
+    assert_eq!(emails.last(), Some(&"person59@example.com"));
 }
