@@ -104,6 +104,8 @@ async fn measure(engine: &str, db: &Db, size: Size) -> anyhow::Result<()> {
     let started = Instant::now();
     let small = seed(db, &router, "small", Size { members: 10, audit_events: 1_000 }).await?;
     let large = seed(db, &router, "large", size).await?;
+    // As a database that has been running would have: statistics for the planner.
+    sqlx::query("ANALYZE").execute(db.pool()).await?;
     println!(
         "\n{engine}: {} members and {} audit events seeded in {:.1} s (small: 10 and 1,000)",
         size.members,
