@@ -393,7 +393,9 @@ pub(super) async fn lock_enterprise(conn: &mut AnyConnection, enterprise: Enterp
 }
 
 async fn lock_row(conn: &mut AnyConnection, sql: &'static str, id: &str) -> AppResult<()> {
-    if conn.backend_name() == "PostgreSQL" {
+    // Outside a transaction (a read) the lock would end with the statement:
+    // it would guard nothing and cost PostgreSQL a write and a commit.
+    if conn.backend_name() == "PostgreSQL" && sqlx::Connection::is_in_transaction(&*conn) {
         sqlx::query(sql).bind(id).execute(conn).await?;
     }
     Ok(())
