@@ -46,32 +46,7 @@ async fn main() -> anyhow::Result<()> {
         |name: &str, default: usize| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     let size = Size { members: env("BENCH_MEMBERS", 10_000), audit_events: env("BENCH_AUDIT", 1_000_000) };
 
-    let path = std::env::temp_dir().join(format!("chancery-bench-{}.db", uuid::Uuid::new_v4().simple()));
-    let sqlite = Db::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-    let outcome = measure("SQLite", &sqlite, size).await;
-    sqlite.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    outcome?;
-
-    let server = std::env::var("CHANCERY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let Ok(admin) = Db::connect(&format!("{server}/postgres")).await else {
-        println!("\nPostgreSQL not reachable at {server}: measured on SQLite only");
-        return Ok(());
-    };
-    let name = format!("chancery_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await?;
-    let outcome = async {
-        let postgres = Db::connect_and_migrate(&format!("{server}/{name}")).await?;
-        let outcome = measure("PostgreSQL", &postgres, size).await;
-        postgres.close().await;
-        outcome
-    }
-    .await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await?;
-    outcome
+    common::on_both_engines(async |engine, db| measure(engine, db, size).await).await
 }
 
 #[derive(Clone, Copy)]

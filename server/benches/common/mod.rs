@@ -37,3 +37,35 @@ pub async fn organization_of(db: &Db, name: &str, email: &str, password: &str) -
         sqlx::query_as("SELECT id FROM workspaces WHERE org_id = $1").bind(id).fetch_one(db.pool()).await?;
     Ok(BenchOrg { admin, client, id, workspace })
 }
+
+/// Runs `measure(engine, db)` on SQLite in a temporary file, then on
+/// PostgreSQL in a temporary database when `CHANCERY_TEST_POSTGRES_URL`
+/// (default `postgres://postgres@127.0.0.1:5432`) answers; both are removed after.
+pub async fn on_both_engines(measure: impl AsyncFn(&str, &Db) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let path = std::env::temp_dir().join(format!("chancery-bench-{}.db", uuid::Uuid::new_v4().simple()));
+    let sqlite = Db::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+    let outcome = measure("SQLite", &sqlite).await;
+    sqlite.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    outcome?;
+
+    let server = std::env::var("CHANCERY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let Ok(admin) = Db::connect(&format!("{server}/postgres")).await else {
+        println!("\nPostgreSQL not reachable at {server}: measured on SQLite only");
+        return Ok(());
+    };
+    let name = format!("chancery_bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await?;
+    let outcome = async {
+        let postgres = Db::connect_and_migrate(&format!("{server}/{name}")).await?;
+        let outcome = measure("PostgreSQL", &postgres).await;
+        postgres.close().await;
+        outcome
+    }
+    .await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await?;
+    outcome
+}
