@@ -319,18 +319,19 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
             format!("limit is 1 to {}, offset 0 to {}.", paging::MAX_PAGE_SIZE, paging::MAX_OFFSET),
         ));
     }
-    let mut conn = db.pool().acquire().await?;
     // Within one workspace, its Members see their own keys; across workspaces, only Admins look.
+    // (No connection is held while `workspaces::access` takes one: see `usage::report`.)
     let owner = match filter.workspace_id {
         Some(workspace_id) => match workspaces::access(db, actor, org_id, workspace_id).await? {
             access if access.runs_workspace() => None,
             _ => Some(actor.user_id().ok_or(AppError::NotFound)?),
         },
         None => {
-            authz::org_admin(&mut conn, actor, org_id).await?;
+            authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
             None
         }
     };
+    let mut conn = db.pool().acquire().await?;
     let search = filter.search.as_deref().unwrap_or_default().trim().to_lowercase();
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "{SELECT_KEYS} WHERE k.org_id = $1 AND ($2 = '' OR k.workspace_id = $2)

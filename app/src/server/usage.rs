@@ -65,12 +65,15 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
     if (query.end.0 - start.0) / 3_600_000 > MAX_BUCKETS {
         return Err(AppError::invalid("start_time", "A report covers at most 92 days."));
     }
-    let mut conn = db.pool().acquire().await?;
-    if let Err(refused) = authz::billing_manager(&mut conn, actor, org_id).await {
+    // The connection goes back before `workspaces::access` takes one: holding
+    // it meanwhile, a few such requests at once would wait on each other.
+    let billing = authz::billing_manager(&mut *db.pool().acquire().await?, actor, org_id).await;
+    if let Err(refused) = billing {
         // Anyone working in a workspace sees its usage (seed 004: Members "view usage").
         let workspace = query.workspace_id.as_deref().and_then(|id| id.parse().ok()).ok_or(refused)?;
         workspaces::access(db, actor, org_id, workspace).await?;
     }
+    let mut conn = db.pool().acquire().await?;
     let rows: Vec<HourRow> = sqlx::query_as(
         "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, COALESCE(k.name, '(deleted key)'), u.model,
                 u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros
