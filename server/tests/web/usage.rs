@@ -55,6 +55,24 @@ async fn a_workspace_member_sees_that_workspace_usage_only(app: TestApp) {
     );
     let mine = org.admin.call("/_fn/workspaces/usage", &[("workspace_id", lab.as_str())]).await;
     assert_eq!(mine.json()["totals"], json!([]), "an Admin sees any workspace's, here none");
+
+    // Many at once, as a workspace page's panels ask: none holds a database
+    // connection while it waits for another, so none waits for the pool to time out.
+    let started = std::time::Instant::now();
+    let calls = (0..12).map(|n| {
+        let mut tab = app.client(&format!("198.51.100.{}", 100 + n));
+        tab.cookie = leo.cookie.clone();
+        let default = default.clone();
+        async move {
+            let usage = tab.call("/_fn/workspaces/usage", &[("workspace_id", default.as_str())]).await;
+            let keys = tab.call("/_fn/api_keys", &[("workspace_id", default.as_str())]).await;
+            (usage.status, keys.status)
+        }
+    });
+    for answered in futures_util::future::join_all(calls).await {
+        assert_eq!(answered, (StatusCode::OK, StatusCode::OK));
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
 async fn usage_is_reported_by_workspace_model_and_key(app: TestApp) {
