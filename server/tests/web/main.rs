@@ -19,6 +19,7 @@ mod money;
 mod recovery;
 mod refusals;
 mod saml;
+mod schema;
 mod scim;
 mod security;
 mod service_accounts;
