@@ -449,13 +449,28 @@ impl<T> Page<T> {
     }
 }
 
-/// A page of the audit log and where the next, older one starts (the last
-/// event's id), if there is one.
+/// One page of a list read in keyset order, and where the next page starts
+/// (the last item's id, `C`), if there is one: no page counts or skips rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditSlice {
-    pub items: Vec<AuditEntry>,
-    pub older: Option<i64>,
+pub struct Slice<T, C = String> {
+    pub items: Vec<T>,
+    pub next: Option<C>,
 }
+
+impl<T, C> Slice<T, C> {
+    /// A page from `fetched`, read one past `size` to tell whether more follow:
+    /// `next` is the id of the page's last item when they do.
+    pub fn of(mut fetched: Vec<T>, size: i64, id: impl Fn(&T) -> C) -> Self {
+        let size = usize::try_from(size).unwrap_or(0);
+        let more = fetched.len() > size;
+        fetched.truncate(size);
+        let next = if more { fetched.last().map(id) } else { None };
+        Self { items: fetched, next }
+    }
+}
+
+/// A page of the audit log, newest first; the next page is older.
+pub type AuditSlice = Slice<AuditEntry, i64>;
 
 /// One audit log event as the Admin Panel, the Admin API and exports show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -944,6 +959,52 @@ pub struct UsageReport {
     pub totals: Vec<UsageRow>,
 }
 
+impl UsageRow {
+    /// The group that stands for all groups not shown one by one.
+    pub const OTHERS: &'static str = "others";
+
+    fn add(&mut self, other: &UsageRow) {
+        self.requests += other.requests;
+        self.failed += other.failed;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_micros += other.cost_micros;
+    }
+}
+
+impl UsageReport {
+    /// The report as a page shows it: the `chart` costliest groups in each
+    /// bucket and the `table` costliest in the totals, every other group
+    /// added into one [`UsageRow::OTHERS`] row, so a page of thousands of keys
+    /// sends a few rows per bucket. Sums are unchanged.
+    pub fn summarized(self, chart: usize, table: usize) -> Self {
+        let keep = |rows: Vec<UsageRow>, shown: &[String]| {
+            let (mut kept, rest): (Vec<UsageRow>, Vec<UsageRow>) =
+                rows.into_iter().partition(|row| shown.contains(&row.group_id));
+            if !rest.is_empty() {
+                let mut others = UsageRow {
+                    group_id: UsageRow::OTHERS.into(),
+                    group_name: format!("{} other{}", rest.len(), if rest.len() == 1 { "" } else { "s" }),
+                    ..UsageRow::default()
+                };
+                rest.iter().for_each(|row| others.add(row));
+                kept.push(others);
+            }
+            kept
+        };
+        let top = |n: usize| self.totals.iter().take(n).map(|row| row.group_id.clone()).collect::<Vec<_>>();
+        let (drawn, listed) = (top(chart), top(table));
+        Self {
+            buckets: self
+                .buckets
+                .into_iter()
+                .map(|bucket| UsageBucket { rows: keep(bucket.rows, &drawn), ..bucket })
+                .collect(),
+            totals: keep(self.totals, &listed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::WorkspaceRole::{self, Admin, Member};
@@ -960,6 +1021,38 @@ mod tests {
         for bad in ["", "closed", "domains:", "domains:localhost", "domains:a b.test"] {
             assert!(bad.parse::<SignUpPolicy>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_summarized_usage_report_shows_the_costliest_groups_and_adds_up_the_rest() {
+        use super::{UsageBucket, UsageReport, UsageRow};
+        use crate::time::Timestamp;
+        let row = |id: &str, cost: i64| UsageRow {
+            group_id: id.into(),
+            group_name: id.to_uppercase(),
+            requests: 1,
+            cost_micros: cost,
+            ..UsageRow::default()
+        };
+        let bucket = |rows: Vec<UsageRow>| UsageBucket { start: Timestamp(0), end: Timestamp(1), rows };
+        let report = UsageReport {
+            buckets: vec![bucket(vec![row("c", 9), row("a", 5), row("d", 1)]), bucket(vec![row("b", 7)])],
+            totals: vec![row("c", 9), row("b", 7), row("a", 5), row("d", 1)],
+        };
+        let shown = report.clone().summarized(1, 3);
+        let others = UsageRow { group_name: "2 others".into(), requests: 2, ..row("others", 6) };
+        assert_eq!(shown.buckets[0].rows, vec![row("c", 9), others]);
+        assert_eq!(
+            shown.buckets[1].rows,
+            vec![UsageRow { group_name: "1 other".into(), ..row("others", 7) }]
+        );
+        let ids: Vec<&str> = shown.totals.iter().map(|r| r.group_id.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a", "others"]);
+        let sum = |rows: &[UsageRow]| {
+            rows.iter().map(|r| (r.requests, r.cost_micros)).fold((0, 0), |s, r| (s.0 + r.0, s.1 + r.1))
+        };
+        assert_eq!(sum(&shown.totals), sum(&report.totals), "nothing is lost");
+        assert_eq!(report.clone().summarized(10, 10), report, "few groups are shown as they are");
     }
 
     #[test]

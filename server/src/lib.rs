@@ -33,6 +33,7 @@ use axum::{
     routing::{any, get, post},
     Router,
 };
+use futures_util::{StreamExt, TryStreamExt};
 use http::{header, HeaderValue, StatusCode};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -143,12 +144,18 @@ async fn audit_log_csv(
     let org = request::current_org(&state, &session, &user).await?;
     let actor = Actor::User { id: user.id, email: user.email };
     let filter = audit::AuditFilter::from_panel(&query)?;
-    let entries = audit::export(&state.db, &actor, org.id, &filter).await?;
+    let export = audit::Export::start(&state.db, &actor, org.id, filter).await?;
+    // Sent as it is read: a window of events at a time, however long the log.
+    let lines = futures_util::stream::try_unfold(export, |mut export| async move {
+        let events = export.next().await?;
+        Ok::<_, AppError>((!events.is_empty()).then(|| (audit::to_csv(&events), export)))
+    });
+    let csv = futures_util::stream::once(async { Ok(audit::CSV_HEADER.to_string()) }).chain(lines);
     let filename = format!("attachment; filename=\"audit-log-{}.csv\"", org.id);
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
         .header(header::CONTENT_DISPOSITION, filename)
-        .body(Body::from(audit::to_csv(&entries)))
+        .body(Body::from_stream(csv.inspect_err(|err| tracing::error!(%err, "audit log export stopped"))))
         .map_err(|_| AppError::Internal)?)
 }
 

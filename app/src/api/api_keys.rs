@@ -5,28 +5,19 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::{ApiKeyId, WorkspaceId},
-    model::{ApiKeyView, CreatedApiKey},
+    model::{ApiKeyView, CreatedApiKey, Slice},
 };
 
+/// One page of a workspace's keys, newest first, past `after` (the last key
+/// of the page before).
 #[server(prefix = "/_fn", endpoint = "api_keys")]
-pub async fn list_workspace_keys(workspace_id: WorkspaceId) -> Result<Vec<ApiKeyView>, AppError> {
-    use crate::server::{api_keys, paging, request};
+pub async fn list_workspace_keys(
+    workspace_id: WorkspaceId,
+    after: Option<ApiKeyId>,
+) -> Result<Slice<ApiKeyView>, AppError> {
+    use crate::server::{api_keys, request};
     let (state, me, org) = request::org_member().await?;
-    let mut all = Vec::new();
-    loop {
-        let filter = api_keys::KeyFilter {
-            workspace_id: Some(workspace_id),
-            search: None,
-            offset: all.len() as i64,
-            limit: paging::MAX_PAGE_SIZE,
-        };
-        let batch = api_keys::list(&state.db, &me, org.id, &filter).await?;
-        let last = (batch.len() as i64) < paging::MAX_PAGE_SIZE;
-        all.extend(batch);
-        if last {
-            return Ok(all);
-        }
-    }
+    api_keys::workspace_page(&state.db, &me, org.id, workspace_id, after).await
 }
 
 /// `allowed_models`: model ids separated by commas or spaces; empty allows what the workspace allows.

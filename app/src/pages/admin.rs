@@ -505,10 +505,10 @@ fn AuditLog() -> impl IntoView {
             {move || Suspend::new(async move {
                 match events.await {
                     Ok(page) => {
-                        let whole = cursor().is_none() && page.older.is_none();
+                        let whole = cursor().is_none() && page.next.is_none();
                         let summary = format!("{} event(s){}", page.items.len(), if whole { "" } else { " on this page" });
                         let newest = cursor().is_some().then(|| link(None, false));
-                        let older = page.older.map(|last| link(Some(last), false));
+                        let older = page.next.map(|last| link(Some(last), false));
                         view! {
                             <p class="muted" data-testid="audit-total">{summary}</p>
                             <table class="table">

@@ -2,12 +2,13 @@
 //! list masked, rotate with a grace period, revoke.
 
 use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_query_map};
 
 use super::{loading, FormError, NewKey};
 use crate::{
     api::api_keys::{self, CreateWorkspaceKey, RevokeWorkspaceKey, RotateWorkspaceKey},
-    ids::WorkspaceId,
-    model::ApiKeyStatus,
+    ids::{ApiKeyId, WorkspaceId},
+    model::{ApiKeyStatus, Slice},
     time::Timestamp,
 };
 
@@ -20,9 +21,12 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
     let create = ServerAction::<CreateWorkspaceKey>::new();
     let rotate = ServerAction::<RotateWorkspaceKey>::new();
     let revoke = ServerAction::<RevokeWorkspaceKey>::new();
+    // The page of keys shown lives in the address: `?keys=` the last key of the page before.
+    let query = use_query_map();
+    let after = move || query.with(|q| q.get("keys")).and_then(|id| id.parse::<ApiKeyId>().ok());
     let keys = Resource::new(
-        move || (create.version().get(), rotate.version().get(), revoke.version().get()),
-        move |_| api_keys::list_workspace_keys(workspace_id),
+        move || (after(), create.version().get(), rotate.version().get(), revoke.version().get()),
+        move |(after, ..)| api_keys::list_workspace_keys(workspace_id, after),
     );
     // The newest key made here, by creation or rotation: shown once.
     let shown = move || {
@@ -49,10 +53,14 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
         {move || shown().map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
+                let here = format!("/admin/workspaces/{workspace_id}");
                 keys.await.map(|keys| {
-                    if keys.is_empty() {
+                    let Slice { items: keys, next } = keys;
+                    if keys.is_empty() && after().is_none() {
                         return view! { <p class="muted">"No keys yet."</p> }.into_any();
                     }
+                    let older = next.map(|last| format!("{here}?keys={last}"));
+                    let newest = after().is_some().then(|| here.clone());
                     view! {
                         <table class="table">
                             <thead><tr><th>"Name"</th><th>"Key"</th><th>"Models"</th><th>"Requests/min"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
@@ -102,6 +110,10 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        <p class="pager">
+                            {newest.map(|href| view! { <A href=href>"← Newest keys"</A> })}
+                            {older.map(|href| view! { <A href=href attr:data-testid="older-keys">"Older keys →"</A> })}
+                        </p>
                         <p class="hint">"Rotating makes a new key; the old one keeps working for the grace period (hours), then expires."</p>
                     }.into_any()
                 })

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, ServiceAccountId, UserId, WorkspaceId},
-    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey, KeyPolicy},
+    model::{ApiKeyStatus, ApiKeyView, CreatedApiKey, KeyPolicy, Slice},
     time::Timestamp,
     validate,
 };
@@ -300,11 +300,13 @@ async fn require_key_manager(
 }
 
 /// Which keys to list: one workspace's or all, and a search on the name or the
-/// key's last 4 characters.
+/// key's last 4 characters; newest first, past `after` (the last key of the
+/// page before). `offset` skips further, for the Admin API's `offset`.
 #[derive(Clone, Debug, Default)]
 pub struct KeyFilter {
     pub workspace_id: Option<WorkspaceId>,
     pub search: Option<String>,
+    pub after: Option<ApiKeyId>,
     pub offset: i64,
     pub limit: i64,
 }
@@ -332,12 +334,28 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
         }
     };
     let mut conn = db.pool().acquire().await?;
+    let (created, after) = match filter.after {
+        Some(after) => {
+            let at: Option<(Timestamp,)> =
+                sqlx::query_as("SELECT created_at FROM workspace_api_keys WHERE id = $1 AND org_id = $2")
+                    .bind(after)
+                    .bind(org_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let (at,) =
+                at.ok_or_else(|| AppError::invalid("after", "after is not a key of this Organization."))?;
+            (at.0, after.to_string())
+        }
+        None => (0, String::new()),
+    };
     let search = filter.search.as_deref().unwrap_or_default().trim().to_lowercase();
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "{SELECT_KEYS} WHERE k.org_id = $1 AND ($2 = '' OR k.workspace_id = $2)
            AND ($3 = '' OR LOWER(k.name) LIKE $4 OR LOWER(k.secret_last4) = $3)
            AND ($7 = '' OR k.owner_user_id = $7)
-         ORDER BY k.created_at DESC, k.id LIMIT $5 OFFSET $6"
+           AND ($9 = '' OR {})
+         ORDER BY k.created_at DESC, k.id DESC LIMIT $5 OFFSET $6",
+        paging::past("k.created_at", "k.id", true, 8, 9)
     ))
     .bind(org_id)
     .bind(filter.workspace_id.map(|w| w.to_string()).unwrap_or_default())
@@ -346,11 +364,35 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
     .bind(filter.limit)
     .bind(filter.offset)
     .bind(owner.map(|o| o.to_string()).unwrap_or_default())
+    .bind(created)
+    .bind(after)
     .fetch_all(&mut *conn)
     .await?;
     let now = Timestamp::now();
     Ok(rows.into_iter().map(|r| r.view(now)).collect())
 }
+
+/// One page of a workspace's keys as its page lists them, newest first past
+/// `after`: all of them for whoever runs the workspace, their own for others.
+pub async fn workspace_page(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    workspace_id: WorkspaceId,
+    after: Option<ApiKeyId>,
+) -> AppResult<Slice<ApiKeyView>> {
+    let filter = KeyFilter {
+        workspace_id: Some(workspace_id),
+        after,
+        limit: KEYS_PAGE_SIZE + 1,
+        ..KeyFilter::default()
+    };
+    let keys = list(db, actor, org_id, &filter).await?;
+    Ok(Slice::of(keys, KEYS_PAGE_SIZE, |key| key.id.to_string()))
+}
+
+/// Keys on one page of a workspace's page.
+pub const KEYS_PAGE_SIZE: i64 = 50;
 
 /// Revokes a key at once (the gateway refuses it within a second).
 pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {

@@ -256,8 +256,18 @@ pub async fn list(
     }
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
+    read(&mut conn, org_id, filter, window).await
+}
+
+/// The events of `window`, for a caller that has checked who asks.
+async fn read(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    filter: &AuditFilter,
+    window: Window,
+) -> AppResult<Vec<AuditEntry>> {
     let (mut conditions, mut params) = filter.to_sql(org_id);
-    let (past, order) = if window.oldest_first { (">", "ASC") } else { ("<", "DESC") };
+    let order = if window.oldest_first { "ASC" } else { "DESC" };
     if let Some(cursor) = window.cursor {
         let at: Option<(Timestamp,)> =
             sqlx::query_as("SELECT created_at FROM audit_events WHERE id = $1 AND org_id = $2")
@@ -269,8 +279,7 @@ pub async fn list(
         params.push(Param::Int(at.0));
         params.push(Param::Int(cursor));
         let (time, id) = (params.len() - 1, params.len());
-        conditions +=
-            &format!(" AND created_at {past}= ${time} AND (created_at {past} ${time} OR id {past} ${id})");
+        conditions += &format!(" AND {}", paging::past("created_at", "id", !window.oldest_first, time, id));
     }
     params.push(Param::Int(window.limit));
     let sql = format!(
@@ -294,38 +303,45 @@ pub async fn page(
 ) -> AppResult<AuditSlice> {
     // One more than shown says whether an older page exists, without counting the log.
     let window = Window { cursor, limit: page_size + 1, oldest_first: false };
-    let mut items = list(db, actor, org_id, filter, window).await?;
-    let older = (items.len() as i64 > page_size).then(|| {
-        items.truncate(page_size as usize);
-        items.last().map(|e| e.id)
-    });
-    Ok(AuditSlice { items, older: older.flatten() })
+    let items = list(db, actor, org_id, filter, window).await?;
+    Ok(AuditSlice::of(items, page_size, |event| event.id))
 }
 
-/// Every matching event (newest first), for export; at most `EXPORT_MAX_ROWS`.
-/// Read in keyset windows, so events written meanwhile neither repeat nor hide others.
-pub async fn export(
-    db: &Db,
-    actor: &Actor,
+/// An export of an Organization's log, newest first, read a window at a time
+/// as the download is sent: memory holds one window however long the log, and
+/// keyset windows neither repeat nor skip events written meanwhile.
+pub struct Export {
+    db: Db,
     org_id: OrgId,
-    filter: &AuditFilter,
-) -> AppResult<Vec<AuditEntry>> {
-    let mut all: Vec<AuditEntry> = Vec::new();
-    loop {
-        let window =
-            Window { cursor: all.last().map(|e| e.id), limit: paging::MAX_PAGE_SIZE, oldest_first: false };
-        let chunk = list(db, actor, org_id, filter, window).await?;
-        let done = (chunk.len() as i64) < window.limit;
-        all.extend(chunk);
-        if done || all.len() >= EXPORT_MAX_ROWS {
-            break;
-        }
-    }
-    all.truncate(EXPORT_MAX_ROWS);
-    Ok(all)
+    filter: AuditFilter,
+    /// The last event read; `None` before the first window.
+    cursor: Option<i64>,
+    done: bool,
 }
 
-pub const EXPORT_MAX_ROWS: usize = 100_000;
+/// Events read per window of an export.
+const EXPORT_WINDOW: i64 = 1_000;
+
+impl Export {
+    /// An export for `actor`, who must administer the Organization.
+    pub async fn start(db: &Db, actor: &Actor, org_id: OrgId, filter: AuditFilter) -> AppResult<Self> {
+        filter.check()?;
+        authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
+        Ok(Self { db: db.clone(), org_id, filter, cursor: None, done: false })
+    }
+
+    /// The next events, newest first; none once every event was read.
+    pub async fn next(&mut self) -> AppResult<Vec<AuditEntry>> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let window = Window { cursor: self.cursor, limit: EXPORT_WINDOW, oldest_first: false };
+        let events = read(&mut *self.db.pool().acquire().await?, self.org_id, &self.filter, window).await?;
+        self.done = (events.len() as i64) < EXPORT_WINDOW;
+        self.cursor = events.last().map(|e| e.id);
+        Ok(events)
+    }
+}
 
 const COLUMNS: &str =
     "id, created_at, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip";
@@ -410,10 +426,10 @@ fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// The events as CSV (RFC 4180), with a header row. Cells that a spreadsheet
-/// would run as formulas are prefixed with `'`.
+/// The events as lines of CSV (RFC 4180), under [`CSV_HEADER`]. Cells that a
+/// spreadsheet would run as formulas are prefixed with `'`.
 pub fn to_csv(entries: &[AuditEntry]) -> String {
-    let mut out = String::from("time,actor_type,actor,actor_id,action,target_type,target_id,ip,details\r\n");
+    let mut out = String::new();
     for e in entries {
         let cells = [
             e.created_at.rfc3339(),
@@ -432,6 +448,9 @@ pub fn to_csv(entries: &[AuditEntry]) -> String {
     }
     out
 }
+
+/// The first line of the CSV export, naming the columns of [`to_csv`]'s lines.
+pub const CSV_HEADER: &str = "time,actor_type,actor,actor_id,action,target_type,target_id,ip,details\r\n";
 
 pub(super) fn csv_cell(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {

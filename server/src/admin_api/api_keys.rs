@@ -214,6 +214,7 @@ pub async fn list_keys(
     let filter = api_keys::KeyFilter {
         workspace_id: query.workspace_uuid.map(WorkspaceId),
         search: query.name,
+        after: None,
         offset: query.offset.unwrap_or(0),
         limit: query.limit.unwrap_or(20),
     };

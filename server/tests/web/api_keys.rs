@@ -10,7 +10,56 @@ crate::on_both_databases!(
     workspace_keys_are_shown_once_rotated_and_revoked,
     workspace_keys_in_the_admin_panel,
     keys_live_no_longer_than_the_lifetime_policy,
+    a_workspace_page_lists_its_keys_fifty_at_a_time,
 );
+
+/// One page of the workspace's keys, past `after`, as its page asks for them.
+async fn keys_page(
+    client: &mut crate::common::Client<'_>,
+    workspace: &str,
+    after: Option<&str>,
+) -> serde_json::Value {
+    let mut form = vec![("workspace_id", workspace)];
+    form.extend(after.map(|after| ("after", after)));
+    let answer = client.call("/_fn/api_keys", &form).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.json()
+}
+
+async fn a_workspace_page_lists_its_keys_fifty_at_a_time(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let admin = app.admin_key(&org, "ada@example.com").await;
+    let body = json!({ "workspace_uuid": org.default_workspace, "user_id": org.admin_id, "name": "k" });
+    for _ in 0..55 {
+        let made = app.api("POST", "/api/admin/api-keys", &admin, Some(body.clone())).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    }
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_string()).collect()
+    };
+    let first = keys_page(&mut org.admin, &org.default_workspace, None).await;
+    assert_eq!(ids(&first).len(), 50);
+    // A key made between two pages is on the first page, not repeated on the second.
+    app.api("POST", "/api/admin/api-keys", &admin, Some(body.clone())).await;
+    let second = keys_page(&mut org.admin, &org.default_workspace, first["next"].as_str()).await;
+    assert_eq!((ids(&second).len(), &second["next"]), (5, &json!(null)));
+    let mut seen: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    let api = app.api("GET", "/api/admin/api-keys?limit=100", &admin, None).await.json();
+    let newest_first: Vec<String> =
+        api["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(seen, newest_first[1..], "the pages, in order, are every key but the one made since");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 55);
+    // The Admin API's offset reads the same order.
+    let skipped = app.api("GET", "/api/admin/api-keys?limit=10&offset=50", &admin, None).await.json();
+    assert_eq!(skipped["keys"][0]["key_id"], newest_first[50].as_str());
+
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let form = [("workspace_id", org.default_workspace.as_str()), ("after", stranger.as_str())];
+    let refused = org.admin.call("/_fn/api_keys", &form).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "a key of no page: {}", refused.body);
+}
 
 async fn workspace_keys_are_shown_once_rotated_and_revoked(app: TestApp) {
     let org = app.organization("ada@example.com", "Engines").await;
@@ -149,6 +198,8 @@ async fn workspace_keys_in_the_admin_panel(app: TestApp) {
     let created = created.json();
     assert!(created["key"].as_str().unwrap().starts_with("chy_ws_"));
     let listed = org.admin.call("/_fn/api_keys", &[("workspace_id", &org.default_workspace)]).await.json();
+    assert_eq!(listed["next"], json!(null), "one page");
+    let listed = &listed["items"];
     assert_eq!(listed[0]["allowed_models"], json!(["mistral-small-latest"]));
     assert!(listed[0].get("key").is_none(), "lists never carry the key");
 
@@ -161,8 +212,8 @@ async fn workspace_keys_in_the_admin_panel(app: TestApp) {
     assert_eq!(hers.json()["view"]["owner_email"], "mia@example.com");
     let hers = hers.json()["view"]["id"].as_str().unwrap().to_string();
     let seen = mia.call("/_fn/api_keys", &[("workspace_id", &org.default_workspace)]).await.json();
-    assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
-    assert_eq!(seen[0]["id"], hers.as_str());
+    assert_eq!(seen["items"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen["items"][0]["id"], hers.as_str());
     let rotate = [("key_id", adas_key.as_str()), ("grace_hours", "1")];
     let revoke_adas = mia.call("/_fn/api_keys/revoke", &[("key_id", adas_key.as_str())]).await;
     assert_eq!(revoke_adas.status, StatusCode::NOT_FOUND);
@@ -183,7 +234,7 @@ async fn workspace_keys_in_the_admin_panel(app: TestApp) {
         [("workspace_id", org.default_workspace.as_str()), ("user_id", wes_id.as_str()), ("role", "admin")];
     assert_eq!(org.admin.call("/_fn/workspaces/put_member", &made_admin).await.status, StatusCode::OK);
     let seen = wes.call("/_fn/api_keys", &[("workspace_id", &org.default_workspace)]).await.json();
-    assert_eq!(seen.as_array().unwrap().len(), 2, "{seen}");
+    assert_eq!(seen["items"].as_array().unwrap().len(), 2, "{seen}");
     let detail = wes.call("/_fn/workspaces/detail", &[("workspace_id", &org.default_workspace)]).await.json();
     assert_eq!(
         (

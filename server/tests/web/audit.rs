@@ -108,6 +108,35 @@ async fn audit_log_is_filtered_exported_and_scoped_to_the_organization(app: Test
         1,
         "header only"
     );
+
+    // A log longer than the export reads at once comes whole, newest first, each event once.
+    let (org,): (String,) = sqlx::query_as("SELECT id FROM organizations WHERE name = 'Engines'")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for first in (0..2_500).step_by(500) {
+        let rows: Vec<String> = (first..first + 500)
+            .map(|n| {
+                format!(
+                    "('{org}', 'user', 'someone', 'someone', 'workspace.update', 'workspace', 'w{n}', {})",
+                    now - 10_000_000 + n
+                )
+            })
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO audit_events (org_id, actor_type, actor_id, actor_label, action, target_type, target_id, \
+             created_at) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    }
+    let csv = ada.get("/admin/audit-log.csv?action=workspace.update").await;
+    let targets: Vec<&str> = csv.body.lines().skip(1).map(|line| line.split(',').nth(6).unwrap()).collect();
+    let expected: Vec<String> = (0..2_500).rev().map(|n| format!("w{n}")).collect();
+    assert_eq!(targets, expected, "2,500 events over three windows, in order");
 }
 
 /// Mistral's `GET /audit-logs`: a bare array, filters by actor, event and target
