@@ -1,7 +1,9 @@
 //! Enterprise size: the Admin Panel's pages and the Admin API's lists of an
-//! Organization with `BENCH_MEMBERS` members (10,000 unless told) and
-//! `BENCH_AUDIT` audit events (1,000,000), against the same requests to a
-//! small Organization (10 members, 1,000 events) in the same run. Each request
+//! Organization with `BENCH_MEMBERS` members (10,000 unless told),
+//! `BENCH_AUDIT` audit events (1,000,000) and `BENCH_KEYS` workspace keys
+//! (200,000), and 5,000 hourly usage roll-ups over 30 days, against the same
+//! requests to a small Organization (10 members, 1,000 events, 10 keys, 50
+//! roll-ups) in the same run. Each request
 //! runs through the real router, signed in or with an Admin API key; it prints
 //! p50 and p95 of `ROUNDS` requests, the bytes answered, and p95's ratio to
 //! the small Organization's.
@@ -44,7 +46,12 @@ const PASSWORD: &str = "bench password 1";
 async fn main() -> anyhow::Result<()> {
     let env =
         |name: &str, default: usize| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    let size = Size { members: env("BENCH_MEMBERS", 10_000), audit_events: env("BENCH_AUDIT", 1_000_000) };
+    let size = Size {
+        members: env("BENCH_MEMBERS", 10_000),
+        audit_events: env("BENCH_AUDIT", 1_000_000),
+        keys: env("BENCH_KEYS", 200_000),
+        usage_rows: 5_000,
+    };
 
     common::on_both_engines(async |engine, db| measure(engine, db, size).await).await
 }
@@ -53,6 +60,9 @@ async fn main() -> anyhow::Result<()> {
 struct Size {
     members: usize,
     audit_events: usize,
+    keys: usize,
+    /// Hourly roll-ups over the last 30 days.
+    usage_rows: usize,
 }
 
 /// An Organization to ask about: its Admin's session cookie, an Admin API key,
@@ -77,18 +87,22 @@ struct Cost {
 async fn measure(engine: &str, db: &Db, size: Size) -> anyhow::Result<()> {
     let router = router(db).await?;
     let started = Instant::now();
-    let small = seed(db, &router, "small", Size { members: 10, audit_events: 1_000 }).await?;
+    let small = Size { members: 10, audit_events: 1_000, keys: 10, usage_rows: 50 };
+    let small = seed(db, &router, "small", small).await?;
     let large = seed(db, &router, "large", size).await?;
     // As a database that has been running would have: statistics for the planner.
     sqlx::query("ANALYZE").execute(db.pool()).await?;
     println!(
-        "\n{engine}: {} members and {} audit events seeded in {:.1} s (small: 10 and 1,000)",
+        "\n{engine}: {} members, {} audit events, {} keys, {} usage roll-ups seeded in {:.1} s \
+         (small: 10, 1,000, 10, 50)",
         size.members,
         size.audit_events,
+        size.keys,
+        size.usage_rows,
         started.elapsed().as_secs_f64()
     );
     println!("{:<46} {:>21} {:>29} {:>7}", "", "small p50 / p95, size", "at size p50 / p95, size", "p95 x");
-    let cases: [Case; 8] = [
+    let cases: [Case; 12] = [
         ("/admin/members (page)", |s| page(s, "/admin/members")),
         ("GET /api/admin/users?page=1&page_size=50", |s| api(s, "/api/admin/users?page=1&page_size=50")),
         ("GET /api/admin/users/{id}", |s| api(s, &format!("/api/admin/users/{}", s.member))),
@@ -101,6 +115,14 @@ async fn measure(engine: &str, db: &Db, size: Size) -> anyhow::Result<()> {
         ("GET /api/admin/audit-logs, one event type", |s| {
             api(s, "/api/admin/audit-logs?limit=50&event_type=workspace.update")
         }),
+        ("GET /api/admin/api-keys?limit=50", |s| api(s, "/api/admin/api-keys?limit=50")),
+        ("GET /api/admin/api-keys, one workspace", |s| {
+            api(s, &format!("/api/admin/api-keys?limit=50&workspace_uuid={}", s.workspace))
+        }),
+        ("/_fn/api_keys (a workspace page's keys)", |s| {
+            function(s, "/_fn/api_keys", &format!("workspace_id={}", s.workspace))
+        }),
+        ("/admin/usage, 30 days by key (page)", |s| page(s, "/admin/usage?range=30d&group=key")),
     ];
     for (what, request) in cases {
         let baseline = cost(&router, || request(&small)).await?;
@@ -142,6 +164,8 @@ async fn seed(db: &Db, router: &Router, name: &str, size: Size) -> anyhow::Resul
     let key = admin_keys::create(db, &org.admin, &client, ea, new).await?.key;
     let member = insert_members(db, org.id, org.workspace, name, size.members).await?;
     insert_audit_events(db, org.id, member, size.audit_events).await?;
+    insert_keys(db, org.id, org.workspace, member, size.keys).await?;
+    insert_usage(db, org.id, org.workspace, size.usage_rows).await?;
     let form = format!("email={}&password={}", email.replace('@', "%40"), PASSWORD.replace(' ', "+"));
     let log_in = Request::post("/_fn/log_in")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -231,11 +255,89 @@ async fn insert_audit_events(db: &Db, org: OrgId, actor: UserId, count: usize) -
     Ok(())
 }
 
+/// `count` keys of the Default workspace, made a second apart up to now, for `owner`.
+async fn insert_keys(
+    db: &Db,
+    org: OrgId,
+    workspace: WorkspaceId,
+    owner: UserId,
+    count: usize,
+) -> anyhow::Result<()> {
+    let now = Timestamp::now().0;
+    let mut tx = db.pool().begin().await?;
+    for first in (0..count).step_by(ROWS_PER_INSERT) {
+        let values: Vec<String> = (first..count.min(first + ROWS_PER_INSERT))
+            .map(|n| {
+                let (id, public) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4().simple());
+                let at = now - (count - n) as i64 * 1000;
+                format!(
+                    "('{id}', '{org}', '{workspace}', 'key {n}', '{public}', '{:064}', '{:04}', '{owner}', 'bench', {at})",
+                    n,
+                    n % 10_000
+                )
+            })
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256, secret_last4, \
+             owner_user_id, created_by_label, created_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `count` hourly roll-ups over the last 30 days: 50 keys (their usage, not
+/// their rows) and 3 models, as many calls a day as the count makes.
+async fn insert_usage(db: &Db, org: OrgId, workspace: WorkspaceId, count: usize) -> anyhow::Result<()> {
+    let hour = 3_600_000;
+    let now = Timestamp::now().0 / hour * hour;
+    let models = ["mistral-small-latest", "mistral-large-latest", "codestral-latest"];
+    let keys: Vec<uuid::Uuid> = (0..50).map(|_| uuid::Uuid::new_v4()).collect();
+    let per_hour = count.div_ceil(30 * 24).max(1);
+    let mut tx = db.pool().begin().await?;
+    let rows: Vec<String> = (0..count)
+        .map(|n| {
+            let at = now - (n / per_hour) as i64 * hour;
+            let (key, model) = (keys[n % keys.len()], models[n % models.len()]);
+            let (input, output) = (1_000 + n as i64 % 700, 200 + n as i64 % 300);
+            format!(
+                "({at}, '{org}', '{workspace}', '{key}', '{model}', 3, 0, {input}, {output}, {})",
+                input + output
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        sqlx::query(&format!(
+            "INSERT INTO usage_hourly (hour_start, org_id, workspace_id, key_id, model, requests, failed, \
+             input_tokens, output_tokens, cost_micros) VALUES {}",
+            chunk.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 fn page(seeded: &Seeded, path: &str) -> Request<Body> {
     Request::get(path)
         .header(header::ACCEPT, "text/html")
         .header(header::COOKIE, &seeded.cookie)
         .body(Body::empty())
+        .expect("a request")
+}
+
+/// A server function called as a hydrated page calls it.
+fn function(seeded: &Seeded, path: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::COOKIE, &seeded.cookie)
+        .body(Body::from(form.to_string()))
         .expect("a request")
 }
 

@@ -10,13 +10,13 @@ use super::{billing::spend_against, loading};
 use crate::{
     api::billing::{self, get_usage},
     ids::WorkspaceId,
-    model::{UsageBucket, UsageReport},
+    model::{UsageBucket, UsageReport, UsageRow},
     money::format_usd,
 };
 
-const COLORS: [&str; 6] = ["#4f46e5", "#0891b2", "#16a34a", "#ca8a04", "#dc2626", "#94a3b8"];
-/// Groups drawn in their own colour; the rest share the last one.
-const DRAWN_GROUPS: usize = 5;
+/// A colour for each group drawn on its own; the others share the last one.
+const COLORS: [&str; DRAWN_GROUPS + 1] = ["#4f46e5", "#0891b2", "#16a34a", "#ca8a04", "#dc2626", "#94a3b8"];
+const DRAWN_GROUPS: usize = billing::USAGE_CHART_GROUPS;
 
 #[component]
 pub fn UsageSection() -> impl IntoView {
@@ -54,6 +54,7 @@ pub fn UsageSection() -> impl IntoView {
                     Ok((report, billing)) => {
                         let total: i64 = report.totals.iter().map(|r| r.cost_micros).sum();
                         let requests: i64 = report.totals.iter().map(|r| r.requests).sum();
+                        let summed = report.totals.iter().any(|r| r.group_id == UsageRow::OTHERS);
                         view! {
                             <p data-testid="usage-total">{format!("{} in {requests} request(s) over this range.", format_usd(total))}</p>
                             <Chart report=report.clone()/>
@@ -72,6 +73,7 @@ pub fn UsageSection() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            {summed.then(|| view! { <p class="muted">"The CSV export lists every group."</p> })}
                             <h2>"This month against limits"</h2>
                             <ul class="plain" data-testid="usage-limits">
                                 <li>{format!("Organization: {}", spend_against(billing.month_spend_micros, billing.monthly_limit_micros))}</li>
