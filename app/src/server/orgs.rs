@@ -196,7 +196,9 @@ pub async fn memberships(db: &Db, user_id: UserId) -> AppResult<Vec<OrgSummary>>
         }
     }
     for org in &mut orgs {
+        // A role held directly and through a group is read twice.
         org.roles.sort();
+        org.roles.dedup();
     }
     Ok(orgs)
 }
