@@ -19,8 +19,50 @@ use crate::{
 crate::on_both_databases!(
     usage_is_reported_by_workspace_model_and_key,
     budgets_send_alerts_at_80_and_100_percent,
-    a_workspace_member_sees_that_workspace_usage_only
+    a_workspace_member_sees_that_workspace_usage_only,
+    the_usage_page_sends_the_costliest_groups_and_the_rest_summed
 );
+
+/// 30 keys' usage in the last hour: the page's report names the 20 costliest
+/// in its table and 5 in each bucket, and sums the others; the CSV keeps all.
+async fn the_usage_page_sends_the_costliest_groups_and_the_rest_summed(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let hour = chrono::Utc::now().timestamp_millis() / 3_600_000 * 3_600_000;
+    let (org_id,): (String,) = sqlx::query_as("SELECT org_id FROM workspaces WHERE id = $1")
+        .bind(&org.default_workspace)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    for n in 1..=30_i64 {
+        sqlx::query(
+            "INSERT INTO usage_hourly (hour_start, org_id, workspace_id, key_id, model, requests, failed,
+             input_tokens, output_tokens, cost_micros) VALUES ($1, $2, $3, $4, 'mistral-small-latest', 1, 0, 10, 10, $5)",
+        )
+        .bind(hour)
+        .bind(&org_id)
+        .bind(&org.default_workspace)
+        .bind(format!("key-{n:02}"))
+        .bind(n * 1_000)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    }
+    let page = org.admin.call("/_fn/usage", &[("range", "24h"), ("group", "key")]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let report = &page.json()[0];
+    let totals = report["totals"].as_array().unwrap();
+    let ids: Vec<&str> = totals.iter().map(|r| r["group_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 21);
+    assert_eq!((ids[0], ids[19], ids[20]), ("key-30", "key-11", "others"));
+    assert_eq!(totals[20]["group_name"], "10 others");
+    assert_eq!(totals[20]["cost_micros"], (1..=10).sum::<i64>() * 1_000);
+    let costs: i64 = totals.iter().map(|r| r["cost_micros"].as_i64().unwrap()).sum();
+    assert_eq!(costs, (1..=30).sum::<i64>() * 1_000, "nothing lost");
+    let drawn = report["buckets"].as_array().unwrap().last().unwrap()["rows"].as_array().unwrap().len();
+    assert_eq!(drawn, 6, "five keys and the others");
+    let csv = org.admin.get("/admin/usage.csv?range=24h&group=key").await;
+    assert_eq!(csv.body.lines().count(), 31, "the CSV lists every key");
+}
 
 /// Seed 004: a workspace Member "views usage": their workspace's, on its page;
 /// not another workspace's, and not the Organization's Usage page.
