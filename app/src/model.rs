@@ -612,7 +612,7 @@ pub struct MemberWorkspace {
     pub role: WorkspaceRole,
 }
 
-/// A workspace's page: itself, its members, and who else could join it.
+/// A workspace's page: itself, its members, and the groups that reach it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceDetail {
     pub workspace: WorkspaceSummary,
@@ -620,8 +620,6 @@ pub struct WorkspaceDetail {
     pub members: Page<WorkspaceMember>,
     /// Groups whose members reach the workspace through the group.
     pub groups: Vec<GroupGrant>,
-    /// Organization members not in the workspace yet.
-    pub candidates: Vec<Member>,
     /// The viewer administers the organization (and so this workspace); others
     /// granted the workspace see it without its settings.
     pub administers: bool,
@@ -701,14 +699,12 @@ pub struct GroupGrant {
     pub role: WorkspaceRole,
 }
 
-/// A group's page: itself, its members, its workspaces, and what could be added.
+/// A group's page: itself, its members, its workspaces, and the workspaces it could be granted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupDetail {
     pub group: GroupSummary,
     pub members: Vec<GroupMember>,
     pub workspaces: Vec<GroupGrant>,
-    /// Organization members not in the group yet.
-    pub candidates: Vec<Member>,
     /// Active workspaces the group has no grant on yet.
     pub open_workspaces: Vec<WorkspaceSummary>,
     /// The groups nested in this one, and those it is nested in.

@@ -115,13 +115,11 @@ pub async fn delete_group(group_id: GroupId) -> Result<(), AppError> {
 
 #[server(prefix = "/_fn", endpoint = "groups/detail")]
 pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError> {
-    use crate::server::{groups, members, paging, request, workspaces};
+    use crate::server::{groups, paging, request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let group = groups::group(&state.db, &me, org.id, group_id).await?;
     let in_group = groups::members(&state.db, &me, org.id, group_id).await?;
     let granted = groups::grants_of_group(&state.db, &me, org.id, group_id).await?;
-    let present: Vec<_> = in_group.iter().map(|m| m.user_id).collect();
-    let candidates = members::others(&state.db, &me, org.id, &present).await?;
     let active = workspaces::WorkspaceFilter::default();
     let open_workspaces = paging::all_pages(|page, size| {
         workspaces::workspaces_page(&state.db, &me, org.id, &active, Some(page), Some(size))
@@ -136,7 +134,6 @@ pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError
         group,
         members: in_group,
         workspaces: granted,
-        candidates,
         open_workspaces,
         children,
         parents,
@@ -144,13 +141,12 @@ pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError
     })
 }
 
+/// Adds the Organization's member with `email` to the group.
 #[server(prefix = "/_fn", endpoint = "groups/add_member")]
-pub async fn add_group_member(group_id: GroupId, user_id: UserId) -> Result<(), AppError> {
+pub async fn add_group_member(group_id: GroupId, email: String) -> Result<(), AppError> {
     use crate::server::{groups, request};
     let (state, me, org) = request::org_member().await?;
-    groups::add_members(&state.db, &me, &request::client(&state), org.id, group_id, &[user_id])
-        .await
-        .map(|_| ())
+    groups::add_member_by_email(&state.db, &me, &request::client(&state), org.id, group_id, &email).await
 }
 
 #[server(prefix = "/_fn", endpoint = "groups/remove_member")]

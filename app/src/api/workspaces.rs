@@ -81,7 +81,7 @@ pub async fn get_workspace_detail(
     workspace_id: WorkspaceId,
     page: Option<i64>,
 ) -> Result<WorkspaceDetail, AppError> {
-    use crate::server::{groups, members, request, workspaces};
+    use crate::server::{groups, request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let access = workspaces::access(&state.db, &me, org.id, workspace_id).await?;
     let workspace = workspaces::workspace(&state.db, &me, org.id, workspace_id).await?;
@@ -103,12 +103,30 @@ pub async fn get_workspace_detail(
     } else {
         Vec::new()
     };
-    let candidates = if manages {
-        members::others_for_workspace(&state.db, &me, org.id, workspace_id).await?
-    } else {
-        Vec::new()
-    };
-    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, candidates, administers, manages })
+    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, administers, manages })
+}
+
+/// Adds the Organization's member with `email` to the workspace in `role`.
+#[server(prefix = "/_fn", endpoint = "workspaces/add_member")]
+pub async fn add_workspace_member(
+    workspace_id: WorkspaceId,
+    email: String,
+    role: String,
+) -> Result<(), AppError> {
+    use crate::server::{request, workspaces};
+    let (state, me, org) = request::org_member().await?;
+    let role = crate::model::WorkspaceRole::parse(&role)
+        .ok_or_else(|| AppError::invalid("role", "Choose Admin or Member."))?;
+    workspaces::add_member_by_email(
+        &state.db,
+        &me,
+        &request::client(&state),
+        org.id,
+        workspace_id,
+        &email,
+        role,
+    )
+    .await
 }
 
 #[server(prefix = "/_fn", endpoint = "workspaces/put_member")]

@@ -23,8 +23,8 @@ use crate::{
     api::{
         self,
         workspaces::{
-            ArchiveWorkspace, CreateWorkspace, PutWorkspaceMember, RemoveWorkspaceMember, RestoreWorkspace,
-            UpdateWorkspace,
+            AddWorkspaceMember, ArchiveWorkspace, CreateWorkspace, PutWorkspaceMember, RemoveWorkspaceMember,
+            RestoreWorkspace, UpdateWorkspace,
         },
         AUDIT_PAGE_SIZE,
     },
@@ -278,6 +278,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<WorkspaceId>().ok()));
     let update = ServerAction::<UpdateWorkspace>::new();
     let put = ServerAction::<PutWorkspaceMember>::new();
+    let add = ServerAction::<AddWorkspaceMember>::new();
     let remove = ServerAction::<RemoveWorkspaceMember>::new();
     let archive = ServerAction::<ArchiveWorkspace>::new();
     let restore = ServerAction::<RestoreWorkspace>::new();
@@ -290,6 +291,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
                 page(),
                 update.version().get(),
                 put.version().get(),
+                add.version().get(),
                 remove.version().get(),
                 restore.version().get(),
             )
@@ -304,6 +306,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
     view! {
         <FormError value=update.value()/>
         <FormError value=put.value()/>
+        <FormError value=add.value()/>
         <FormError value=remove.value()/>
         <FormError value=archive.value()/>
         <FormError value=restore.value()/>
@@ -390,15 +393,11 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                 <A href=format!("/admin/workspaces/{ws_id}?page={}", d.members.page + 1)>"Next →"</A>
                             })}
                         </p>
-                        {(!d.candidates.is_empty()).then(|| view! {
-                            <ActionForm action=put attr:class="inline-form">
+                        {d.manages.then(|| view! {
+                            <ActionForm action=add attr:class="inline-form">
                                 <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
                                 <label>"Add a member"
-                                    <select name="user_id">
-                                        {d.candidates.into_iter().map(|m| view! {
-                                            <option value=m.user_id.to_string()>{format!("{} <{}>", m.name, m.email)}</option>
-                                        }).collect_view()}
-                                    </select>
+                                    <input type="email" name="email" required placeholder="colleague@example.com"/>
                                 </label>
                                 <label>"Role"
                                     <select name="role">

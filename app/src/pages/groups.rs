@@ -222,15 +222,11 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        {(editable && !d.candidates.is_empty()).then(|| view! {
+                        {editable.then(|| view! {
                             <ActionForm action=add attr:class="inline-form">
                                 {hidden()}
                                 <label>"Add a member"
-                                    <select name="user_id">
-                                        {d.candidates.into_iter().map(|m| view! {
-                                            <option value=m.user_id.to_string()>{format!("{} <{}>", m.name, m.email)}</option>
-                                        }).collect_view()}
-                                    </select>
+                                    <input type="email" name="email" required placeholder="colleague@example.com"/>
                                 </label>
                                 <button type="submit">"Add to group"</button>
                             </ActionForm>

@@ -414,6 +414,25 @@ pub async fn members(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppR
     Ok(rows.into_iter().map(|(user_id, name, email)| GroupMember { user_id, name, email }).collect())
 }
 
+/// Adds the Organization's member with this email to group `id`.
+pub async fn add_member_by_email(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: GroupId,
+    email: &str,
+) -> AppResult<()> {
+    let user = {
+        let mut conn = db.pool().acquire().await?;
+        // Only the Organization's Admins learn who is a member, of a group of theirs.
+        authz::org_admin(&mut conn, actor, org_id).await?;
+        find_editable(&mut conn, org_id, id).await?;
+        super::members::member_by_email(&mut conn, org_id, email).await?
+    };
+    add_members(db, actor, client, org_id, id, &[user]).await.map(|_| ())
+}
+
 /// Adds organization members to a group; those already in are left as they are.
 /// Returns how many joined.
 pub async fn add_members(

@@ -53,59 +53,25 @@ fn require_roles(roles: &[OrgRole]) -> AppResult<BTreeSet<OrgRole>> {
     Ok(set)
 }
 
-/// The organization's members other than `present`: whom a form may still add.
-pub async fn others(db: &Db, actor: &Actor, org_id: OrgId, present: &[UserId]) -> AppResult<Vec<Member>> {
-    let mut conn = db.pool().acquire().await?;
-    authz::org_admin(&mut conn, actor, org_id).await?;
-    let all = read_members(&mut conn, org_id).await?;
-    Ok(all.into_iter().filter(|m| !present.contains(&m.user_id)).collect())
-}
-
-/// The organization's members not in workspace `id`, by name, for whoever
-/// runs the workspace: whom they may add to it.
-pub async fn others_for_workspace(
-    db: &Db,
-    actor: &Actor,
+/// The member of the Organization with this email (in any case), for a form
+/// that names people by email. Callers check first that the actor may know.
+pub(super) async fn member_by_email(
+    conn: &mut AnyConnection,
     org_id: OrgId,
-    id: WorkspaceId,
-) -> AppResult<Vec<Member>> {
-    let mut conn = db.pool().acquire().await?;
-    authz::workspace_admin(&mut conn, actor, org_id, id).await?;
-    let rows = sqlx::query_as(
-        "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
-         WHERE m.org_id = $1
-           AND NOT EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = $2 AND w.user_id = m.user_id)
-         ORDER BY u.name, u.id",
+    email: &str,
+) -> AppResult<UserId> {
+    let found: Option<(UserId,)> = sqlx::query_as(
+        "SELECT m.user_id FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = $1 AND u.email_normalized = $2",
     )
     .bind(org_id)
-    .bind(id)
-    .fetch_all(&mut *conn)
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(conn)
     .await?;
-    with_roles(&mut conn, org_id, rows).await
-}
-
-/// Every member of the organization with their roles, by name.
-async fn read_members(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Vec<Member>> {
-    let rows: Vec<(UserId, String, String, Option<Timestamp>, String)> = sqlx::query_as(
-        "SELECT u.id, u.name, u.email, u.last_login_at, r.role
-         FROM org_members m JOIN users u ON u.id = m.user_id
-         JOIN org_member_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
-         WHERE m.org_id = $1 ORDER BY u.name, u.id, r.role",
-    )
-    .bind(org_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut members: Vec<Member> = Vec::new();
-    for (user_id, name, email, last_login_at, role) in rows {
-        if members.last().is_none_or(|m| m.user_id != user_id) {
-            members.push(Member { user_id, name, email, roles: Vec::new(), last_login_at });
-        }
-        if let (Some(member), Some(role)) = (members.last_mut(), OrgRole::parse(&role)) {
-            member.roles.push(role);
-            member.roles.sort();
-        }
-    }
-    Ok(members)
+    let (user,) = found.ok_or_else(|| {
+        AppError::invalid("email", "No member of this Organization has this email: invite them first.")
+    })?;
+    Ok(user)
 }
 
 /// Which members a list shows: every one unless narrowed.

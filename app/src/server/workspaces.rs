@@ -465,6 +465,26 @@ pub(super) async fn require_active(
     Ok(())
 }
 
+/// Adds the Organization's member with this email to workspace `id` in
+/// `role`, for whoever runs the workspace.
+pub async fn add_member_by_email(
+    db: &Db,
+    actor: &Actor,
+    client: &Client,
+    org_id: OrgId,
+    id: WorkspaceId,
+    email: &str,
+    role: WorkspaceRole,
+) -> AppResult<()> {
+    let user = {
+        let mut conn = db.pool().acquire().await?;
+        // Only those who run the workspace learn who is a member.
+        authz::workspace_admin(&mut conn, actor, org_id, id).await?;
+        super::members::member_by_email(&mut conn, org_id, email).await?
+    };
+    put_members(db, actor, client, org_id, id, &[(user, role)]).await.map(|_| ())
+}
+
 /// Adds members, or changes the role of those already in. Returns `(added, updated)`.
 pub async fn put_members(
     db: &Db,

@@ -137,7 +137,7 @@ async fn losing_a_workspace_revokes_the_keys_held_there(app: TestApp) {
         &ada.call("/_fn/groups/create", &[("name", "Lab"), ("description", "")]).await.body,
     )
     .unwrap();
-    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("user_id", &grace_id)]).await;
+    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("email", "grace@example.com")]).await;
     let grant = [("group_id", group.as_str()), ("workspace_id", research.as_str()), ("role", "member")];
     assert_eq!(ada.call("/_fn/groups/grant_workspace", &grant).await.status, StatusCode::OK);
     let (_, via_group) = key_for(&app, &admin_key, &research, &grace_id).await;
@@ -145,7 +145,7 @@ async fn losing_a_workspace_revokes_the_keys_held_there(app: TestApp) {
     assert_eq!(left.status, StatusCode::OK, "{}", left.body);
     assert!(is_revoked(&app, &via_group).await, "leaving the group left Research");
 
-    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("user_id", &grace_id)]).await;
+    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("email", "grace@example.com")]).await;
     let (_, via_grant) = key_for(&app, &admin_key, &research, &grace_id).await;
     let ungrant = [("group_id", group.as_str()), ("workspace_id", research.as_str())];
     assert_eq!(ada.call("/_fn/groups/revoke_workspace", &ungrant).await.status, StatusCode::OK);

@@ -238,7 +238,7 @@ async fn groups_grant_their_members_workspaces(app: TestApp) {
 
 async fn groups_in_the_admin_panel(app: TestApp) {
     let mut org = app.organization("ada@example.com", "Engines").await;
-    let (mut mia, mia_id) = app.join(&mut org, "mia@example.com", &["member"]).await;
+    let (mut mia, _) = app.join(&mut org, "mia@example.com", &["member"]).await;
     let ada = &mut org.admin;
     let created = ada.call("/_fn/groups/create", &[("name", "Support"), ("description", "")]).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
@@ -247,7 +247,7 @@ async fn groups_in_the_admin_panel(app: TestApp) {
     assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
     assert!(taken.body.contains("already exists"), "{}", taken.body);
 
-    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("user_id", &mia_id)]).await;
+    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("email", "MIA@example.com")]).await;
     let granted = ada
         .call(
             "/_fn/groups/grant_workspace",

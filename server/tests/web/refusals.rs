@@ -71,7 +71,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
         &ada.call("/_fn/groups/create", &[("name", "Lab crew"), ("description", "")]).await.body,
     )
     .unwrap();
-    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("user_id", &mia_id)]).await;
+    ada.call("/_fn/groups/add_member", &[("group_id", &group), ("email", "mia@example.com")]).await;
     ada.call(
         "/_fn/groups/grant_workspace",
         &[("group_id", &group), ("workspace_id", &lab), ("role", "member")],
@@ -137,7 +137,11 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
         ("/_fn/groups/detail", vec![("group_id", &group)]),
         ("/_fn/groups/update", vec![("group_id", &group), ("name", "Mine"), ("description", "")]),
         ("/_fn/groups/delete", vec![("group_id", &group)]),
-        ("/_fn/groups/add_member", vec![("group_id", &group), ("user_id", &ada_id)]),
+        ("/_fn/groups/add_member", vec![("group_id", &group), ("email", "ada@example.com")]),
+        (
+            "/_fn/workspaces/add_member",
+            vec![("workspace_id", &lab), ("email", "mia@example.com"), ("role", "member")],
+        ),
         ("/_fn/groups/remove_member", vec![("group_id", &group), ("user_id", &mia_id)]),
         (
             "/_fn/groups/grant_workspace",

@@ -317,7 +317,7 @@ async fn groups_the_provider_manages_are_not_edited_in_the_admin_panel(app: Test
     assert_eq!(detail["members"].as_array().map(Vec::len), Some(1));
     for (path, form) in [
         ("/_fn/groups/update", vec![("group_id", id.as_str()), ("name", "Mine"), ("description", "")]),
-        ("/_fn/groups/add_member", vec![("group_id", id.as_str()), ("user_id", alan.as_str())]),
+        ("/_fn/groups/add_member", vec![("group_id", id.as_str()), ("email", "alan@example.org")]),
         ("/_fn/groups/remove_member", vec![("group_id", id.as_str()), ("user_id", grace.as_str())]),
         ("/_fn/groups/delete", vec![("group_id", id.as_str())]),
     ] {

@@ -38,14 +38,17 @@ async fn a_workspace_admin_runs_their_workspace_and_no_other(app: TestApp) {
     let add = json!({ "members": [{ "user_uuid": leo_id, "role_names": ["workspace_member"] }] });
     app.api("POST", &format!("/api/admin/workspaces/{ops}/add-users"), &key, Some(add)).await;
 
-    // Mia runs Lab: she sees whom she may add, adds Leo, renames it, makes him Admin, removes him.
+    // Mia runs Lab: she adds Leo by his email, renames it, makes him Admin, removes him.
     let detail = mia.call("/_fn/workspaces/detail", &[("workspace_id", &lab)]).await.json();
     assert_eq!((detail["manages"].clone(), detail["administers"].clone()), (json!(true), json!(false)));
-    let candidates: Vec<&str> =
-        detail["candidates"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
-    assert_eq!(candidates, ["ada@example.com", "leo@example.com"]);
-    let put = [("workspace_id", lab.as_str()), ("user_id", leo_id.as_str()), ("role", "member")];
-    assert_eq!(mia.call("/_fn/workspaces/put_member", &put).await.status, StatusCode::OK);
+    let stranger = [("workspace_id", lab.as_str()), ("email", "nobody@example.com"), ("role", "member")];
+    let refused = mia.call("/_fn/workspaces/add_member", &stranger).await;
+    assert_eq!(
+        (refused.status, refused.json()["Invalid"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("email"))
+    );
+    let add = [("workspace_id", lab.as_str()), ("email", " Leo@Example.com "), ("role", "member")];
+    assert_eq!(mia.call("/_fn/workspaces/add_member", &add).await.status, StatusCode::OK);
     let rename = [("workspace_id", lab.as_str()), ("name", "Lab 2"), ("description", "Ours"), ("icon", "")];
     assert_eq!(mia.call("/_fn/workspaces/update", &rename).await.status, StatusCode::OK);
     let promote = [("workspace_id", lab.as_str()), ("user_id", leo_id.as_str()), ("role", "admin")];
@@ -60,13 +63,21 @@ async fn a_workspace_admin_runs_their_workspace_and_no_other(app: TestApp) {
 
     // Leo, a workspace Member of Ops, uses it: he sees it, he does not run it.
     let detail = leo.call("/_fn/workspaces/detail", &[("workspace_id", &ops)]).await.json();
-    assert_eq!((detail["manages"].clone(), detail["candidates"].clone()), (json!(false), json!([])));
+    assert_eq!(detail["manages"].clone(), json!(false));
     let rename = [("workspace_id", ops.as_str()), ("name", "Mine"), ("description", ""), ("icon", "")];
     assert_eq!(leo.call("/_fn/workspaces/update", &rename).await.status, StatusCode::NOT_FOUND);
     let put = [("workspace_id", ops.as_str()), ("user_id", mia_id.as_str()), ("role", "member")];
     assert_eq!(leo.call("/_fn/workspaces/put_member", &put).await.status, StatusCode::NOT_FOUND);
-    // Nor does Mia run Ops.
+    // Nor does Mia run Ops: she cannot add anyone, nor learn who is a member.
     assert_eq!(mia.call("/_fn/workspaces/put_member", &put).await.status, StatusCode::NOT_FOUND);
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let add = [("workspace_id", ops.as_str()), ("email", email), ("role", "member")];
+        assert_eq!(
+            mia.call("/_fn/workspaces/add_member", &add).await.status,
+            StatusCode::NOT_FOUND,
+            "{email}"
+        );
+    }
     let actors: Vec<String> = app
         .audit_trail()
         .await
