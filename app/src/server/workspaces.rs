@@ -30,18 +30,17 @@ pub(super) struct WorkspaceRow {
     archived_at: Option<Timestamp>,
 }
 
-/// Workspaces with the number of people who reach them: counted from the
-/// workspace's own grants (direct and through groups), not by asking of every
-/// member of the Organization whether they reach it.
+/// Workspaces with the number of people who reach them: those granted it
+/// directly (read from the index alone) plus those who reach it only through
+/// a group. Grants and group places end when someone leaves the Organization
+/// (`members::leave`), so every person counted is a member.
 pub(super) const SELECT_WORKSPACES: &str =
     "SELECT w.id, w.name, w.description, w.icon, o.default_workspace_id, w.archived_at,
-        (SELECT COUNT(*) FROM (
-             SELECT d.user_id FROM workspace_members d WHERE d.workspace_id = w.id
-             UNION
-             SELECT gp.user_id FROM user_group_workspaces gw JOIN group_people gp ON gp.group_id = gw.group_id
-             WHERE gw.workspace_id = w.id
-         ) reached
-         WHERE EXISTS (SELECT 1 FROM org_members om WHERE om.org_id = w.org_id AND om.user_id = reached.user_id)
+        (SELECT COUNT(*) FROM workspace_members d WHERE d.workspace_id = w.id)
+        + (SELECT COUNT(DISTINCT gp.user_id)
+           FROM user_group_workspaces gw JOIN group_people gp ON gp.group_id = gw.group_id
+           WHERE gw.workspace_id = w.id
+             AND NOT EXISTS (SELECT 1 FROM workspace_members d WHERE d.workspace_id = w.id AND d.user_id = gp.user_id)
         ) AS member_count
     FROM workspaces w JOIN organizations o ON o.id = w.org_id";
 
