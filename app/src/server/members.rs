@@ -85,12 +85,38 @@ pub struct MemberFilter {
     pub role: Option<OrgRole>,
 }
 
-/// Members of `m.org_id` = $1 that a [`MemberFilter`] keeps ($2 to $4).
-const MEMBERS_KEPT: &str = "m.org_id = $1
-    AND ($2 = '' OR lower(u.name) LIKE $2 OR u.email_normalized LIKE $2)
-    AND ($3 = '' OR u.email_normalized = $3)
-    AND ($4 = '' OR EXISTS (SELECT 1 FROM org_member_roles r
-                            WHERE r.org_id = m.org_id AND r.user_id = m.user_id AND r.role = $4))";
+impl MemberFilter {
+    /// The `WHERE` clause over `org_members m JOIN users u` keeping the
+    /// Organization's members this filter keeps, and its parameters ($1 on).
+    /// Only the conditions that apply are written: a catch-all such as
+    /// `$2 = '' OR ...` makes PostgreSQL's reused plan expect one row and
+    /// join all 10,000 members of a large Organization one by one (52 ms).
+    fn to_sql(&self, org_id: OrgId) -> (String, Vec<String>) {
+        let mut params = vec![org_id.to_string()];
+        let mut conditions = vec!["m.org_id = $1".to_string()];
+        let mut keep = |condition: &dyn Fn(usize) -> String, param: String| {
+            params.push(param);
+            conditions.push(condition(params.len()));
+        };
+        if let Some(search) = self.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let pattern = format!("%{}%", search.to_lowercase());
+            keep(&|n| format!("(lower(u.name) LIKE ${n} OR u.email_normalized LIKE ${n})"), pattern);
+        }
+        if let Some(email) = self.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+            keep(&|n| format!("u.email_normalized = ${n}"), email.to_lowercase());
+        }
+        if let Some(role) = self.role {
+            let held = |n| {
+                format!(
+                    "EXISTS (SELECT 1 FROM org_member_roles r
+                             WHERE r.org_id = m.org_id AND r.user_id = m.user_id AND r.role = ${n})"
+                )
+            };
+            keep(&held, role.as_str().to_string());
+        }
+        (conditions.join(" AND "), params)
+    }
+}
 
 /// One page of the Organization's members by name, read from the database
 /// page by page: an Organization of thousands sends what one page shows.
@@ -105,40 +131,27 @@ pub async fn members_page(
     let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let search = search.map(|s| format!("%{}%", s.to_lowercase())).unwrap_or_default();
-    let email = filter.email.as_deref().map(|e| e.trim().to_lowercase()).unwrap_or_default();
-    let role = filter.role.map(OrgRole::as_str).unwrap_or_default();
-    let unfiltered = search.is_empty() && email.is_empty() && role.is_empty();
-    let (total,): (i64,) = if unfiltered {
+    let (kept, params) = filter.to_sql(org_id);
+    let count = if params.len() == 1 {
         // Counted from the membership index alone, without reading each person.
-        sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE org_id = $1")
-            .bind(org_id)
-            .fetch_one(&mut *conn)
-            .await?
+        "SELECT COUNT(*) FROM org_members m WHERE m.org_id = $1".to_string()
     } else {
-        sqlx::query_as(&format!(
-            "SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id WHERE {MEMBERS_KEPT}"
-        ))
-        .bind(org_id)
-        .bind(&search)
-        .bind(&email)
-        .bind(role)
-        .fetch_one(&mut *conn)
-        .await?
+        format!("SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id WHERE {kept}")
     };
-    let rows: Vec<(UserId, String, String, Option<Timestamp>)> = sqlx::query_as(&format!(
+    let (total,): (i64,) =
+        params.iter().fold(sqlx::query_as(&count), |q, p| q.bind(p.as_str())).fetch_one(&mut *conn).await?;
+    let (limit, offset) = (params.len() + 1, params.len() + 2);
+    let sql = format!(
         "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
-         WHERE {MEMBERS_KEPT} ORDER BY lower(u.name), u.id LIMIT $5 OFFSET $6"
-    ))
-    .bind(org_id)
-    .bind(&search)
-    .bind(&email)
-    .bind(role)
-    .bind(page_size)
-    .bind((page - 1) * page_size)
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE {kept} ORDER BY lower(u.name), u.id LIMIT ${limit} OFFSET ${offset}"
+    );
+    let rows: Vec<(UserId, String, String, Option<Timestamp>)> = params
+        .iter()
+        .fold(sqlx::query_as(&sql), |q, p| q.bind(p.as_str()))
+        .bind(page_size)
+        .bind((page - 1) * page_size)
+        .fetch_all(&mut *conn)
+        .await?;
     let items = with_roles(&mut conn, org_id, rows).await?;
     Ok(Page { items, page, page_size, total })
 }

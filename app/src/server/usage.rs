@@ -74,20 +74,22 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
         workspaces::access(db, actor, org_id, workspace).await?;
     }
     let mut conn = db.pool().acquire().await?;
-    let rows: Vec<HourRow> = sqlx::query_as(
+    // One workspace's only when asked: a catch-all (`$4 = '' OR ...`) would
+    // leave PostgreSQL's reused plan guessing.
+    let one_workspace = if query.workspace_id.is_some() { " AND u.workspace_id = $4" } else { "" };
+    let sql = format!(
         "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, COALESCE(k.name, '(deleted key)'), u.model,
                 u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros
          FROM usage_hourly u
          JOIN workspaces w ON w.id = u.workspace_id
          LEFT JOIN workspace_api_keys k ON k.id = u.key_id
-         WHERE u.org_id = $1 AND u.hour_start >= $2 AND u.hour_start < $3 AND ($4 = '' OR u.workspace_id = $4)",
-    )
-    .bind(org_id)
-    .bind(start)
-    .bind(query.end)
-    .bind(query.workspace_id.clone().unwrap_or_default())
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE u.org_id = $1 AND u.hour_start >= $2 AND u.hour_start < $3{one_workspace}"
+    );
+    let mut rows = sqlx::query_as(&sql).bind(org_id).bind(start).bind(query.end);
+    if let Some(workspace) = &query.workspace_id {
+        rows = rows.bind(workspace.clone());
+    }
+    let rows: Vec<HourRow> = rows.fetch_all(&mut *conn).await?;
 
     // Every bucket of the range appears, empty ones too, so charts keep their time axis.
     let mut buckets: BTreeMap<i64, BTreeMap<(String, String), UsageRow>> = BTreeMap::new();
