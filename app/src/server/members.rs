@@ -143,7 +143,7 @@ pub async fn members_page(
     let (limit, offset) = (params.len() + 1, params.len() + 2);
     let sql = format!(
         "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
-         WHERE {kept} ORDER BY lower(u.name), u.id LIMIT ${limit} OFFSET ${offset}"
+         WHERE {kept} ORDER BY m.name_key, m.user_id LIMIT ${limit} OFFSET ${offset}"
     );
     let rows: Vec<(UserId, String, String, Option<Timestamp>)> = params
         .iter()

@@ -356,13 +356,18 @@ pub async fn members_page(
         .bind(id)
         .fetch_one(db.pool())
         .await?;
+    // In the Organization's order by name (its index), keeping this workspace's
+    // members: no page sorts the whole workspace.
     let rows: Vec<(UserId, String, String, String)> = sqlx::query_as(
-        "SELECT u.id, u.name, u.email, m.role FROM workspace_members m JOIN users u ON u.id = m.user_id
-         WHERE m.workspace_id = $1 ORDER BY lower(u.name), u.id LIMIT $2 OFFSET $3",
+        "SELECT u.id, u.name, u.email, wm.role FROM org_members m
+         JOIN workspace_members wm ON wm.workspace_id = $1 AND wm.user_id = m.user_id
+         JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = $4 ORDER BY m.name_key, m.user_id LIMIT $2 OFFSET $3",
     )
     .bind(id)
     .bind(page_size)
     .bind((page - 1) * page_size)
+    .bind(org_id)
     .fetch_all(db.pool())
     .await?;
     let items = rows

@@ -294,4 +294,20 @@ async fn members_are_paged_searched_and_filtered(app: TestApp) {
         (one["total"].as_i64(), one["members"][0]["role_names"].clone()),
         (Some(1), serde_json::json!(["billing_manager"]))
     );
+
+    // By name in any case; someone renamed (here as a provider's SCIM update
+    // would) moves to their new place.
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_lowercase()).collect()
+    };
+    let listed = names(&all);
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted);
+    sqlx::query("UPDATE users SET name = 'aaron' WHERE email_normalized = 'margaret@example.com'")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let renamed = org.admin.call("/_fn/members", &[]).await.json();
+    assert_eq!(emails(&renamed)[0], "margaret@example.com", "{:?}", names(&renamed));
 }
