@@ -102,7 +102,7 @@ async fn measure(engine: &str, db: &Db, size: Size) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("{:<46} {:>21} {:>29} {:>7}", "", "small p50 / p95, size", "at size p50 / p95, size", "p95 x");
-    let cases: [Case; 12] = [
+    let cases: [Case; 13] = [
         ("/admin/members (page)", |s| page(s, "/admin/members")),
         ("GET /api/admin/users?page=1&page_size=50", |s| api(s, "/api/admin/users?page=1&page_size=50")),
         ("GET /api/admin/users/{id}", |s| api(s, &format!("/api/admin/users/{}", s.member))),
@@ -123,6 +123,7 @@ async fn measure(engine: &str, db: &Db, size: Size) -> anyhow::Result<()> {
             function(s, "/_fn/api_keys", &format!("workspace_id={}", s.workspace))
         }),
         ("/admin/usage, 30 days by key (page)", |s| page(s, "/admin/usage?range=30d&group=key")),
+        ("/_fn/usage, 30 days by key (its data)", |s| function(s, "/_fn/usage", "range=30d&group=key")),
     ];
     for (what, request) in cases {
         let baseline = cost(&router, || request(&small)).await?;

@@ -54,7 +54,7 @@ impl UsageQuery {
     }
 }
 
-type HourRow = (i64, String, String, String, String, String, i64, i64, i64, i64, i64);
+type HourRow = (i64, String, String, String, String, i64, i64, i64, i64, i64);
 
 pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -> AppResult<UsageReport> {
     let width_ms = query.width.millis();
@@ -78,11 +78,10 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
     // leave PostgreSQL's reused plan guessing.
     let one_workspace = if query.workspace_id.is_some() { " AND u.workspace_id = $4" } else { "" };
     let sql = format!(
-        "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, COALESCE(k.name, '(deleted key)'), u.model,
+        "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, u.model,
                 u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros
          FROM usage_hourly u
          JOIN workspaces w ON w.id = u.workspace_id
-         LEFT JOIN workspace_api_keys k ON k.id = u.key_id
          WHERE u.org_id = $1 AND u.hour_start >= $2 AND u.hour_start < $3{one_workspace}"
     );
     let mut rows = sqlx::query_as(&sql).bind(org_id).bind(start).bind(query.end);
@@ -90,6 +89,15 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
         rows = rows.bind(workspace.clone());
     }
     let rows: Vec<HourRow> = rows.fetch_all(&mut *conn).await?;
+    // Key names are read for the keys used, once each, not joined to every
+    // hour (PostgreSQL hashed all 200,000 keys of a large Organization for it).
+    let key_names = match query.group_by {
+        Some(UsageGroupBy::Key) => {
+            let used: std::collections::BTreeSet<&str> = rows.iter().map(|row| row.3.as_str()).collect();
+            key_names(&mut conn, org_id, &used.into_iter().collect::<Vec<_>>()).await?
+        }
+        _ => Default::default(),
+    };
 
     // Every bucket of the range appears, empty ones too, so charts keep their time axis.
     let mut buckets: BTreeMap<i64, BTreeMap<(String, String), UsageRow>> = BTreeMap::new();
@@ -99,12 +107,15 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
         at += width_ms;
     }
     let mut totals: BTreeMap<(String, String), UsageRow> = BTreeMap::new();
-    for (hour, ws_id, ws_name, key_id, key_name, model, requests, failed, input, output, cost) in rows {
+    for (hour, ws_id, ws_name, key_id, model, requests, failed, input, output, cost) in rows {
         let group = match query.group_by {
             None => (String::new(), "All usage".to_string()),
             Some(UsageGroupBy::Workspace) => (ws_id, ws_name),
             Some(UsageGroupBy::Model) => (model.clone(), model),
-            Some(UsageGroupBy::Key) => (key_id, key_name),
+            Some(UsageGroupBy::Key) => {
+                let name = key_names.get(&key_id).cloned().unwrap_or_else(|| "(deleted key)".into());
+                (key_id, name)
+            }
         };
         let bucket = hour - hour.rem_euclid(width_ms);
         for target in [buckets.entry(bucket).or_default(), &mut totals] {
@@ -136,6 +147,26 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
             .collect(),
         totals: by_cost(totals),
     })
+}
+
+/// The names of the Organization's keys with these ids (a deleted key has none).
+async fn key_names(
+    conn: &mut sqlx::AnyConnection,
+    org_id: OrgId,
+    ids: &[&str],
+) -> AppResult<std::collections::HashMap<String, String>> {
+    let mut names = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, name FROM workspace_api_keys WHERE org_id = $1 AND id IN ({})",
+            super::db::placeholders(2, chunk.len())
+        );
+        let query = sqlx::query_as(&sql).bind(org_id);
+        let found: Vec<(String, String)> =
+            chunk.iter().fold(query, |q, id| q.bind(*id)).fetch_all(&mut *conn).await?;
+        names.extend(found);
+    }
+    Ok(names)
 }
 
 /// Micro-USD as plain dollars with 6 decimals, for spreadsheets.
