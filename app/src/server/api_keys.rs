@@ -11,7 +11,7 @@ use super::{
     audit::{self, AuditEvent},
     authz,
     billing::{self, split_models},
-    db::Db,
+    db::{bind_all, Conditions, Db, Param},
     key_policy, lifecycle, mail, models, paging, secret_key, service_accounts,
     workspaces::{self, Access},
 };
@@ -334,40 +334,44 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
         }
     };
     let mut conn = db.pool().acquire().await?;
-    let (created, after) = match filter.after {
-        Some(after) => {
-            let at: Option<(Timestamp,)> =
-                sqlx::query_as("SELECT created_at FROM workspace_api_keys WHERE id = $1 AND org_id = $2")
-                    .bind(after)
-                    .bind(org_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let (at,) =
-                at.ok_or_else(|| AppError::invalid("after", "after is not a key of this Organization."))?;
-            (at.0, after.to_string())
-        }
-        None => (0, String::new()),
-    };
+    let mut sql = Conditions::default();
+    let org = sql.param(Param::Text(org_id.to_string()));
+    sql.and(format!("k.org_id = {org}"));
+    if let Some(workspace) = filter.workspace_id {
+        let workspace = sql.param(Param::Text(workspace.to_string()));
+        sql.and(format!("k.workspace_id = {workspace}"));
+    }
     let search = filter.search.as_deref().unwrap_or_default().trim().to_lowercase();
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-        "{SELECT_KEYS} WHERE k.org_id = $1 AND ($2 = '' OR k.workspace_id = $2)
-           AND ($3 = '' OR LOWER(k.name) LIKE $4 OR LOWER(k.secret_last4) = $3)
-           AND ($7 = '' OR k.owner_user_id = $7)
-           AND ($9 = '' OR {})
-         ORDER BY k.created_at DESC, k.id DESC LIMIT $5 OFFSET $6",
-        paging::past("k.created_at", "k.id", true, 8, 9)
-    ))
-    .bind(org_id)
-    .bind(filter.workspace_id.map(|w| w.to_string()).unwrap_or_default())
-    .bind(&search)
-    .bind(format!("%{search}%"))
-    .bind(filter.limit)
-    .bind(filter.offset)
-    .bind(owner.map(|o| o.to_string()).unwrap_or_default())
-    .bind(created)
-    .bind(after)
-    .fetch_all(&mut *conn)
-    .await?;
+    if !search.is_empty() {
+        let like = sql.param(Param::Text(format!("%{search}%")));
+        let last4 = sql.param(Param::Text(search));
+        sql.and(format!("LOWER(k.name) LIKE {like} OR LOWER(k.secret_last4) = {last4}"));
+    }
+    if let Some(owner) = owner {
+        let owner = sql.param(Param::Text(owner.to_string()));
+        sql.and(format!("k.owner_user_id = {owner}"));
+    }
+    if let Some(after) = filter.after {
+        let at: Option<(Timestamp,)> =
+            sqlx::query_as("SELECT created_at FROM workspace_api_keys WHERE id = $1 AND org_id = $2")
+                .bind(after)
+                .bind(org_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (at,) =
+            at.ok_or_else(|| AppError::invalid("after", "after is not a key of this Organization."))?;
+        sql.param(Param::Int(at.0));
+        sql.param(Param::Text(after.to_string()));
+        let (time, id) = (sql.params.len() - 1, sql.params.len());
+        sql.and(paging::past("k.created_at", "k.id", true, time, id));
+    }
+    let limit = sql.param(Param::Int(filter.limit));
+    let offset = sql.param(Param::Int(filter.offset));
+    let query = format!(
+        "{SELECT_KEYS} WHERE {} ORDER BY k.created_at DESC, k.id DESC LIMIT {limit} OFFSET {offset}",
+        sql.text
+    );
+    let rows: Vec<KeyRow> = bind_all(sqlx::query_as(&query), sql.params).fetch_all(&mut *conn).await?;
     let now = Timestamp::now();
     Ok(rows.into_iter().map(|r| r.view(now)).collect())
 }

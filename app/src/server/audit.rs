@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     authz,
-    db::Db,
+    db::{bind_all, Conditions, Db, Param},
     paging,
 };
 use crate::{
@@ -346,49 +346,8 @@ impl Export {
 const COLUMNS: &str =
     "id, created_at, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip";
 
-#[derive(Clone, Debug)]
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-/// A `WHERE` clause built up with numbered parameters.
-#[derive(Default)]
-struct Conditions {
-    text: String,
-    params: Vec<Param>,
-}
-
-impl Conditions {
-    /// Adds a parameter; returns its placeholder.
-    fn param(&mut self, param: Param) -> String {
-        self.params.push(param);
-        format!("${}", self.params.len())
-    }
-
-    fn and(&mut self, condition: String) {
-        if !self.text.is_empty() {
-            self.text += " AND ";
-        }
-        self.text += &format!("({condition})");
-    }
-}
-
 fn placeholders(sql: &mut Conditions, values: &[&str]) -> String {
     values.iter().map(|v| sql.param(Param::Text(v.to_string()))).collect::<Vec<_>>().join(", ")
-}
-
-fn bind_all<'q, T>(
-    mut query: sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>>,
-    params: Vec<Param>,
-) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>> {
-    for param in params {
-        query = match param {
-            Param::Text(text) => query.bind(text),
-            Param::Int(int) => query.bind(int),
-        };
-    }
-    query
 }
 
 #[derive(FromRow)]

@@ -171,3 +171,48 @@ mod tests {
         assert_eq!(Backend::from_url("mysql://h/db"), None);
     }
 }
+
+/// A value bound to a numbered parameter of SQL built at run time.
+#[derive(Clone, Debug)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// A `WHERE` clause built up with numbered parameters, holding only the
+/// conditions that apply: a catch-all such as `$2 = '' OR ...` would leave
+/// PostgreSQL's reused plan guessing (it expects one row and joins one by one).
+#[derive(Default)]
+pub struct Conditions {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+impl Conditions {
+    /// Adds a parameter; returns its placeholder.
+    pub fn param(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    pub fn and(&mut self, condition: String) {
+        if !self.text.is_empty() {
+            self.text += " AND ";
+        }
+        self.text += &format!("({condition})");
+    }
+}
+
+/// `query` with `params` bound in order.
+pub fn bind_all<'q, T>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>>,
+    params: Vec<Param>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>> {
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(int) => query.bind(int),
+        };
+    }
+    query
+}

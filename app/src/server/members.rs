@@ -14,8 +14,7 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz::{self, OrgAuthority},
-    db,
-    db::Db,
+    db::{self, bind_all, Conditions, Db, Param},
     domains, lifecycle, mail, paging, recovery, secret_key,
     session_store::DbSessionStore,
     throttle::Throttle,
@@ -87,34 +86,29 @@ pub struct MemberFilter {
 
 impl MemberFilter {
     /// The `WHERE` clause over `org_members m JOIN users u` keeping the
-    /// Organization's members this filter keeps, and its parameters ($1 on).
-    /// Only the conditions that apply are written: a catch-all such as
-    /// `$2 = '' OR ...` makes PostgreSQL's reused plan expect one row and
-    /// join all 10,000 members of a large Organization one by one (52 ms).
-    fn to_sql(&self, org_id: OrgId) -> (String, Vec<String>) {
-        let mut params = vec![org_id.to_string()];
-        let mut conditions = vec!["m.org_id = $1".to_string()];
-        let mut keep = |condition: &dyn Fn(usize) -> String, param: String| {
-            params.push(param);
-            conditions.push(condition(params.len()));
-        };
+    /// Organization's members this filter keeps, and whether anything beyond
+    /// the Organization narrows it.
+    fn to_sql(&self, org_id: OrgId) -> (Conditions, bool) {
+        let mut sql = Conditions::default();
+        let org = sql.param(Param::Text(org_id.to_string()));
+        sql.and(format!("m.org_id = {org}"));
         if let Some(search) = self.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let pattern = format!("%{}%", search.to_lowercase());
-            keep(&|n| format!("(lower(u.name) LIKE ${n} OR u.email_normalized LIKE ${n})"), pattern);
+            let like = sql.param(Param::Text(format!("%{}%", search.to_lowercase())));
+            sql.and(format!("lower(u.name) LIKE {like} OR u.email_normalized LIKE {like}"));
         }
         if let Some(email) = self.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-            keep(&|n| format!("u.email_normalized = ${n}"), email.to_lowercase());
+            let email = sql.param(Param::Text(email.to_lowercase()));
+            sql.and(format!("u.email_normalized = {email}"));
         }
         if let Some(role) = self.role {
-            let held = |n| {
-                format!(
-                    "EXISTS (SELECT 1 FROM org_member_roles r
-                             WHERE r.org_id = m.org_id AND r.user_id = m.user_id AND r.role = ${n})"
-                )
-            };
-            keep(&held, role.as_str().to_string());
+            let role = sql.param(Param::Text(role.as_str().to_string()));
+            sql.and(format!(
+                "EXISTS (SELECT 1 FROM org_member_roles r
+                         WHERE r.org_id = m.org_id AND r.user_id = m.user_id AND r.role = {role})"
+            ));
         }
-        (conditions.join(" AND "), params)
+        let narrowed = sql.params.len() > 1;
+        (sql, narrowed)
     }
 }
 
@@ -131,27 +125,24 @@ pub async fn members_page(
     let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let (kept, params) = filter.to_sql(org_id);
-    let count = if params.len() == 1 {
-        // Counted from the membership index alone, without reading each person.
-        "SELECT COUNT(*) FROM org_members m WHERE m.org_id = $1".to_string()
+    let (mut kept, narrowed) = filter.to_sql(org_id);
+    let count = if narrowed {
+        format!("SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id WHERE {}", kept.text)
     } else {
-        format!("SELECT COUNT(*) FROM org_members m JOIN users u ON u.id = m.user_id WHERE {kept}")
+        // Counted from the membership index alone, without reading each person.
+        format!("SELECT COUNT(*) FROM org_members m WHERE {}", kept.text)
     };
     let (total,): (i64,) =
-        params.iter().fold(sqlx::query_as(&count), |q, p| q.bind(p.as_str())).fetch_one(&mut *conn).await?;
-    let (limit, offset) = (params.len() + 1, params.len() + 2);
+        bind_all(sqlx::query_as(&count), kept.params.clone()).fetch_one(&mut *conn).await?;
+    let limit = kept.param(Param::Int(page_size));
+    let offset = kept.param(Param::Int((page - 1) * page_size));
     let sql = format!(
         "SELECT u.id, u.name, u.email, u.last_login_at FROM org_members m JOIN users u ON u.id = m.user_id
-         WHERE {kept} ORDER BY m.name_key, m.user_id LIMIT ${limit} OFFSET ${offset}"
+         WHERE {} ORDER BY m.name_key, m.user_id LIMIT {limit} OFFSET {offset}",
+        kept.text
     );
-    let rows: Vec<(UserId, String, String, Option<Timestamp>)> = params
-        .iter()
-        .fold(sqlx::query_as(&sql), |q, p| q.bind(p.as_str()))
-        .bind(page_size)
-        .bind((page - 1) * page_size)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<(UserId, String, String, Option<Timestamp>)> =
+        bind_all(sqlx::query_as(&sql), kept.params).fetch_all(&mut *conn).await?;
     let items = with_roles(&mut conn, org_id, rows).await?;
     Ok(Page { items, page, page_size, total })
 }
