@@ -959,7 +959,7 @@ impl UsageRow {
     /// The group that stands for all groups not shown one by one.
     pub const OTHERS: &'static str = "others";
 
-    fn add(&mut self, other: &UsageRow) {
+    pub(crate) fn add(&mut self, other: &UsageRow) {
         self.requests += other.requests;
         self.failed += other.failed;
         self.input_tokens += other.input_tokens;

@@ -54,7 +54,8 @@ impl UsageQuery {
     }
 }
 
-type HourRow = (i64, String, String, String, String, i64, i64, i64, i64, i64);
+/// One bucket's sums for one group, as the database adds them up.
+type GroupSums = (i64, String, i64, i64, i64, i64, i64);
 
 pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -> AppResult<UsageReport> {
     let width_ms = query.width.millis();
@@ -74,65 +75,72 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
         workspaces::access(db, actor, org_id, workspace).await?;
     }
     let mut conn = db.pool().acquire().await?;
-    // One workspace's only when asked: a catch-all (`$4 = '' OR ...`) would
+    // The database sums the hours into buckets and groups: a month of a large
+    // Organization is thousands of roll-ups but a few hundred sums.
+    let group = match query.group_by {
+        None => "CAST('' AS TEXT)",
+        Some(UsageGroupBy::Workspace) => "u.workspace_id",
+        Some(UsageGroupBy::Model) => "u.model",
+        Some(UsageGroupBy::Key) => "u.key_id",
+    };
+    // One workspace's only when asked: a catch-all (`$5 = '' OR ...`) would
     // leave PostgreSQL's reused plan guessing.
-    let one_workspace = if query.workspace_id.is_some() { " AND u.workspace_id = $4" } else { "" };
+    let one_workspace = if query.workspace_id.is_some() { " AND u.workspace_id = $5" } else { "" };
     let sql = format!(
-        "SELECT u.hour_start, u.workspace_id, w.name, u.key_id, u.model,
-                u.requests, u.failed, u.input_tokens, u.output_tokens, u.cost_micros
+        "SELECT u.hour_start - u.hour_start % $4, {group},
+                CAST(SUM(u.requests) AS BIGINT), CAST(SUM(u.failed) AS BIGINT),
+                CAST(SUM(u.input_tokens) AS BIGINT), CAST(SUM(u.output_tokens) AS BIGINT),
+                CAST(SUM(u.cost_micros) AS BIGINT)
          FROM usage_hourly u
-         JOIN workspaces w ON w.id = u.workspace_id
-         WHERE u.org_id = $1 AND u.hour_start >= $2 AND u.hour_start < $3{one_workspace}"
+         WHERE u.org_id = $1 AND u.hour_start >= $2 AND u.hour_start < $3{one_workspace}
+         GROUP BY 1, 2"
     );
-    let mut rows = sqlx::query_as(&sql).bind(org_id).bind(start).bind(query.end);
+    let mut sums = sqlx::query_as(&sql).bind(org_id).bind(start).bind(query.end).bind(width_ms);
     if let Some(workspace) = &query.workspace_id {
-        rows = rows.bind(workspace.clone());
+        sums = sums.bind(workspace.clone());
     }
-    let rows: Vec<HourRow> = rows.fetch_all(&mut *conn).await?;
-    // Key names are read for the keys used, once each, not joined to every
-    // hour (PostgreSQL hashed all 200,000 keys of a large Organization for it).
-    let key_names = match query.group_by {
-        Some(UsageGroupBy::Key) => {
-            let used: std::collections::BTreeSet<&str> = rows.iter().map(|row| row.3.as_str()).collect();
-            key_names(&mut conn, org_id, &used.into_iter().collect::<Vec<_>>()).await?
-        }
+    let sums: Vec<GroupSums> = sums.fetch_all(&mut *conn).await?;
+    // Names are read once per group used, not joined to every hour
+    // (PostgreSQL hashed all 200,000 keys of a large Organization for it).
+    let group_ids = || sums.iter().map(|row| row.1.as_str()).collect::<std::collections::BTreeSet<_>>();
+    let names = match query.group_by {
+        Some(UsageGroupBy::Workspace) => names_of(&mut conn, "workspaces", org_id, group_ids()).await?,
+        Some(UsageGroupBy::Key) => names_of(&mut conn, "workspace_api_keys", org_id, group_ids()).await?,
         _ => Default::default(),
+    };
+    let group_name = |id: &str| match query.group_by {
+        None => "All usage".to_string(),
+        Some(UsageGroupBy::Model) => id.to_string(),
+        Some(_) => names.get(id).cloned().unwrap_or_else(|| "(deleted key)".into()),
     };
 
     // Every bucket of the range appears, empty ones too, so charts keep their time axis.
-    let mut buckets: BTreeMap<i64, BTreeMap<(String, String), UsageRow>> = BTreeMap::new();
+    let mut buckets: BTreeMap<i64, Vec<UsageRow>> = BTreeMap::new();
     let mut at = start.0;
     while at < query.end.0 {
-        buckets.insert(at, BTreeMap::new());
+        buckets.insert(at, Vec::new());
         at += width_ms;
     }
-    let mut totals: BTreeMap<(String, String), UsageRow> = BTreeMap::new();
-    for (hour, ws_id, ws_name, key_id, model, requests, failed, input, output, cost) in rows {
-        let group = match query.group_by {
-            None => (String::new(), "All usage".to_string()),
-            Some(UsageGroupBy::Workspace) => (ws_id, ws_name),
-            Some(UsageGroupBy::Model) => (model.clone(), model),
-            Some(UsageGroupBy::Key) => {
-                let name = key_names.get(&key_id).cloned().unwrap_or_else(|| "(deleted key)".into());
-                (key_id, name)
-            }
+    let mut totals: BTreeMap<String, UsageRow> = BTreeMap::new();
+    for (bucket, group_id, requests, failed, input_tokens, output_tokens, cost_micros) in sums {
+        let row = UsageRow {
+            group_name: group_name(&group_id),
+            group_id,
+            requests,
+            failed,
+            input_tokens,
+            output_tokens,
+            cost_micros,
         };
-        let bucket = hour - hour.rem_euclid(width_ms);
-        for target in [buckets.entry(bucket).or_default(), &mut totals] {
-            let row = target.entry(group.clone()).or_insert_with(|| UsageRow {
-                group_id: group.0.clone(),
-                group_name: group.1.clone(),
-                ..UsageRow::default()
-            });
-            row.requests += requests;
-            row.failed += failed;
-            row.input_tokens += input;
-            row.output_tokens += output;
-            row.cost_micros += cost;
-        }
+        let total = totals.entry(row.group_id.clone()).or_insert_with(|| UsageRow {
+            group_id: row.group_id.clone(),
+            group_name: row.group_name.clone(),
+            ..UsageRow::default()
+        });
+        total.add(&row);
+        buckets.entry(bucket).or_default().push(row);
     }
-    let by_cost = |rows: BTreeMap<(String, String), UsageRow>| {
-        let mut rows: Vec<UsageRow> = rows.into_values().collect();
+    let by_cost = |mut rows: Vec<UsageRow>| {
         rows.sort_by(|a, b| b.cost_micros.cmp(&a.cost_micros).then(a.group_name.cmp(&b.group_name)));
         rows
     };
@@ -145,20 +153,23 @@ pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -
                 rows: by_cost(rows),
             })
             .collect(),
-        totals: by_cost(totals),
+        totals: by_cost(totals.into_values().collect()),
     })
 }
 
-/// The names of the Organization's keys with these ids (a deleted key has none).
-async fn key_names(
+/// The names of the Organization's workspaces or keys with these ids (a
+/// deleted key has none).
+async fn names_of(
     conn: &mut sqlx::AnyConnection,
+    table: &str,
     org_id: OrgId,
-    ids: &[&str],
+    ids: std::collections::BTreeSet<&str>,
 ) -> AppResult<std::collections::HashMap<String, String>> {
+    let ids: Vec<&str> = ids.into_iter().collect();
     let mut names = std::collections::HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT id, name FROM workspace_api_keys WHERE org_id = $1 AND id IN ({})",
+            "SELECT id, name FROM {table} WHERE org_id = $1 AND id IN ({})",
             super::db::placeholders(2, chunk.len())
         );
         let query = sqlx::query_as(&sql).bind(org_id);
