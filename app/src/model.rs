@@ -703,7 +703,8 @@ pub struct GroupGrant {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupDetail {
     pub group: GroupSummary,
-    pub members: Vec<GroupMember>,
+    /// One page of the group's members, by name.
+    pub members: Page<GroupMember>,
     pub workspaces: Vec<GroupGrant>,
     /// Active workspaces the group has no grant on yet.
     pub open_workspaces: Vec<WorkspaceSummary>,

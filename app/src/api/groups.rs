@@ -114,12 +114,16 @@ pub async fn delete_group(group_id: GroupId) -> Result<(), AppError> {
 }
 
 #[server(prefix = "/_fn", endpoint = "groups/detail")]
-pub async fn get_group_detail(group_id: GroupId) -> Result<GroupDetail, AppError> {
+pub async fn get_group_detail(group_id: GroupId, page: Option<i64>) -> Result<GroupDetail, AppError> {
     use crate::server::{groups, paging, request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let group = groups::group(&state.db, &me, org.id, group_id).await?;
-    let in_group = groups::members(&state.db, &me, org.id, group_id).await?;
-    let granted = groups::grants_of_group(&state.db, &me, org.id, group_id).await?;
+    let page_size = Some(super::members::MEMBERS_PAGE_SIZE);
+    let in_group = groups::members_page(&state.db, &me, org.id, group_id, page, page_size).await?;
+    let granted = paging::all_pages(|page, size| {
+        groups::grants_of_group(&state.db, &me, org.id, group_id, Some(page), Some(size))
+    })
+    .await?;
     let active = workspaces::WorkspaceFilter::default();
     let open_workspaces = paging::all_pages(|page, size| {
         workspaces::workspaces_page(&state.db, &me, org.id, &active, Some(page), Some(size))

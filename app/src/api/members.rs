@@ -23,7 +23,7 @@ fn checked_roles(
         .collect()
 }
 
-/// Members shown on one page of the Members page.
+/// Members shown on one page of the Members page, a workspace's or a group's.
 pub const MEMBERS_PAGE_SIZE: i64 = 50;
 
 /// One page of members by name: `search` in names and emails, `role`

@@ -73,9 +73,6 @@ pub async fn archived_workspaces() -> Result<Vec<crate::model::WorkspaceSummary>
     Ok(all)
 }
 
-/// Members shown on one page of a workspace's page.
-pub const WORKSPACE_MEMBERS_PAGE_SIZE: i64 = 50;
-
 #[server(prefix = "/_fn", endpoint = "workspaces/detail")]
 pub async fn get_workspace_detail(
     workspace_id: WorkspaceId,
@@ -91,7 +88,7 @@ pub async fn get_workspace_detail(
         org.id,
         workspace_id,
         page,
-        Some(WORKSPACE_MEMBERS_PAGE_SIZE),
+        Some(super::members::MEMBERS_PAGE_SIZE),
     )
     .await?;
     let administers = access == workspaces::Access::Administers;

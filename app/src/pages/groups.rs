@@ -3,7 +3,10 @@
 //! groups nested in it.
 
 use leptos::prelude::*;
-use leptos_router::{components::A, hooks::use_params_map};
+use leptos_router::{
+    components::A,
+    hooks::{use_params_map, use_query_map},
+};
 
 use super::{loading, FormError};
 use crate::{
@@ -97,6 +100,8 @@ fn TargetSelect(current: GroupTarget) -> impl IntoView {
 pub fn GroupDetailSection() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<GroupId>().ok()));
+    let query = use_query_map();
+    let page = move || query.with(|q| q.get("page").and_then(|p| p.parse::<i64>().ok()));
     let update = ServerAction::<UpdateGroup>::new();
     let add = ServerAction::<AddGroupMember>::new();
     let remove = ServerAction::<RemoveGroupMember>::new();
@@ -120,11 +125,11 @@ pub fn GroupDetailSection() -> impl IntoView {
                 nest.version(),
                 unnest.version(),
             ];
-            (id(), versions.map(|v| v.get()))
+            (id(), page(), versions.map(|v| v.get()))
         },
-        |(id, _)| async move {
+        |(id, page, _)| async move {
             match id {
-                Some(id) => groups::get_group_detail(id).await,
+                Some(id) => groups::get_group_detail(id, page).await,
                 None => Err(AppError::NotFound),
             }
         },
@@ -144,6 +149,7 @@ pub fn GroupDetailSection() -> impl IntoView {
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
                     let group_id = d.group.id;
+                    let (members_page, more_members) = (d.members.page, d.members.has_next());
                     // The identity provider names it and says who is in it (SCIM): Admins decide what it grants.
                     let editable = !d.group.managed_by_scim;
                     // Copy, so every form of the page can name the group.
@@ -205,7 +211,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                         <table class="table">
                             <thead><tr><th>"Name"</th><th>"Email"</th><th>"Actions"</th></tr></thead>
                             <tbody>
-                                {d.members.into_iter().map(|m| view! {
+                                {d.members.items.into_iter().map(|m| view! {
                                     <tr data-testid="group-member-row">
                                         <td>{m.name}</td>
                                         <td>{m.email}</td>
@@ -222,6 +228,14 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        <p class="pager">
+                            {(members_page > 1).then(|| view! {
+                                <A href=format!("/admin/groups/{group_id}?page={}", members_page - 1)>"← Previous"</A>
+                            })}
+                            {more_members.then(|| view! {
+                                <A href=format!("/admin/groups/{group_id}?page={}", members_page + 1)>"Next →"</A>
+                            })}
+                        </p>
                         {editable.then(|| view! {
                             <ActionForm action=add attr:class="inline-form">
                                 {hidden()}

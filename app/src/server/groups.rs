@@ -399,19 +399,38 @@ pub(super) async fn erase(
     Ok(())
 }
 
-/// A group's members by name.
-pub async fn members(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<Vec<GroupMember>> {
+/// One page of a group's members by name, read in the Organization's order
+/// by name (its index), keeping this group's: no page sorts the whole group.
+pub async fn members_page(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    id: GroupId,
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> AppResult<Page<GroupMember>> {
+    let (page, page_size) = super::paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
     find(&mut conn, org_id, id).await?;
+    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM user_group_members WHERE group_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     let rows: Vec<(UserId, String, String)> = sqlx::query_as(
-        "SELECT u.id, u.name, u.email FROM user_group_members m JOIN users u ON u.id = m.user_id
-         WHERE m.group_id = $1 ORDER BY u.name, u.id",
+        "SELECT u.id, u.name, u.email FROM org_members m
+         JOIN user_group_members gm ON gm.group_id = $1 AND gm.user_id = m.user_id
+         JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = $2 ORDER BY m.name_key, m.user_id LIMIT $3 OFFSET $4",
     )
     .bind(id)
+    .bind(org_id)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|(user_id, name, email)| GroupMember { user_id, name, email }).collect())
+    let items = rows.into_iter().map(|(user_id, name, email)| GroupMember { user_id, name, email }).collect();
+    Ok(Page { items, page, page_size, total })
 }
 
 /// Adds the Organization's member with this email to group `id`.
@@ -591,23 +610,35 @@ fn grant(row: GrantRow) -> GroupGrant {
     }
 }
 
-/// The active workspaces a group grants, by workspace name.
+/// One page of the active workspaces a group grants, by workspace name.
 pub async fn grants_of_group(
     db: &Db,
     actor: &Actor,
     org_id: OrgId,
     id: GroupId,
-) -> AppResult<Vec<GroupGrant>> {
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> AppResult<Page<GroupGrant>> {
+    let (page, page_size) = super::paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
     find(&mut conn, org_id, id).await?;
+    let (total,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM user_group_workspaces gw JOIN workspaces w ON w.id = gw.workspace_id
+         WHERE gw.group_id = $1 AND w.archived_at IS NULL",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     let rows: Vec<GrantRow> = sqlx::query_as(&format!(
-        "{SELECT_GRANTS} WHERE gw.group_id = $1 AND w.archived_at IS NULL ORDER BY w.name, w.id"
+        "{SELECT_GRANTS} WHERE gw.group_id = $1 AND w.archived_at IS NULL ORDER BY w.name, w.id LIMIT $2 OFFSET $3"
     ))
     .bind(id)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(grant).collect())
+    Ok(Page { items: rows.into_iter().map(grant).collect(), page, page_size, total })
 }
 
 /// The groups that grant a workspace, by group name.

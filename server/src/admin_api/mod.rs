@@ -34,20 +34,6 @@ pub use auth::AdminKey;
 pub use error::{ApiError, ApiJson, ApiJsonArray, ApiQuery};
 
 /// An id from the path. A malformed one names nothing: 404, as an unknown one.
-/// The slice of `items` (listed whole) for `page` and `page_size`, checked as
-/// everywhere else: `(items, page, page_size, total)`.
-fn page_of<T>(
-    items: Vec<T>,
-    page: Option<i64>,
-    page_size: Option<i64>,
-) -> Result<(Vec<T>, i64, i64, i64), ApiError> {
-    let (page, page_size) = app::server::paging::page_bounds(page, page_size)?;
-    let total = items.len() as i64;
-    let skip = usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX);
-    let items = items.into_iter().skip(skip).take(page_size as usize).collect();
-    Ok((items, page, page_size, total))
-}
-
 fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError(app::AppError::NotFound))
 }

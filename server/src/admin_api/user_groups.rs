@@ -3,7 +3,7 @@
 
 use app::{
     ids::{GroupId, UserId, WorkspaceId},
-    model::{GroupGrant, GroupSummary, GroupTarget, WorkspaceRole},
+    model::{GroupGrant, GroupSummary, GroupTarget, Page, WorkspaceRole},
     server::{
         groups::{self, GroupFields, Nesting},
         state::AppState,
@@ -18,7 +18,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_of, path_id, workspaces::PageQuery, AdminKey, ApiError, ApiJson, ApiQuery};
+use super::{path_id, workspaces::PageQuery, AdminKey, ApiError, ApiJson, ApiQuery};
 
 /// What a group grants: `W`, roles on workspaces (`/workspaces`), or `O`, an
 /// Organization role (`/organization-role`). One kind per group.
@@ -300,9 +300,9 @@ pub async fn list_members(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<GroupMembersOut>, ApiError> {
     let id: GroupId = path_id(&group_uuid)?;
-    let members = groups::members(&state.db, &key.actor, key.org_id, id).await?;
-    let (members, page, page_size, total) = page_of(members, query.page, query.page_size)?;
-    let members = members
+    let Page { items, page, page_size, total } =
+        groups::members_page(&state.db, &key.actor, key.org_id, id, query.page, query.page_size).await?;
+    let members = items
         .into_iter()
         .map(|m| GroupMemberOut { user_uuid: m.user_id.0, email: m.email, name: m.name })
         .collect();
@@ -382,8 +382,8 @@ pub async fn list_workspaces(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<GroupWorkspacesOut>, ApiError> {
     let id: GroupId = path_id(&group_uuid)?;
-    let grants = groups::grants_of_group(&state.db, &key.actor, key.org_id, id).await?;
-    let (items, page, page_size, total) = page_of(grants, query.page, query.page_size)?;
+    let Page { items, page, page_size, total } =
+        groups::grants_of_group(&state.db, &key.actor, key.org_id, id, query.page, query.page_size).await?;
     Ok(Json(GroupWorkspacesOut {
         items: items.into_iter().map(Into::into).collect(),
         page,
