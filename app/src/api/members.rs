@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::{AdminKeyId, UserId},
-    model::{AccessEnded, AdminKeyView, Invitation, InvitationPreview, Member, Page},
+    model::{AccessEnded, AdminKeyView, Invitation, InvitationPreview, Member, Page, Slice},
 };
 
 /// Roles from the form's checkboxes (`role_admin=on`, ...).
@@ -49,12 +49,13 @@ pub async fn list_members(
     members::members_page(&state.db, &me, org.id, &filter, page, Some(MEMBERS_PAGE_SIZE)).await
 }
 
-/// Invitations not yet accepted nor revoked, oldest first.
+/// A page of the invitations not yet accepted nor revoked, oldest first,
+/// past the invitation `after`.
 #[server(prefix = "/_fn", endpoint = "members/invitations")]
-pub async fn list_invitations() -> Result<Vec<Invitation>, AppError> {
+pub async fn list_invitations(after: Option<uuid::Uuid>) -> Result<Slice<Invitation>, AppError> {
     use crate::server::{members, request};
     let (state, me, org) = request::org_member().await?;
-    members::invitations(&state.db, &me, org.id).await
+    members::invitations(&state.db, &me, org.id, None, after, members::INVITATIONS_PAGE_SIZE).await
 }
 
 #[server(prefix = "/_fn", endpoint = "members/invite")]

@@ -49,9 +49,11 @@ pub(super) fn MembersSection() -> impl IntoView {
         move || (param("q"), param("role"), page(), set_roles.version().get(), remove.version().get()),
         |(search, role, page, ..)| members::list_members(Some(search), Some(role), Some(page)),
     );
+    // Invitations page apart, oldest first past the one in `?invites=`.
+    let invites_after = move || param("invites").parse::<uuid::Uuid>().ok();
     let invitations = Resource::new(
-        move || (invite.version().get(), resend.version().get(), revoke.version().get()),
-        |_| members::list_invitations(),
+        move || (invites_after(), invite.version().get(), resend.version().get(), revoke.version().get()),
+        |(after, ..)| members::list_invitations(after),
     );
     let link = move |page: i64| {
         let mut pairs: Vec<String> = ["q", "role"]
@@ -126,16 +128,23 @@ pub(super) fn MembersSection() -> impl IntoView {
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 invitations.await.map(|invitations| {
-                    if invitations.is_empty() {
+                    let first = invites_after().is_none();
+                    if invitations.items.is_empty() && first {
                         return view! { <p class="muted">"No pending invitations."</p> }.into_any();
                     }
                     view! {
                         <table class="table">
                             <thead><tr><th>"Email"</th><th>"Roles"</th><th>"Status"</th><th>"Invited by"</th><th>"Actions"</th></tr></thead>
                             <tbody>
-                                {invitations.into_iter().map(|i| view! { <InvitationRow invitation=i resend revoke/> }).collect_view()}
+                                {invitations.items.into_iter().map(|i| view! { <InvitationRow invitation=i resend revoke/> }).collect_view()}
                             </tbody>
                         </table>
+                        <p class="pager">
+                            {(!first).then(|| view! { <A href="/admin/members">"← First invitations"</A> })}
+                            {invitations.next.map(|next| view! {
+                                <A href=format!("/admin/members?invites={next}") attr:data-testid="more-invitations">"More invitations →"</A>
+                            })}
+                        </p>
                     }.into_any()
                 })
             })}

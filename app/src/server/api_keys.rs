@@ -360,10 +360,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
                 .await?;
         let (at,) =
             at.ok_or_else(|| AppError::invalid("after", "after is not a key of this Organization."))?;
-        sql.param(Param::Int(at.0));
-        sql.param(Param::Text(after.to_string()));
-        let (time, id) = (sql.params.len() - 1, sql.params.len());
-        sql.and(paging::past("k.created_at", "k.id", true, time, id));
+        sql.past(("k.created_at", "k.id"), true, (Param::Int(at.0), Param::Text(after.to_string())));
     }
     let limit = sql.param(Param::Int(filter.limit));
     let offset = sql.param(Param::Int(filter.offset));

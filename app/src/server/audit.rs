@@ -153,7 +153,7 @@ impl AuditFilter {
     }
 
     /// The SQL condition (after `WHERE`) and its parameters, numbered from `$1`.
-    fn to_sql(&self, org_id: OrgId) -> (String, Vec<Param>) {
+    fn to_sql(&self, org_id: OrgId) -> Conditions {
         let mut sql = Conditions::default();
         let org = sql.param(Param::Text(org_id.to_string()));
         sql.and(format!("org_id = {org}"));
@@ -208,7 +208,7 @@ impl AuditFilter {
             let at = sql.param(Param::Int(before.0));
             sql.and(format!("created_at < {at}"));
         }
-        (sql.text, sql.params)
+        sql
     }
 }
 
@@ -266,7 +266,7 @@ async fn read(
     filter: &AuditFilter,
     window: Window,
 ) -> AppResult<Vec<AuditEntry>> {
-    let (mut conditions, mut params) = filter.to_sql(org_id);
+    let mut sql = filter.to_sql(org_id);
     let order = if window.oldest_first { "ASC" } else { "DESC" };
     if let Some(cursor) = window.cursor {
         let at: Option<(Timestamp,)> =
@@ -276,18 +276,14 @@ async fn read(
                 .fetch_optional(&mut *conn)
                 .await?;
         let (at,) = at.ok_or_else(|| AppError::invalid("cursor", "cursor is not an event of this log."))?;
-        params.push(Param::Int(at.0));
-        params.push(Param::Int(cursor));
-        let (time, id) = (params.len() - 1, params.len());
-        conditions += &format!(" AND {}", paging::past("created_at", "id", !window.oldest_first, time, id));
+        sql.past(("created_at", "id"), !window.oldest_first, (Param::Int(at.0), Param::Int(cursor)));
     }
-    params.push(Param::Int(window.limit));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE {conditions}
-         ORDER BY created_at {order}, id {order} LIMIT ${}",
-        params.len()
+    let limit = sql.param(Param::Int(window.limit));
+    let query = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY created_at {order}, id {order} LIMIT {limit}",
+        sql.text
     );
-    let rows: Vec<AuditRow> = bind_all(sqlx::query_as(&sql), params).fetch_all(&mut *conn).await?;
+    let rows: Vec<AuditRow> = bind_all(sqlx::query_as(&query), sql.params).fetch_all(&mut *conn).await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 

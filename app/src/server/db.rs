@@ -201,6 +201,22 @@ impl Conditions {
         }
         self.text += &format!("({condition})");
     }
+
+    /// Keeps the rows of a keyset order on (`sort`, `id`) that come after the
+    /// row with these values: older ones when `newest_first`. Written as a
+    /// range on `sort` so an index on (.., `sort`, `id`) finds the first of
+    /// them directly, on both engines.
+    pub fn past(
+        &mut self,
+        (sort, id): (&str, &str),
+        newest_first: bool,
+        (sort_value, id_value): (Param, Param),
+    ) {
+        let beyond = if newest_first { "<" } else { ">" };
+        let at = self.param(sort_value);
+        let row = self.param(id_value);
+        self.and(format!("{sort} {beyond}= {at} AND ({sort} {beyond} {at} OR {id} {beyond} {row})"));
+    }
 }
 
 /// `query` with `params` bound in order.

@@ -23,7 +23,9 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     ids::{OrgId, UserId, WorkspaceId},
-    model::{AccessEnded, CurrentUser, Invitation, InvitationPreview, Member, OrgRole, Page, WorkspaceRole},
+    model::{
+        AccessEnded, CurrentUser, Invitation, InvitationPreview, Member, OrgRole, Page, Slice, WorkspaceRole,
+    },
     time::Timestamp,
     validate,
 };
@@ -194,24 +196,53 @@ async fn with_roles(
         .collect())
 }
 
+/// Invitations on one page of the Members page.
+pub const INVITATIONS_PAGE_SIZE: i64 = 50;
+
 /// The Organization's invitations not yet accepted nor revoked (expired ones
-/// too), oldest first.
-pub async fn invitations(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<Invitation>> {
+/// too), oldest first: `size` (1 to 100) of them past the invitation `after`,
+/// only those of `email` (any case) if given.
+pub async fn invitations(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    email: Option<&str>,
+    after: Option<uuid::Uuid>,
+    size: i64,
+) -> AppResult<Slice<Invitation>> {
+    if !(1..=super::paging::MAX_PAGE_SIZE).contains(&size) {
+        return Err(AppError::invalid("limit", "limit must be between 1 and 100."));
+    }
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    pending_invitations(&mut conn, org_id).await
-}
-
-async fn pending_invitations(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Vec<Invitation>> {
-    let now = Timestamp::now();
-    let invites: Vec<(String, String, String, String, String, Timestamp, Timestamp)> = sqlx::query_as(
+    let mut sql = Conditions::default();
+    let org = sql.param(Param::Text(org_id.to_string()));
+    sql.and(format!("org_id = {org} AND accepted_at IS NULL AND revoked_at IS NULL"));
+    if let Some(email) = email {
+        let email = sql.param(Param::Text(email.trim().to_lowercase()));
+        sql.and(format!("LOWER(email) = {email}"));
+    }
+    if let Some(after) = after {
+        let at: Option<(Timestamp,)> =
+            sqlx::query_as("SELECT created_at FROM invitations WHERE id = $1 AND org_id = $2")
+                .bind(after.to_string())
+                .bind(org_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (at,) =
+            at.ok_or_else(|| AppError::invalid("after", "after is not an invitation of this Organization."))?;
+        sql.past(("created_at", "id"), false, (Param::Int(at.0), Param::Text(after.to_string())));
+    }
+    let limit = sql.param(Param::Int(size + 1));
+    let query = format!(
         "SELECT id, email, roles, workspace_ids, invited_by_label, created_at, expires_at FROM invitations
-         WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL ORDER BY created_at",
-    )
-    .bind(org_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(invites
+         WHERE {} ORDER BY created_at, id LIMIT {limit}",
+        sql.text
+    );
+    let rows: Vec<(String, String, String, String, String, Timestamp, Timestamp)> =
+        bind_all(sqlx::query_as(&query), sql.params).fetch_all(&mut *conn).await?;
+    let now = Timestamp::now();
+    let invitations = rows
         .into_iter()
         .filter_map(|(id, email, roles, workspaces, invited_by, created_at, expires_at)| {
             Some(Invitation {
@@ -225,7 +256,8 @@ async fn pending_invitations(conn: &mut AnyConnection, org_id: OrgId) -> AppResu
                 expired: expires_at <= now,
             })
         })
-        .collect())
+        .collect();
+    Ok(Slice::of(invitations, size, |invitation| invitation.id.to_string()))
 }
 
 /// Who is invited, with which roles, into which workspaces besides the Default one.

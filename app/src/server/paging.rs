@@ -8,15 +8,6 @@ pub const MAX_PAGE: i64 = 1_000_000;
 /// The furthest offset of lists paged by `limit` and `offset`.
 pub const MAX_OFFSET: i64 = 1_000_000_000;
 
-/// The rows of a keyset order on (`sort`, `id`) that come after the row whose
-/// values are bound at `$sort_param` and `$id_param`: older ones when
-/// `newest_first`. Written as a range on `sort` so an index on (.., `sort`,
-/// `id`) finds the first of them directly, on both engines.
-pub fn past(sort: &str, id: &str, newest_first: bool, sort_param: usize, id_param: usize) -> String {
-    let beyond = if newest_first { "<" } else { ">" };
-    format!("{sort} {beyond}= ${sort_param} AND ({sort} {beyond} ${sort_param} OR {id} {beyond} ${id_param})")
-}
-
 /// Every item of a paged listing, for pages that show them all:
 /// `fetch(page, page_size)` is called until the last page.
 pub async fn all_pages<T, F, Fut>(mut fetch: F) -> AppResult<Vec<T>>

@@ -2,7 +2,7 @@
 
 use app::{
     ids::{UserId, WorkspaceId},
-    model::{Invitation, Member, MemberWorkspace, OrgRole},
+    model::{Invitation, Member, MemberWorkspace, OrgRole, Slice},
     server::{members, state::AppState, workspaces},
     validate, AppError,
 };
@@ -117,8 +117,11 @@ pub struct UsersOut {
     pub invites: Vec<InviteOut>,
     pub page: i64,
     pub page_size: i64,
-    /// Members matching the query (invites are all listed on page 1).
+    /// Members matching the query.
     pub total: i64,
+    /// More pending invitations than page 1 lists: pass this as `after` to
+    /// `GET /users-invite` for the rest.
+    pub invites_next: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -142,19 +145,20 @@ pub async fn list_users(
 ) -> Result<Json<UsersOut>, ApiError> {
     let filter = members::MemberFilter { email: q.email.clone(), ..Default::default() };
     let page = members::members_page(&state.db, &key.actor, key.org_id, &filter, q.page, q.page_size).await?;
-    let wanted = |email: &str| q.email.as_deref().is_none_or(|w| w.trim().eq_ignore_ascii_case(email));
+    // Page 1 lists the oldest pending invitations too, a page's worth.
     let invites = if page.page == 1 {
-        let pending = members::invitations(&state.db, &key.actor, key.org_id).await?;
-        pending.into_iter().filter(|i| wanted(&i.email)).map(Into::into).collect()
+        let email = q.email.as_deref();
+        members::invitations(&state.db, &key.actor, key.org_id, email, None, page.page_size).await?
     } else {
-        Vec::new()
+        Slice { items: Vec::new(), next: None }
     };
     Ok(Json(UsersOut {
         members: MemberOut::list(&state, &key, page.items).await?,
-        invites,
+        invites: invites.items.into_iter().map(Into::into).collect(),
         page: page.page,
         page_size: page.page_size,
         total: page.total,
+        invites_next: invites.next,
     }))
 }
 
@@ -385,14 +389,30 @@ pub async fn revoke_invite(
 #[derive(Serialize, ToSchema)]
 pub struct InvitesOut {
     pub invites: Vec<InviteOut>,
+    /// The last invitation listed, when more follow: pass it as `after`.
+    pub next: Option<String>,
 }
 
-/// List pending (and expired, not yet revoked) invitations.
-#[utoipa::path(get, path = "/users-invite", tag = "users", responses((status = 200, body = InvitesOut)))]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct InvitesQuery {
+    /// How many, 1 to 100 (100 unless told).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The invitation after which to list (the `next` of the previous answer).
+    pub after: Option<uuid::Uuid>,
+}
+
+/// List pending (and expired, not yet revoked) invitations, oldest first.
+#[utoipa::path(get, path = "/users-invite", tag = "users", params(InvitesQuery),
+    responses((status = 200, body = InvitesOut)))]
 pub async fn list_invites(
     State(state): State<AppState>,
     key: AdminKey,
+    ApiQuery(q): ApiQuery<InvitesQuery>,
 ) -> Result<Json<InvitesOut>, ApiError> {
-    let pending = members::invitations(&state.db, &key.actor, key.org_id).await?;
-    Ok(Json(InvitesOut { invites: pending.into_iter().map(Into::into).collect() }))
+    let limit = q.limit.unwrap_or(app::server::paging::MAX_PAGE_SIZE);
+    let pending = members::invitations(&state.db, &key.actor, key.org_id, None, q.after, limit).await?;
+    Ok(Json(InvitesOut { invites: pending.items.into_iter().map(Into::into).collect(), next: pending.next }))
 }

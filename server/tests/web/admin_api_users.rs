@@ -16,8 +16,72 @@ use crate::common::{TestApp, PASSWORD};
 
 crate::on_both_databases!(
     admin_api_manages_members_and_invitations_of_its_organization_only,
-    admin_api_provisions_people_of_its_verified_domains_at_once
+    admin_api_provisions_people_of_its_verified_domains_at_once,
+    invitations_are_listed_a_page_at_a_time_oldest_first
 );
+
+/// Pending invitations come a page at a time, oldest first, past the last one
+/// shown (`limit` and `after`); page 1 of `/users` lists a page's worth and
+/// says where the rest begin.
+async fn invitations_are_listed_a_page_at_a_time_oldest_first(app: TestApp) {
+    let (key, _, _) = setup(&app).await;
+    let emails: Vec<String> = (1..=5).map(|n| format!("guest{n}@example.com")).collect();
+    for email in &emails {
+        let invited = app
+            .api(
+                "POST",
+                "/api/admin/users-invite",
+                &key,
+                Some(json!({ "email": email, "role_names": ["member"] })),
+            )
+            .await;
+        assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    }
+    let listed = |answer: &serde_json::Value| -> Vec<String> {
+        answer["invites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = app.api("GET", "/api/admin/users-invite?limit=2", &key, None).await.json();
+    let next = first["next"].as_str().unwrap().to_string();
+    // An invitation revoked between pages moves no one across the page boundary.
+    let revoked = first["invites"][0]["uuid"].as_str().unwrap();
+    app.api("DELETE", &format!("/api/admin/users-invite/{revoked}"), &key, None).await;
+    let second =
+        app.api("GET", &format!("/api/admin/users-invite?limit=2&after={next}"), &key, None).await.json();
+    let next = second["next"].as_str().unwrap().to_string();
+    let last =
+        app.api("GET", &format!("/api/admin/users-invite?limit=2&after={next}"), &key, None).await.json();
+    assert_eq!(last["next"], json!(null));
+    let mut seen = [listed(&first), listed(&second), listed(&last)].concat();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    seen.sort();
+    assert_eq!(seen, emails);
+
+    let stranger = uuid::Uuid::new_v4();
+    let unknown = app.api("GET", &format!("/api/admin/users-invite?after={stranger}"), &key, None).await;
+    assert_eq!(
+        (unknown.status, unknown.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("after"))
+    );
+    let none = app.api("GET", "/api/admin/users-invite?limit=0", &key, None).await;
+    assert_eq!(
+        (none.status, none.json()["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit"))
+    );
+
+    // Four are pending now: /users lists a page's worth and where the rest begin.
+    let users = app.api("GET", "/api/admin/users?page_size=3", &key, None).await.json();
+    assert_eq!(listed(&users).len(), 3);
+    let rest = users["invites_next"].as_str().unwrap();
+    let after = app.api("GET", &format!("/api/admin/users-invite?after={rest}"), &key, None).await.json();
+    assert_eq!((listed(&after).len(), after["next"].clone()), (1, json!(null)));
+    let one = app.api("GET", "/api/admin/users?email=GUEST5@example.com", &key, None).await.json();
+    assert_eq!(listed(&one), ["guest5@example.com"]);
+}
 
 /// Ada's organization Engines and Bob's Looms in one Enterprise Account, with a key for each.
 async fn setup(app: &TestApp) -> (String, String, String) {

@@ -33,7 +33,7 @@ async fn a_newcomer_accepts_an_invitation_and_joins_with_its_roles(app: TestApp)
     let mut ada = ada(&app).await;
     let sent = invite(&mut ada, "Grace@Example.com", &["member", "billing"]).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let listed = ada.call("/_fn/members/invitations", &[]).await.json();
+    let listed = ada.call("/_fn/members/invitations", &[]).await.json()["items"].clone();
     assert_eq!(listed[0]["email"], "Grace@Example.com");
     assert_eq!(listed[0]["roles"], serde_json::json!(["billing", "member"]));
     let token = app.emailed_token("Grace@Example.com").await;
@@ -63,7 +63,7 @@ async fn a_newcomer_accepts_an_invitation_and_joins_with_its_roles(app: TestApp)
     let listed = ada.call("/_fn/members", &[]).await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
     let pending = ada.call("/_fn/members/invitations", &[]).await.json();
-    assert_eq!(pending.as_array().unwrap().len(), 0, "no longer pending");
+    assert_eq!(pending["items"].as_array().unwrap().len(), 0, "no longer pending");
     let again = app.client("198.51.100.21").call("/_fn/invitation", &[("token", &token)]).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST, "single-use");
     assert!(again.body.contains("already been accepted"));
@@ -122,7 +122,10 @@ async fn invitations_expire_can_be_revoked_and_resent(app: TestApp) {
     let mut ada = ada(&app).await;
     invite(&mut ada, "dan@example.com", &["member"]).await;
     let first = app.emailed_token("dan@example.com").await;
-    let id = ada.call("/_fn/members/invitations", &[]).await.json()[0]["id"].as_str().unwrap().to_string();
+    let id = ada.call("/_fn/members/invitations", &[]).await.json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (expires, created): (i64, i64) = sqlx::query_as("SELECT expires_at, created_at FROM invitations")
         .fetch_one(app.db.pool())
         .await
@@ -133,7 +136,7 @@ async fn invitations_expire_can_be_revoked_and_resent(app: TestApp) {
     let mut dan = app.client("198.51.100.7");
     let expired = dan.call("/_fn/invitation", &[("token", &first)]).await;
     assert!(expired.body.contains("expired"), "{}", expired.body);
-    assert_eq!(ada.call("/_fn/members/invitations", &[]).await.json()[0]["expired"], true);
+    assert_eq!(ada.call("/_fn/members/invitations", &[]).await.json()["items"][0]["expired"], true);
 
     assert_eq!(
         ada.call("/_fn/members/resend_invitation", &[("invitation_id", &id)]).await.status,

@@ -60,8 +60,10 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     let (mut bill, _) = app.join(&mut engines, "bill@example.com", &["billing"]).await;
     let ada = &mut engines.admin;
     ada.call("/_fn/members/invite", &[("email", "pending@example.com"), ("role_member", "on")]).await;
-    let invitation =
-        ada.call("/_fn/members/invitations", &[]).await.json()[0]["id"].as_str().unwrap().to_string();
+    let invitation = ada.call("/_fn/members/invitations", &[]).await.json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     ada.call("/_fn/workspaces/create", &[("name", "Lab"), ("description", ""), ("icon", "")]).await;
     let overview = ada.overview().await.json();
     let lab = overview["workspaces"][1]["id"].as_str().unwrap().to_string();
