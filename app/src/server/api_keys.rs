@@ -11,7 +11,7 @@ use super::{
     audit::{self, AuditEvent},
     authz,
     billing::{self, split_models},
-    db::{bind_all, Conditions, Db, Param},
+    db::{bind_all, escape_like, Conditions, Db, Param},
     key_policy, lifecycle, mail, models, paging, secret_key, service_accounts,
     workspaces::{self, Access},
 };
@@ -343,9 +343,9 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
     }
     let search = filter.search.as_deref().unwrap_or_default().trim().to_lowercase();
     if !search.is_empty() {
-        let like = sql.param(Param::Text(format!("%{search}%")));
+        let like = sql.param(Param::Text(format!("%{}%", escape_like(&search))));
         let last4 = sql.param(Param::Text(search));
-        sql.and(format!("LOWER(k.name) LIKE {like} OR LOWER(k.secret_last4) = {last4}"));
+        sql.and(format!("LOWER(k.name) LIKE {like} ESCAPE '\\' OR LOWER(k.secret_last4) = {last4}"));
     }
     if let Some(owner) = owner {
         let owner = sql.param(Param::Text(owner.to_string()));

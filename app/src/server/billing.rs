@@ -402,20 +402,21 @@ async fn workspace_limits(
     org_id: OrgId,
     only: Option<WorkspaceId>,
 ) -> AppResult<Vec<WorkspaceLimits>> {
-    let rows: Vec<LimitsRow> = sqlx::query_as(
+    let just_one = if only.is_some() { " AND w.id = $3" } else { "" };
+    let sql = format!(
         "SELECT w.id, w.name, l.allowed_models, l.requests_per_minute, l.requests_per_second,
                 l.model_token_limits, l.monthly_budget_micros,
                 CAST(COALESCE((SELECT SUM(u.cost_micros) FROM usage_hourly u
                                WHERE u.workspace_id = w.id AND u.hour_start >= $2), 0) AS BIGINT)
          FROM workspaces w LEFT JOIN workspace_limits l ON l.workspace_id = w.id
-         WHERE w.org_id = $1 AND w.archived_at IS NULL AND ($3 = '' OR w.id = $3)
-         ORDER BY w.created_at, w.id",
-    )
-    .bind(org_id)
-    .bind(month_start(Timestamp::now()))
-    .bind(only.map(|id| id.to_string()).unwrap_or_default())
-    .fetch_all(conn)
-    .await?;
+         WHERE w.org_id = $1 AND w.archived_at IS NULL{just_one}
+         ORDER BY w.created_at, w.id"
+    );
+    let mut rows = sqlx::query_as(&sql).bind(org_id).bind(month_start(Timestamp::now()));
+    if let Some(id) = only {
+        rows = rows.bind(id.to_string());
+    }
+    let rows: Vec<LimitsRow> = rows.fetch_all(conn).await?;
     Ok(rows
         .into_iter()
         .map(|(workspace_id, workspace_name, models, rpm, rps, tokens, budget, spend)| WorkspaceLimits {

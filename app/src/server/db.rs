@@ -149,13 +149,28 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn placeholders_number_the_parameters_from_the_first() {
-        assert_eq!(super::placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(super::placeholders(1, 1), "$1");
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(placeholders(1, 1), "$1");
     }
-    use super::*;
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    #[test]
+    fn a_blank_search_keeps_every_row_without_a_condition() {
+        let mut sql = Conditions::default();
+        sql.contains(&["name"], "  ");
+        assert_eq!((sql.text.as_str(), sql.params.len()), ("", 0));
+        sql.contains(&["name", "email"], " 50% ");
+        assert_eq!(sql.text, "(name LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\')");
+        assert!(matches!(&sql.params[..], [Param::Text(p)] if p == "%50\\%%"));
+    }
 
     #[test]
     fn passwords_never_reach_the_log() {
@@ -202,6 +217,20 @@ impl Conditions {
         self.text += &format!("({condition})");
     }
 
+    /// Keeps the rows where any of `columns` (lower-cased text) contains
+    /// `search` as typed, in any case (`%` and `_` stand for themselves);
+    /// keeps all when `search` is blank.
+    pub fn contains(&mut self, columns: &[&str], search: &str) {
+        let search = search.trim().to_lowercase();
+        if search.is_empty() {
+            return;
+        }
+        let like = self.param(Param::Text(format!("%{}%", escape_like(&search))));
+        let any: Vec<String> =
+            columns.iter().map(|column| format!("{column} LIKE {like} ESCAPE '\\'")).collect();
+        self.and(any.join(" OR "));
+    }
+
     /// Keeps the rows of a keyset order on (`sort`, `id`) that come after the
     /// row with these values: older ones when `newest_first`. Written as a
     /// range on `sort` so an index on (.., `sort`, `id`) finds the first of
@@ -217,6 +246,11 @@ impl Conditions {
         let row = self.param(id_value);
         self.and(format!("{sort} {beyond}= {at} AND ({sort} {beyond} {at} OR {id} {beyond} {row})"));
     }
+}
+
+/// `text` for a LIKE pattern with `ESCAPE '\\'`: its `%`, `_` and `\\` match themselves.
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// `query` with `params` bound in order.

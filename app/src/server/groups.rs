@@ -18,7 +18,7 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz::{self, DirectorySync, OrgAdmin, OrgAuthority},
-    db::{self, Db},
+    db::{self, bind_all, Conditions, Db, Param},
     lifecycle, paging, workspaces,
 };
 use crate::{
@@ -106,23 +106,17 @@ pub async fn groups_page(
     let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let pattern = format!("%{}%", search.unwrap_or_default().trim().to_lowercase());
-    let (total,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM user_groups WHERE org_id = $1 AND name_key LIKE $2")
-            .bind(org_id)
-            .bind(&pattern)
-            .fetch_one(&mut *conn)
-            .await?;
-    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
-        "{SELECT_GROUPS} WHERE g.org_id = $1 AND g.name_key LIKE $2
-         ORDER BY g.name_key, g.id LIMIT $3 OFFSET $4"
-    ))
-    .bind(org_id)
-    .bind(&pattern)
-    .bind(page_size)
-    .bind((page - 1) * page_size)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut sql = Conditions::default();
+    let org = sql.param(Param::Text(org_id.to_string()));
+    sql.and(format!("g.org_id = {org}"));
+    sql.contains(&["g.name_key"], search.unwrap_or_default());
+    let count = format!("SELECT COUNT(*) FROM user_groups g WHERE {}", sql.text);
+    let (total,): (i64,) = bind_all(sqlx::query_as(&count), sql.params.clone()).fetch_one(&mut *conn).await?;
+    let limit = sql.param(Param::Int(page_size));
+    let offset = sql.param(Param::Int((page - 1) * page_size));
+    let list =
+        format!("{SELECT_GROUPS} WHERE {} ORDER BY g.name_key, g.id LIMIT {limit} OFFSET {offset}", sql.text);
+    let rows: Vec<GroupRow> = bind_all(sqlx::query_as(&list), sql.params).fetch_all(&mut *conn).await?;
     let items = with_parents(&mut conn, org_id, rows.into_iter().map(Into::into).collect()).await?;
     Ok(Page { items, page, page_size, total })
 }

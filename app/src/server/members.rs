@@ -94,10 +94,7 @@ impl MemberFilter {
         let mut sql = Conditions::default();
         let org = sql.param(Param::Text(org_id.to_string()));
         sql.and(format!("m.org_id = {org}"));
-        if let Some(search) = self.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let like = sql.param(Param::Text(format!("%{}%", search.to_lowercase())));
-            sql.and(format!("lower(u.name) LIKE {like} OR u.email_normalized LIKE {like}"));
-        }
+        sql.contains(&["lower(u.name)", "u.email_normalized"], self.search.as_deref().unwrap_or_default());
         if let Some(email) = self.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
             let email = sql.param(Param::Text(email.to_lowercase()));
             sql.and(format!("u.email_normalized = {email}"));

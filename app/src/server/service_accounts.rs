@@ -16,7 +16,7 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz,
-    db::Db,
+    db::{bind_all, Conditions, Db, Param},
     workspaces,
 };
 use crate::{
@@ -223,20 +223,30 @@ pub async fn list(
         Some(workspace_id) => drop(authz::workspace_admin(&mut tx, actor, org_id, workspace_id).await?),
         None => drop(authz::org_admin(&mut tx, actor, org_id).await?),
     }
-    let search = query.search.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
+    let mut sql = Conditions::default();
+    let org = sql.param(Param::Text(org_id.to_string()));
+    sql.and(format!("org_id = {org}"));
+    if let Some(workspace) = query.workspace_id {
+        let workspace = sql.param(Param::Text(workspace.to_string()));
+        sql.and(format!("workspace_id = {workspace}"));
+    }
+    if !query.include_deleted {
+        sql.and("deleted_at IS NULL".into());
+    }
+    sql.contains(
+        &["LOWER(name)", "LOWER(COALESCE(description, ''))"],
+        query.search.as_deref().unwrap_or_default(),
+    );
     let order = if query.newest_first { "DESC" } else { "ASC" };
-    let rows: Vec<AccountRow> = sqlx::query_as(&format!(
-        "{SELECT} WHERE org_id = $1 AND ($2 = '' OR workspace_id = $2) AND ($3 OR deleted_at IS NULL)
-           AND ($4 = '' OR LOWER(name) LIKE $5 OR LOWER(COALESCE(description, '')) LIKE $5)
-         ORDER BY created_at {order}, id {order} LIMIT $6 OFFSET $7"
-    ))
-    .bind(org_id)
-    .bind(query.workspace_id.map(|id| id.to_string()).unwrap_or_default())
-    .bind(query.include_deleted)
-    .bind(&search)
-    .bind(format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
-    .bind(query.limit)
-    .bind(query.offset)
+    let limit = sql.param(Param::Int(query.limit));
+    let offset = sql.param(Param::Int(query.offset));
+    let rows: Vec<AccountRow> = bind_all(
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE {} ORDER BY created_at {order}, id {order} LIMIT {limit} OFFSET {offset}",
+            sql.text
+        )),
+        sql.params,
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -8,7 +8,7 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz,
-    db::Db,
+    db::{bind_all, Conditions, Db, Param},
     lifecycle, paging,
 };
 use crate::{
@@ -80,25 +80,20 @@ pub async fn workspaces_page(
     let (page, page_size) = paging::page_bounds(page, page_size)?;
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
-    let archived = if filter.archived { "w.archived_at IS NOT NULL" } else { "w.archived_at IS NULL" };
-    let pattern = format!("%{}%", filter.search.as_deref().unwrap_or_default().trim().to_lowercase());
-    let (total,): (i64,) = sqlx::query_as(&format!(
-        "SELECT COUNT(*) FROM workspaces w WHERE w.org_id = $1 AND {archived} AND LOWER(w.name) LIKE $2"
-    ))
-    .bind(org_id)
-    .bind(&pattern)
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows: Vec<WorkspaceRow> = sqlx::query_as(&format!(
-        "{SELECT_WORKSPACES} WHERE w.org_id = $1 AND {archived} AND LOWER(w.name) LIKE $2
-         ORDER BY w.created_at, w.id LIMIT $3 OFFSET $4"
-    ))
-    .bind(org_id)
-    .bind(&pattern)
-    .bind(page_size)
-    .bind((page - 1) * page_size)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut sql = Conditions::default();
+    let org = sql.param(Param::Text(org_id.to_string()));
+    sql.and(format!("w.org_id = {org}"));
+    sql.and(if filter.archived { "w.archived_at IS NOT NULL" } else { "w.archived_at IS NULL" }.into());
+    sql.contains(&["LOWER(w.name)"], filter.search.as_deref().unwrap_or_default());
+    let count = format!("SELECT COUNT(*) FROM workspaces w WHERE {}", sql.text);
+    let (total,): (i64,) = bind_all(sqlx::query_as(&count), sql.params.clone()).fetch_one(&mut *conn).await?;
+    let limit = sql.param(Param::Int(page_size));
+    let offset = sql.param(Param::Int((page - 1) * page_size));
+    let list = format!(
+        "{SELECT_WORKSPACES} WHERE {} ORDER BY w.created_at, w.id LIMIT {limit} OFFSET {offset}",
+        sql.text
+    );
+    let rows: Vec<WorkspaceRow> = bind_all(sqlx::query_as(&list), sql.params).fetch_all(&mut *conn).await?;
     Ok(Page { items: rows.into_iter().map(Into::into).collect(), page, page_size, total })
 }
 

@@ -280,6 +280,11 @@ async fn members_are_paged_searched_and_filtered(app: TestApp) {
     assert_eq!(emails(&billing), ["linus@example.com", "margaret@example.com"]);
     let both = org.admin.call("/_fn/members", &[("search", "mar"), ("role", "billing")]).await.json();
     assert_eq!(emails(&both), ["margaret@example.com"]);
+    // What is typed is searched as typed: `%` and `_` are no wildcards.
+    for typed in ["%", "_"] {
+        let literal = org.admin.call("/_fn/members", &[("search", typed)]).await.json();
+        assert_eq!(literal["total"], 0, "{typed}");
+    }
     let odd = org.admin.call("/_fn/members", &[("role", "owner")]).await;
     assert_eq!(odd.status, StatusCode::BAD_REQUEST);
 

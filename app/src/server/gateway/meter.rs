@@ -383,15 +383,18 @@ async fn alert_if_crossed(
     let Some(limit) = limit.filter(|l| *l > 0) else { return Ok(()) };
     let month = month_start(Timestamp::now());
     let scope_id = workspace.map(|w| w.to_string()).unwrap_or_else(|| org.to_string());
-    let (spent,): (i64,) = sqlx::query_as(
+    // One workspace's spend only when asked: no catch-all condition for
+    // PostgreSQL's reused plan to guess about.
+    let one_workspace = if workspace.is_some() { " AND workspace_id = $3" } else { "" };
+    let sql = format!(
         "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_hourly
-         WHERE org_id = $1 AND ($2 = '' OR workspace_id = $2) AND hour_start >= $3",
-    )
-    .bind(org)
-    .bind(workspace.map(|w| w.to_string()).unwrap_or_default())
-    .bind(month)
-    .fetch_one(&mut *conn)
-    .await?;
+         WHERE org_id = $1 AND hour_start >= $2{one_workspace}"
+    );
+    let mut spent = sqlx::query_as(&sql).bind(org).bind(month);
+    if let Some(workspace) = workspace {
+        spent = spent.bind(workspace.to_string());
+    }
+    let (spent,): (i64,) = spent.fetch_one(&mut *conn).await?;
     for threshold in [80_i64, 100] {
         let forced = reached && threshold == 100;
         if spent.saturating_mul(100) < limit.saturating_mul(threshold) && !forced {
