@@ -5,15 +5,18 @@ use leptos::prelude::*;
 use crate::{
     error::AppError,
     ids::{GroupId, UserId, WorkspaceId},
-    model::{GroupDetail, GroupSummary},
+    model::{GroupDetail, GroupSummary, Page},
 };
 
+/// Groups shown on one page of the Groups page.
+pub const GROUPS_PAGE_SIZE: i64 = 50;
+
+/// One page of the Organization's groups, by name.
 #[server(prefix = "/_fn", endpoint = "groups")]
-pub async fn list_groups() -> Result<Vec<GroupSummary>, AppError> {
-    use crate::server::{groups, paging, request};
+pub async fn list_groups(page: Option<i64>) -> Result<Page<GroupSummary>, AppError> {
+    use crate::server::{groups, request};
     let (state, me, org) = request::org_member().await?;
-    paging::all_pages(|page, size| groups::groups_page(&state.db, &me, org.id, None, Some(page), Some(size)))
-        .await
+    groups::groups_page(&state.db, &me, org.id, None, page, Some(GROUPS_PAGE_SIZE)).await
 }
 
 /// `target_type`: `W` (workspace roles, the default) or `O` (an Organization role).

@@ -22,7 +22,9 @@ use crate::{
 #[component]
 pub fn GroupsSection() -> impl IntoView {
     let create = ServerAction::<CreateGroup>::new();
-    let list = Resource::new(move || create.version().get(), |_| groups::list_groups());
+    let query = use_query_map();
+    let page = move || query.with(|q| q.get("page").and_then(|p| p.parse::<i64>().ok()));
+    let list = Resource::new(move || (page(), create.version().get()), |(page, _)| groups::list_groups(page));
     view! {
         <p class="hint">
             "Everyone in a group holds what it grants, on top of their own roles: workspace roles, or an Organization role. "
@@ -38,14 +40,15 @@ pub fn GroupsSection() -> impl IntoView {
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 list.await.map(|list| {
-                    if list.is_empty() {
+                    if list.total == 0 {
                         return view! { <p class="muted">"No groups yet."</p> }.into_any();
                     }
+                    let (shown, more) = (list.page, list.has_next());
                     view! {
                         <table class="table">
                             <thead><tr><th>"Name"</th><th>"Description"</th><th>"Members"</th><th>"Grants"</th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|g| {
+                                {list.items.into_iter().map(|g| {
                                     let grants = grants(&g);
                                     view! {
                                     <tr data-testid="group-row">
@@ -60,6 +63,10 @@ pub fn GroupsSection() -> impl IntoView {
                                 }}).collect_view()}
                             </tbody>
                         </table>
+                        <p class="pager">
+                            {(shown > 1).then(|| view! { <A href=format!("/admin/groups?page={}", shown - 1)>"← Previous"</A> })}
+                            {more.then(|| view! { <A href=format!("/admin/groups?page={}", shown + 1)>"Next →"</A> })}
+                        </p>
                     }.into_any()
                 })
             })}

@@ -305,9 +305,15 @@ async fn groups_in_the_admin_panel(app: TestApp) {
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
     let groups = ada.call("/_fn/groups", &[]).await.json();
     assert_eq!(
-        (groups[0]["name"].as_str(), groups[0]["member_count"].as_i64()),
-        (Some("Help desk"), Some(1))
+        (
+            groups["items"][0]["name"].as_str(),
+            groups["items"][0]["member_count"].as_i64(),
+            groups["total"].as_i64()
+        ),
+        (Some("Help desk"), Some(1), Some(1))
     );
+    let beyond = ada.call("/_fn/groups", &[("page", "2")]).await.json();
+    assert_eq!(beyond["items"], serde_json::json!([]), "one page of 50 holds them all");
 
     // Mia, a Member, reaches the group's workspace but administers no group.
     let refused = mia.call("/_fn/groups/create", &[("name", "Mine"), ("description", "")]).await;
