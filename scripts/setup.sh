@@ -77,8 +77,9 @@ if $with_tests; then
     end2end/.venv/bin/pip install -q -r end2end/python-requirements.txt
     cp end2end/python-requirements.txt end2end/.venv/installed.txt
   fi
-  if [[ ! -d end2end/node_modules/@playwright/test ]]; then
-    step "Installing Playwright (no browser download: Debian's Chromium is used)"
+  if ! cmp -s end2end/package-lock.json end2end/node_modules/.installed-lock.json; then
+    step "Installing Playwright and axe-core (no browser download: Debian's Chromium is used)"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    cp end2end/package-lock.json end2end/node_modules/.installed-lock.json
   fi
 fi
