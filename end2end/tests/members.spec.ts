@@ -14,6 +14,17 @@ test("an Admin invites a colleague, who accepts in another browser and shows as 
   await expect(page.getByRole("status")).toHaveText("Invitation sent. It is valid for 7 days.");
   const pending = page.getByTestId("invitation-row").filter({ hasText: colleague });
   await expect(pending).toContainText("Pending until");
+  // By status: Pending is the invitations alone, Active the members alone.
+  await page.getByLabel("Status").selectOption("Pending");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page).toHaveURL(/status=pending/);
+  await expect(pending).toHaveCount(1);
+  await expect(page.getByTestId("member-row")).toHaveCount(0);
+  await page.getByLabel("Status").selectOption("Active");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page.getByTestId("member-row")).toHaveCount(1);
+  await expect(page.getByTestId("invitation-row")).toHaveCount(0);
+  await open(page, "/admin/members");
 
   // The colleague, in a browser of their own, follows the emailed link.
   const theirs = await browser.newContext();

@@ -34,7 +34,9 @@ fn RoleBoxes(checked: Vec<OrgRole>) -> impl IntoView {
 }
 
 /// Members, 50 a page by name, searchable and filtered by role; the filters
-/// live in the address (`?q=&role=&page=`). Invitations are listed apart.
+/// live in the address (`?q=&role=&status=&page=`). Invitations are listed
+/// apart, paged on their own: status "Pending" shows only them, "Active" only
+/// members.
 #[component]
 pub(super) fn MembersSection() -> impl IntoView {
     let invite = ServerAction::<InviteMember>::new();
@@ -55,8 +57,9 @@ pub(super) fn MembersSection() -> impl IntoView {
         move || (invites_after(), invite.version().get(), resend.version().get(), revoke.version().get()),
         |(after, ..)| members::list_invitations(after),
     );
+    let status = move || param("status");
     let link = move |page: i64| {
-        let mut pairs: Vec<String> = ["q", "role"]
+        let mut pairs: Vec<String> = ["q", "role", "status"]
             .into_iter()
             .map(|name| (name, param(name)))
             .filter(|(_, value)| !value.is_empty())
@@ -95,8 +98,16 @@ pub(super) fn MembersSection() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
+            <label>"Status"
+                <select name="status">
+                    {[("", "Any"), ("active", "Active"), ("pending", "Pending")].into_iter().map(|(value, label)| view! {
+                        <option value=value selected=move || status() == value>{label}</option>
+                    }).collect_view()}
+                </select>
+            </label>
             <button type="submit">"Filter"</button>
         </Form>
+        <Show when=move || status() != "pending">
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 list.await.map(|list| {
@@ -124,6 +135,8 @@ pub(super) fn MembersSection() -> impl IntoView {
                 })
             })}
         </Transition>
+        </Show>
+        <Show when=move || status() != "active">
         <h2>"Invitations"</h2>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -140,15 +153,16 @@ pub(super) fn MembersSection() -> impl IntoView {
                             </tbody>
                         </table>
                         <p class="pager">
-                            {(!first).then(|| view! { <A href="/admin/members">"← First invitations"</A> })}
+                            {(!first).then(|| view! { <A href="/admin/members?status=pending">"← First invitations"</A> })}
                             {invitations.next.map(|next| view! {
-                                <A href=format!("/admin/members?invites={next}") attr:data-testid="more-invitations">"More invitations →"</A>
+                                <A href=format!("/admin/members?status=pending&invites={next}") attr:data-testid="more-invitations">"More invitations →"</A>
                             })}
                         </p>
                     }.into_any()
                 })
             })}
         </Transition>
+        </Show>
     }
 }
 
