@@ -11,7 +11,7 @@ use super::{
     audit::{self, AuditEvent},
     authz,
     billing::{self, split_models},
-    db::{bind_all, escape_like, Conditions, Db, Param},
+    db::{bind_all, created_at_of, escape_like, Conditions, Db, Param},
     key_policy, lifecycle, mail, models, paging, secret_key, service_accounts,
     workspaces::{self, Access},
 };
@@ -352,14 +352,9 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
         sql.and(format!("k.owner_user_id = {owner}"));
     }
     if let Some(after) = filter.after {
-        let at: Option<(Timestamp,)> =
-            sqlx::query_as("SELECT created_at FROM workspace_api_keys WHERE id = $1 AND org_id = $2")
-                .bind(after)
-                .bind(org_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let (at,) =
-            at.ok_or_else(|| AppError::invalid("after", "after is not a key of this Organization."))?;
+        let at = created_at_of(&mut conn, "workspace_api_keys", org_id, Param::Text(after.to_string()))
+            .await?
+            .ok_or_else(|| AppError::invalid("after", "after is not a key of this Organization."))?;
         sql.past(("k.created_at", "k.id"), true, (Param::Int(at.0), Param::Text(after.to_string())));
     }
     let limit = sql.param(Param::Int(filter.limit));

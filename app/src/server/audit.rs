@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{
     actor::{Actor, Client},
     authz,
-    db::{bind_all, escape_like, Conditions, Db, Param},
+    db::{bind_all, created_at_of, escape_like, Conditions, Db, Param},
     paging,
 };
 use crate::{
@@ -269,13 +269,9 @@ async fn read(
     let mut sql = filter.to_sql(org_id);
     let order = if window.oldest_first { "ASC" } else { "DESC" };
     if let Some(cursor) = window.cursor {
-        let at: Option<(Timestamp,)> =
-            sqlx::query_as("SELECT created_at FROM audit_events WHERE id = $1 AND org_id = $2")
-                .bind(cursor)
-                .bind(org_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let (at,) = at.ok_or_else(|| AppError::invalid("cursor", "cursor is not an event of this log."))?;
+        let at = created_at_of(&mut *conn, "audit_events", org_id, Param::Int(cursor))
+            .await?
+            .ok_or_else(|| AppError::invalid("cursor", "cursor is not an event of this log."))?;
         sql.past(("created_at", "id"), !window.oldest_first, (Param::Int(at.0), Param::Int(cursor)));
     }
     let limit = sql.param(Param::Int(window.limit));

@@ -9,8 +9,10 @@ use std::str::FromStr;
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::{MigrateError, Migrator},
-    Any, AnyPool, Transaction,
+    Any, AnyConnection, AnyPool, Transaction,
 };
+
+use crate::{error::AppResult, ids::OrgId, time::Timestamp};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -246,6 +248,22 @@ impl Conditions {
         let row = self.param(id_value);
         self.and(format!("{sort} {beyond}= {at} AND ({sort} {beyond} {at} OR {id} {beyond} {row})"));
     }
+}
+
+/// When row `id` of `table` in Organization `org_id` was made, where a keyset
+/// page past it starts; `None` if the Organization has no such row.
+pub async fn created_at_of(
+    conn: &mut AnyConnection,
+    table: &str,
+    org_id: OrgId,
+    id: Param,
+) -> AppResult<Option<Timestamp>> {
+    let sql = format!("SELECT created_at FROM {table} WHERE id = $1 AND org_id = $2");
+    let found: Option<(Timestamp,)> =
+        bind_all(sqlx::query_as(&sql), vec![id, Param::Text(org_id.to_string())])
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.map(|(at,)| at))
 }
 
 /// `text` for a LIKE pattern with `ESCAPE '\\'`: its `%`, `_` and `\\` match themselves.

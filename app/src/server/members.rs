@@ -220,14 +220,11 @@ pub async fn invitations(
         sql.and(format!("LOWER(email) = {email}"));
     }
     if let Some(after) = after {
-        let at: Option<(Timestamp,)> =
-            sqlx::query_as("SELECT created_at FROM invitations WHERE id = $1 AND org_id = $2")
-                .bind(after.to_string())
-                .bind(org_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let (at,) =
-            at.ok_or_else(|| AppError::invalid("after", "after is not an invitation of this Organization."))?;
+        let at = db::created_at_of(&mut conn, "invitations", org_id, Param::Text(after.to_string()))
+            .await?
+            .ok_or_else(|| {
+            AppError::invalid("after", "after is not an invitation of this Organization.")
+        })?;
         sql.past(("created_at", "id"), false, (Param::Int(at.0), Param::Text(after.to_string())));
     }
     let limit = sql.param(Param::Int(size + 1));
