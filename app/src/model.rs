@@ -427,6 +427,14 @@ pub struct CreatedScimToken {
     pub token: String,
 }
 
+/// A key or token just made, as the page that asked for it shows it once:
+/// its name and the whole secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSecret {
+    pub name: String,
+    pub secret: String,
+}
+
 /// A key just created: the only time `key` (the full secret) is ever returned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedAdminKey {

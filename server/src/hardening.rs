@@ -1,7 +1,8 @@
 //! Response headers and request checks every route gets: what browsers should
-//! enforce (no framing, no sniffing, no referrer, HTTPS only when served over
-//! it, nothing cached that may carry a secret), form posts that must say where
-//! they come from, and request bodies with a stated limit and a JSON refusal.
+//! enforce (no framing, no sniffing, no referrer to other sites, HTTPS only
+//! when served over it, nothing cached that may carry a secret), form posts
+//! that must say where they come from, and request bodies with a stated limit
+//! and a JSON refusal.
 
 use axum::{
     extract::Request,
@@ -27,8 +28,9 @@ pub async fn security_headers(hsts: bool, request: Request, next: Next) -> Respo
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Invitation links carry their token in the path: never send it on as a referrer.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Invitation links carry their token in the path: never send it to another
+    // site. Our own form posts carry their page, to be sent back to it.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
     }

@@ -69,6 +69,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/sso/saml/{org_id}/continue", post(sso::saml_continue))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
+        .layer(middleware::from_fn_with_state(state.clone(), hand_shown_once_to_page))
         // Refuses cross-site POSTs (by Origin / Sec-Fetch-Site) before they reach a server function...
         .layer(CsrfLayer::new())
         // ...and, first, those that say nothing of where they come from.
@@ -132,6 +133,27 @@ async fn server_fn_error_status(request: Request, next: Next) -> Response {
         }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A page the browser is sent back to after a plain form post shows the
+/// secret that post made (see `request::show_once`): it is taken from the
+/// session here, once, for the page's render to find (`request::shown_once`).
+async fn hand_shown_once_to_page(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == http::Method::GET && request::asks_for_html(request.headers()) {
+        match app::server::session::take_shown_once(&session, &state.sealing).await {
+            Ok(Some(new)) => {
+                request.extensions_mut().insert(request::ShownOnce(new));
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "could not read the session for a secret to show"),
+        }
+    }
+    next.run(request).await
 }
 
 /// The audit log as a CSV download, with the Admin Panel's filters.

@@ -48,7 +48,10 @@ pub async fn create_workspace_key(
             id => Some(id.parse().map_err(|_| AppError::NotFound)?),
         },
     };
-    api_keys::create(&state.db, &me, &request::client(&state), org.id, workspace_id, input).await
+    let created =
+        api_keys::create(&state.db, &me, &request::client(&state), org.id, workspace_id, input).await?;
+    request::show_once(&state, &created.view.name, &created.key).await?;
+    Ok(created)
 }
 
 #[server(prefix = "/_fn", endpoint = "api_keys/revoke")]
@@ -68,5 +71,7 @@ pub async fn rotate_workspace_key(key_id: ApiKeyId, grace_hours: String) -> Resu
             .parse()
             .map_err(|_| AppError::invalid("grace_hours", "Enter the grace period in whole hours."))?,
     };
-    api_keys::rotate(&state.db, &me, &request::client(&state), org.id, key_id, grace).await
+    let rotated = api_keys::rotate(&state.db, &me, &request::client(&state), org.id, key_id, grace).await?;
+    request::show_once(&state, &rotated.view.name, &rotated.key).await?;
+    Ok(rotated)
 }

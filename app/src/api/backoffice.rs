@@ -92,7 +92,9 @@ pub async fn create_admin_key(
     let (state, actor, enterprise) = request::enterprise_admin().await?;
     let org_id = org_id.parse().map_err(|_| AppError::invalid("org_id", "Choose an Organization."))?;
     let input = admin_keys::NewAdminKey { name, org_id, expires_on };
-    admin_keys::create(&state.db, &actor, &request::client(&state), enterprise, input).await
+    let created = admin_keys::create(&state.db, &actor, &request::client(&state), enterprise, input).await?;
+    request::show_once(&state, &created.view.name, &created.key).await?;
+    Ok(created)
 }
 
 #[server(prefix = "/_fn", endpoint = "backoffice/revoke_api_key")]

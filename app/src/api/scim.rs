@@ -23,7 +23,9 @@ pub async fn get_scim_panel() -> Result<ScimPanel, AppError> {
 pub async fn create_scim_token(name: String) -> Result<CreatedScimToken, AppError> {
     use crate::server::{request, scim::tokens};
     let (state, me, org) = request::org_member().await?;
-    tokens::create(&state.db, &me, &request::client(&state), org.id, &name).await
+    let created = tokens::create(&state.db, &me, &request::client(&state), org.id, &name).await?;
+    request::show_once(&state, &created.view.name, &created.token).await?;
+    Ok(created)
 }
 
 #[server(prefix = "/_fn", endpoint = "settings/revoke_scim_token")]

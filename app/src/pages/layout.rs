@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use super::SecretFromFormPost;
 use crate::api::LogOut;
 
 /// A link of the side navigation: `(href, label)`.
@@ -43,6 +44,7 @@ pub(crate) fn Frame(
             </nav>
             <main class="panel">
                 <h1>{title}</h1>
+                <SecretFromFormPost/>
                 {children()}
             </main>
         </div>

@@ -84,6 +84,31 @@ pub(crate) fn NewKey(name: String, key: String) -> impl IntoView {
     }
 }
 
+/// A key or token made by a form posted before the page was interactive (or
+/// with JavaScript off): the server kept it for the page the browser came back
+/// to, which shows it this once.
+#[component]
+pub(crate) fn SecretFromFormPost() -> impl IntoView {
+    // Only a page rendered by the server can have one; the browser's own
+    // navigations never follow a plain form post.
+    let held = Resource::new(
+        || (),
+        |_| async {
+            #[cfg(feature = "ssr")]
+            return crate::server::request::shown_once();
+            #[cfg(not(feature = "ssr"))]
+            None::<crate::model::NewSecret>
+        },
+    );
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                held.await.map(|new| view! { <NewKey name=new.name key=new.secret/> })
+            })}
+        </Suspense>
+    }
+}
+
 #[component]
 pub(crate) fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
     view! {

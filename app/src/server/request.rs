@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
-    model::{CurrentUser, OrgSummary},
+    model::{CurrentUser, NewSecret, OrgSummary},
 };
 
 pub fn state() -> AppResult<AppState> {
@@ -33,6 +33,44 @@ pub fn client(state: &AppState) -> Client {
     use_context::<http::request::Parts>()
         .map(|parts| Client::of_request(&parts, state.trusted_proxies))
         .unwrap_or_default()
+}
+
+/// Whether a request asks for a page: a browser's own navigation or form post.
+pub fn asks_for_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// Whether this request is a form the browser posted itself (the page had no
+/// JavaScript yet, or none): it is answered with a redirect back to its page,
+/// not with the server function's value.
+fn is_plain_form_post() -> bool {
+    use_context::<http::request::Parts>().is_some_and(|parts| asks_for_html(&parts.headers))
+}
+
+/// A secret just made is shown once by the page that asked for it: a
+/// hydrated page shows the server function's answer; after a plain form post
+/// the session holds it for the page the browser is sent back to.
+pub async fn show_once(state: &AppState, name: &str, secret: &str) -> AppResult<()> {
+    if !is_plain_form_post() {
+        return Ok(());
+    }
+    let new = NewSecret { name: name.to_string(), secret: secret.to_string() };
+    session::hold_shown_once(&session().await?, &state.sealing, &new).await
+}
+
+/// A secret a plain form post made, taken from the session for the page the
+/// browser came back to (see `server::show_once_after_form_post`): taken once
+/// per request before Leptos renders, since Leptos may render a part of a page
+/// twice (once to start its data early).
+#[derive(Clone)]
+pub struct ShownOnce(pub NewSecret);
+
+/// The secret this page is to show once, if a plain form post left one.
+pub fn shown_once() -> Option<NewSecret> {
+    use_context::<http::request::Parts>()?.extensions.get::<ShownOnce>().map(|shown| shown.0.clone())
 }
 
 /// The signed-in user, or `Unauthenticated`. A session whose user is gone is

@@ -3,10 +3,14 @@
 
 use tower_sessions::Session;
 
-use super::sso::{Pending, SignInMethod};
+use super::{
+    sealed::SealingKey,
+    sso::{Pending, SignInMethod},
+};
 use crate::{
     error::AppResult,
     ids::{OrgId, UserId},
+    model::NewSecret,
 };
 
 pub const USER_KEY: &str = "user_id";
@@ -19,6 +23,8 @@ const SSO_KEY: &str = "sso_pending";
 const NOTICE_KEY: &str = "log_in_notice";
 /// Where a single sign-on under way goes back to once signed in.
 const RETURN_TO_KEY: &str = "return_to";
+/// A secret just made by a form posted without JavaScript, sealed, for the page it returns to.
+const SHOWN_ONCE_KEY: &str = "shown_once";
 
 /// Starts a signed-in session under a new id, so an id planted before log-in is worthless.
 pub async fn log_in(session: &Session, user_id: UserId, via: SignInMethod) -> AppResult<()> {
@@ -83,4 +89,18 @@ pub async fn set_log_in_notice(session: &Session, notice: &str) -> AppResult<()>
 
 pub async fn take_log_in_notice(session: &Session) -> AppResult<Option<String>> {
     Ok(session.remove(NOTICE_KEY).await?)
+}
+
+/// Keeps a secret just made for the next page of this session to show, once.
+/// Sessions are stored in the database: the secret is kept sealed there.
+pub async fn hold_shown_once(session: &Session, sealing: &SealingKey, new: &NewSecret) -> AppResult<()> {
+    let sealed = sealing.seal(&new.secret, &new.name);
+    session.insert(SHOWN_ONCE_KEY, (&new.name, sealed)).await?;
+    Ok(())
+}
+
+/// The secret held by [`hold_shown_once`], once.
+pub async fn take_shown_once(session: &Session, sealing: &SealingKey) -> AppResult<Option<NewSecret>> {
+    let held: Option<(String, String)> = session.remove(SHOWN_ONCE_KEY).await?;
+    Ok(held.and_then(|(name, sealed)| Some(NewSecret { secret: sealing.open(&sealed, &name)?, name })))
 }

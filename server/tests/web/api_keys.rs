@@ -11,7 +11,53 @@ crate::on_both_databases!(
     workspace_keys_in_the_admin_panel,
     keys_live_no_longer_than_the_lifetime_policy,
     a_workspace_page_lists_its_keys_fifty_at_a_time,
+    a_key_made_by_a_plain_form_post_is_shown_once_on_its_page,
 );
+
+/// Before the page is interactive, or with JavaScript off, the Create key form
+/// posts itself: the browser is sent back to the page, which shows the key once.
+async fn a_key_made_by_a_plain_form_post_is_shown_once_on_its_page(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let page = format!("/admin/workspaces/{}", org.default_workspace);
+    let form = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", "posted"),
+        ("expires_on", ""),
+        ("allowed_models", ""),
+    ];
+    let posted = org.admin.post_form("/_fn/api_keys/create", &page, &form).await;
+    assert_eq!(posted.status, StatusCode::FOUND, "{}", posted.body);
+    let back = posted.header("location").unwrap().trim_end_matches('?');
+    assert_eq!(back, format!("{}{page}", crate::common::PUBLIC_URL), "back to the page");
+    let key = posted.json()["key"].as_str().unwrap().to_string();
+    let (sessions,): (String,) = sqlx::query_as("SELECT data FROM sessions WHERE data LIKE '%shown_once%'")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert!(!sessions.contains(&key), "the session keeps the secret sealed");
+
+    let shown = org.admin.get(&page).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.body.contains(&key), "the page the browser comes back to shows the key");
+    assert!(shown.body.contains("Key \u{201c}posted\u{201d} created."));
+    let again = org.admin.get(&page).await;
+    assert!(!again.body.contains(&key), "shown once only");
+
+    // Errors come back to the page too, in its address, and are shown there.
+    let nameless = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", ""),
+        ("expires_on", ""),
+        ("allowed_models", ""),
+    ];
+    let refused = org.admin.post_form("/_fn/api_keys/create", &page, &nameless).await;
+    assert_eq!(refused.status, StatusCode::FOUND);
+    let back =
+        refused.header("location").unwrap().strip_prefix(crate::common::PUBLIC_URL).unwrap().to_string();
+    assert!(back.starts_with(&page) && back.contains("__err="), "{back}");
+    let with_error = org.admin.get(&back).await;
+    assert!(with_error.body.contains("class=\"form-error\""), "the page says what went wrong");
+}
 
 /// One page of the workspace's keys, past `after`, as its page asks for them.
 async fn keys_page(

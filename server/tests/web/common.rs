@@ -302,6 +302,20 @@ impl Client<'_> {
         self.send(request).await
     }
 
+    /// Posts a form the way a browser does before the page is interactive (or
+    /// with JavaScript off): asking for HTML, from `page` of this site.
+    pub async fn post_form(&mut self, path: &str, page: &str, form: &[(&str, &str)]) -> TestResponse {
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .header(header::ORIGIN, PUBLIC_URL)
+            .header(header::REFERER, format!("{PUBLIC_URL}{page}"))
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(serde_urlencoded(form)))
+            .unwrap();
+        self.send(request).await
+    }
+
     pub async fn get(&mut self, path: &str) -> TestResponse {
         self.send(Request::get(path).header(header::ACCEPT, "text/html").body(Body::empty()).unwrap()).await
     }

@@ -152,7 +152,7 @@ async fn responses_carry_security_headers(app: TestApp) {
     for (name, value) in [
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
     ] {
         assert_eq!(page.header(name), Some(value), "{name}");
