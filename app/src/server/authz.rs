@@ -392,6 +392,11 @@ pub(super) async fn lock_enterprise(conn: &mut AnyConnection, enterprise: Enterp
     .await
 }
 
+/// Holds the person's row until the transaction ends (see `lock_org`).
+pub(super) async fn lock_user(conn: &mut AnyConnection, user_id: UserId) -> AppResult<()> {
+    lock_row(conn, "SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE", &user_id.to_string()).await
+}
+
 async fn lock_row(conn: &mut AnyConnection, sql: &'static str, id: &str) -> AppResult<()> {
     // Outside a transaction (a read) the lock would end with the statement:
     // it would guard nothing and cost PostgreSQL a write and a commit.

@@ -33,6 +33,8 @@ pub async fn create_first_organization(
     let name = validate::org_name(name)?;
 
     let mut tx = db.begin().await?;
+    // Two clicks at once make one organization: the second waits, then finds it.
+    authz::lock_user(&mut tx, user_id).await?;
     let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_members WHERE user_id = $1")
         .bind(user_id)
         .fetch_one(&mut *tx)
@@ -106,13 +108,16 @@ pub(super) async fn insert_organization(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO workspaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(workspace_id)
-        .bind(org_id)
-        .bind(DEFAULT_WORKSPACE_NAME)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO workspaces (id, org_id, name, name_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(workspace_id)
+    .bind(org_id)
+    .bind(DEFAULT_WORKSPACE_NAME)
+    .bind(super::workspaces::name_key(DEFAULT_WORKSPACE_NAME))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     Ok((org_id, workspace_id))
 }
 

@@ -8,7 +8,7 @@ use super::{
     actor::{Actor, Client},
     audit::{self, AuditEvent},
     authz,
-    db::{bind_all, Conditions, Db, Param},
+    db::{self, bind_all, Conditions, Db, Param},
     lifecycle, paging,
 };
 use crate::{
@@ -197,15 +197,23 @@ pub async fn create(
     let org_admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let id = WorkspaceId::new();
     let now = Timestamp::now();
-    sqlx::query("INSERT INTO workspaces (id, org_id, name, description, icon, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(id)
-        .bind(org_id)
-        .bind(&fields.name)
-        .bind(&fields.description)
-        .bind(&fields.icon)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO workspaces (id, org_id, name, name_key, description, icon, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(&fields.name)
+    .bind(name_key(&fields.name))
+    .bind(&fields.description)
+    .bind(&fields.icon)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(err) if db::is_unique_violation(&err) => return Err(name_taken(&fields.name)),
+        other => other?,
+    };
     if let Some(admin) = admin {
         require_org_member(&mut tx, org_id, admin, "admin_user_id").await?;
         upsert_member(&mut tx, id, admin, WorkspaceRole::Admin).await?;
@@ -247,14 +255,26 @@ pub async fn update(
     let before = workspace(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
     let admin = authz::workspace_admin(&mut tx, actor, org_id, id).await?;
-    sqlx::query("UPDATE workspaces SET name = $1, description = $2, icon = $3 WHERE id = $4 AND org_id = $5")
-        .bind(&fields.name)
-        .bind(&fields.description)
-        .bind(&fields.icon)
-        .bind(id)
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?;
+    // Saving what is already there changes nothing, and is not logged.
+    if (&before.name, &before.description, &before.icon) == (&fields.name, &fields.description, &fields.icon)
+    {
+        return Ok(before);
+    }
+    let updated = sqlx::query(
+        "UPDATE workspaces SET name = $1, name_key = $2, description = $3, icon = $4 WHERE id = $5 AND org_id = $6",
+    )
+    .bind(&fields.name)
+    .bind(name_key(&fields.name))
+    .bind(&fields.description)
+    .bind(&fields.icon)
+    .bind(id)
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await;
+    match updated {
+        Err(err) if db::is_unique_violation(&err) => return Err(name_taken(&fields.name)),
+        other => other?,
+    };
     let event =
         AuditEvent::new("workspace.update", "workspace", id).in_org(org_id).with_details(serde_json::json!({
             "before": { "name": before.name, "description": before.description, "icon": before.icon },
@@ -263,6 +283,20 @@ pub async fn update(
     audit::record(&mut tx, &admin, client, event).await?;
     tx.commit().await?;
     workspace(db, actor, org_id, id).await
+}
+
+/// Workspace names are compared whatever their case: an Organization has one "Staging".
+pub(super) fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn name_taken(name: &str) -> AppError {
+    AppError::conflict(
+        "name",
+        format!(
+            "A workspace named \"{name}\" already exists in this Organization (archived ones count too)."
+        ),
+    )
 }
 
 /// Archives a workspace (never the Default one). Its data stays; it leaves the lists.

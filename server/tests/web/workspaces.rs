@@ -20,7 +20,72 @@ crate::on_both_databases!(
     mistrals_workspace_options_are_honoured_or_refused,
     an_archived_workspace_is_restored_as_it_was,
     a_workspace_admin_runs_their_workspace_and_no_other,
+    double_submits_and_names_differing_by_case_make_one,
 );
+
+/// A double-click, or two admins at once, make one Organization and one
+/// "Staging"; "staging" is the same name; saving a workspace unchanged is no event.
+async fn double_submits_and_names_differing_by_case_make_one(app: TestApp) {
+    let mut bea = app.client("203.0.113.9");
+    bea.sign_up("Bea", "bea@example.com", PASSWORD).await;
+    let mut again = app.client("203.0.113.9");
+    again.cookie = bea.cookie.clone();
+    let (first, second) = tokio::join!(bea.create_organization("Looms"), again.create_organization("Looms"));
+    assert_eq!(app.count("organizations").await, 1, "{} / {}", first.body, second.body);
+
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let create = |name: &'static str| [("name", name), ("description", ""), ("icon", "")];
+    let (first, second) = {
+        let mut other = app.client("203.0.113.7");
+        other.cookie = org.admin.cookie.clone();
+        let staging = create("Staging");
+        let (first, second) = tokio::join!(
+            org.admin.call("/_fn/workspaces/create", &staging),
+            other.call("/_fn/workspaces/create", &staging)
+        );
+        (first, second)
+    };
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{} / {}", first.body, second.body);
+    let refused = org.admin.call("/_fn/workspaces/create", &create("sTAGING")).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.json()["Conflict"]["field"], "name", "{}", refused.body);
+    assert!(refused.body.contains("already exists"), "{}", refused.body);
+    let stagings: Vec<(String,)> = sqlx::query_as("SELECT name FROM workspaces WHERE name_key = 'staging'")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stagings, [("Staging".to_string(),)]);
+
+    let renamed = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", "STAGING"),
+        ("description", ""),
+        ("icon", ""),
+    ];
+    assert_eq!(org.admin.call("/_fn/workspaces/update", &renamed).await.status, StatusCode::CONFLICT);
+    let events = app.audit_details("workspace.update").await.len();
+    let unchanged = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", "Default"),
+        ("description", ""),
+        ("icon", ""),
+    ];
+    assert_eq!(org.admin.call("/_fn/workspaces/update", &unchanged).await.status, StatusCode::OK);
+    assert_eq!(app.audit_details("workspace.update").await.len(), events, "an unchanged save is not logged");
+    let recased = [
+        ("workspace_id", org.default_workspace.as_str()),
+        ("name", "DEFAULT"),
+        ("description", ""),
+        ("icon", ""),
+    ];
+    assert_eq!(
+        org.admin.call("/_fn/workspaces/update", &recased).await.status,
+        StatusCode::OK,
+        "its own name, recased"
+    );
+}
 
 /// Seed 004: a workspace Admin has full control of the workspace (members,
 /// settings, keys); a workspace Member uses it. Neither reaches other workspaces.
