@@ -634,6 +634,8 @@ pub struct WorkspaceDetail {
     /// The viewer runs this workspace (an Organization Admin or a workspace
     /// Admin): they edit it and its members. False while it is archived.
     pub manages: bool,
+    /// Its keys that work now: all stop if it is archived.
+    pub working_keys: i64,
 }
 
 /// A user group of an Organization.
@@ -798,6 +800,8 @@ pub struct BillingView {
     pub monthly_limit_micros: Option<i64>,
     pub month_spend_micros: i64,
     pub workspaces: Vec<WorkspaceLimits>,
+    /// The Organization's keys that work now: all stop if billing ends.
+    pub working_keys: i64,
 }
 
 /// Where a workspace API key stands.

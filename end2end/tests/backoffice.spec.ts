@@ -1,4 +1,4 @@
-import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
+import { confirm, expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Enterprise Account admin creates an Organization, promotes themself and makes a working Admin API key", async ({
   page,
@@ -75,6 +75,7 @@ test("an Enterprise Account admin creates an Organization, promotes themself and
   await expect(orgKey).toContainText("Active");
   await expect(orgKey).not.toContainText(shown);
   await orgKey.getByRole("button", { name: "Revoke" }).click();
+  await confirm(page, "Revoke key");
   await expect(orgKey).toContainText("Revoked");
   const refused = await request.get("/api/admin/roles", { headers: { "x-api-key": copied } });
   expect(refused.status()).toBe(401);

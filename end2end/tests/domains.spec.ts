@@ -1,4 +1,4 @@
-import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
+import { confirm, expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin claims a domain, is shown its TXT record, and sees it verified by the operator", async ({ page }) => {
   const email = uniqueEmail("domains");
@@ -25,5 +25,6 @@ test("an Admin claims a domain, is shown its TXT record, and sees it verified by
   await expect(row.getByRole("button", { name: "Verify" })).toHaveCount(0);
 
   await row.getByRole("button", { name: "Remove" }).click();
+  await confirm(page, "Remove domain");
   await expect(page.getByText("No domain claimed yet.")).toBeVisible();
 });

@@ -1,4 +1,4 @@
-import { PASSWORD, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
+import { PASSWORD, confirm, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin creates a workspace key, calls the gateway with it, hits a tiny budget and sees the usage", async ({ page }) => {
   await signUp(page, "Greta Gate", uniqueEmail("greta"));
@@ -156,6 +156,7 @@ test("a Member opens their workspace and makes a key of their own, without its s
   // Mia leaves: removing her revokes her key, and the Admin is told so.
   await page.locator("nav").getByRole("link", { name: "Members" }).click();
   await page.getByTestId("member-row").filter({ hasText: mia }).getByRole("button", { name: "Remove" }).click();
+  await confirm(page, "Remove member");
   await expect(page.getByRole("status")).toHaveText("Member removed. 1 API key revoked.");
   await expect(page.getByTestId("member-row").filter({ hasText: mia })).toHaveCount(0);
   await expect

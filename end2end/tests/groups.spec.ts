@@ -1,4 +1,4 @@
-import { PASSWORD, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
+import { PASSWORD, confirm, expect, invitationLink, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin gives a colleague a workspace through a group", async ({ page, browser }) => {
   await signUp(page, "Ada Admin", uniqueEmail("ada"));
@@ -69,6 +69,7 @@ test("an Admin gives a colleague a workspace through a group", async ({ page, br
   await page.getByTestId("nested-group-row").getByRole("link", { name: "Researchers" }).click();
   await expect(page.getByTestId("group-parents")).toContainText("Finance");
   await page.getByRole("button", { name: "Delete group" }).click();
+  await confirm(page, "Delete group");
   await expect(page).toHaveURL(/\/admin\/groups$/);
   await expect(page.getByTestId("group-row")).toHaveCount(1);
   await them.reload();

@@ -50,6 +50,11 @@ export async function open(page: Page, path: string): Promise<void> {
   await expect(page.locator("body[data-hydrated]")).toBeAttached();
 }
 
+/** Answers the open confirmation dialog with its confirming button, `button`. */
+export async function confirm(page: Page, button: string): Promise<void> {
+  await page.getByRole("dialog").getByRole("button", { name: button, exact: true }).click();
+}
+
 /** Signs up and waits to be asked for the organization's name. */
 export async function signUp(page: Page, name: string, email: string): Promise<void> {
   await open(page, "/signup");

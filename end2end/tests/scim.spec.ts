@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { expect, open, test, verifiedOrganization } from "./helpers";
+import { confirm, expect, open, test, verifiedOrganization } from "./helpers";
 
 /** The SCIM compliance checker (scim2-tester, installed by scripts/setup.sh --test) against this Chancery. */
 function scimCompliance(baseUrl: string, token: string): string {
@@ -85,6 +85,7 @@ test("an Admin connects the identity provider, which provisions, groups and depr
   // Revoking the token cuts the identity provider off.
   await open(page, "/admin/settings");
   await page.getByTestId("scim-token-row").getByRole("button", { name: "Revoke" }).click();
+  await confirm(page, "Revoke token");
   await expect(page.getByTestId("scim-token-row")).toContainText("Revoked");
   expect((await scim("GET", "/Users")).status).toBe(401);
 });

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { adminApiKey, expect, open, signUp, test, uniqueEmail } from "./helpers";
+import { adminApiKey, confirm, expect, open, signUp, test, uniqueEmail } from "./helpers";
 
 test("the official openai and mistralai SDKs work against keys an Admin makes", async ({ page }) => {
   const email = uniqueEmail("sam");
@@ -48,6 +48,7 @@ test("the official openai and mistralai SDKs work against keys an Admin makes", 
   expect(who.principal).toMatchObject({ principal_type: "service_account", name: "page-bot" });
   // Deleted, its key stops within a second.
   await bot.getByRole("button", { name: "Delete" }).click();
+  await confirm(page, "Delete service account");
   await expect(bot).toHaveCount(0);
   await expect.poll(async () => (await page.request.get("/v1/whoami", { headers: bearer })).status()).toBe(401);
   for (const key of Object.values(keys)) {

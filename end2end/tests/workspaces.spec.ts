@@ -1,4 +1,4 @@
-import { expect, signUp, test, uniqueEmail } from "./helpers";
+import { confirm, expect, signUp, test, uniqueEmail } from "./helpers";
 
 test("an Admin creates a workspace, renames it and archives it; the Default one stays", async ({ page }) => {
   await signUp(page, "Wanda", uniqueEmail("wanda"));
@@ -25,6 +25,7 @@ test("an Admin creates a workspace, renames it and archives it; the Default one 
   await expect(page.getByTestId("workspace-name")).toHaveText("🔬 Research Lab");
 
   await page.getByRole("button", { name: "Archive workspace" }).click();
+  await confirm(page, "Archive workspace");
   await expect(page).toHaveURL(/\/admin$/);
   await expect(page.getByTestId("workspace-row")).toHaveCount(1);
   await expect(page.getByTestId("workspace-row")).toContainText("Default");
@@ -41,6 +42,7 @@ test("an Admin creates a workspace, renames it and archives it; the Default one 
   await expect(page.getByTestId("workspace-archived")).toHaveCount(0);
   await expect(page.getByRole("button", { name: "Archive workspace" })).toBeVisible();
   await page.getByRole("button", { name: "Archive workspace" }).click();
+  await confirm(page, "Archive workspace");
   await expect(page).toHaveURL(/\/admin$/);
   await page.getByTestId("archived-workspace-row").getByRole("button", { name: "Restore" }).click();
   await expect(page.getByTestId("workspace-row")).toHaveCount(2);

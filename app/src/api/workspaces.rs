@@ -78,7 +78,7 @@ pub async fn get_workspace_detail(
     workspace_id: WorkspaceId,
     page: Option<i64>,
 ) -> Result<WorkspaceDetail, AppError> {
-    use crate::server::{groups, request, workspaces};
+    use crate::server::{api_keys, groups, request, workspaces};
     let (state, me, org) = request::org_member().await?;
     let access = workspaces::access(&state.db, &me, org.id, workspace_id).await?;
     let workspace = workspaces::workspace(&state.db, &me, org.id, workspace_id).await?;
@@ -100,7 +100,9 @@ pub async fn get_workspace_detail(
     } else {
         Vec::new()
     };
-    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, administers, manages })
+    let mut conn = state.db.pool().acquire().await?;
+    let working_keys = api_keys::working_count(&mut conn, org.id, Some(workspace_id)).await?;
+    Ok(WorkspaceDetail { workspace, members: in_workspace, groups, administers, manages, working_keys })
 }
 
 /// Adds the Organization's member with `email` to the workspace in `role`.

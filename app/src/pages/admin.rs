@@ -17,7 +17,7 @@ use super::{
     service_accounts::ServiceAccountsPanel,
     usage::UsageSection,
     usage::WorkspaceUsagePanel,
-    FormError,
+    ConfirmButton, Done, FormError,
 };
 use crate::{
     api::{
@@ -308,6 +308,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
         <FormError value=put.value()/>
         <FormError value=add.value()/>
         <FormError value=remove.value()/>
+        <Done value=remove.value() text="Removed from the workspace."/>
         <FormError value=archive.value()/>
         <FormError value=restore.value()/>
         <Transition fallback=loading>
@@ -356,6 +357,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
                             <tbody>
                                 {d.members.items.clone().into_iter().map(|m| {
                                     let (user, user2) = (m.user_id.to_string(), m.user_id.to_string());
+                                    let email = m.email.clone();
                                     let (ws, ws2) = (ws_id.to_string(), ws_id.to_string());
                                     let other = if m.role == WorkspaceRole::Admin { WorkspaceRole::Member } else { WorkspaceRole::Admin };
                                     view! {
@@ -376,7 +378,10 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                                     <ActionForm action=remove>
                                                         <input type="hidden" name="workspace_id" value=ws2/>
                                                         <input type="hidden" name="user_id" value=user2/>
-                                                        <button type="submit" class="link danger">"Remove"</button>
+                                                        <ConfirmButton label="Remove" subject=email.clone()
+                                                            question=format!("Remove {email} from this workspace?")
+                                                            consequence="They lose this workspace at once (unless a group grants it), and their keys here stop working."
+                                                            confirm="Remove from workspace"/>
                                                     </ActionForm>
                                                 })}
                                             </td>
@@ -452,7 +457,13 @@ fn WorkspaceDetailSection() -> impl IntoView {
                             view! {
                                 <ActionForm action=archive>
                                     <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
-                                    <button type="submit" class="danger-button">"Archive workspace"</button>
+                                    <ConfirmButton label="Archive workspace" class="danger-button"
+                                        question=format!("Archive {}?", d.workspace.name)
+                                        consequence=match d.working_keys {
+                                            1 => "Its 1 working API key stops working at once (403). You can restore the workspace later; revoked keys stay revoked.".to_string(),
+                                            n => format!("Its {n} working API keys stop working at once (403). You can restore the workspace later; revoked keys stay revoked."),
+                                        }
+                                        confirm="Archive workspace"/>
                                 </ActionForm>
                             }.into_any()
                         }}

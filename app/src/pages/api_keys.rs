@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 
-use super::{loading, FormError, NewKey};
+use super::{loading, ConfirmButton, Done, FormError, NewKey};
 use crate::{
     api::api_keys::{self, CreateWorkspaceKey, RevokeWorkspaceKey, RotateWorkspaceKey},
     ids::{ApiKeyId, WorkspaceId},
@@ -50,6 +50,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
         <FormError value=create.value()/>
         <FormError value=rotate.value()/>
         <FormError value=revoke.value()/>
+        <Done value=revoke.value() text="Key revoked: it no longer works."/>
         {move || shown().map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -74,6 +75,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                         ApiKeyStatus::Revoked => format!("Revoked {}", when(k.revoked_at, "")),
                                     };
                                     let working = matches!(k.status, ApiKeyStatus::Active | ApiKeyStatus::Rotating);
+                                    let name = k.name.clone();
                                     view! {
                                         <tr data-testid="api-key-row">
                                             <td>{k.name.clone()}</td>
@@ -101,7 +103,10 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                                 {working.then(|| view! {
                                                     <ActionForm action=revoke>
                                                         <input type="hidden" name="key_id" value=k.id.to_string()/>
-                                                        <button type="submit" class="link danger">"Revoke"</button>
+                                                        <ConfirmButton label="Revoke" subject=name.clone()
+                                                            question=format!("Revoke {name}?")
+                                                            consequence="The key stops working at once: calls with it are refused (401). This cannot be undone."
+                                                            confirm="Revoke key"/>
                                                     </ActionForm>
                                                 })}
                                             </td>

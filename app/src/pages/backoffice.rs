@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
-use super::{layout::Frame, loading, AuthCard, FormError, NewKey};
+use super::{layout::Frame, loading, AuthCard, ConfirmButton, Done, FormError, NewKey};
 use crate::{
     api::{
         backoffice::{
@@ -143,6 +143,7 @@ fn Members() -> impl IntoView {
         <p class="hint">"Only admins of an Organization linked to this Enterprise Account can be added."</p>
         <FormError value=add.value()/>
         <FormError value=remove.value()/>
+        <Done value=remove.value() text="Removed from the Enterprise Account."/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 members.await.map(|members| view! {
@@ -152,7 +153,7 @@ fn Members() -> impl IntoView {
                             {members.into_iter().map(|m| view! {
                                 <tr data-testid="member-row">
                                     <td>{m.name}</td>
-                                    <td>{m.email}</td>
+                                    <td>{m.email.clone()}</td>
                                     <td><code>{m.user_id.to_string()}</code></td>
                                     <td>{m.organizations.join(", ")}</td>
                                     <td>{when(m.last_login_at)}</td>
@@ -160,7 +161,10 @@ fn Members() -> impl IntoView {
                                     <td>
                                         <ActionForm action=remove>
                                             <input type="hidden" name="user_id" value=m.user_id.to_string()/>
-                                            <button type="submit" class="link danger">"Remove"</button>
+                                            <ConfirmButton label="Remove" subject=m.email.clone()
+                                                question=format!("Remove {} from the Enterprise Account?", m.email)
+                                                consequence="They can no longer use the Backoffice. Their Organization memberships stay; Admin API keys they made keep working until revoked (marked \u{201c}Creator left\u{201d})."
+                                                confirm="Remove member"/>
                                         </ActionForm>
                                     </td>
                                 </tr>
@@ -259,6 +263,8 @@ fn ApiKeys() -> impl IntoView {
             <button type="submit">"Create Key"</button>
         </ActionForm>
         <FormError value=create.value()/>
+        <FormError value=revoke.value()/>
+        <Done value=revoke.value() text="Key revoked: it no longer works."/>
         {move || created().map(|created| view! { <NewKey name=created.view.name key=created.key/> })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -269,7 +275,7 @@ fn ApiKeys() -> impl IntoView {
                             {keys.into_iter().map(|k| view! {
                                 <tr data-testid="key-row">
                                     <td>
-                                        {k.name}
+                                        {k.name.clone()}
                                         {k.creator_left.then(|| view! {
                                             <span class="badge warn" title="Whoever made this key is no longer a member of the Enterprise Account">"Creator left"</span>
                                         })}
@@ -286,7 +292,10 @@ fn ApiKeys() -> impl IntoView {
                                             view! {
                                                 <ActionForm action=revoke>
                                                     <input type="hidden" name="key_id" value=k.id.to_string()/>
-                                                    <button type="submit" class="link danger">"Revoke"</button>
+                                                    <ConfirmButton label="Revoke" subject=k.name.clone()
+                                                        question=format!("Revoke {}?", k.name)
+                                                        consequence="The Admin API key stops working at once: calls with it are refused (401). This cannot be undone."
+                                                        confirm="Revoke key"/>
                                                 </ActionForm>
                                             }.into_any()
                                         }}

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, FormError};
+use super::{loading, ConfirmButton, Done, FormError};
 use crate::{
     api::billing::{
         self, AddCard, AddMarketplace, RemovePaymentMethod, SetModelLimits, SetOrgLimit, SetRateLimits,
@@ -58,6 +58,7 @@ pub fn BillingSection() -> impl IntoView {
         <FormError value=add_card.value()/>
         <FormError value=add_marketplace.value()/>
         <FormError value=remove.value()/>
+        <Done value=remove.value() text="Payment method removed: billing is inactive and API keys are refused."/>
         <FormError value=set_limit.value()/>
         <FormError value=set_budget.value()/>
         <Transition fallback=loading>
@@ -68,7 +69,13 @@ pub fn BillingSection() -> impl IntoView {
                         Some(method) => view! {
                             <p class="notice" data-testid="billing-status">{format!("Billing is active: {}.", method.describe())}</p>
                             <ActionForm action=remove>
-                                <button type="submit" class="link danger">"Remove payment method"</button>
+                                <ConfirmButton label="Remove payment method"
+                                    question="Remove the payment method?"
+                                    consequence=match b.working_keys {
+                                        1 => "Billing stops: the 1 API key of this Organization that works now will be refused (403) until a payment method is added.".to_string(),
+                                        n => format!("Billing stops: the {n} API keys of this Organization that work now will be refused (403) until a payment method is added."),
+                                    }
+                                    confirm="Remove payment method"/>
                             </ActionForm>
                         }.into_any(),
                         None => view! {

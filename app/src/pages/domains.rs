@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, FormError};
+use super::{loading, ConfirmButton, Done, FormError};
 use crate::{
     api::domains::{self, ClaimDomain, RemoveDomain, VerifyDomain},
     model::DomainView,
@@ -31,6 +31,7 @@ pub(super) fn VerifiedDomains() -> impl IntoView {
         <FormError value=claim.value()/>
         <FormError value=verify.value()/>
         <FormError value=remove.value()/>
+        <Done value=remove.value() text="Domain removed."/>
         {move || matches!(verify.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"Domain verified."</p> })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -66,7 +67,7 @@ fn DomainRow(
     let to_remove = domain.clone();
     view! {
         <tr data-testid="domain-row">
-            <td>{domain}</td>
+            <td>{domain.clone()}</td>
             <td>{status}</td>
             <td>
                 {(!verified).then(|| view! {
@@ -83,7 +84,10 @@ fn DomainRow(
                 })}
                 <ActionForm action=remove>
                     <input type="hidden" name="domain" value=to_remove/>
-                    <button type="submit" class="link danger">"Remove"</button>
+                    <ConfirmButton label="Remove" subject=domain.clone()
+                        question=format!("Remove {domain}?")
+                        consequence="Sign-ups and single sign-on stop recognising addresses at this domain as this Organization's."
+                        confirm="Remove domain"/>
                 </ActionForm>
             </td>
         </tr>

@@ -8,7 +8,7 @@ use leptos_router::{
     hooks::{use_params_map, use_query_map},
 };
 
-use super::{loading, FormError};
+use super::{loading, ConfirmButton, Done, FormError};
 use crate::{
     api::groups::{
         self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, NestGroup, RemoveGroupMember,
@@ -145,13 +145,16 @@ pub fn GroupDetailSection() -> impl IntoView {
         <FormError value=update.value()/>
         <FormError value=add.value()/>
         <FormError value=remove.value()/>
+        <Done value=remove.value() text="Removed from the group."/>
         <FormError value=grant.value()/>
         <FormError value=revoke.value()/>
+        <Done value=revoke.value() text="The group's access to the workspace is removed."/>
         <FormError value=delete.value()/>
         <FormError value=set_role.value()/>
         <FormError value=set_target.value()/>
         <FormError value=nest.value()/>
         <FormError value=unnest.value()/>
+        <Done value=unnest.value() text="Group taken out."/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
@@ -159,6 +162,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                     let (members_page, more_members) = (d.members.page, d.members.has_next());
                     // The identity provider names it and says who is in it (SCIM): Admins decide what it grants.
                     let editable = !d.group.managed_by_scim;
+                    let delete_question = format!("Delete {}?", d.group.name);
                     // Copy, so every form of the page can name the group.
                     let hidden = move || view! { <input type="hidden" name="group_id" value=group_id.to_string()/> };
                     view! {
@@ -221,13 +225,16 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 {d.members.items.into_iter().map(|m| view! {
                                     <tr data-testid="group-member-row">
                                         <td>{m.name}</td>
-                                        <td>{m.email}</td>
+                                        <td>{m.email.clone()}</td>
                                         <td>
                                             {editable.then(|| view! {
                                                 <ActionForm action=remove>
                                                     {hidden()}
                                                     <input type="hidden" name="user_id" value=m.user_id.to_string()/>
-                                                    <button type="submit" class="link danger">"Remove"</button>
+                                                    <ConfirmButton label="Remove" subject=m.email.clone()
+                                                        question=format!("Remove {} from the group?", m.email)
+                                                        consequence="They lose what the group grants them: the group's workspaces, unless granted otherwise."
+                                                        confirm="Remove from group"/>
                                                 </ActionForm>
                                             })}
                                         </td>
@@ -261,6 +268,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 {d.workspaces.into_iter().map(|g| {
                                     let other = if g.role == WorkspaceRole::Admin { WorkspaceRole::Member } else { WorkspaceRole::Admin };
                                     let workspace_id = g.workspace_id;
+                                    let name = g.workspace_name.clone();
                                     view! {
                                         <tr data-testid="group-workspace-row">
                                             <td>{g.workspace_name}</td>
@@ -275,7 +283,10 @@ pub fn GroupDetailSection() -> impl IntoView {
                                                 <ActionForm action=revoke>
                                                     {hidden()}
                                                     <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
-                                                    <button type="submit" class="link danger">"Remove access"</button>
+                                                    <ConfirmButton label="Remove access" subject=format!("to {name}")
+                                                        question=format!("Remove the group's access to {name}?")
+                                                        consequence="The group's members lose this workspace, unless granted it otherwise."
+                                                        confirm="Remove access"/>
                                                 </ActionForm>
                                             </td>
                                         </tr>
@@ -313,19 +324,24 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 <table class="table">
                                     <thead><tr><th>"Group"</th><th>"Members"</th><th>"Actions"</th></tr></thead>
                                     <tbody>
-                                        {d.children.into_iter().map(|c| view! {
+                                        {d.children.into_iter().map(|c| {
+    let name = c.name.clone();
+    view! {
                                             <tr data-testid="nested-group-row">
-                                                <td><A href=format!("/admin/groups/{}", c.id)>{c.name}</A></td>
+                                                <td><A href=format!("/admin/groups/{}", c.id)>{c.name.clone()}</A></td>
                                                 <td>{c.member_count}</td>
                                                 <td>
                                                     <ActionForm action=unnest>
                                                         {hidden()}
                                                         <input type="hidden" name="child_id" value=c.id.to_string()/>
-                                                        <button type="submit" class="link danger">"Take out"</button>
+                                                        <ConfirmButton label="Take out" subject=name.clone()
+                                                            question=format!("Take {name} out of this group?")
+                                                            consequence="Its members lose what this group grants them, unless granted otherwise."
+                                                            confirm="Take out"/>
                                                     </ActionForm>
                                                 </td>
                                             </tr>
-                                        }).collect_view()}
+                                        }}).collect_view()}
                                     </tbody>
                                 </table>
                             }.into_any()
@@ -347,7 +363,10 @@ pub fn GroupDetailSection() -> impl IntoView {
                         {editable.then(|| view! {
                             <ActionForm action=delete>
                                 {hidden()}
-                                <button type="submit" class="danger-button">"Delete group"</button>
+                                <ConfirmButton label="Delete group" class="danger-button"
+                                    question=delete_question
+                                    consequence="Its members lose what it grants them (workspaces, roles), unless granted otherwise. This cannot be undone."
+                                    confirm="Delete group"/>
                             </ActionForm>
                         })}
                     }

@@ -6,7 +6,7 @@ use leptos_router::{
     hooks::use_query_map,
 };
 
-use super::{admin::encode, loading, FormError};
+use super::{admin::encode, loading, ConfirmButton, Done, FormError};
 use crate::{
     api::members::{
         self, InviteMember, RemoveMember, RenameOrganization, ResendInvitation, RevokeInvitation,
@@ -88,6 +88,7 @@ pub(super) fn MembersSection() -> impl IntoView {
         <FormError value=remove.value()/>
         <FormError value=resend.value()/>
         <FormError value=revoke.value()/>
+        <Done value=revoke.value() text="Invitation revoked: its link no longer works."/>
         <Form method="GET" action="/admin/members" attr:class="inline-form">
             <label>"Search members" <input type="search" name="q" placeholder="name or email" prop:value=move || param("q")/></label>
             <label>"Role"
@@ -181,6 +182,7 @@ fn MemberRow(
     remove: ServerAction<RemoveMember>,
 ) -> impl IntoView {
     let (roles_id, remove_id) = (member.user_id.to_string(), member.user_id.to_string());
+    let who = member.email.clone();
     view! {
         <tr data-testid="member-row">
             <td>{member.name}</td>
@@ -197,7 +199,10 @@ fn MemberRow(
             <td>
                 <ActionForm action=remove>
                     <input type="hidden" name="user_id" value=remove_id/>
-                    <button type="submit" class="link danger">"Remove"</button>
+                    <ConfirmButton label="Remove" subject=who.clone()
+                        question=format!("Remove {who} from the Organization?")
+                        consequence="They lose access to every workspace at once, and the API keys they made for themselves stop working."
+                        confirm="Remove member"/>
                 </ActionForm>
             </td>
         </tr>
@@ -211,6 +216,7 @@ fn InvitationRow(
     revoke: ServerAction<RevokeInvitation>,
 ) -> impl IntoView {
     let (resend_id, revoke_id) = (invitation.id.to_string(), invitation.id.to_string());
+    let email = invitation.email.clone();
     let roles = invitation.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
     view! {
         <tr data-testid="invitation-row">
@@ -225,7 +231,10 @@ fn InvitationRow(
                 </ActionForm>
                 <ActionForm action=revoke>
                     <input type="hidden" name="invitation_id" value=revoke_id/>
-                    <button type="submit" class="link danger">"Revoke"</button>
+                    <ConfirmButton label="Revoke" subject=format!("the invitation of {email}")
+                        question=format!("Revoke the invitation of {email}?")
+                        consequence="The link sent to them stops working. You can invite them again later."
+                        confirm="Revoke invitation"/>
                 </ActionForm>
             </td>
         </tr>
@@ -303,6 +312,7 @@ fn AdminKeysOfOrg() -> impl IntoView {
     view! {
         <h2>"Admin API keys"</h2>
         <p class="hint">"Keys made in the Backoffice that administer this Organization through the Admin API."</p>
+        <Done value=revoke.value() text="Key revoked: it no longer works."/>
         <FormError value=revoke.value()/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -313,7 +323,9 @@ fn AdminKeysOfOrg() -> impl IntoView {
                         <table class="table">
                             <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Last used"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
                             <tbody>
-                                {keys.into_iter().map(|k| view! {
+                                {keys.into_iter().map(|k| {
+    let name = k.name.clone();
+    view! {
                                     <tr data-testid="org-admin-key-row">
                                         <td>{k.name}</td>
                                         <td><code>{k.masked_key}</code></td>
@@ -324,12 +336,15 @@ fn AdminKeysOfOrg() -> impl IntoView {
                                             {k.revoked_at.is_none().then(|| view! {
                                                 <ActionForm action=revoke>
                                                     <input type="hidden" name="key_id" value=k.id.to_string()/>
-                                                    <button type="submit" class="link danger">"Revoke"</button>
+                                                    <ConfirmButton label="Revoke" subject=name.clone()
+                                                        question=format!("Revoke {name}?")
+                                                        consequence="The Admin API key stops working at once: calls with it are refused (401). This cannot be undone."
+                                                        confirm="Revoke key"/>
                                                 </ActionForm>
                                             })}
                                         </td>
                                     </tr>
-                                }).collect_view()}
+                                }}).collect_view()}
                             </tbody>
                         </table>
                     }.into_any()

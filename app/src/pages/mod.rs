@@ -65,6 +65,66 @@ where
     }
 }
 
+/// Says that the last submission of a form succeeded, e.g. "Key revoked.".
+#[component]
+pub(crate) fn Done<T>(
+    #[prop(into)] value: Signal<Option<Result<T, AppError>>>,
+    text: &'static str,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+{
+    move || matches!(value.get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">{text}</p> })
+}
+
+/// The button of an action that cannot be undone. It first asks, in a modal
+/// dialog saying what will happen; the dialog's confirming button submits the
+/// form it sits in. Until the page is interactive it does nothing.
+#[component]
+pub(crate) fn ConfirmButton(
+    /// What the button says, e.g. "Revoke".
+    label: &'static str,
+    /// What it acts on, so that each row's button has its own name: "Revoke prod-backend".
+    #[prop(into, optional)]
+    subject: String,
+    /// The dialog's question, e.g. "Revoke prod-backend?".
+    #[prop(into)]
+    question: String,
+    /// What will happen, said before it does.
+    #[prop(into)]
+    consequence: String,
+    /// The confirming button, e.g. "Revoke key".
+    confirm: &'static str,
+    /// The trigger's look: "link danger" in tables, "danger" on its own.
+    #[prop(default = "link danger")]
+    class: &'static str,
+) -> impl IntoView {
+    let dialog = NodeRef::<leptos::html::Dialog>::new();
+    let ask = move |_| {
+        if let Some(dialog) = dialog.get() {
+            let _ = dialog.show_modal();
+        }
+    };
+    let close = move |_| {
+        if let Some(dialog) = dialog.get() {
+            dialog.close();
+        }
+    };
+    let dialog_name = question.clone();
+    let name = if subject.is_empty() { label.to_string() } else { format!("{label} {subject}") };
+    view! {
+        <button type="button" class=class aria-label=name on:click=ask>{label}</button>
+        <dialog node_ref=dialog class="confirm" aria-label=dialog_name>
+            <h2>{question}</h2>
+            <p>{consequence}</p>
+            <div class="actions">
+                <button type="button" on:click=close>"Cancel"</button>
+                <button type="submit" class="danger" on:click=close>{confirm}</button>
+            </div>
+        </dialog>
+    }
+}
+
 /// A key just made, shown this once, with a copy button.
 #[component]
 pub(crate) fn NewKey(name: String, key: String) -> impl IntoView {

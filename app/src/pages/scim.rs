@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, FormError, NewKey};
+use super::{loading, ConfirmButton, Done, FormError, NewKey};
 use crate::{
     api::scim::{self, CreateScimToken, RevokeScimToken},
     time::Timestamp,
@@ -29,6 +29,7 @@ pub(super) fn Provisioning() -> impl IntoView {
         </ActionForm>
         <FormError value=create.value()/>
         <FormError value=revoke.value()/>
+        <Done value=revoke.value() text="Token revoked."/>
         {move || create.value().get().and_then(Result::ok).map(|t| view! { <NewKey name=t.view.name key=t.token/> })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -44,7 +45,7 @@ pub(super) fn Provisioning() -> impl IntoView {
                                 <tbody>
                                     {panel.tokens.into_iter().map(|t| view! {
                                         <tr data-testid="scim-token-row">
-                                            <td>{t.name}</td>
+                                            <td>{t.name.clone()}</td>
                                             <td><code>{t.masked_token}</code></td>
                                             <td>{format!("{} by {}", t.created_at.display(), t.created_by)}</td>
                                             <td>{t.last_used_at.map(Timestamp::display).unwrap_or_else(|| "Never".into())}</td>
@@ -53,7 +54,10 @@ pub(super) fn Provisioning() -> impl IntoView {
                                                 {t.revoked_at.is_none().then(|| view! {
                                                     <ActionForm action=revoke>
                                                         <input type="hidden" name="id" value=t.id.to_string()/>
-                                                        <button type="submit" class="link danger">"Revoke"</button>
+                                                        <ConfirmButton label="Revoke" subject=t.name.clone()
+                                                            question=format!("Revoke {}?", t.name)
+                                                            consequence="Your identity provider can no longer provision people with this token. This cannot be undone."
+                                                            confirm="Revoke token"/>
                                                     </ActionForm>
                                                 })}
                                             </td>

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{FormError, NewKey};
+use super::{ConfirmButton, Done, FormError, NewKey};
 use crate::{
     api::{
         api_keys::CreateWorkspaceKey,
@@ -41,7 +41,9 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                             <table class="table">
                                 <thead><tr><th>"Name"</th><th>"Description"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
                                 <tbody>
-                                    {accounts.into_iter().map(|a| view! {
+                                    {accounts.into_iter().map(|a| {
+    let name = a.name.clone();
+    view! {
                                         <tr data-testid="service-account-row">
                                             <td>{a.name.clone()}</td>
                                             <td>{a.description.clone().unwrap_or_default()}</td>
@@ -57,11 +59,14 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                                 </ActionForm>
                                                 <ActionForm action=remove attr:class="inline-form">
                                                     <input type="hidden" name="id" value=a.id.to_string()/>
-                                                    <button type="submit" class="danger">"Delete"</button>
+                                                    <ConfirmButton label="Delete" subject=name.clone() class="danger"
+                                                        question=format!("Delete {name}?")
+                                                        consequence="Its API keys stop working at once. This cannot be undone."
+                                                        confirm="Delete service account"/>
                                                 </ActionForm>
                                             </td>
                                         </tr>
-                                    }).collect_view()}
+                                    }}).collect_view()}
                                 </tbody>
                             </table>
                         }.into_any()
@@ -71,6 +76,7 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
         </Transition>
         <FormError value=create.value()/>
         <FormError value=remove.value()/>
+        <Done value=remove.value() text="Service account deleted: its keys no longer work."/>
         <FormError value=make_key.value()/>
         {move || make_key.value().get().and_then(Result::ok).map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
     }

@@ -387,6 +387,27 @@ pub async fn workspace_page(
     Ok(Slice::of(keys, KEYS_PAGE_SIZE, |key| key.id.to_string()))
 }
 
+/// How many of the Organization's keys (or one workspace's) work now: what
+/// removing its payment method or archiving the workspace would stop.
+/// For whoever already proved they may see them.
+pub async fn working_count(
+    conn: &mut AnyConnection,
+    org_id: OrgId,
+    workspace: Option<WorkspaceId>,
+) -> AppResult<i64> {
+    let mut sql = Conditions::default();
+    let org = sql.param(Param::Text(org_id.to_string()));
+    let now = sql.param(Param::Int(Timestamp::now().0));
+    sql.and(format!("org_id = {org} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > {now})"));
+    if let Some(workspace) = workspace {
+        let workspace = sql.param(Param::Text(workspace.to_string()));
+        sql.and(format!("workspace_id = {workspace}"));
+    }
+    let count = format!("SELECT COUNT(*) FROM workspace_api_keys WHERE {}", sql.text);
+    let (n,): (i64,) = bind_all(sqlx::query_as(&count), sql.params).fetch_one(conn).await?;
+    Ok(n)
+}
+
 /// Keys on one page of a workspace's page.
 pub const KEYS_PAGE_SIZE: i64 = 50;
 

@@ -57,7 +57,9 @@ pub async fn view(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<BillingVie
     .fetch_one(&mut *conn)
     .await?;
     let workspaces = workspace_limits(&mut conn, org_id, None).await?;
+    let working_keys = super::api_keys::working_count(&mut conn, org_id, None).await?;
     Ok(BillingView {
+        working_keys,
         active: payment_method.is_some(),
         payment_method: payment_method.map(|(method, _)| method),
         monthly_limit_micros,
