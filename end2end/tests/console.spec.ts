@@ -1,4 +1,4 @@
-import { expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
+import { confirm, expect, open, operator, signUp, test, uniqueEmail } from "./helpers";
 
 test("keys made before the page is interactive, or with JavaScript off, are shown once", async ({
   page,
@@ -60,4 +60,61 @@ test("keys made before the page is interactive, or with JavaScript off, are show
   await nojs.reload();
   await expect(nojs.getByTestId("new-key")).toHaveCount(0);
   await plain.close();
+});
+
+test("what cannot be undone is asked first, says what stops, and is reported done", async ({ page }) => {
+  await signUp(page, "Dora", uniqueEmail("dora"));
+  await page.getByLabel("Organization name").fill("Careful Co");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await page.getByTestId("workspace-row").getByRole("link", { name: "Default" }).click();
+  await page.getByLabel("Key name").fill("prod-backend");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await expect(page.getByTestId("new-key")).toBeVisible();
+
+  await open(page, "/admin/billing");
+  await page.getByLabel("Card number").fill("4242 4242 4242 4242");
+  await page.getByLabel("Expiry").fill("12/30");
+  await page.getByRole("button", { name: "Save card" }).click();
+  await expect(page.getByTestId("billing-status")).toContainText("Billing is active");
+
+  // Asked, and told how many keys would stop; Cancel changes nothing.
+  await page.getByRole("button", { name: "Remove payment method" }).click();
+  const dialog = page.getByRole("dialog", { name: "Remove the payment method?" });
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toContainText("the 1 API key of this Organization that works now will be refused (403)");
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await expect(dialog).toBeHidden();
+  await expect(page.getByTestId("billing-status")).toContainText("Billing is active");
+
+  await page.getByRole("button", { name: "Remove payment method" }).click();
+  await confirm(page, "Remove payment method");
+  await expect(page.getByRole("status")).toHaveText("Payment method removed: billing is inactive and API keys are refused.");
+  await expect(page.getByTestId("billing-status")).toContainText("Billing is inactive");
+
+  // Each row's button says whose it is; revoking a key asks, then says it is done.
+  await open(page, "/admin");
+  await page.getByTestId("workspace-row").getByRole("link", { name: "Default" }).click();
+  const row = page.getByTestId("api-key-row").filter({ hasText: "prod-backend" });
+  await row.getByRole("button", { name: "Revoke prod-backend" }).click();
+  await expect(page.getByRole("dialog", { name: "Revoke prod-backend?" })).toContainText("stops working at once");
+  await confirm(page, "Revoke key");
+  await expect(page.getByRole("status")).toHaveText("Key revoked: it no longer works.");
+  await expect(row).toContainText("Revoked");
+});
+
+test("a double-click makes one workspace, and names differ by more than case", async ({ page }) => {
+  await signUp(page, "Dan", uniqueEmail("dan"));
+  await page.getByLabel("Organization name").fill("Twice Co");
+  await page.getByRole("button", { name: "Create organization" }).dblclick();
+  await expect(page).toHaveURL(/\/admin$/);
+
+  await page.getByLabel("New workspace").fill("Staging");
+  await page.getByRole("button", { name: "Create workspace" }).dblclick();
+  await expect(page.getByTestId("workspace-row").filter({ hasText: "Staging" })).toHaveCount(1);
+  await page.getByLabel("New workspace").fill("staging");
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await expect(page.getByRole("alert")).toContainText("A workspace named \"staging\" already exists");
+  await page.reload();
+  await expect(page.getByTestId("workspace-row")).toHaveCount(2);
 });

@@ -203,7 +203,7 @@ fn Workspaces() -> impl IntoView {
                 <label>"New workspace" <input type="text" name="name" required placeholder="Name"/></label>
                 <label>"Icon" <input type="text" name="icon" maxlength="16" placeholder="🧪" size="4"/></label>
                 <label>"Description" <input type="text" name="description" placeholder="What it is for"/></label>
-                <button type="submit">"Create workspace"</button>
+                <button type="submit" disabled=move || create.pending().get()>"Create workspace"</button>
             </ActionForm>
             <FormError value=create.value()/>
         })}
@@ -253,7 +253,7 @@ fn Workspaces() -> impl IntoView {
                                     <td>
                                         <ActionForm action=restore>
                                             <input type="hidden" name="workspace_id" value=w.id.to_string()/>
-                                            <button type="submit" class="link">"Restore"</button>
+                                            <button type="submit" class="link" disabled=move || restore.pending().get()>"Restore"</button>
                                         </ActionForm>
                                     </td>
                                 </tr>
@@ -330,7 +330,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                 {d.administers.then(|| view! {
                                     <ActionForm action=restore>
                                         <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
-                                        <button type="submit">"Restore workspace"</button>
+                                        <button type="submit" disabled=move || restore.pending().get()>"Restore workspace"</button>
                                     </ActionForm>
                                 })}
                             </div>
@@ -341,7 +341,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                 <label>"Name" <input type="text" name="name" required value=name/></label>
                                 <label>"Icon" <input type="text" name="icon" maxlength="16" size="4" value=icon/></label>
                                 <label>"Description" <input type="text" name="description" value=description/></label>
-                                <button type="submit">"Save"</button>
+                                <button type="submit" disabled=move || update.pending().get()>"Save"</button>
                             </ActionForm>
                         })}
                         {(!administers && !d.workspace.description.is_empty()).then(|| view! {
@@ -371,7 +371,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                                         <input type="hidden" name="workspace_id" value=ws/>
                                                         <input type="hidden" name="user_id" value=user/>
                                                         <input type="hidden" name="role" value=other.as_str()/>
-                                                        <button type="submit" class="link">{format!("Make {}", other.label())}</button>
+                                                        <button type="submit" class="link" disabled=move || put.pending().get()>{format!("Make {}", other.label())}</button>
                                                     </ActionForm>
                                                 })}
                                                 {(administers && !is_default).then(|| view! {
@@ -410,7 +410,7 @@ fn WorkspaceDetailSection() -> impl IntoView {
                                         <option value="admin">"Admin"</option>
                                     </select>
                                 </label>
-                                <button type="submit">"Add to workspace"</button>
+                                <button type="submit" disabled=move || add.pending().get()>"Add to workspace"</button>
                             </ActionForm>
                         })}
                     }

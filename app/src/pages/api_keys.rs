@@ -28,14 +28,24 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
         move || (after(), create.version().get(), rotate.version().get(), revoke.version().get()),
         move |(after, ..)| api_keys::list_workspace_keys(workspace_id, after),
     );
-    // The newest key made here, by creation or rotation: shown once.
+    // The key last sent to be revoked (the action forgets its input once done).
+    let revoking = RwSignal::new(None::<ApiKeyId>);
+    Effect::new(move |_| {
+        if let Some(input) = revoke.input().get() {
+            revoking.set(Some(input.key_id));
+        }
+    });
+    // The newest key made here, by creation or rotation: shown once, and no
+    // longer once revoked.
     let shown = move || {
         let created = create.value().get().and_then(Result::ok);
         let rotated = rotate.value().get().and_then(Result::ok);
-        match (created, rotated) {
+        let newest = match (created, rotated) {
             (Some(c), Some(r)) => Some(if c.view.created_at >= r.view.created_at { c } else { r }),
             (c, r) => c.or(r),
-        }
+        };
+        let revoked = matches!(revoke.value().get(), Some(Ok(()))).then(|| revoking.get()).flatten();
+        newest.filter(|key| Some(key.view.id) != revoked)
     };
     view! {
         <h2>"API keys"</h2>
@@ -45,7 +55,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
             <label>"Expires on" <input type="date" name="expires_on"/></label>
             <label>"Key models" <input type="text" name="allowed_models" placeholder="The workspace's"/></label>
             <label>"Key requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8" placeholder="The workspace's"/></label>
-            <button type="submit">"Create key"</button>
+            <button type="submit" disabled=move || create.pending().get()>"Create key"</button>
         </ActionForm>
         <FormError value=create.value()/>
         <FormError value=rotate.value()/>
@@ -58,7 +68,10 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                 keys.await.map(|keys| {
                     let Slice { items: keys, next } = keys;
                     if keys.is_empty() && after().is_none() {
-                        return view! { <p class="muted">"No keys yet."</p> }.into_any();
+                        // A workspace's Members see only their own keys: "no keys" would mislead them.
+                        return view! {
+                            <p class="muted">"No keys that you can see yet: Members see their own keys, Admins every key."</p>
+                        }.into_any();
                     }
                     let older = next.map(|last| format!("{here}?keys={last}"));
                     let newest = after().is_some().then(|| here.clone());
@@ -97,7 +110,7 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                                         <input type="hidden" name="key_id" value=k.id.to_string()/>
                                                         <input type="number" name="grace_hours" min="0" max="720" value="24" size="4"
                                                             aria-label=format!("Grace hours for {}", k.name)/>
-                                                        <button type="submit" class="link">"Rotate"</button>
+                                                        <button type="submit" class="link" disabled=move || rotate.pending().get()>"Rotate"</button>
                                                     </ActionForm>
                                                 })}
                                                 {working.then(|| view! {

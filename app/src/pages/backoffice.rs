@@ -113,7 +113,7 @@ fn Invitations(invitations: Vec<crate::model::EnterpriseSummary>) -> impl IntoVi
                     <ActionForm action=accept>
                         <p>{format!("You are invited to administer the Enterprise Account {}.", e.name)}</p>
                         <input type="hidden" name="enterprise_id" value=e.id.to_string()/>
-                        <button type="submit">"Accept invitation"</button>
+                        <button type="submit" disabled=move || accept.pending().get()>"Accept invitation"</button>
                     </ActionForm>
                 }).collect_view().into_any()
             }}
@@ -138,7 +138,7 @@ fn Members() -> impl IntoView {
     view! {
         <ActionForm action=add attr:class="inline-form">
             <label>"Add a member by email" <input type="email" name="email" required placeholder="admin@example.com"/></label>
-            <button type="submit">"Add member"</button>
+            <button type="submit" disabled=move || add.pending().get()>"Add member"</button>
         </ActionForm>
         <p class="hint">"Only admins of an Organization linked to this Enterprise Account can be added."</p>
         <FormError value=add.value()/>
@@ -189,7 +189,7 @@ fn Organizations() -> impl IntoView {
     view! {
         <ActionForm action=create attr:class="inline-form">
             <label>"New Organization" <input type="text" name="name" required placeholder="Name"/></label>
-            <button type="submit">"Create Organization"</button>
+            <button type="submit" disabled=move || create.pending().get()>"Create Organization"</button>
         </ActionForm>
         <FormError value=create.value()/>
         <FormError value=promote.value()/>
@@ -211,14 +211,14 @@ fn Organizations() -> impl IntoView {
                                                 view! {
                                                     <ActionForm action=open>
                                                         <input type="hidden" name="org_id" value=id/>
-                                                        <button type="submit" class="link">"Open Admin Panel"</button>
+                                                        <button type="submit" class="link" disabled=move || open.pending().get()>"Open Admin Panel"</button>
                                                     </ActionForm>
                                                 }.into_any()
                                             } else {
                                                 view! {
                                                     <ActionForm action=promote>
                                                         <input type="hidden" name="org_id" value=id/>
-                                                        <button type="submit" class="link">"Promote to admin"</button>
+                                                        <button type="submit" class="link" disabled=move || promote.pending().get()>"Promote to admin"</button>
                                                     </ActionForm>
                                                 }.into_any()
                                             }}
@@ -260,7 +260,7 @@ fn ApiKeys() -> impl IntoView {
                 </select>
             </label>
             <label>"Expiration date (optional)" <input type="date" name="expires_on"/></label>
-            <button type="submit">"Create Key"</button>
+            <button type="submit" disabled=move || create.pending().get()>"Create Key"</button>
         </ActionForm>
         <FormError value=create.value()/>
         <FormError value=revoke.value()/>

@@ -87,7 +87,7 @@ pub fn BillingSection() -> impl IntoView {
                     <ActionForm action=add_card attr:class="inline-form">
                         <label>"Card number" <input type="text" name="card_number" inputmode="numeric" autocomplete="cc-number" required placeholder="4242 4242 4242 4242"/></label>
                         <label>"Expiry" <input type="text" name="card_expiry" autocomplete="cc-exp" required placeholder="MM/YY" size="6"/></label>
-                        <button type="submit">"Save card"</button>
+                        <button type="submit" disabled=move || add_card.pending().get()>"Save card"</button>
                     </ActionForm>
                     <p class="hint">"Only the card's brand, last 4 digits and expiry are kept."</p>
                     <ActionForm action=add_marketplace attr:class="inline-form">
@@ -98,14 +98,14 @@ pub fn BillingSection() -> impl IntoView {
                             </select>
                         </label>
                         <label>"Account id" <input type="text" name="account_id" required placeholder="123456789012"/></label>
-                        <button type="submit">"Connect account"</button>
+                        <button type="submit" disabled=move || add_marketplace.pending().get()>"Connect account"</button>
                     </ActionForm>
 
                     <h2>"Monthly spending limit"</h2>
                     <p data-testid="org-spend">{format!("This month: {}", spend_against(b.month_spend_micros, b.monthly_limit_micros))}</p>
                     <ActionForm action=set_limit attr:class="inline-form">
                         <label>"Organization limit (USD)" <input type="text" name="amount" inputmode="decimal" value=amount_value(b.monthly_limit_micros) placeholder="No limit"/></label>
-                        <button type="submit">"Save limit"</button>
+                        <button type="submit" disabled=move || set_limit.pending().get()>"Save limit"</button>
                     </ActionForm>
                     <p class="hint">"Leave empty for no limit. Requests beyond a limit are refused with 429 until the next calendar month (UTC)."</p>
 
@@ -123,7 +123,7 @@ pub fn BillingSection() -> impl IntoView {
                                             <input type="text" name="amount" inputmode="decimal" size="8"
                                                 aria-label=format!("Budget of {}", w.workspace_name)
                                                 value=amount_value(w.monthly_budget_micros) placeholder="No limit"/>
-                                            <button type="submit">"Set"</button>
+                                            <button type="submit" disabled=move || set_budget.pending().get()>"Set"</button>
                                         </ActionForm>
                                     </td>
                                 </tr>
@@ -200,7 +200,7 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                             <label>"Requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8"
                                 value=count(rates.requests_per_minute) placeholder="No limit"/></label>
                             <label>"Allowed models" <input type="text" name="allowed_models" value=models placeholder="All models"/></label>
-                            <button type="submit">"Save limits"</button>
+                            <button type="submit" disabled=move || set.pending().get()>"Save limits"</button>
                         </ActionForm>
                         <p class="hint">{format!("Models, separated by commas; empty allows all: {names}.")}</p>
                         <h3>"Tokens per model"</h3>
@@ -213,14 +213,14 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                             <label>"Model" <select name="model">{options}</select></label>
                             <label>"Tokens per minute" <input type="text" name="tokens_per_minute" inputmode="numeric" size="10" placeholder="No limit"/></label>
                             <label>"Tokens per month" <input type="text" name="tokens_per_month" inputmode="numeric" size="12" placeholder="No limit"/></label>
-                            <button type="submit">"Save model limits"</button>
+                            <button type="submit" disabled=move || set_model.pending().get()>"Save model limits"</button>
                         </ActionForm>
                         <p class="hint">"A call whose worst case (its input and max_tokens) does not fit in what is left is refused with 429; both fields empty remove the model's limits."</p>
                         <ActionForm action=set_budget attr:class="inline-form">
                             <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                             <label>"Monthly budget (USD)" <input type="text" name="amount" inputmode="decimal" size="8"
                                 value=amount_value(l.monthly_budget_micros) placeholder="No limit"/></label>
-                            <button type="submit">"Save budget"</button>
+                            <button type="submit" disabled=move || set_budget.pending().get()>"Save budget"</button>
                         </ActionForm>
                     }
                 })

@@ -26,7 +26,7 @@ pub(super) fn VerifiedDomains() -> impl IntoView {
         </p>
         <ActionForm action=claim>
             <label>"Domain" <input name="domain" placeholder="example.com" required/></label>
-            <button type="submit">"Claim domain"</button>
+            <button type="submit" disabled=move || claim.pending().get()>"Claim domain"</button>
         </ActionForm>
         <FormError value=claim.value()/>
         <FormError value=verify.value()/>
@@ -79,7 +79,7 @@ fn DomainRow(
                 {(!verified).then(|| view! {
                     <ActionForm action=verify>
                         <input type="hidden" name="domain" value=to_verify/>
-                        <button type="submit" class="link">"Verify"</button>
+                        <button type="submit" class="link" disabled=move || verify.pending().get()>"Verify"</button>
                     </ActionForm>
                 })}
                 <ActionForm action=remove>

@@ -34,7 +34,7 @@ pub fn GroupsSection() -> impl IntoView {
             <label>"New group" <input type="text" name="name" required placeholder="Name"/></label>
             <label>"Description" <input type="text" name="description" placeholder="Who is in it"/></label>
             <TargetSelect current=GroupTarget::default()/>
-            <button type="submit">"Create group"</button>
+            <button type="submit" disabled=move || create.pending().get()>"Create group"</button>
         </ActionForm>
         <FormError value=create.value()/>
         <Transition fallback=loading>
@@ -174,7 +174,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                     {hidden()}
                                     <label>"Name" <input type="text" name="name" required value=d.group.name.clone()/></label>
                                     <label>"Description" <input type="text" name="description" value=d.group.description.clone()/></label>
-                                    <button type="submit">"Save"</button>
+                                    <button type="submit" disabled=move || update.pending().get()>"Save"</button>
                                 </ActionForm>
                             }.into_any()
                         } else {
@@ -199,7 +199,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                         <ActionForm action=set_target attr:class="inline-form">
                             {hidden()}
                             <TargetSelect current=d.group.target/>
-                            <button type="submit">"Save what it grants"</button>
+                            <button type="submit" disabled=move || set_target.pending().get()>"Save what it grants"</button>
                         </ActionForm>
                         <p class="hint">"A group grants one kind: change it once the group grants nothing of the other."</p>
 
@@ -213,7 +213,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                     <option value=role.as_str() selected=d.group.organization_role == Some(role)>{role.label()}</option>
                                 }).collect_view()}
                             </select></label>
-                            <button type="submit">"Save role"</button>
+                            <button type="submit" disabled=move || set_role.pending().get()>"Save role"</button>
                         </ActionForm>
                         <p class="hint">"Every member holds this role while in the group, beside their own. Taking it away ends what came with it."</p>
                         })}
@@ -256,7 +256,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                 <label>"Add a member"
                                     <input type="email" name="email" required placeholder="colleague@example.com"/>
                                 </label>
-                                <button type="submit">"Add to group"</button>
+                                <button type="submit" disabled=move || add.pending().get()>"Add to group"</button>
                             </ActionForm>
                         })}
 
@@ -278,7 +278,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                                     {hidden()}
                                                     <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                                                     <input type="hidden" name="role" value=other.as_str()/>
-                                                    <button type="submit" class="link">{format!("Make {}", other.label())}</button>
+                                                    <button type="submit" class="link" disabled=move || grant.pending().get()>{format!("Make {}", other.label())}</button>
                                                 </ActionForm>
                                                 <ActionForm action=revoke>
                                                     {hidden()}
@@ -310,7 +310,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                         <option value="admin">"Admin"</option>
                                     </select>
                                 </label>
-                                <button type="submit">"Grant access"</button>
+                                <button type="submit" disabled=move || grant.pending().get()>"Grant access"</button>
                             </ActionForm>
                         })}
                         })}
@@ -356,7 +356,7 @@ pub fn GroupDetailSection() -> impl IntoView {
                                         }).collect_view()}
                                     </select>
                                 </label>
-                                <button type="submit">"Nest group"</button>
+                                <button type="submit" disabled=move || nest.pending().get()>"Nest group"</button>
                             </ActionForm>
                         })}
 

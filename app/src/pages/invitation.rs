@@ -48,7 +48,7 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
             <ActionForm action=accept>
                 <input type="hidden" name="token" value=token/>
                 <FormError value=accept.value()/>
-                <button type="submit">"Accept invitation"</button>
+                <button type="submit" disabled=move || accept.pending().get()>"Accept invitation"</button>
             </ActionForm>
         }
         .into_any(),
@@ -57,7 +57,7 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
                 {format!("This invitation is for {}, and you are logged in as {}.", preview.email,
                     preview.signed_in_as.map(|u| u.email).unwrap_or_default())}
             </p>
-            <ActionForm action=log_out><button type="submit">"Log out"</button></ActionForm>
+            <ActionForm action=log_out><button type="submit" disabled=move || log_out.pending().get()>"Log out"</button></ActionForm>
         }
         .into_any(),
         (None, true) => view! {
@@ -66,7 +66,7 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
                 <label>"Email" <input type="email" value=preview.email.clone() readonly/></label>
                 <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
                 <FormError value=log_in.value()/>
-                <button type="submit">"Log in and accept"</button>
+                <button type="submit" disabled=move || log_in.pending().get()>"Log in and accept"</button>
             </ActionForm>
         }
         .into_any(),
@@ -81,7 +81,7 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
                     <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters.")}</span>
                 </label>
                 <FormError value=sign_up.value()/>
-                <button type="submit">"Create account and join"</button>
+                <button type="submit" disabled=move || sign_up.pending().get()>"Create account and join"</button>
             </ActionForm>
         }
         .into_any(),

@@ -34,7 +34,7 @@ pub(crate) fn Frame(
             <span class="spacer"></span>
             {elsewhere.map(|(href, label)| view! { <a href=href>{label}</a> })}
             <A href="/account" attr:class="who" attr:title="Your account">{who}</A>
-            <ActionForm action=log_out><button type="submit" class="link">"Log out"</button></ActionForm>
+            <ActionForm action=log_out><button type="submit" class="link" disabled=move || log_out.pending().get()>"Log out"</button></ActionForm>
         </header>
         <div class="with-sidebar">
             <nav class="sidebar" aria-label=brand>

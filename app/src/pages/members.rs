@@ -72,7 +72,7 @@ pub(super) fn MembersSection() -> impl IntoView {
         <ActionForm action=invite attr:class="inline-form">
             <label>"Invite by email" <input type="email" name="email" required placeholder="colleague@example.com"/></label>
             <fieldset class="roles"><legend>"Roles"</legend><RoleBoxes checked=vec![OrgRole::Member]/></fieldset>
-            <button type="submit">"Send invitation"</button>
+            <button type="submit" disabled=move || invite.pending().get()>"Send invitation"</button>
         </ActionForm>
         {move || matches!(invite.value().get(), Some(Ok(()))).then(|| view! {
             <p class="notice" role="status">"Invitation sent. It is valid for 7 days."</p>
@@ -191,7 +191,7 @@ fn MemberRow(
                 <ActionForm action=set_roles attr:class="roles-form">
                     <input type="hidden" name="user_id" value=roles_id/>
                     <RoleBoxes checked=member.roles/>
-                    <button type="submit" class="link">"Save roles"</button>
+                    <button type="submit" class="link" disabled=move || set_roles.pending().get()>"Save roles"</button>
                 </ActionForm>
             </td>
             <td>"Active"</td>
@@ -227,7 +227,7 @@ fn InvitationRow(
             <td>
                 <ActionForm action=resend>
                     <input type="hidden" name="invitation_id" value=resend_id/>
-                    <button type="submit" class="link">"Resend"</button>
+                    <button type="submit" class="link" disabled=move || resend.pending().get()>"Resend"</button>
                 </ActionForm>
                 <ActionForm action=revoke>
                     <input type="hidden" name="invitation_id" value=revoke_id/>
@@ -251,7 +251,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
         <h2>"Organization"</h2>
         <ActionForm action=rename attr:class="inline-form">
             <label>"Organization name" <input type="text" name="name" required maxlength="100" value=org.name/></label>
-            <button type="submit">"Rename"</button>
+            <button type="submit" disabled=move || rename.pending().get()>"Rename"</button>
         </ActionForm>
         <FormError value=rename.value()/>
         <KeyLifetime/>
@@ -264,7 +264,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
                         <label>"Domains (one per line)"
                             <textarea name="domains" rows="4">{domains.join("\n")}</textarea>
                         </label>
-                        <button type="submit">"Save domains"</button>
+                        <button type="submit" disabled=move || save.pending().get()>"Save domains"</button>
                     </ActionForm>
                 })
             })}
@@ -293,7 +293,7 @@ fn KeyLifetime() -> impl IntoView {
                         <label>"Maximum lifetime (days)"
                             <input type="number" name="max_days" min="1" max="3650" value=policy.org_max_days.map(|d| d.to_string()).unwrap_or_default()/>
                         </label>
-                        <button type="submit">"Save lifetime"</button>
+                        <button type="submit" disabled=move || save.pending().get()>"Save lifetime"</button>
                     </ActionForm>
                 })
             })}

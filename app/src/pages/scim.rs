@@ -25,7 +25,7 @@ pub(super) fn Provisioning() -> impl IntoView {
         </p>
         <ActionForm action=create attr:class="inline-form">
             <label>"Token name" <input type="text" name="name" required placeholder="Okta"/></label>
-            <button type="submit">"Create SCIM token"</button>
+            <button type="submit" disabled=move || create.pending().get()>"Create SCIM token"</button>
         </ActionForm>
         <FormError value=create.value()/>
         <FormError value=revoke.value()/>

@@ -32,7 +32,7 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                         <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
                         <label>"Account name" <input type="text" name="name" required placeholder="nightly-batch"/></label>
                         <label>"Account description" <input type="text" name="description"/></label>
-                        <button type="submit">"Create service account"</button>
+                        <button type="submit" disabled=move || create.pending().get()>"Create service account"</button>
                     </ActionForm>
                     {if accounts.is_empty() {
                         view! { <p class="muted">"No service accounts."</p> }.into_any()
@@ -55,7 +55,7 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                                                     <input type="hidden" name="name" value=a.name.clone()/>
                                                     <input type="hidden" name="expires_on" value=""/>
                                                     <input type="hidden" name="allowed_models" value=""/>
-                                                    <button type="submit">"Make key"</button>
+                                                    <button type="submit" disabled=move || make_key.pending().get()>"Make key"</button>
                                                 </ActionForm>
                                                 <ActionForm action=remove attr:class="inline-form">
                                                     <input type="hidden" name="id" value=a.id.to_string()/>

@@ -137,7 +137,7 @@ fn SamlForm(
         </ActionForm>
         {saved.then(|| view! {
             <ActionForm action=remove>
-                <button type="submit" class="danger-button">"Remove SAML provider"</button>
+                <button type="submit" class="danger-button" disabled=move || remove.pending().get()>"Remove SAML provider"</button>
             </ActionForm>
         })}
     }
@@ -248,7 +248,7 @@ fn OidcForm(
         </ActionForm>
         {saved.then(|| view! {
             <ActionForm action=remove>
-                <button type="submit" class="danger-button">"Remove single sign-on"</button>
+                <button type="submit" class="danger-button" disabled=move || remove.pending().get()>"Remove single sign-on"</button>
             </ActionForm>
         })}
     }

@@ -217,15 +217,20 @@ async fn budgets_send_alerts_at_80_and_100_percent(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(alerts, [(80,), (100,)]);
-    let emails: Vec<(String, String)> = sqlx::query_as(
-        "SELECT to_email, subject FROM outbox WHERE subject LIKE '%spending limit%' ORDER BY subject",
+    let emails: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT to_email, subject, body FROM outbox WHERE subject LIKE '%spending limit%' ORDER BY subject",
     )
     .fetch_all(app.db.pool())
     .await
     .unwrap();
     assert_eq!(emails.len(), 2, "{emails:?}");
-    assert!(emails.iter().all(|(to, _)| to == "ada@example.com"));
-    assert!(emails[0].1.contains("Workspace Default of Engines reached 100%"), "{emails:?}");
+    assert!(emails.iter().all(|(to, ..)| to == "ada@example.com"));
+    // Refused for costing more than is left, short of 100%: the subject does not claim 100%.
+    let (_, subject, body) = &emails[0];
+    assert_eq!(subject, "Workspace Default of Engines has too little of its monthly spending limit left");
+    let percent: i64 =
+        body.split(" this month (").nth(1).and_then(|rest| rest.split('%').next()).unwrap().parse().unwrap();
+    assert!((80..100).contains(&percent), "{body}");
     assert!(emails[1].1.contains("reached 80%"), "{emails:?}");
     let audited =
         app.audit_trail().await.into_iter().filter(|(action, ..)| action == "billing.spend_alert").count();

@@ -446,12 +446,18 @@ async fn announce(
     } else {
         "Requests are refused once the limit is reached."
     };
-    let subject = format!("{what} reached {threshold}% of its monthly spending limit");
+    let percent = spent.saturating_mul(100) / limit;
+    // The 100% alert also comes when a request was refused for costing more
+    // than is left: the subject then says so, not a percentage not reached.
+    let subject = if percent < threshold {
+        format!("{what} has too little of its monthly spending limit left")
+    } else {
+        format!("{what} reached {threshold}% of its monthly spending limit")
+    };
     let body = format!(
-        "{what} has spent {} of its {} monthly limit this month ({}%).\n\n{consequence}\n",
+        "{what} has spent {} of its {} monthly limit this month ({percent}%).\n\n{consequence}\n",
         format_usd(spent),
         format_usd(limit),
-        spent.saturating_mul(100) / limit,
     );
     let recipients: Vec<(String,)> = sqlx::query_as(
         "SELECT DISTINCT u.email FROM org_member_roles r JOIN users u ON u.id = r.user_id
