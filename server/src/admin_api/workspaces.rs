@@ -144,7 +144,8 @@ pub struct WorkspaceIn {
 
 /// Create a workspace.
 #[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = WorkspaceIn,
-    responses((status = 201, body = WorkspaceOut), (status = 400, description = "Bad input")))]
+    responses((status = 201, body = WorkspaceOut), (status = 400, description = "Bad input"),
+              (status = 409, description = "Another workspace has this name, whatever its case")))]
 pub async fn create_workspace(
     State(state): State<AppState>,
     key: AdminKey,
@@ -182,7 +183,8 @@ pub struct WorkspaceUpdateIn {
 
 /// Edit a workspace's name, description or icon.
 #[utoipa::path(patch, path = "/workspaces/{workspace_uuid}", tag = "workspaces", request_body = WorkspaceUpdateIn,
-    responses((status = 200, body = WorkspaceOut), (status = 404, description = "No such workspace")))]
+    responses((status = 200, body = WorkspaceOut), (status = 404, description = "No such workspace"),
+              (status = 409, description = "Another workspace has this name, whatever its case")))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     key: AdminKey,
