@@ -22,7 +22,7 @@ cargo test --workspace --exclude frontend 2>&1 | tee "$work/cargo-test.log"
 
 # After cargo test, whose builds must not be the server the browsers talk to.
 step "Release build"
-cargo leptos build --release
+cargo leptos build --release --precompress
 
 step "Browser journeys (headless Chromium)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

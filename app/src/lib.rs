@@ -19,7 +19,7 @@ pub mod validate;
 pub mod server;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Redirect, Route, Router, Routes},
     path, SsrMode,
@@ -38,7 +38,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options=options.clone()/>
+                <HashedStylesheet options id="leptos"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <MetaTags/>
             </head>
@@ -47,6 +48,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The stylesheet's `<link>` (its name hashed by the release build), for the
+/// pages the server writes without Leptos (the Admin API reference).
+#[cfg(feature = "ssr")]
+pub fn stylesheet_link(options: LeptosOptions) -> String {
+    view! { <HashedStylesheet options id="leptos"/> }.to_html()
 }
 
 #[component]
@@ -61,7 +69,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/chancery.css"/>
         <Title formatter=|page: String| if page.is_empty() { "Chancery".to_string() } else { format!("{page} · Chancery") }/>
         <Router>
             <Routes fallback=pages::NotFound>

@@ -1,6 +1,7 @@
 //! The Chancery server: HTTP routing and start-up around the `app` crate.
 
 pub mod admin_api;
+pub mod assets;
 pub mod config;
 pub mod gateway;
 pub mod hardening;
@@ -100,6 +101,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             admin_api::service_account_routes().layer(DefaultBodyLimit::max(hardening::MAX_ADMIN_API_BODY)),
         )
         // Machine paths that name nothing answer a JSON 404, not the web app's page.
+        .nest("/pkg", assets::bundle(&state.leptos_options))
         .route("/v1/{*rest}", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .merge(web)
@@ -288,6 +290,7 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
 pub fn leptos_options(listen: SocketAddr) -> anyhow::Result<LeptosOptions> {
     let mut options = leptos::config::get_configuration(None)?.leptos_options;
     options.site_addr = listen;
+    options.hash_files = options.hash_files || assets::names_are_hashed(&options);
     Ok(options)
 }
 

@@ -1,19 +1,29 @@
 //! A browsable API reference, rendered on the server from the OpenAPI document
 //! (no JavaScript, nothing fetched from elsewhere).
 
-use axum::response::Html;
+use app::server::state::AppState;
+use axum::{
+    extract::State,
+    response::{Html, IntoResponse},
+};
+use http::header;
 use serde_json::Value;
 use utoipa::OpenApi;
 
 use super::ApiDoc;
 use crate::html::escape;
 
-pub async fn page() -> Html<String> {
+/// Nothing but our own stylesheet may load.
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+pub async fn page(State(state): State<AppState>) -> impl IntoResponse {
     let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let mut html = String::from(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Admin API reference · Chancery</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/chancery.css\"></head><body><main class=\"panel\">",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Admin API reference · Chancery</title>",
     );
+    html += &app::stylesheet_link(state.leptos_options.clone());
+    html += "</head><body><main class=\"panel\">";
     html += &format!("<h1>{}</h1>", escape(doc["info"]["title"].as_str().unwrap_or("Admin API")));
     html += &format!("<p>{}</p>", escape(doc["info"]["description"].as_str().unwrap_or_default()));
     html += "<p>Machine-readable: <a href=\"/api/admin/openapi.json\">openapi.json</a> (OpenAPI ";
@@ -28,7 +38,7 @@ pub async fn page() -> Html<String> {
     }
     html += &event_catalogue();
     html += "</main></body></html>";
-    Html(html)
+    ([(header::CONTENT_SECURITY_POLICY, CSP)], Html(html))
 }
 
 /// Every event type the audit log records, and the old names still found by filters.

@@ -17,6 +17,7 @@ crate::on_both_databases!(
     oversized_bodies_are_refused_in_json,
     responses_carry_security_headers,
     open_sign_ups_are_limited_per_address,
+    the_bundle_is_sent_compressed_and_kept_for_good,
 );
 
 fn log_in_request(
@@ -187,4 +188,55 @@ async fn open_sign_ups_are_limited_per_address(app: TestApp) {
     assert_eq!(app.count("users").await, limit as i64, "the refused sign-up wrote nothing");
     let elsewhere = app.client("198.51.100.80").sign_up("Ada", "ada@example.com", PASSWORD).await;
     assert_eq!(elsewhere.status, StatusCode::OK, "another address signs up");
+}
+
+/// The release bundle: hashed names, a brotli and a gzip copy of each file.
+async fn the_bundle_is_sent_compressed_and_kept_for_good(app: TestApp) {
+    let site = std::env::temp_dir().join(format!("chancery-site-{}", uuid::Uuid::new_v4().simple()));
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(pkg.join("snippets/leptos")).unwrap();
+    std::fs::write(pkg.join("chancery.Abc123.wasm"), b"\0asm plain").unwrap();
+    std::fs::write(pkg.join("chancery.Abc123.wasm.br"), b"brotli bytes").unwrap();
+    std::fs::write(pkg.join("chancery.Abc123.wasm.gz"), b"gzip bytes").unwrap();
+    std::fs::write(pkg.join("snippets/leptos/inline0.js"), b"export {}").unwrap();
+    let mut state = app.state.clone();
+    state.leptos_options.site_root = site.to_string_lossy().into_owned().into();
+    state.leptos_options.hash_files = true;
+    let router = server::router(state, false);
+    let get = |path: &str, encodings: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(encodings) = encodings {
+            request = request.header(header::ACCEPT_ENCODING, encodings);
+        }
+        router.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    let body = |response: axum::response::Response| async {
+        axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()
+    };
+
+    let brotli = get("/pkg/chancery.Abc123.wasm", Some("gzip, deflate, br")).await.unwrap();
+    assert_eq!(brotli.status(), StatusCode::OK);
+    assert_eq!(brotli.headers()[header::CONTENT_ENCODING], "br");
+    assert_eq!(brotli.headers()[header::CONTENT_TYPE], "application/wasm");
+    assert_eq!(brotli.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(brotli.headers()[header::VARY], "accept-encoding");
+    assert_eq!(body(brotli).await, b"brotli bytes");
+
+    let gzip = get("/pkg/chancery.Abc123.wasm", Some("gzip")).await.unwrap();
+    assert_eq!(gzip.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(body(gzip).await, b"gzip bytes");
+
+    let plain = get("/pkg/chancery.Abc123.wasm", None).await.unwrap();
+    assert!(!plain.headers().contains_key(header::CONTENT_ENCODING));
+    assert_eq!(body(plain).await, b"\0asm plain");
+
+    // A snippet keeps its name when its content changes: asked again each time.
+    let snippet = get("/pkg/snippets/leptos/inline0.js", None).await.unwrap();
+    assert_eq!(snippet.status(), StatusCode::OK);
+    assert_eq!(snippet.headers()[header::CACHE_CONTROL], "no-cache");
+    // What is not there is not remembered.
+    let missing = get("/pkg/chancery.Other.wasm", Some("br")).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(!missing.headers().contains_key(header::CACHE_CONTROL));
+    std::fs::remove_dir_all(site).unwrap();
 }
