@@ -167,6 +167,8 @@ pub struct AdminOverview {
     pub user: CurrentUser,
     pub org: OrgSummary,
     pub workspaces: Vec<WorkspaceSummary>,
+    /// The viewer's other organizations, which the Admin Panel offers to switch to.
+    pub other_orgs: Vec<OrgSummary>,
     /// The viewer administers an Enterprise Account: offer the Backoffice.
     pub backoffice_access: bool,
     /// The viewer proved their address (see `server::recovery`); if not, the panel asks them to.
@@ -492,8 +494,16 @@ pub struct AuditEntry {
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
+    /// What the target is called now (a workspace's name, a person's email), when
+    /// the Admin Panel shows the event and the target still exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
     /// A JSON object, when the event carries before/after values or other facts.
     pub details: Option<String>,
+    /// The details as the Admin Panel lists them: (what, value), a change first
+    /// as "before → after", field by field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<(String, String)>,
     pub ip: Option<String>,
 }
 

@@ -89,9 +89,18 @@ test("an Admin creates a workspace key, calls the gateway with it, hits a tiny b
   }).toPass({ timeout: 10_000 });
   await page.locator("nav").getByRole("link", { name: "Usage" }).click();
   await expect(page).toHaveURL(/\/admin\/usage$/);
-  await expect(page.getByTestId("usage-chart").locator("rect").first()).toBeAttached();
+  const chart = page.getByTestId("usage-chart");
+  await expect(chart.locator("rect").first()).toBeAttached();
+  await expect(chart.locator("rect title").first()).toContainText("Default");
+  // A money axis from $0, hours under the bars, and a legend whose swatches show.
+  await expect(chart.locator(".chart-y span").last()).toHaveText("$0.00");
+  await expect(chart.getByTestId("usage-chart-ticks").locator("span")).toHaveCount(5);
+  await expect(chart.getByTestId("usage-chart-ticks").locator("span").first()).toHaveText(/^\d\d:00$/);
+  expect((await chart.locator(".swatch").first().boundingBox())!.width).toBeGreaterThan(5);
   await expect(page.getByTestId("usage-row")).toContainText(["Default"]);
+  // The month's spend against the workspace's budget, in words and as a bar.
   await expect(page.getByTestId("usage-limits")).toContainText("Default: $0.");
+  await expect(page.getByTestId("usage-limits").locator(".spend-fill")).toHaveCount(1);
 
   await page.getByLabel("Group by").selectOption("key");
   await page.getByRole("button", { name: "Show" }).click();

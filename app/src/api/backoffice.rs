@@ -41,7 +41,8 @@ pub async fn list_enterprise_members() -> Result<Vec<EnterpriseMember>, AppError
 pub async fn add_enterprise_member(email: String) -> Result<(), AppError> {
     use crate::server::{enterprise, request};
     let (state, actor, enterprise) = request::enterprise_admin().await?;
-    enterprise::add_member(&state.db, &actor, &request::client(&state), enterprise, &email).await
+    enterprise::add_member(&state.db, &actor, &request::client(&state), enterprise, &state.public_url, &email)
+        .await
 }
 
 #[server(prefix = "/_fn", endpoint = "backoffice/remove_member")]

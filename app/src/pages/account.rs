@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, components::A, hooks::use_params_map};
 
-use super::{loading, log_in_and_return, AuthCard, FormError};
+use super::{loading, log_in_and_return, AuthCard, FieldError, FormError, FormErrors};
 use crate::{
     api::{
         self,
@@ -18,12 +18,13 @@ use crate::{
 #[component]
 pub fn ForgotPasswordPage() -> impl IntoView {
     let action = ServerAction::<RequestPasswordReset>::new();
+    let errors = FormErrors::new(action, "forgot-password", &["email"]);
     view! {
         <AuthCard title="Reset your password">
             <p>"Enter the email address you log in with: we will email it a link to choose a new password."</p>
-            <ActionForm action=action>
-                <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
-                <FormError value=action.value()/>
+            <ActionForm action=action node_ref=errors.emptied_on_success()>
+                <label>"Email" <input type="email" {..errors.field("email")} autocomplete="username" required/><FieldError of=errors field="email"/></label>
+                <FormError of=errors/>
                 <button type="submit" disabled=move || action.pending().get()>"Email me a link"</button>
             </ActionForm>
             {move || action.value().get().and_then(Result::ok).map(|told| view! { <p class="notice" role="status">{told}</p> })}
@@ -37,16 +38,17 @@ pub fn ResetPasswordPage() -> impl IntoView {
     let params = use_params_map();
     let token = params.with_untracked(|p| p.get("token").unwrap_or_default());
     let action = ServerAction::<ResetPassword>::new();
+    let errors = FormErrors::new(action, "reset-password", &["password"]);
     view! {
         <AuthCard title="Choose a new password">
-            <ActionForm action=action>
+            <ActionForm action=action node_ref=errors.emptied_on_success()>
                 <input type="hidden" name="token" value=token/>
                 <label>
                     "New password"
-                    <input type="password" name="password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                    <input type="password" {..errors.field("password")} autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/><FieldError of=errors field="password"/>
                     <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters. You will be logged in, and logged out everywhere else.")}</span>
                 </label>
-                <FormError value=action.value()/>
+                <FormError of=errors/>
                 <button type="submit" disabled=move || action.pending().get()>"Save password and log in"</button>
             </ActionForm>
             <p class="switch"><A href="/forgot-password">"Ask for a new link"</A></p>
@@ -59,6 +61,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
 pub fn AccountPage() -> impl IntoView {
     let landing = Resource::new(|| (), |_| api::get_landing());
     let change = ServerAction::<ChangePassword>::new();
+    let errors = FormErrors::new(change, "change-password", &["current_password", "new_password"]);
     view! {
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
@@ -70,14 +73,14 @@ pub fn AccountPage() -> impl IntoView {
                     <AuthCard title="Your account">
                         <p data-testid="account-who">{format!("{} \u{b7} {}", user.name, user.email)}</p>
                         <h2>"Change your password"</h2>
-                        <ActionForm action=change>
-                            <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required/></label>
+                        <ActionForm action=change node_ref=errors.emptied_on_success()>
+                            <label>"Current password" <input type="password" {..errors.field("current_password")} autocomplete="current-password" required/><FieldError of=errors field="current_password"/></label>
                             <label>
                                 "New password"
-                                <input type="password" name="new_password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                                <input type="password" {..errors.field("new_password")} autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/><FieldError of=errors field="new_password"/>
                                 <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters. Your other sessions will end.")}</span>
                             </label>
-                            <FormError value=change.value()/>
+                            <FormError of=errors/>
                             <button type="submit" disabled=move || change.pending().get()>"Change password"</button>
                         </ActionForm>
                         {move || matches!(change.value().get(), Some(Ok(()))).then(|| view! {
@@ -110,7 +113,7 @@ pub fn VerifyEmailPage() -> impl IntoView {
                     view! {
                     <ActionForm action=action>
                         <input type="hidden" name="token" value=token/>
-                        <FormError value=action.value()/>
+                        <FormError of=action/>
                         <button type="submit" disabled=move || action.pending().get()>"Confirm my address"</button>
                     </ActionForm>
                 }.into_any()
@@ -131,7 +134,7 @@ pub(crate) fn UnverifiedEmail(email: String) -> impl IntoView {
                 <button type="submit" class="link" disabled=move || resend.pending().get()>"Send the link again"</button>
             </ActionForm>
             {move || matches!(resend.value().get(), Some(Ok(()))).then(|| view! { <p>"Sent."</p> })}
-            <FormError value=resend.value()/>
+            <FormError of=resend/>
         </div>
     }
 }

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{
-    components::{Form, Redirect, A},
+    components::{Redirect, A},
     hooks::{use_params_map, use_query_map},
 };
 
@@ -11,13 +11,13 @@ use super::{
     api_keys::WorkspaceKeysPanel,
     billing::{BillingSection, WorkspaceLimitsPanel},
     groups::{GroupDetailSection, GroupsSection},
-    layout::{Frame, NavItem},
+    layout::{Frame, NavGroup},
     loading,
     members::{MembersSection, SettingsSection},
     service_accounts::ServiceAccountsPanel,
     usage::UsageSection,
     usage::WorkspaceUsagePanel,
-    ConfirmButton, Done, FormError,
+    ConfirmButton, Done, FieldError, FilterForm, FormError, FormErrors,
 };
 use crate::{
     api::{
@@ -69,26 +69,29 @@ impl Section {
         }
     }
 
-    /// The sections `roles` may open: Admins all; Billing users Billing (only,
-    /// unless they are also Members); Members their workspaces.
-    fn visible_to(roles: &[OrgRole]) -> Vec<NavItem> {
+    /// The sections `roles` may open, under the headings the product documents
+    /// use: Admins all; Billing users Billing (only, unless they are also
+    /// Members); Members their workspaces.
+    fn visible_to(roles: &[OrgRole]) -> Vec<NavGroup> {
         let can = Capabilities::of(roles);
-        [
-            Self::Workspaces,
-            Self::Members,
-            Self::Groups,
-            Self::Billing,
-            Self::Usage,
-            Self::AuditLog,
-            Self::Settings,
-        ]
-        .into_iter()
-        .filter(|s| match s {
+        let visible = |s: &Self| match s {
             Self::Workspaces => can.work,
             Self::Billing | Self::Usage => can.manage_billing,
             _ => can.administer,
+        };
+        [
+            ("Manage", &[Self::Workspaces][..]),
+            ("Administration", &[Self::Members, Self::Groups, Self::Settings, Self::AuditLog]),
+            ("Subscriptions", &[Self::Billing, Self::Usage]),
+        ]
+        .into_iter()
+        .map(|(heading, sections)| {
+            (
+                heading,
+                sections.iter().filter(|s| visible(s)).map(|s| (s.href(), s.title())).collect::<Vec<_>>(),
+            )
         })
-        .map(|s| (s.href(), s.title()))
+        .filter(|(_, items)| !items.is_empty())
         .collect()
     }
 }
@@ -110,7 +113,7 @@ pub fn AdminGroupsPage() -> impl IntoView {
 
 #[component]
 pub fn AdminGroupPage() -> impl IntoView {
-    view! { <AdminShell section=Section::Groups><GroupDetailSection/></AdminShell> }
+    view! { <AdminShell section=Section::Groups detail=true><GroupDetailSection/></AdminShell> }
 }
 
 #[component]
@@ -135,7 +138,13 @@ pub fn AdminAuditLogPage() -> impl IntoView {
 
 /// Checks who is here and frames a section. Sections read the overview from context.
 #[component]
-fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
+fn AdminShell(
+    section: Section,
+    /// One item of the section (a workspace, a group), which names itself.
+    #[prop(optional)]
+    detail: bool,
+    children: ChildrenFn,
+) -> impl IntoView {
     let overview = Resource::new(|| (), |_| api::get_admin_overview());
     let children = StoredValue::new(children);
     view! {
@@ -145,10 +154,11 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
                 match overview.await {
                     Ok(overview) => {
                         let visible = Section::visible_to(&overview.org.roles);
-                        let allowed = visible.iter().any(|(href, _)| *href == section.href());
+                        let first = visible.first().and_then(|(_, items)| items.first()).map(|(href, _)| *href);
+                        let allowed = visible.iter().flat_map(|(_, items)| items).any(|(href, _)| *href == section.href());
                         // The Admin Panel's home, for a Billing user who is not a Member, is Billing.
-                        if !allowed && section == Section::Workspaces && visible.first().is_some_and(|(href, _)| *href == Section::Billing.href()) {
-                            return view! { <Redirect path=visible[0].0/> }.into_any();
+                        if !allowed && section == Section::Workspaces && first == Some(Section::Billing.href()) {
+                            return view! { <Redirect path=Section::Billing.href()/> }.into_any();
                         }
                         let roles = overview.org.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
                         let frame = view! {
@@ -159,8 +169,13 @@ fn AdminShell(section: Section, children: ChildrenFn) -> impl IntoView {
                                 who=format!("{} · {roles}", overview.user.name)
                                 nav=visible
                                 active=section.href()
-                                title=if section == Section::Workspaces { overview.org.name.clone() } else { section.title().to_string() }
+                                title=match (detail, section) {
+                                    (true, _) => None,
+                                    (false, Section::Workspaces) => Some(overview.org.name.clone()),
+                                    (false, _) => Some(section.title().to_string()),
+                                }
                                 elsewhere=overview.backoffice_access.then_some(("/backoffice", "Backoffice"))
+                                switch_to=overview.other_orgs.clone()
                             >
                                 {(!overview.email_verified).then(|| view! {
                                     <super::account::UnverifiedEmail email=overview.user.email.clone()/>
@@ -190,6 +205,7 @@ fn Workspaces() -> impl IntoView {
     let is_admin = org.roles.contains(&OrgRole::Admin);
     let create = ServerAction::<CreateWorkspace>::new();
     let restore = ServerAction::<RestoreWorkspace>::new();
+    let create_errors = FormErrors::new(create, "new-workspace", &["name", "icon", "description"]);
     let overview = Resource::new(
         move || (create.version().get(), restore.version().get()),
         |_| api::get_admin_overview(),
@@ -199,13 +215,13 @@ fn Workspaces() -> impl IntoView {
         <p class="muted">"Organization ID " <code data-testid="org-id">{org.id.to_string()}</code></p>
         <h2>"Workspaces"</h2>
         {is_admin.then(|| view! {
-            <ActionForm action=create attr:class="inline-form">
-                <label>"New workspace" <input type="text" name="name" required placeholder="Name"/></label>
-                <label>"Icon" <input type="text" name="icon" maxlength="16" placeholder="🧪" size="4"/></label>
-                <label>"Description" <input type="text" name="description" placeholder="What it is for"/></label>
+            <ActionForm action=create node_ref=create_errors.emptied_on_success() attr:class="inline-form">
+                <label>"New workspace" <input type="text" {..create_errors.field("name")} required placeholder="Name"/><FieldError of=create_errors field="name"/></label>
+                <label>"Icon" <input type="text" {..create_errors.field("icon")} maxlength="16" placeholder="🧪" size="4"/><FieldError of=create_errors field="icon"/></label>
+                <label>"Description" <input type="text" {..create_errors.field("description")} placeholder="What it is for"/><FieldError of=create_errors field="description"/></label>
                 <button type="submit" disabled=move || create.pending().get()>"Create workspace"</button>
             </ActionForm>
-            <FormError value=create.value()/>
+            <FormError of=create_errors/>
         })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -233,7 +249,7 @@ fn Workspaces() -> impl IntoView {
                 })
             })}
         </Transition>
-        <FormError value=restore.value()/>
+        <FormError of=restore/>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 archived.await.ok().filter(|list| !list.is_empty()).map(|list| view! {
@@ -268,7 +284,7 @@ fn Workspaces() -> impl IntoView {
 
 #[component]
 pub fn AdminWorkspacePage() -> impl IntoView {
-    view! { <AdminShell section=Section::Workspaces><WorkspaceDetailSection/></AdminShell> }
+    view! { <AdminShell section=Section::Workspaces detail=true><WorkspaceDetailSection/></AdminShell> }
 }
 
 /// One workspace: edit it, staff it, archive it.
@@ -282,6 +298,8 @@ fn WorkspaceDetailSection() -> impl IntoView {
     let remove = ServerAction::<RemoveWorkspaceMember>::new();
     let archive = ServerAction::<ArchiveWorkspace>::new();
     let restore = ServerAction::<RestoreWorkspace>::new();
+    let update_errors = FormErrors::new(update, "edit-workspace", &["name", "icon", "description"]);
+    let add_errors = FormErrors::new(add, "add-workspace-member", &["email"]);
     let query = use_query_map();
     let page = move || query.with(|q| q.get("page").and_then(|p| p.parse::<i64>().ok()));
     let detail = Resource::new(
@@ -304,13 +322,13 @@ fn WorkspaceDetailSection() -> impl IntoView {
         },
     );
     view! {
-        <FormError value=update.value()/>
-        <FormError value=put.value()/>
-        <FormError value=add.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=update_errors/>
+        <FormError of=put/>
+        <FormError of=add_errors/>
+        <FormError of=remove/>
         <Done value=remove.value() text="Removed from the workspace."/>
-        <FormError value=archive.value()/>
-        <FormError value=restore.value()/>
+        <FormError of=archive/>
+        <FormError of=restore/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 detail.await.map(|d| {
@@ -323,7 +341,8 @@ fn WorkspaceDetailSection() -> impl IntoView {
                     let (name, icon, description) =
                         (d.workspace.name.clone(), d.workspace.icon.clone(), d.workspace.description.clone());
                     view! {
-                        <h2 data-testid="workspace-name">{format!("{} {}", d.workspace.icon, d.workspace.name).trim().to_string()}</h2>
+                        <Title text=d.workspace.name.clone()/>
+                        <h1 data-testid="workspace-name">{format!("{} {}", d.workspace.icon, d.workspace.name).trim().to_string()}</h1>
                         {archived.then(|| view! {
                             <div class="notice warning" role="status" data-testid="workspace-archived">
                                 <p>"This workspace is archived: its API keys are refused and nothing here can be changed."</p>
@@ -338,9 +357,9 @@ fn WorkspaceDetailSection() -> impl IntoView {
                         {administers.then(|| view! {
                             <ActionForm action=update attr:class="inline-form">
                                 <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
-                                <label>"Name" <input type="text" name="name" required value=name/></label>
-                                <label>"Icon" <input type="text" name="icon" maxlength="16" size="4" value=icon/></label>
-                                <label>"Description" <input type="text" name="description" value=description/></label>
+                                <label>"Name" <input type="text" {..update_errors.field("name")} required value=name/><FieldError of=update_errors field="name"/></label>
+                                <label>"Icon" <input type="text" {..update_errors.field("icon")} maxlength="16" size="4" value=icon/><FieldError of=update_errors field="icon"/></label>
+                                <label>"Description" <input type="text" {..update_errors.field("description")} value=description/><FieldError of=update_errors field="description"/></label>
                                 <button type="submit" disabled=move || update.pending().get()>"Save"</button>
                             </ActionForm>
                         })}
@@ -399,10 +418,10 @@ fn WorkspaceDetailSection() -> impl IntoView {
                             })}
                         </p>
                         {d.manages.then(|| view! {
-                            <ActionForm action=add attr:class="inline-form">
+                            <ActionForm action=add node_ref=add_errors.emptied_on_success() attr:class="inline-form">
                                 <input type="hidden" name="workspace_id" value=ws_id.to_string()/>
                                 <label>"Add a member"
-                                    <input type="email" name="email" required placeholder="colleague@example.com"/>
+                                    <input type="email" {..add_errors.field("email")} required placeholder="colleague@example.com"/><FieldError of=add_errors field="email"/>
                                 </label>
                                 <label>"Role"
                                     <select name="role">
@@ -503,14 +522,14 @@ fn AuditLog() -> impl IntoView {
         }
     };
     view! {
-        <Form method="GET" action="/admin/audit-log" attr:class="inline-form">
+        <FilterForm action="/admin/audit-log">
             <label>"Actor" <input type="search" name="actor" placeholder="email or key name" prop:value=move || param("actor")/></label>
             <label>"Action" <input type="search" name="action" placeholder="e.g. user.log_in or organization." prop:value=move || param("action")/></label>
             <label>"From" <input type="date" name="from" prop:value=move || param("from")/></label>
             <label>"To" <input type="date" name="to" prop:value=move || param("to")/></label>
             <button type="submit">"Filter"</button>
             <a href=move || link(None, true) rel="external" download class="button-link">"Export CSV"</a>
-        </Form>
+        </FilterForm>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match events.await {
@@ -542,18 +561,31 @@ fn AuditLog() -> impl IntoView {
 #[component]
 fn AuditRow(entry: AuditEntry) -> impl IntoView {
     let actor = match entry.actor_type.as_str() {
-        "admin_api_key" => entry.actor_label.clone(),
         "operator" => "Platform operator".to_string(),
         _ => entry.actor_label.clone(),
+    };
+    let summary = crate::audit_events::find(&entry.action).map(|event| event.summary);
+    let kind = entry.target_type.replace('_', " ");
+    let id = entry.target_id.clone().unwrap_or_default();
+    // By name where it has one, the id on hover; else by id.
+    let target = match entry.target_name {
+        Some(name) => view! { <span title=format!("{kind} {id}")>{name}</span> }.into_any(),
+        None => view! { <code>{id}</code> }.into_any(),
     };
     view! {
         <tr data-testid="audit-row">
             <td>{entry.created_at.display()}</td>
             <td>{actor}</td>
-            <td><code>{entry.action}</code></td>
-            <td>{entry.target_type} " " <code>{entry.target_id.unwrap_or_default()}</code></td>
+            <td><code title=summary>{entry.action}</code></td>
+            <td data-testid="audit-target"><span class="muted">{kind}</span> " " {target}</td>
             <td>{entry.ip.unwrap_or_default()}</td>
-            <td><code>{entry.details.unwrap_or_default()}</code></td>
+            <td>
+                {(!entry.facts.is_empty()).then(|| view! {
+                    <dl class="facts" data-testid="audit-facts">
+                        {entry.facts.into_iter().map(|(what, value)| view! { <dt>{what}</dt><dd>{value}</dd> }).collect_view()}
+                    </dl>
+                })}
+            </td>
         </tr>
     }
 }

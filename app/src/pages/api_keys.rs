@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 
-use super::{loading, ConfirmButton, Done, FormError, NewKey};
+use super::{loading, ConfirmButton, Done, FieldError, FormError, FormErrors, NewKey};
 use crate::{
     api::api_keys::{self, CreateWorkspaceKey, RevokeWorkspaceKey, RotateWorkspaceKey},
     ids::{ApiKeyId, WorkspaceId},
@@ -21,6 +21,8 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
     let create = ServerAction::<CreateWorkspaceKey>::new();
     let rotate = ServerAction::<RotateWorkspaceKey>::new();
     let revoke = ServerAction::<RevokeWorkspaceKey>::new();
+    let create_errors =
+        FormErrors::new(create, "new-key", &["name", "expires_on", "allowed_models", "requests_per_minute"]);
     // The page of keys shown lives in the address: `?keys=` the last key of the page before.
     let query = use_query_map();
     let after = move || query.with(|q| q.get("keys")).and_then(|id| id.parse::<ApiKeyId>().ok());
@@ -49,17 +51,17 @@ pub fn WorkspaceKeysPanel(workspace_id: WorkspaceId) -> impl IntoView {
     };
     view! {
         <h2>"API keys"</h2>
-        <ActionForm action=create attr:class="inline-form">
+        <ActionForm action=create node_ref=create_errors.emptied_on_success() attr:class="inline-form">
             <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
-            <label>"Key name" <input type="text" name="name" required placeholder="prod-backend"/></label>
-            <label>"Expires on" <input type="date" name="expires_on"/></label>
-            <label>"Key models" <input type="text" name="allowed_models" placeholder="The workspace's"/></label>
-            <label>"Key requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8" placeholder="The workspace's"/></label>
+            <label>"Key name" <input type="text" {..create_errors.field("name")} required placeholder="prod-backend"/><FieldError of=create_errors field="name"/></label>
+            <label>"Expires on" <input type="date" {..create_errors.field("expires_on")}/><FieldError of=create_errors field="expires_on"/></label>
+            <label>"Key models" <input type="text" {..create_errors.field("allowed_models")} placeholder="The workspace's"/><FieldError of=create_errors field="allowed_models"/></label>
+            <label>"Key requests per minute" <input type="text" {..create_errors.field("requests_per_minute")} inputmode="numeric" size="8" placeholder="The workspace's"/><FieldError of=create_errors field="requests_per_minute"/></label>
             <button type="submit" disabled=move || create.pending().get()>"Create key"</button>
         </ActionForm>
-        <FormError value=create.value()/>
-        <FormError value=rotate.value()/>
-        <FormError value=revoke.value()/>
+        <FormError of=create_errors/>
+        <FormError of=rotate/>
+        <FormError of=revoke/>
         <Done value=revoke.value() text="Key revoked: it no longer works."/>
         {move || shown().map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
         <Transition fallback=loading>

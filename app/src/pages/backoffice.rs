@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
-use super::{layout::Frame, loading, AuthCard, ConfirmButton, Done, FormError, NewKey};
+use super::{
+    layout::Frame, loading, AuthCard, ConfirmButton, Done, FieldError, FormError, FormErrors, NewKey,
+};
 use crate::{
     api::{
         backoffice::{
@@ -77,9 +79,9 @@ fn BackofficeShell(section: Section, children: ChildrenFn) -> impl IntoView {
                             context=enterprise.name
                             context_testid="enterprise-name"
                             who=user.name
-                            nav=Section::ALL.iter().map(|s| (s.href(), s.title())).collect()
+                            nav=vec![("Enterprise Account", Section::ALL.iter().map(|s| (s.href(), s.title())).collect())]
                             active=section.href()
-                            title=section.title().to_string()
+                            title=Some(section.title().to_string())
                             elsewhere=Some(("/admin", "Admin Panel"))
                         >
                             {children.with_value(|children| children())}
@@ -117,7 +119,7 @@ fn Invitations(invitations: Vec<crate::model::EnterpriseSummary>) -> impl IntoVi
                     </ActionForm>
                 }).collect_view().into_any()
             }}
-            <FormError value=accept.value()/>
+            <FormError of=accept/>
             <p class="switch"><A href="/admin">"Go to the Admin Panel"</A></p>
         </AuthCard>
     }
@@ -131,18 +133,19 @@ fn when(t: Option<Timestamp>) -> String {
 fn Members() -> impl IntoView {
     let add = ServerAction::<AddEnterpriseMember>::new();
     let remove = ServerAction::<RemoveEnterpriseMember>::new();
+    let add_errors = FormErrors::new(add, "add-ea-member", &["email"]);
     let members = Resource::new(
         move || (add.version().get(), remove.version().get()),
         |_| backoffice::list_enterprise_members(),
     );
     view! {
-        <ActionForm action=add attr:class="inline-form">
-            <label>"Add a member by email" <input type="email" name="email" required placeholder="admin@example.com"/></label>
+        <ActionForm action=add node_ref=add_errors.emptied_on_success() attr:class="inline-form">
+            <label>"Add a member by email" <input type="email" {..add_errors.field("email")} required placeholder="admin@example.com"/><FieldError of=add_errors field="email"/></label>
             <button type="submit" disabled=move || add.pending().get()>"Add member"</button>
         </ActionForm>
         <p class="hint">"Only admins of an Organization linked to this Enterprise Account can be added."</p>
-        <FormError value=add.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=add_errors/>
+        <FormError of=remove/>
         <Done value=remove.value() text="Removed from the Enterprise Account."/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -182,17 +185,18 @@ fn Organizations() -> impl IntoView {
     let create = ServerAction::<CreateEnterpriseOrg>::new();
     let promote = ServerAction::<PromoteToAdmin>::new();
     let open = ServerAction::<OpenOrganization>::new();
+    let org_errors = FormErrors::new(create, "new-organization", &["name"]);
     let orgs = Resource::new(
         move || (create.version().get(), promote.version().get()),
         |_| backoffice::list_enterprise_orgs(),
     );
     view! {
-        <ActionForm action=create attr:class="inline-form">
-            <label>"New Organization" <input type="text" name="name" required placeholder="Name"/></label>
+        <ActionForm action=create node_ref=org_errors.emptied_on_success() attr:class="inline-form">
+            <label>"New Organization" <input type="text" {..org_errors.field("name")} required placeholder="Name"/><FieldError of=org_errors field="name"/></label>
             <button type="submit" disabled=move || create.pending().get()>"Create Organization"</button>
         </ActionForm>
-        <FormError value=create.value()/>
-        <FormError value=promote.value()/>
+        <FormError of=org_errors/>
+        <FormError of=promote/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 orgs.await.map(|orgs| view! {
@@ -238,6 +242,7 @@ fn Organizations() -> impl IntoView {
 fn ApiKeys() -> impl IntoView {
     let create = ServerAction::<CreateAdminKey>::new();
     let revoke = ServerAction::<RevokeAdminKey>::new();
+    let key_errors = FormErrors::new(create, "new-admin-key", &["name", "org_id", "expires_on"]);
     let keys = Resource::new(
         move || (create.version().get(), revoke.version().get()),
         |_| backoffice::list_admin_keys(),
@@ -245,11 +250,11 @@ fn ApiKeys() -> impl IntoView {
     let orgs = Resource::new(|| (), |_| backoffice::list_enterprise_orgs());
     let created = move || create.value().get().and_then(Result::ok);
     view! {
-        <ActionForm action=create attr:class="inline-form">
-            <label>"Name" <input type="text" name="name" required placeholder="CI provisioning"/></label>
+        <ActionForm action=create node_ref=key_errors.emptied_on_success() attr:class="inline-form">
+            <label>"Name" <input type="text" {..key_errors.field("name")} required placeholder="CI provisioning"/><FieldError of=key_errors field="name"/></label>
             <label>
                 "Organization"
-                <select name="org_id" required>
+                <select {..key_errors.field("org_id")} required>
                     <Suspense fallback=|| ()>
                         {move || Suspend::new(async move {
                             orgs.await.unwrap_or_default().into_iter().map(|o| view! {
@@ -257,13 +262,13 @@ fn ApiKeys() -> impl IntoView {
                             }).collect_view()
                         })}
                     </Suspense>
-                </select>
+                </select><FieldError of=key_errors field="org_id"/>
             </label>
-            <label>"Expiration date (optional)" <input type="date" name="expires_on"/></label>
+            <label>"Expiration date (optional)" <input type="date" {..key_errors.field("expires_on")}/><FieldError of=key_errors field="expires_on"/></label>
             <button type="submit" disabled=move || create.pending().get()>"Create Key"</button>
         </ActionForm>
-        <FormError value=create.value()/>
-        <FormError value=revoke.value()/>
+        <FormError of=key_errors/>
+        <FormError of=revoke/>
         <Done value=revoke.value() text="Key revoked: it no longer works."/>
         {move || created().map(|created| view! { <NewKey name=created.view.name key=created.key/> })}
         <Transition fallback=loading>

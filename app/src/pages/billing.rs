@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, ConfirmButton, Done, FormError};
+use super::{loading, ConfirmButton, Done, FieldError, FormError, FormErrors};
 use crate::{
     api::billing::{
         self, AddCard, AddMarketplace, RemovePaymentMethod, SetModelLimits, SetOrgLimit, SetRateLimits,
@@ -41,6 +41,11 @@ pub fn BillingSection() -> impl IntoView {
     let remove = ServerAction::<RemovePaymentMethod>::new();
     let set_limit = ServerAction::<SetOrgLimit>::new();
     let set_budget = ServerAction::<SetWorkspaceBudget>::new();
+    let card = FormErrors::new(add_card, "add-card", &["card_number", "card_expiry"]);
+    let marketplace = FormErrors::new(add_marketplace, "add-marketplace", &["marketplace", "account_id"]);
+    let org_limit = FormErrors::new(set_limit, "org-limit", &["amount"]);
+    // One form per workspace: a refusal sits above the table, not by one row's field.
+    let budget_errors = FormErrors::from(set_budget);
     let view_data = Resource::new(
         move || {
             [
@@ -55,12 +60,8 @@ pub fn BillingSection() -> impl IntoView {
         |_| billing::get_billing(),
     );
     view! {
-        <FormError value=add_card.value()/>
-        <FormError value=add_marketplace.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=remove/>
         <Done value=remove.value() text="Payment method removed: billing is inactive and API keys are refused."/>
-        <FormError value=set_limit.value()/>
-        <FormError value=set_budget.value()/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 view_data.await.map(|b| view! {
@@ -84,11 +85,18 @@ pub fn BillingSection() -> impl IntoView {
                             </p>
                         }.into_any(),
                     }}
-                    <ActionForm action=add_card attr:class="inline-form">
-                        <label>"Card number" <input type="text" name="card_number" inputmode="numeric" autocomplete="cc-number" required placeholder="4242 4242 4242 4242"/></label>
-                        <label>"Expiry" <input type="text" name="card_expiry" autocomplete="cc-exp" required placeholder="MM/YY" size="6"/></label>
+                    <ActionForm action=add_card attr:class="inline-form" node_ref=card.emptied_on_success()>
+                        <label>"Card number"
+                            <input type="text" {..card.field("card_number")} inputmode="numeric" autocomplete="cc-number" required placeholder="4242 4242 4242 4242"/>
+                            <FieldError of=card field="card_number"/>
+                        </label>
+                        <label>"Expiry"
+                            <input type="text" {..card.field("card_expiry")} autocomplete="cc-exp" required placeholder="MM/YY" size="6"/>
+                            <FieldError of=card field="card_expiry"/>
+                        </label>
                         <button type="submit" disabled=move || add_card.pending().get()>"Save card"</button>
                     </ActionForm>
+                    <FormError of=card/>
                     <p class="hint">"Only the card's brand, last 4 digits and expiry are kept."</p>
                     <ActionForm action=add_marketplace attr:class="inline-form">
                         <label>"Cloud marketplace"
@@ -97,19 +105,28 @@ pub fn BillingSection() -> impl IntoView {
                                 <option value="azure">"Azure Marketplace"</option>
                             </select>
                         </label>
-                        <label>"Account id" <input type="text" name="account_id" required placeholder="123456789012"/></label>
+                        <label>"Account id"
+                            <input type="text" {..marketplace.field("account_id")} required placeholder="123456789012"/>
+                            <FieldError of=marketplace field="account_id"/>
+                        </label>
                         <button type="submit" disabled=move || add_marketplace.pending().get()>"Connect account"</button>
                     </ActionForm>
+                    <FormError of=marketplace/>
 
                     <h2>"Monthly spending limit"</h2>
                     <p data-testid="org-spend">{format!("This month: {}", spend_against(b.month_spend_micros, b.monthly_limit_micros))}</p>
                     <ActionForm action=set_limit attr:class="inline-form">
-                        <label>"Organization limit (USD)" <input type="text" name="amount" inputmode="decimal" value=amount_value(b.monthly_limit_micros) placeholder="No limit"/></label>
+                        <label>"Organization limit (USD)"
+                            <input type="text" {..org_limit.field("amount")} inputmode="decimal" value=amount_value(b.monthly_limit_micros) placeholder="No limit"/>
+                            <FieldError of=org_limit field="amount"/>
+                        </label>
                         <button type="submit" disabled=move || set_limit.pending().get()>"Save limit"</button>
                     </ActionForm>
+                    <FormError of=org_limit/>
                     <p class="hint">"Leave empty for no limit. Requests beyond a limit are refused with 429 until the next calendar month (UTC)."</p>
 
                     <h2>"Workspace budgets"</h2>
+                    <FormError of=budget_errors/>
                     <table class="table">
                         <thead><tr><th>"Workspace"</th><th>"Spent this month"</th><th>"Budget (USD)"</th></tr></thead>
                         <tbody>
@@ -147,14 +164,21 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
     let set = ServerAction::<SetRateLimits>::new();
     let set_model = ServerAction::<SetModelLimits>::new();
     let set_budget = ServerAction::<SetWorkspaceBudget>::new();
+    let rate_errors = FormErrors::new(
+        set,
+        "rate-limits",
+        &["requests_per_second", "requests_per_minute", "allowed_models"],
+    );
+    let model_errors =
+        FormErrors::new(set_model, "model-limits", &["model", "tokens_per_minute", "tokens_per_month"]);
     let limits = Resource::new(
         move || (set.version().get(), set_model.version().get(), set_budget.version().get()),
         move |_| billing::get_workspace_limits(workspace_id),
     );
     view! {
-        <FormError value=set.value()/>
-        <FormError value=set_model.value()/>
-        <FormError value=set_budget.value()/>
+        <FormError of=rate_errors/>
+        <FormError of=model_errors/>
+        <FormError of=set_budget/>
         <Transition fallback=loading>
             // Limits are for Admins and Billing users: others see no panel at all.
             {move || Suspend::new(async move {
@@ -195,11 +219,11 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                         </p>
                         <ActionForm action=set attr:class="inline-form">
                             <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
-                            <label>"Requests per second" <input type="text" name="requests_per_second" inputmode="numeric" size="8"
-                                value=count(rates.requests_per_second) placeholder="No limit"/></label>
-                            <label>"Requests per minute" <input type="text" name="requests_per_minute" inputmode="numeric" size="8"
-                                value=count(rates.requests_per_minute) placeholder="No limit"/></label>
-                            <label>"Allowed models" <input type="text" name="allowed_models" value=models placeholder="All models"/></label>
+                            <label>"Requests per second" <input type="text" {..rate_errors.field("requests_per_second")} inputmode="numeric" size="8"
+                                value=count(rates.requests_per_second) placeholder="No limit"/><FieldError of=rate_errors field="requests_per_second"/></label>
+                            <label>"Requests per minute" <input type="text" {..rate_errors.field("requests_per_minute")} inputmode="numeric" size="8"
+                                value=count(rates.requests_per_minute) placeholder="No limit"/><FieldError of=rate_errors field="requests_per_minute"/></label>
+                            <label>"Allowed models" <input type="text" {..rate_errors.field("allowed_models")} value=models placeholder="All models"/><FieldError of=rate_errors field="allowed_models"/></label>
                             <button type="submit" disabled=move || set.pending().get()>"Save limits"</button>
                         </ActionForm>
                         <p class="hint">{format!("Models, separated by commas; empty allows all: {names}.")}</p>
@@ -208,11 +232,11 @@ pub fn WorkspaceLimitsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                             <thead><tr><th>"Model"</th><th>"Tokens per minute"</th><th>"Tokens per month"</th></tr></thead>
                             <tbody>{token_rows}</tbody>
                         </table>
-                        <ActionForm action=set_model attr:class="inline-form">
+                        <ActionForm action=set_model node_ref=model_errors.emptied_on_success() attr:class="inline-form">
                             <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
-                            <label>"Model" <select name="model">{options}</select></label>
-                            <label>"Tokens per minute" <input type="text" name="tokens_per_minute" inputmode="numeric" size="10" placeholder="No limit"/></label>
-                            <label>"Tokens per month" <input type="text" name="tokens_per_month" inputmode="numeric" size="12" placeholder="No limit"/></label>
+                            <label>"Model" <select {..model_errors.field("model")}>{options}</select><FieldError of=model_errors field="model"/></label>
+                            <label>"Tokens per minute" <input type="text" {..model_errors.field("tokens_per_minute")} inputmode="numeric" size="10" placeholder="No limit"/><FieldError of=model_errors field="tokens_per_minute"/></label>
+                            <label>"Tokens per month" <input type="text" {..model_errors.field("tokens_per_month")} inputmode="numeric" size="12" placeholder="No limit"/><FieldError of=model_errors field="tokens_per_month"/></label>
                             <button type="submit" disabled=move || set_model.pending().get()>"Save model limits"</button>
                         </ActionForm>
                         <p class="hint">"A call whose worst case (its input and max_tokens) does not fit in what is left is refused with 429; both fields empty remove the model's limits."</p>

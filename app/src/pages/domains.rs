@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, ConfirmButton, Done, FormError};
+use super::{loading, ConfirmButton, Done, FieldError, FormError, FormErrors};
 use crate::{
     api::domains::{self, ClaimDomain, RemoveDomain, VerifyDomain},
     model::DomainView,
@@ -14,6 +14,7 @@ pub(super) fn VerifiedDomains() -> impl IntoView {
     let claim = ServerAction::<ClaimDomain>::new();
     let verify = ServerAction::<VerifyDomain>::new();
     let remove = ServerAction::<RemoveDomain>::new();
+    let claim_errors = FormErrors::new(claim, "claim-domain", &["domain"]);
     let domains = Resource::new(
         move || (claim.version().get(), verify.version().get(), remove.version().get()),
         |_| domains::list_domains(),
@@ -24,13 +25,13 @@ pub(super) fn VerifiedDomains() -> impl IntoView {
             "Prove your Organization owns a domain by publishing a DNS TXT record. Single sign-on finds your "
             "Organization by its verified domains; a domain is verified by one Organization only."
         </p>
-        <ActionForm action=claim>
-            <label>"Domain" <input name="domain" placeholder="example.com" required/></label>
+        <ActionForm action=claim node_ref=claim_errors.emptied_on_success()>
+            <label>"Domain" <input {..claim_errors.field("domain")} placeholder="example.com" required/><FieldError of=claim_errors field="domain"/></label>
             <button type="submit" disabled=move || claim.pending().get()>"Claim domain"</button>
         </ActionForm>
-        <FormError value=claim.value()/>
-        <FormError value=verify.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=claim_errors/>
+        <FormError of=verify/>
+        <FormError of=remove/>
         <Done value=remove.value() text="Domain removed."/>
         {move || matches!(verify.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"Domain verified."</p> })}
         <Transition fallback=loading>

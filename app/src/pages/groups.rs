@@ -3,12 +3,13 @@
 //! groups nested in it.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::{
     components::A,
     hooks::{use_params_map, use_query_map},
 };
 
-use super::{loading, ConfirmButton, Done, FormError};
+use super::{loading, ConfirmButton, Done, FieldError, FormError, FormErrors};
 use crate::{
     api::groups::{
         self, AddGroupMember, CreateGroup, DeleteGroup, GrantGroupWorkspace, NestGroup, RemoveGroupMember,
@@ -22,6 +23,7 @@ use crate::{
 #[component]
 pub fn GroupsSection() -> impl IntoView {
     let create = ServerAction::<CreateGroup>::new();
+    let create_errors = FormErrors::new(create, "new-group", &["name", "description"]);
     let query = use_query_map();
     let page = move || query.with(|q| q.get("page").and_then(|p| p.parse::<i64>().ok()));
     let list = Resource::new(move || (page(), create.version().get()), |(page, _)| groups::list_groups(page));
@@ -30,13 +32,13 @@ pub fn GroupsSection() -> impl IntoView {
             "Everyone in a group holds what it grants, on top of their own roles: workspace roles, or an Organization role. "
             "People in a group nested in another are in that one too."
         </p>
-        <ActionForm action=create attr:class="inline-form">
-            <label>"New group" <input type="text" name="name" required placeholder="Name"/></label>
-            <label>"Description" <input type="text" name="description" placeholder="Who is in it"/></label>
+        <ActionForm action=create node_ref=create_errors.emptied_on_success() attr:class="inline-form">
+            <label>"New group" <input type="text" {..create_errors.field("name")} required placeholder="Name"/><FieldError of=create_errors field="name"/></label>
+            <label>"Description" <input type="text" {..create_errors.field("description")} placeholder="Who is in it"/><FieldError of=create_errors field="description"/></label>
             <TargetSelect current=GroupTarget::default()/>
             <button type="submit" disabled=move || create.pending().get()>"Create group"</button>
         </ActionForm>
-        <FormError value=create.value()/>
+        <FormError of=create_errors/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 list.await.map(|list| {
@@ -119,6 +121,8 @@ pub fn GroupDetailSection() -> impl IntoView {
     let set_target = ServerAction::<SetGroupTarget>::new();
     let nest = ServerAction::<NestGroup>::new();
     let unnest = ServerAction::<UnnestGroup>::new();
+    let update_errors = FormErrors::new(update, "edit-group", &["name", "description"]);
+    let add_errors = FormErrors::new(add, "add-group-member", &["email"]);
     let detail = Resource::new(
         move || {
             let versions = [
@@ -142,18 +146,18 @@ pub fn GroupDetailSection() -> impl IntoView {
         },
     );
     view! {
-        <FormError value=update.value()/>
-        <FormError value=add.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=update_errors/>
+        <FormError of=add_errors/>
+        <FormError of=remove/>
         <Done value=remove.value() text="Removed from the group."/>
-        <FormError value=grant.value()/>
-        <FormError value=revoke.value()/>
+        <FormError of=grant/>
+        <FormError of=revoke/>
         <Done value=revoke.value() text="The group's access to the workspace is removed."/>
-        <FormError value=delete.value()/>
-        <FormError value=set_role.value()/>
-        <FormError value=set_target.value()/>
-        <FormError value=nest.value()/>
-        <FormError value=unnest.value()/>
+        <FormError of=delete/>
+        <FormError of=set_role/>
+        <FormError of=set_target/>
+        <FormError of=nest/>
+        <FormError of=unnest/>
         <Done value=unnest.value() text="Group taken out."/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -166,14 +170,14 @@ pub fn GroupDetailSection() -> impl IntoView {
                     // Copy, so every form of the page can name the group.
                     let hidden = move || view! { <input type="hidden" name="group_id" value=group_id.to_string()/> };
                     view! {
-                        <p><A href="/admin/groups">"← All groups"</A></p>
-                        <h2 data-testid="group-name">{d.group.name.clone()}</h2>
+                        <Title text=d.group.name.clone()/>
+                        <h1 data-testid="group-name">{d.group.name.clone()}</h1>
                         {if editable {
                             view! {
                                 <ActionForm action=update attr:class="inline-form">
                                     {hidden()}
-                                    <label>"Name" <input type="text" name="name" required value=d.group.name.clone()/></label>
-                                    <label>"Description" <input type="text" name="description" value=d.group.description.clone()/></label>
+                                    <label>"Name" <input type="text" {..update_errors.field("name")} required value=d.group.name.clone()/><FieldError of=update_errors field="name"/></label>
+                                    <label>"Description" <input type="text" {..update_errors.field("description")} value=d.group.description.clone()/><FieldError of=update_errors field="description"/></label>
                                     <button type="submit" disabled=move || update.pending().get()>"Save"</button>
                                 </ActionForm>
                             }.into_any()
@@ -251,10 +255,10 @@ pub fn GroupDetailSection() -> impl IntoView {
                             })}
                         </p>
                         {editable.then(|| view! {
-                            <ActionForm action=add attr:class="inline-form">
+                            <ActionForm action=add node_ref=add_errors.emptied_on_success() attr:class="inline-form">
                                 {hidden()}
                                 <label>"Add a member"
-                                    <input type="email" name="email" required placeholder="colleague@example.com"/>
+                                    <input type="email" {..add_errors.field("email")} required placeholder="colleague@example.com"/><FieldError of=add_errors field="email"/>
                                 </label>
                                 <button type="submit" disabled=move || add.pending().get()>"Add to group"</button>
                             </ActionForm>

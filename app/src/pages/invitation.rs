@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use super::{loading, AuthCard, FormError};
+use super::{loading, AuthCard, FieldError, FormError, FormErrors};
 use crate::{
     api::{
         members::{self, AcceptInvitation, LogInFromInvitation, SignUpFromInvitation},
@@ -40,6 +40,8 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
     let log_in = ServerAction::<LogInFromInvitation>::new();
     let sign_up = ServerAction::<SignUpFromInvitation>::new();
     let log_out = ServerAction::<LogOut>::new();
+    let log_in_errors = FormErrors::new(log_in, "invitation-log-in", &["password"]);
+    let sign_up_errors = FormErrors::new(sign_up, "invitation-sign-up", &["name", "password"]);
     let roles = preview.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
     let intro = format!("You are invited to join {} as {roles}.", preview.org_name);
     let for_me = preview.signed_in_as.as_ref().map(|u| u.email.eq_ignore_ascii_case(&preview.email));
@@ -47,7 +49,7 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
         (Some(true), _) => view! {
             <ActionForm action=accept>
                 <input type="hidden" name="token" value=token/>
-                <FormError value=accept.value()/>
+                <FormError of=accept/>
                 <button type="submit" disabled=move || accept.pending().get()>"Accept invitation"</button>
             </ActionForm>
         }
@@ -64,8 +66,8 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
             <ActionForm action=log_in>
                 <input type="hidden" name="token" value=token/>
                 <label>"Email" <input type="email" value=preview.email.clone() readonly/></label>
-                <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
-                <FormError value=log_in.value()/>
+                <label>"Password" <input type="password" {..log_in_errors.field("password")} autocomplete="current-password" required/><FieldError of=log_in_errors field="password"/></label>
+                <FormError of=log_in_errors/>
                 <button type="submit" disabled=move || log_in.pending().get()>"Log in and accept"</button>
             </ActionForm>
         }
@@ -74,13 +76,13 @@ fn Accept(preview: InvitationPreview, token: String) -> impl IntoView {
             <ActionForm action=sign_up>
                 <input type="hidden" name="token" value=token/>
                 <label>"Email" <input type="email" value=preview.email.clone() readonly/></label>
-                <label>"Name" <input type="text" name="name" autocomplete="name" required/></label>
+                <label>"Name" <input type="text" {..sign_up_errors.field("name")} autocomplete="name" required/><FieldError of=sign_up_errors field="name"/></label>
                 <label>
                     "Password"
-                    <input type="password" name="password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                    <input type="password" {..sign_up_errors.field("password")} autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/><FieldError of=sign_up_errors field="password"/>
                     <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters.")}</span>
                 </label>
-                <FormError value=sign_up.value()/>
+                <FormError of=sign_up_errors/>
                 <button type="submit" disabled=move || sign_up.pending().get()>"Create account and join"</button>
             </ActionForm>
         }

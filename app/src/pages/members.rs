@@ -1,12 +1,9 @@
 //! The Admin Panel's Members and Settings sections.
 
 use leptos::prelude::*;
-use leptos_router::{
-    components::{Form, A},
-    hooks::use_query_map,
-};
+use leptos_router::{components::A, hooks::use_query_map};
 
-use super::{admin::encode, loading, ConfirmButton, Done, FormError};
+use super::{admin::encode, loading, ConfirmButton, Done, FieldError, FilterForm, FormError, FormErrors};
 use crate::{
     api::members::{
         self, InviteMember, RemoveMember, RenameOrganization, ResendInvitation, RevokeInvitation,
@@ -44,6 +41,7 @@ pub(super) fn MembersSection() -> impl IntoView {
     let remove = ServerAction::<RemoveMember>::new();
     let resend = ServerAction::<ResendInvitation>::new();
     let revoke = ServerAction::<RevokeInvitation>::new();
+    let invite_errors = FormErrors::new(invite, "invite", &["email"]);
     let query = use_query_map();
     let param = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
     let page = move || param("page").parse::<i64>().unwrap_or(1).max(1);
@@ -69,8 +67,8 @@ pub(super) fn MembersSection() -> impl IntoView {
         format!("/admin/members?{}", pairs.join("&"))
     };
     view! {
-        <ActionForm action=invite attr:class="inline-form">
-            <label>"Invite by email" <input type="email" name="email" required placeholder="colleague@example.com"/></label>
+        <ActionForm action=invite node_ref=invite_errors.emptied_on_success() attr:class="inline-form">
+            <label>"Invite by email" <input type="email" {..invite_errors.field("email")} required placeholder="colleague@example.com"/><FieldError of=invite_errors field="email"/></label>
             <fieldset class="roles"><legend>"Roles"</legend><RoleBoxes checked=vec![OrgRole::Member]/></fieldset>
             <button type="submit" disabled=move || invite.pending().get()>"Send invitation"</button>
         </ActionForm>
@@ -83,13 +81,13 @@ pub(super) fn MembersSection() -> impl IntoView {
         {move || set_roles.value().get().and_then(Result::ok).map(|ended| view! {
             <p class="notice" role="status">{ended_notice("Roles saved", &ended)}</p>
         })}
-        <FormError value=invite.value()/>
-        <FormError value=set_roles.value()/>
-        <FormError value=remove.value()/>
-        <FormError value=resend.value()/>
-        <FormError value=revoke.value()/>
+        <FormError of=invite_errors/>
+        <FormError of=set_roles/>
+        <FormError of=remove/>
+        <FormError of=resend/>
+        <FormError of=revoke/>
         <Done value=revoke.value() text="Invitation revoked: its link no longer works."/>
-        <Form method="GET" action="/admin/members" attr:class="inline-form">
+        <FilterForm action="/admin/members">
             <label>"Search members" <input type="search" name="q" placeholder="name or email" prop:value=move || param("q")/></label>
             <label>"Role"
                 <select name="role">
@@ -107,7 +105,7 @@ pub(super) fn MembersSection() -> impl IntoView {
                 </select>
             </label>
             <button type="submit">"Filter"</button>
-        </Form>
+        </FilterForm>
         <Show when=move || status() != "pending">
         <Transition fallback=loading>
             {move || Suspend::new(async move {
@@ -245,15 +243,17 @@ fn InvitationRow(
 pub(super) fn SettingsSection() -> impl IntoView {
     let save = ServerAction::<SetAllowedDomains>::new();
     let rename = ServerAction::<RenameOrganization>::new();
+    let rename_errors = FormErrors::new(rename, "rename-organization", &["name"]);
+    let domains_errors = FormErrors::new(save, "allowed-domains", &["domains"]);
     let domains = Resource::new(move || save.version().get(), |_| members::get_allowed_domains());
     let AdminOverview { org, .. } = expect_context::<AdminOverview>();
     view! {
         <h2>"Organization"</h2>
         <ActionForm action=rename attr:class="inline-form">
-            <label>"Organization name" <input type="text" name="name" required maxlength="100" value=org.name/></label>
+            <label>"Organization name" <input type="text" {..rename_errors.field("name")} required maxlength="100" value=org.name/><FieldError of=rename_errors field="name"/></label>
             <button type="submit" disabled=move || rename.pending().get()>"Rename"</button>
         </ActionForm>
-        <FormError value=rename.value()/>
+        <FormError of=rename_errors/>
         <KeyLifetime/>
         <h2>"Allowed email domains"</h2>
         <p class="hint">"Invitations can only go to addresses in these domains. Leave empty to allow any domain."</p>
@@ -262,7 +262,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
                 domains.await.map(|domains| view! {
                     <ActionForm action=save>
                         <label>"Domains (one per line)"
-                            <textarea name="domains" rows="4">{domains.join("\n")}</textarea>
+                            <textarea {..domains_errors.field("domains")} rows="4">{domains.join("\n")}</textarea><FieldError of=domains_errors field="domains"/>
                         </label>
                         <button type="submit" disabled=move || save.pending().get()>"Save domains"</button>
                     </ActionForm>
@@ -270,7 +270,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
             })}
         </Transition>
         {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Saved."</p> })}
-        <FormError value=save.value()/>
+        <FormError of=domains_errors/>
         <super::domains::VerifiedDomains/>
         <super::sso::SingleSignOn/>
         <super::scim::Provisioning/>
@@ -282,6 +282,7 @@ pub(super) fn SettingsSection() -> impl IntoView {
 #[component]
 fn KeyLifetime() -> impl IntoView {
     let save = ServerAction::<SetKeyPolicy>::new();
+    let policy_errors = FormErrors::new(save, "key-policy", &["max_days"]);
     let policy = Resource::new(move || save.version().get(), |_| members::get_key_policy());
     view! {
         <h2>"API key lifetime"</h2>
@@ -291,7 +292,7 @@ fn KeyLifetime() -> impl IntoView {
                 policy.await.map(|policy| view! {
                     <ActionForm action=save attr:class="inline-form">
                         <label>"Maximum lifetime (days)"
-                            <input type="number" name="max_days" min="1" max="3650" value=policy.org_max_days.map(|d| d.to_string()).unwrap_or_default()/>
+                            <input type="number" {..policy_errors.field("max_days")} min="1" max="3650" value=policy.org_max_days.map(|d| d.to_string()).unwrap_or_default()/><FieldError of=policy_errors field="max_days"/>
                         </label>
                         <button type="submit" disabled=move || save.pending().get()>"Save lifetime"</button>
                     </ActionForm>
@@ -299,7 +300,7 @@ fn KeyLifetime() -> impl IntoView {
             })}
         </Transition>
         {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="notice" role="status">"Key lifetime saved."</p> })}
-        <FormError value=save.value()/>
+        <FormError of=policy_errors/>
     }
 }
 
@@ -313,7 +314,7 @@ fn AdminKeysOfOrg() -> impl IntoView {
         <h2>"Admin API keys"</h2>
         <p class="hint">"Keys made in the Backoffice that administer this Organization through the Admin API."</p>
         <Done value=revoke.value() text="Key revoked: it no longer works."/>
-        <FormError value=revoke.value()/>
+        <FormError of=revoke/>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 keys.await.map(|keys| if keys.is_empty() {

@@ -6,6 +6,7 @@ mod api_keys;
 pub mod backoffice;
 mod billing;
 mod domains;
+mod forms;
 mod groups;
 pub mod invitation;
 mod layout;
@@ -15,6 +16,7 @@ mod service_accounts;
 mod sso;
 mod usage;
 
+pub(crate) use forms::{FieldError, FilterForm, FormError, FormErrors};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{
@@ -47,22 +49,9 @@ pub fn Home() -> impl IntoView {
     }
 }
 
-/// The message of the last failed submission, announced to screen readers.
 /// What a section shows while its data is on the way.
 pub(crate) fn loading() -> impl IntoView {
     view! { <p class="muted">"Loading…"</p> }
-}
-
-#[component]
-pub(crate) fn FormError<T>(#[prop(into)] value: Signal<Option<Result<T, AppError>>>) -> impl IntoView
-where
-    T: Clone + Send + Sync + 'static,
-{
-    move || {
-        value.get().and_then(Result::err).map(|err| {
-            view! { <p class="form-error" role="alert" data-field=err.field().map(str::to_string)>{err.to_string()}</p> }
-        })
-    }
 }
 
 /// Says that the last submission of a form succeeded, e.g. "Key revoked.".
@@ -206,6 +195,7 @@ pub fn SignUpPage() -> impl IntoView {
 #[component]
 fn SignUpForm(policy: SignUpPolicy) -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
+    let errors = FormErrors::new(action, "sign-up", &["name", "email", "password"]);
     let for_domains = match policy {
         SignUpPolicy::Domains(domains) => Some(format!("For addresses at {}.", domains.join(", "))),
         _ => None,
@@ -214,14 +204,21 @@ fn SignUpForm(policy: SignUpPolicy) -> impl IntoView {
         <AuthCard title="Create your account">
             {for_domains.map(|text| view! { <p class="hint">{text}</p> })}
             <ActionForm action=action>
-                <label>"Name" <input type="text" name="name" autocomplete="name" required/></label>
-                <label>"Work email" <input type="email" name="email" autocomplete="email" required/></label>
+                <label>"Name"
+                    <input type="text" {..errors.field("name")} autocomplete="name" required/>
+                    <FieldError of=errors field="name"/>
+                </label>
+                <label>"Work email"
+                    <input type="email" {..errors.field("email")} autocomplete="email" required/>
+                    <FieldError of=errors field="email"/>
+                </label>
                 <label>
                     "Password"
-                    <input type="password" name="password" autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
+                    <input type="password" {..errors.field("password")} autocomplete="new-password" required minlength=PASSWORD_MIN_CHARS/>
                     <span class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters.")}</span>
+                    <FieldError of=errors field="password"/>
                 </label>
-                <FormError value=action.value()/>
+                <FormError of=errors/>
                 <button type="submit" disabled=move || action.pending().get()>"Sign up"</button>
             </ActionForm>
             <p class="switch">"Already have an account? " <A href="/login">"Log in"</A></p>
@@ -250,6 +247,7 @@ fn next_page() -> String {
 #[component]
 pub fn LogInPage() -> impl IntoView {
     let action = ServerAction::<LogIn>::new();
+    let errors = FormErrors::new(action, "log-in", &["email", "password"]);
     let next = next_page();
     let sso_link = if next.is_empty() {
         "/login/sso".to_string()
@@ -266,10 +264,10 @@ pub fn LogInPage() -> impl IntoView {
                 })}
             </Suspense>
             <ActionForm action=action>
-                <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
-                <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                <label>"Email" <input type="email" {..errors.field("email")} autocomplete="username" required/><FieldError of=errors field="email"/></label>
+                <label>"Password" <input type="password" {..errors.field("password")} autocomplete="current-password" required/><FieldError of=errors field="password"/></label>
                 <input type="hidden" name="next" value=next/>
-                <FormError value=action.value()/>
+                <FormError of=errors/>
                 <button type="submit" disabled=move || action.pending().get()>"Log in"</button>
             </ActionForm>
             <p class="switch"><A href="/forgot-password">"Forgot your password?"</A></p>
@@ -283,13 +281,14 @@ pub fn LogInPage() -> impl IntoView {
 #[component]
 pub fn SsoLogInPage() -> impl IntoView {
     let action = ServerAction::<api::sso::StartSso>::new();
+    let errors = FormErrors::new(action, "sso-log-in", &["email"]);
     view! {
         <AuthCard title="Log in with SSO">
             <p>"Enter your work email: you will continue at your organization's identity provider."</p>
             <ActionForm action=action>
-                <label>"Work email" <input type="email" name="email" autocomplete="username" required/></label>
+                <label>"Work email" <input type="email" {..errors.field("email")} autocomplete="username" required/><FieldError of=errors field="email"/></label>
                 <input type="hidden" name="next" value=next_page()/>
-                <FormError value=action.value()/>
+                <FormError of=errors/>
                 <button type="submit" disabled=move || action.pending().get()>"Continue"</button>
             </ActionForm>
             <p class="switch"><A href="/login">"Log in with a password"</A></p>
@@ -302,6 +301,7 @@ pub fn SsoLogInPage() -> impl IntoView {
 pub fn OnboardingPage() -> impl IntoView {
     let landing = Resource::new(|| (), |_| api::get_landing());
     let action = ServerAction::<CreateOrganization>::new();
+    let errors = FormErrors::new(action, "new-organization", &["name"]);
     view! {
         <Suspense fallback=loading>
             {move || Suspend::new(async move {
@@ -310,8 +310,8 @@ pub fn OnboardingPage() -> impl IntoView {
                         <AuthCard title="Name your organization">
                             <p>{format!("Welcome, {}. Your organization holds your members, workspaces and billing; you will be its Admin.", user.name)}</p>
                             <ActionForm action=action>
-                                <label>"Organization name" <input type="text" name="name" autocomplete="organization" required/></label>
-                                <FormError value=action.value()/>
+                                <label>"Organization name" <input type="text" {..errors.field("name")} autocomplete="organization" required/><FieldError of=errors field="name"/></label>
+                                <FormError of=errors/>
                                 <button type="submit" disabled=move || action.pending().get()>"Create organization"</button>
                             </ActionForm>
                         </AuthCard>

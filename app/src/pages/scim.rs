@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, ConfirmButton, Done, FormError, NewKey};
+use super::{loading, ConfirmButton, Done, FieldError, FormError, FormErrors, NewKey};
 use crate::{
     api::scim::{self, CreateScimToken, RevokeScimToken},
     time::Timestamp,
@@ -13,6 +13,7 @@ use crate::{
 pub(super) fn Provisioning() -> impl IntoView {
     let create = ServerAction::<CreateScimToken>::new();
     let revoke = ServerAction::<RevokeScimToken>::new();
+    let create_errors = FormErrors::new(create, "new-scim-token", &["name"]);
     let panel =
         Resource::new(move || (create.version().get(), revoke.version().get()), |_| scim::get_scim_panel());
     view! {
@@ -23,12 +24,12 @@ pub(super) fn Provisioning() -> impl IntoView {
             "revokes their API keys and takes them out of groups at once. Groups it creates are managed there: "
             "here you decide what they grant."
         </p>
-        <ActionForm action=create attr:class="inline-form">
-            <label>"Token name" <input type="text" name="name" required placeholder="Okta"/></label>
+        <ActionForm action=create node_ref=create_errors.emptied_on_success() attr:class="inline-form">
+            <label>"Token name" <input type="text" {..create_errors.field("name")} required placeholder="Okta"/><FieldError of=create_errors field="name"/></label>
             <button type="submit" disabled=move || create.pending().get()>"Create SCIM token"</button>
         </ActionForm>
-        <FormError value=create.value()/>
-        <FormError value=revoke.value()/>
+        <FormError of=create_errors/>
+        <FormError of=revoke/>
         <Done value=revoke.value() text="Token revoked."/>
         {move || create.value().get().and_then(Result::ok).map(|t| view! { <NewKey name=t.view.name key=t.token/> })}
         <Transition fallback=loading>

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{ConfirmButton, Done, FormError, NewKey};
+use super::{ConfirmButton, Done, FieldError, FormError, FormErrors, NewKey};
 use crate::{
     api::{
         api_keys::CreateWorkspaceKey,
@@ -17,6 +17,7 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
     let create = ServerAction::<CreateServiceAccount>::new();
     let remove = ServerAction::<DeleteServiceAccount>::new();
     let make_key = ServerAction::<CreateWorkspaceKey>::new();
+    let create_errors = FormErrors::new(create, "new-service-account", &["name", "description"]);
     let accounts = Resource::new(
         move || (create.version().get(), remove.version().get()),
         move |_| service_accounts::list_service_accounts(workspace_id),
@@ -28,10 +29,10 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                 accounts.await.ok().map(|accounts| view! {
                     <h2>"Service accounts"</h2>
                     <p class="hint">"Their keys keep working whoever leaves; deleting an account stops its keys."</p>
-                    <ActionForm action=create attr:class="inline-form">
+                    <ActionForm action=create node_ref=create_errors.emptied_on_success() attr:class="inline-form">
                         <input type="hidden" name="workspace_id" value=workspace_id.to_string()/>
-                        <label>"Account name" <input type="text" name="name" required placeholder="nightly-batch"/></label>
-                        <label>"Account description" <input type="text" name="description"/></label>
+                        <label>"Account name" <input type="text" {..create_errors.field("name")} required placeholder="nightly-batch"/><FieldError of=create_errors field="name"/></label>
+                        <label>"Account description" <input type="text" {..create_errors.field("description")}/><FieldError of=create_errors field="description"/></label>
                         <button type="submit" disabled=move || create.pending().get()>"Create service account"</button>
                     </ActionForm>
                     {if accounts.is_empty() {
@@ -74,10 +75,10 @@ pub fn ServiceAccountsPanel(workspace_id: WorkspaceId) -> impl IntoView {
                 })
             })}
         </Transition>
-        <FormError value=create.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=create_errors/>
+        <FormError of=remove/>
         <Done value=remove.value() text="Service account deleted: its keys no longer work."/>
-        <FormError value=make_key.value()/>
+        <FormError of=make_key/>
         {move || make_key.value().get().and_then(Result::ok).map(|k| view! { <NewKey name=k.view.name key=k.key/> })}
     }
 }

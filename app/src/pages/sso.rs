@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::{loading, FormError};
+use super::{loading, FieldError, FormError, FormErrors};
 use crate::{
     api::sso::{self, AllowPasswords, RemoveOidc, RemoveSaml, RequireSso, SaveOidc, SaveSaml},
     model::{OidcPanel, OrgRole, SamlPanel, SsoEnforcement},
@@ -31,6 +31,7 @@ pub(super) fn SingleSignOn() -> impl IntoView {
 
 #[component]
 fn OidcProvider(save: ServerAction<SaveOidc>, remove: ServerAction<RemoveOidc>) -> impl IntoView {
+    let errors = FormErrors::new(save, "oidc", &["issuer", "client_id", "client_secret", "groups_claim"]);
     let panel = Resource::new(move || (save.version().get(), remove.version().get()), |_| sso::get_oidc());
     view! {
         <h2>"Single sign-on (OpenID Connect)"</h2>
@@ -41,28 +42,33 @@ fn OidcProvider(save: ServerAction<SaveOidc>, remove: ServerAction<RemoveOidc>) 
         </p>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
-                panel.await.map(|panel| view! { <OidcForm panel save remove/> })
+                panel.await.map(|panel| view! { <OidcForm panel save remove errors/> })
             })}
         </Transition>
         {move || matches!(save.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"Single sign-on saved."</p> })}
-        <FormError value=save.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=errors/>
+        <FormError of=remove/>
     }
 }
 
 #[component]
 fn SamlProvider(save: ServerAction<SaveSaml>, remove: ServerAction<RemoveSaml>) -> impl IntoView {
+    let errors = FormErrors::new(
+        save,
+        "saml",
+        &["metadata_xml", "idp_entity_id", "sso_url", "certificate", "email_attribute", "groups_attribute"],
+    );
     let panel = Resource::new(move || (save.version().get(), remove.version().get()), |_| sso::get_saml());
     view! {
         <h2>"Single sign-on (SAML 2.0)"</h2>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
-                panel.await.map(|panel| view! { <SamlForm panel save remove/> })
+                panel.await.map(|panel| view! { <SamlForm panel save remove errors/> })
             })}
         </Transition>
         {move || matches!(save.value().get(), Some(Ok(_))).then(|| view! { <p class="notice" role="status">"SAML provider saved."</p> })}
-        <FormError value=save.value()/>
-        <FormError value=remove.value()/>
+        <FormError of=errors/>
+        <FormError of=remove/>
     }
 }
 
@@ -70,6 +76,7 @@ fn SamlProvider(save: ServerAction<SaveSaml>, remove: ServerAction<RemoveSaml>) 
 fn SamlForm(
     panel: SamlPanel,
     save: ServerAction<SaveSaml>,
+    errors: FormErrors,
     remove: ServerAction<RemoveSaml>,
 ) -> impl IntoView {
     let SamlPanel { settings, sp_entity_id, acs_url, metadata_url } = panel;
@@ -113,22 +120,22 @@ fn SamlForm(
         })}
         <ActionForm action=save>
             <label>"IdP metadata XML"
-                <textarea name="metadata_xml" rows="4" placeholder="<md:EntityDescriptor entityID=…>"></textarea>
+                <textarea {..errors.field("metadata_xml")} rows="4" placeholder="<md:EntityDescriptor entityID=…>"></textarea><FieldError of=errors field="metadata_xml"/>
                 <span class="hint">"Paste your IdP's metadata, or leave empty and fill in the three fields below."</span>
             </label>
-            <label>"IdP entity ID (Issuer)" <input name="idp_entity_id" value=settings.idp_entity_id placeholder="https://idp.example.com/saml"/></label>
-            <label>"IdP SSO URL (HTTP-Redirect)" <input type="url" name="sso_url" value=settings.sso_url placeholder="https://idp.example.com/sso"/></label>
+            <label>"IdP entity ID (Issuer)" <input {..errors.field("idp_entity_id")} value=settings.idp_entity_id placeholder="https://idp.example.com/saml"/><FieldError of=errors field="idp_entity_id"/></label>
+            <label>"IdP SSO URL (HTTP-Redirect)" <input type="url" {..errors.field("sso_url")} value=settings.sso_url placeholder="https://idp.example.com/sso"/><FieldError of=errors field="sso_url"/></label>
             <label>"IdP signing certificate"
-                <textarea name="certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----"></textarea>
+                <textarea {..errors.field("certificate")} rows="4" placeholder="-----BEGIN CERTIFICATE-----"></textarea><FieldError of=errors field="certificate"/>
                 <span class="hint">{certificate_hint}</span>
             </label>
             <DefaultRole selected=settings.default_role/>
             <label>"Email attribute (optional)"
-                <input name="email_attribute" value=settings.email_attribute placeholder="email"/>
+                <input {..errors.field("email_attribute")} value=settings.email_attribute placeholder="email"/><FieldError of=errors field="email_attribute"/>
                 <span class="hint">"Empty: the NameID is the email."</span>
             </label>
             <label>"Groups attribute (optional)"
-                <input name="groups_attribute" value=settings.groups_attribute placeholder="groups"/>
+                <input {..errors.field("groups_attribute")} value=settings.groups_attribute placeholder="groups"/><FieldError of=errors field="groups_attribute"/>
                 <span class="hint">"The attribute listing a person's groups: at each log-in they are in exactly your groups of those names (made in Groups)."</span>
             </label>
             <label class="check"><input type="checkbox" name="idp_initiated" checked=settings.idp_initiated/> "Allow log-ins started from the IdP's dashboard (IdP-initiated)"</label>
@@ -165,8 +172,8 @@ fn SsoRequirement(providers_changed: Signal<usize>) -> impl IntoView {
         {move || matches!(allow.value().get(), Some(Ok(_))).then(|| view! {
             <p class="notice" role="status">"Members may log in with passwords again."</p>
         })}
-        <FormError value=require.value()/>
-        <FormError value=allow.value()/>
+        <FormError of=require/>
+        <FormError of=allow/>
     }
 }
 
@@ -211,6 +218,7 @@ fn SsoRequirementForm(
 fn OidcForm(
     panel: OidcPanel,
     save: ServerAction<SaveOidc>,
+    errors: FormErrors,
     remove: ServerAction<RemoveOidc>,
 ) -> impl IntoView {
     let OidcPanel { settings, redirect_uri } = panel;
@@ -232,15 +240,15 @@ fn OidcForm(
         <p>"Register Chancery with your provider as a web application with this redirect URI: "
             <code data-testid="oidc-redirect-uri">{redirect_uri}</code></p>
         <ActionForm action=save>
-            <label>"Issuer URL" <input type="url" name="issuer" value=settings.issuer placeholder="https://login.example.com" required/></label>
-            <label>"Client ID" <input name="client_id" value=settings.client_id autocomplete="off" required/></label>
+            <label>"Issuer URL" <input type="url" {..errors.field("issuer")} value=settings.issuer placeholder="https://login.example.com" required/><FieldError of=errors field="issuer"/></label>
+            <label>"Client ID" <input {..errors.field("client_id")} value=settings.client_id autocomplete="off" required/><FieldError of=errors field="client_id"/></label>
             <label>"Client secret"
-                <input type="password" name="client_secret" autocomplete="new-password" required=!saved/>
+                <input type="password" {..errors.field("client_secret")} autocomplete="new-password" required=!saved/><FieldError of=errors field="client_secret"/>
                 <span class="hint">{secret_hint}</span>
             </label>
             <DefaultRole selected=settings.default_role/>
             <label>"Groups claim (optional)"
-                <input name="groups_claim" value=settings.groups_claim placeholder="groups"/>
+                <input {..errors.field("groups_claim")} value=settings.groups_claim placeholder="groups"/><FieldError of=errors field="groups_claim"/>
                 <span class="hint">"The ID token claim listing a person's groups: at each log-in they are in exactly your groups of those names (made in Groups)."</span>
             </label>
             <label class="check"><input type="checkbox" name="enabled" checked=settings.enabled/> "Log-in through this provider is on"</label>

@@ -4,14 +4,15 @@
 //! own usage, on its page, for everyone who works in it.
 
 use leptos::prelude::*;
-use leptos_router::{components::Form, hooks::use_query_map};
+use leptos_router::hooks::use_query_map;
 
-use super::{billing::spend_against, loading};
+use super::{billing::spend_against, loading, FilterForm};
 use crate::{
     api::billing::{self, get_usage},
     ids::WorkspaceId,
     model::{UsageBucket, UsageReport, UsageRow},
     money::format_usd,
+    time::Timestamp,
 };
 
 /// A colour for each group drawn on its own; the others share the last one.
@@ -30,7 +31,7 @@ pub fn UsageSection() -> impl IntoView {
     let report = Resource::new(move || (range(), group()), |(range, group)| get_usage(range, group));
     let csv = move || format!("/admin/usage.csv?range={}&group={}", range(), group());
     view! {
-        <Form method="GET" action="/admin/usage" attr:class="inline-form">
+        <FilterForm action="/admin/usage">
             <label>"Range"
                 <select name="range" prop:value=range>
                     <option value="24h">"Last 24 hours"</option>
@@ -47,7 +48,7 @@ pub fn UsageSection() -> impl IntoView {
             </label>
             <button type="submit">"Show"</button>
             <a href=csv rel="external" download class="button-link">"Export CSV"</a>
-        </Form>
+        </FilterForm>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match report.await {
@@ -75,10 +76,10 @@ pub fn UsageSection() -> impl IntoView {
                             </table>
                             {summed.then(|| view! { <p class="muted">"The CSV export lists every group."</p> })}
                             <h2>"This month against limits"</h2>
-                            <ul class="plain" data-testid="usage-limits">
-                                <li>{format!("Organization: {}", spend_against(billing.month_spend_micros, billing.monthly_limit_micros))}</li>
+                            <ul class="plain budgets" data-testid="usage-limits">
+                                <SpendBar label="Organization".into() spend=billing.month_spend_micros limit=billing.monthly_limit_micros/>
                                 {billing.workspaces.into_iter().map(|w| view! {
-                                    <li>{format!("{}: {}", w.workspace_name, spend_against(w.month_spend_micros, w.monthly_budget_micros))}</li>
+                                    <SpendBar label=w.workspace_name spend=w.month_spend_micros limit=w.monthly_budget_micros/>
                                 }).collect_view()}
                             </ul>
                         }.into_any()
@@ -90,7 +91,9 @@ pub fn UsageSection() -> impl IntoView {
     }
 }
 
-/// Spend per bucket, stacked by group, drawn as SVG (no script needed).
+/// Spend per bucket, stacked by group: bars drawn as SVG (each says its value
+/// on hover), a money axis, time ticks and a legend in HTML beside it, so
+/// their text keeps its size on a phone as on a laptop. No script needed.
 #[component]
 fn Chart(report: UsageReport) -> impl IntoView {
     let groups: Vec<String> = report.totals.iter().take(DRAWN_GROUPS).map(|r| r.group_id.clone()).collect();
@@ -105,14 +108,15 @@ fn Chart(report: UsageReport) -> impl IntoView {
         legend.push(("Others".into(), COLORS[DRAWN_GROUPS]));
     }
     let (width, height, gap) = (720.0_f64, 180.0_f64, 2.0_f64);
-    let max = report.buckets.iter().map(bucket_cost).max().unwrap_or(0).max(1) as f64;
+    let highest = report.buckets.iter().map(bucket_cost).max().unwrap_or(0);
+    let top = axis_top(highest);
     let bar = width / report.buckets.len().max(1) as f64;
     let bars = report
         .buckets
         .iter()
         .enumerate()
         .flat_map(|(i, bucket)| {
-            let mut top = height;
+            let mut y = height;
             let x = i as f64 * bar + gap / 2.0;
             let label = format!("{}: {}", bucket.start.display(), format_usd(bucket_cost(bucket)));
             bucket
@@ -120,34 +124,95 @@ fn Chart(report: UsageReport) -> impl IntoView {
                 .iter()
                 .map(|row| {
                     let color = groups.iter().position(|g| *g == row.group_id).map_or(COLORS[DRAWN_GROUPS], |i| COLORS[i]);
-                    let h = row.cost_micros as f64 / max * height;
-                    top -= h;
+                    let h = row.cost_micros as f64 / top as f64 * height;
+                    y -= h;
                     let title = format!("{label} · {} {}", row.group_name, format_usd(row.cost_micros));
                     view! {
-                        <rect x=format!("{x:.1}") y=format!("{top:.1}") width=format!("{:.1}", (bar - gap).max(1.0))
+                        <rect x=format!("{x:.1}") y=format!("{y:.1}") width=format!("{:.1}", (bar - gap).max(1.0))
                             height=format!("{h:.1}") fill=color><title>{title}</title></rect>
                     }
                 })
                 .collect::<Vec<_>>()
         })
         .collect_view();
-    let first = report.buckets.first().map(|b| b.start.display()).unwrap_or_default();
-    let last = report.buckets.last().map(|b| b.start.display()).unwrap_or_default();
+    let gridlines = [0.0, height / 2.0, height].map(|y| {
+        view! { <line x1="0" y1=y x2=width y2=y class="gridline" vector-effect="non-scaling-stroke"/> }
+    });
+    let starts: Vec<Timestamp> = report.buckets.iter().map(|b| b.start).collect();
+    let first = starts.first().map(|t| t.display()).unwrap_or_default();
+    let last = starts.last().map(|t| t.display()).unwrap_or_default();
     view! {
         <figure class="chart" data-testid="usage-chart">
-            <svg viewBox=format!("0 0 {width} {height}") role="img" aria-label="Spend over time" preserveAspectRatio="none">
-                <line x1="0" y1=height x2=width y2=height stroke="#cbd5e1"/>
-                {bars}
-            </svg>
-            <figcaption>
-                <span class="muted">{format!("{first} → {last} · highest bar {}", format_usd(max as i64))}</span>
-                <span class="legend">
-                    {legend.into_iter().map(|(name, color)| view! {
-                        <span class="legend-item"><span class="swatch" style=format!("background:{color}")></span>{name}</span>
+            <div class="chart-plot">
+                <div class="chart-y" aria-hidden="true">
+                    <span>{format_usd(top)}</span>
+                    <span>{format_usd(top / 2)}</span>
+                    <span>{format_usd(0)}</span>
+                </div>
+                <svg viewBox=format!("0 0 {width} {height}") preserveAspectRatio="none" role="img"
+                    aria-label=format!("Spend from {first} to {last}; the highest bar is {}.", format_usd(highest))>
+                    {gridlines}
+                    {bars}
+                </svg>
+                <span></span>
+                <div class="chart-x" aria-hidden="true" data-testid="usage-chart-ticks">
+                    {time_ticks(&starts).into_iter().map(|(percent, label)| view! {
+                        <span style=format!("left:{percent:.2}%")>{label}</span>
                     }).collect_view()}
-                </span>
+                </div>
+            </div>
+            <figcaption class="legend">
+                {legend.into_iter().map(|(name, color)| view! {
+                    <span class="legend-item"><span class="swatch" style=format!("background:{color}")></span>{name}</span>
+                }).collect_view()}
             </figcaption>
         </figure>
+    }
+}
+
+/// The money axis's top: the least round amount (1, 2 or 5 times a power of
+/// ten micro-USD, a cent at least) at or above the highest bar.
+fn axis_top(highest: i64) -> i64 {
+    let highest = highest.max(10_000);
+    let mut magnitude = 1_i64;
+    while magnitude <= highest / 10 {
+        magnitude *= 10;
+    }
+    [1, 2, 5, 10].into_iter().map(|step| step * magnitude).find(|top| *top >= highest).unwrap_or(highest)
+}
+
+/// Up to five labels under the bars, spread over the range: where each sits
+/// (percent of the width, at its bar's middle) and the hour (a range of a
+/// day) or the date it names.
+fn time_ticks(starts: &[Timestamp]) -> Vec<(f64, String)> {
+    let (Some(first), Some(last)) = (starts.first(), starts.last()) else {
+        return Vec::new();
+    };
+    let format = if last.0 - first.0 <= 86_400_000 { "%H:%M" } else { "%b %-d" };
+    let n = starts.len();
+    let mut indexes: Vec<usize> = (0..5).map(|k| k * (n - 1) / 4).collect();
+    indexes.dedup();
+    indexes
+        .into_iter()
+        .map(|i| ((i as f64 + 0.5) / n as f64 * 100.0, starts[i].to_datetime().format(format).to_string()))
+        .collect()
+}
+
+/// This month's spend against a limit, in words and as a bar (full at the limit).
+#[component]
+fn SpendBar(label: String, spend: i64, limit: Option<i64>) -> impl IntoView {
+    let filled = limit
+        .filter(|limit| *limit > 0)
+        .map(|limit| (spend.clamp(0, limit) as f64 / limit as f64 * 100.0, spend > limit));
+    view! {
+        <li>
+            {format!("{label}: {}", spend_against(spend, limit))}
+            {filled.map(|(percent, over)| view! {
+                <span class="spend-track" aria-hidden="true">
+                    <span class="spend-fill" class:over=over style=format!("width:{percent:.1}%")></span>
+                </span>
+            })}
+        </li>
     }
 }
 
@@ -187,5 +252,34 @@ pub fn WorkspaceUsagePanel(workspace_id: WorkspaceId) -> impl IntoView {
                 })
             })}
         </Transition>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_money_axis_ends_on_a_round_amount_above_the_highest_bar() {
+        assert_eq!(axis_top(0), 10_000, "a cent when nothing was spent");
+        assert_eq!(axis_top(10_000), 10_000);
+        assert_eq!(axis_top(10_001), 20_000);
+        assert_eq!(axis_top(1_234_567), 2_000_000);
+        assert_eq!(axis_top(3_000_000), 5_000_000);
+        assert_eq!(axis_top(7_500_000), 10_000_000);
+    }
+
+    #[test]
+    fn time_ticks_spread_over_the_range() {
+        let hour = 3_600_000;
+        let day: Vec<Timestamp> = (0..24).map(|h| Timestamp(h * hour)).collect();
+        let ticks = time_ticks(&day);
+        let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["00:00", "05:00", "11:00", "17:00", "23:00"]);
+        assert!((ticks[0].0 - 100.0 / 48.0).abs() < 1e-9 && ticks[4].0 < 100.0);
+        let month: Vec<Timestamp> = (0..30).map(|d| Timestamp(d * 24 * hour)).collect();
+        assert_eq!(time_ticks(&month)[0].1, "Jan 1");
+        assert_eq!(time_ticks(&[Timestamp(0)]).len(), 1);
+        assert!(time_ticks(&[]).is_empty());
     }
 }

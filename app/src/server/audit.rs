@@ -1,6 +1,8 @@
 //! The audit log: append-only events, written in the transaction of the change
 //! they describe, so a change and its record land together or not at all.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::{AnyConnection, FromRow};
 
 use super::{
@@ -114,11 +116,15 @@ impl AuditFilter {
             Ok(date.and_hms_opt(0, 0, 0).map(|t| Timestamp(t.and_utc().timestamp_millis())))
         };
         let action = query.action.trim();
+        let (from, to) = (day("from", &query.from)?, day("to", &query.to)?);
+        if from.zip(to).is_some_and(|(from, to)| from > to) {
+            return Err(AppError::invalid("to", "The end date is before the start date."));
+        }
         Ok(Self {
             actor: query.actor.trim().to_string(),
             event_types: if action.is_empty() { vec![] } else { vec![action.to_string()] },
-            after: day("from", &query.from)?,
-            before: day("to", &query.to)?.map(|start| Timestamp(start.0 + 86_400_000)),
+            after: from,
+            before: to.map(|start| Timestamp(start.0 + 86_400_000)),
             ..Self::default()
         })
     }
@@ -295,8 +301,112 @@ pub async fn page(
 ) -> AppResult<AuditSlice> {
     // One more than shown says whether an older page exists, without counting the log.
     let window = Window { cursor, limit: page_size + 1, oldest_first: false };
-    let items = list(db, actor, org_id, filter, window).await?;
+    let mut items = list(db, actor, org_id, filter, window).await?;
+    name_targets(&mut *db.pool().acquire().await?, org_id, &mut items).await?;
+    for event in &mut items {
+        event.facts = event.details.as_deref().map(facts).unwrap_or_default();
+    }
     Ok(AuditSlice::of(items, page_size, |event| event.id))
+}
+
+/// An event's details as (what, value) pairs a person reads: a change first,
+/// as "before → after" (field by field, for the fields that changed); lists
+/// joined by commas; nothing in JSON but what has no plainer form.
+fn facts(details: &str) -> Vec<(String, String)> {
+    use serde_json::Value;
+    fn plain(value: &Value) -> String {
+        match value {
+            Value::String(text) if !text.is_empty() => text.clone(),
+            Value::String(_) | Value::Null => "none".into(),
+            Value::Array(items) if items.is_empty() => "none".into(),
+            Value::Array(items) if !items.iter().any(|i| i.is_array() || i.is_object()) => {
+                items.iter().map(plain).collect::<Vec<_>>().join(", ")
+            }
+            other => other.to_string(),
+        }
+    }
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(details) else {
+        return vec![("details".into(), details.to_string())];
+    };
+    let mut out = Vec::new();
+    let change = map.get("before").zip(map.get("after"));
+    match change {
+        // Several fields: the ones that changed, each on its own.
+        Some((Value::Object(before), Value::Object(after))) => {
+            let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+            for key in keys {
+                let (old, new) =
+                    (before.get(key).unwrap_or(&Value::Null), after.get(key).unwrap_or(&Value::Null));
+                if old != new {
+                    out.push((key.replace('_', " "), format!("{} → {}", plain(old), plain(new))));
+                }
+            }
+        }
+        Some((before, after)) => {
+            out.push(("changed".into(), format!("{} → {}", plain(before), plain(after))))
+        }
+        None => {}
+    }
+    for (key, value) in &map {
+        if change.is_some() && matches!(key.as_str(), "before" | "after") {
+            continue;
+        }
+        out.push((key.replace('_', " "), plain(value)));
+    }
+    out
+}
+
+/// Where each kind of target is named: its table, the column that names it,
+/// and whether the table belongs to one Organization (it is then read only
+/// within the log's own; the others are named only as this log references
+/// them). A domain or a model is its own name.
+const TARGET_NAMES: &[(&str, &str, &str, bool)] = &[
+    ("user", "users", "email", false),
+    // The Organization's own settings are named by it.
+    ("organization", "organizations", "name", false),
+    ("payment_method", "organizations", "name", false),
+    ("monthly_limit", "organizations", "name", false),
+    ("workspace", "workspaces", "name", true),
+    ("workspace_monthly_limit", "workspaces", "name", true),
+    ("api_key", "workspace_api_keys", "name", true),
+    ("service_account", "service_accounts", "name", true),
+    ("invitation", "invitations", "email", true),
+    ("user_group", "user_groups", "name", true),
+    ("admin_api_key", "admin_api_keys", "name", true),
+    ("scim_token", "scim_tokens", "name", true),
+    ("enterprise_account", "enterprise_accounts", "name", false),
+];
+
+/// Names the targets of `events` as they are called now: one query per kind
+/// of target on the page, by primary key.
+async fn name_targets(conn: &mut AnyConnection, org_id: OrgId, events: &mut [AuditEntry]) -> AppResult<()> {
+    for event in events.iter_mut() {
+        event.target_name = match event.target_type.as_str() {
+            "domain" | "model" => event.target_id.clone(),
+            _ => None,
+        };
+    }
+    for &(kind, table, column, per_org) in TARGET_NAMES {
+        let ids: BTreeSet<&str> =
+            events.iter().filter(|e| e.target_type == kind).filter_map(|e| e.target_id.as_deref()).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let mut sql = Conditions::default();
+        let ids = placeholders(&mut sql, &ids.into_iter().collect::<Vec<_>>());
+        sql.and(format!("id IN ({ids})"));
+        if per_org {
+            let org = sql.param(Param::Text(org_id.to_string()));
+            sql.and(format!("org_id = {org}"));
+        }
+        let query = format!("SELECT id, {column} FROM {table} WHERE {}", sql.text);
+        let names: HashMap<String, String> =
+            bind_all(sqlx::query_as(&query), sql.params).fetch_all(&mut *conn).await?.into_iter().collect();
+        for event in events.iter_mut().filter(|e| e.target_type == kind) {
+            event.target_name = event.target_id.as_ref().and_then(|id| names.get(id).cloned());
+        }
+    }
+    Ok(())
 }
 
 /// An export of an Organization's log, newest first, read a window at a time
@@ -367,6 +477,8 @@ impl From<AuditRow> for AuditEntry {
             action: audit_events::current_name(&r.action).to_string(),
             target_type: r.target_type,
             target_id: r.target_id,
+            target_name: None,
+            facts: Vec::new(),
             details: r.details,
             ip: r.ip,
         }
@@ -415,6 +527,36 @@ pub(super) fn csv_cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_read_as_facts() {
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            facts(r#"{"before":["member"],"after":["admin","billing"],"via":"scim"}"#),
+            pairs(&[("changed", "member → admin, billing"), ("via", "scim")])
+        );
+        assert_eq!(
+            facts(r#"{"keys_revoked":3,"pending":false,"limit":null,"extra":{"a":1}}"#),
+            pairs(&[("extra", r#"{"a":1}"#), ("keys revoked", "3"), ("limit", "none"), ("pending", "false")])
+        );
+        assert_eq!(
+            facts(r#"{"before":{"name":"Lab","icon":""},"after":{"name":"Research","icon":""}}"#),
+            pairs(&[("name", "Lab → Research")])
+        );
+        assert_eq!(facts("not json"), pairs(&[("details", "not json")]));
+    }
+
+    #[test]
+    fn the_panel_refuses_a_range_that_ends_before_it_starts() {
+        let query =
+            |from: &str, to: &str| AuditQuery { from: from.into(), to: to.into(), ..AuditQuery::default() };
+        let err = AuditFilter::from_panel(&query("2026-03-02", "2026-03-01")).unwrap_err();
+        assert_eq!(err.field(), Some("to"));
+        let one_day = AuditFilter::from_panel(&query("2026-03-01", "2026-03-01")).unwrap();
+        assert_eq!(one_day.before.unwrap().0 - one_day.after.unwrap().0, 86_400_000);
+    }
 
     #[test]
     fn csv_quotes_what_needs_quoting_and_defuses_formulas() {

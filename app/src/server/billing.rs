@@ -201,6 +201,10 @@ pub async fn set_org_limit(
             .bind(org_id)
             .fetch_one(&mut *tx)
             .await?;
+    // Saving what is already there changes nothing, and is not logged.
+    if before == limit {
+        return Ok(());
+    }
     sqlx::query("UPDATE organizations SET monthly_limit_micros = $1 WHERE id = $2")
         .bind(limit)
         .bind(org_id)
@@ -243,6 +247,10 @@ pub async fn set_workspace_budget(
         }
     }
     let before = current_limits(&mut tx, workspace_id).await?.1;
+    // Saving what is already there changes nothing, and is not logged.
+    if before == budget {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO workspace_limits (workspace_id, monthly_budget_micros) VALUES ($1, $2)
          ON CONFLICT (workspace_id) DO UPDATE SET monthly_budget_micros = excluded.monthly_budget_micros",
@@ -324,6 +332,10 @@ pub async fn update_rate_limits(
     let mut after = before.clone();
     change(&mut after);
     let after = checked(db, after).await?;
+    // Saving what is already there changes nothing, and is not logged.
+    if before == after {
+        return Ok(after);
+    }
     sqlx::query(
         "INSERT INTO workspace_limits
             (workspace_id, allowed_models, requests_per_minute, requests_per_second, model_token_limits)

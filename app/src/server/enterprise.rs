@@ -11,7 +11,7 @@ use super::{
     audit::{self, AuditEvent},
     authz::{self, Authority},
     db::Db,
-    orgs,
+    mail, orgs,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -253,30 +253,44 @@ pub async fn list_members(
     Ok(members)
 }
 
-/// Invites an admin of a linked Organization; they show as "Invite pending" until they accept.
+/// Invites an admin of a linked Organization; they show as "Invite pending" until
+/// they accept, and are told by email where to accept.
 pub async fn add_member(
     db: &Db,
     actor: &Actor,
     client: &Client,
     enterprise: EnterpriseId,
+    public_url: &str,
     email: &str,
 ) -> AppResult<()> {
     let email = validate::email(email)?;
     let mut tx = db.begin().await?;
     let member = authz::enterprise_member(&mut tx, actor, enterprise).await?;
     let inviter = member.user();
-    let user: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1")
-        .bind(&email.normalized)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let user: Option<(UserId, String)> =
+        sqlx::query_as("SELECT id, email FROM users WHERE email_normalized = $1")
+            .bind(&email.normalized)
+            .fetch_optional(&mut *tx)
+            .await?;
     // The same answer whether the account is unknown or not an admin: no probing for accounts.
-    let Some((user,)) = user else {
+    let Some((user, address)) = user else {
         return Err(AppError::invalid("email", NOT_AN_ORG_ADMIN));
     };
     if !authz::is_admin_of_linked_org(&mut tx, enterprise, user).await? {
         return Err(AppError::invalid("email", NOT_AN_ORG_ADMIN));
     }
     insert_member(&mut tx, &member, client, enterprise, user, Some(inviter), false).await?;
+    let (name,): (String,) = sqlx::query_as("SELECT name FROM enterprise_accounts WHERE id = $1")
+        .bind(enterprise)
+        .fetch_one(&mut *tx)
+        .await?;
+    let body = format!(
+        "You were added to the Enterprise Account {name} on Chancery: its Backoffice runs its Organizations \
+         and their Admin API keys.\n\nLog in and accept: {}/backoffice\n\n\
+         If you did not expect this, ignore this email: nothing changes until you accept.",
+        public_url.trim_end_matches('/')
+    );
+    mail::queue(&mut tx, &address, &format!("You were added to {name} on Chancery"), &body).await?;
     tx.commit().await?;
     Ok(())
 }

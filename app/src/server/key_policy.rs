@@ -120,6 +120,10 @@ pub async fn set_for_org(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = of(&mut tx, org_id, None).await?.org_max_days;
+    // Saving what is already there changes nothing, and is not logged.
+    if before == days {
+        return Ok(());
+    }
     sqlx::query("UPDATE organizations SET api_key_max_days = $1 WHERE id = $2")
         .bind(days)
         .bind(org_id)
@@ -155,6 +159,10 @@ pub async fn set_for_workspace(
                 format!("A workspace may be stricter than its Organization ({org_days} days), not looser."),
             ));
         }
+    }
+    // Saving what is already there changes nothing, and is not logged.
+    if before.workspace_max_days == days {
+        return Ok(());
     }
     sqlx::query(
         "INSERT INTO workspace_limits (workspace_id, api_key_max_days) VALUES ($1, $2)

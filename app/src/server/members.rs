@@ -734,6 +734,10 @@ pub async fn set_roles(
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
     let before = member_roles(&mut tx, org_id, user_id).await?;
+    // Saving what is already there changes nothing, and is not logged.
+    if before == roles {
+        return Ok((roles.into_iter().collect(), AccessEnded::default()));
+    }
     if before.contains(&OrgRole::Admin) && !roles.contains(&OrgRole::Admin) {
         refuse_if_last_admin(&mut tx, org_id, "demoted").await?;
     }
@@ -899,6 +903,11 @@ pub async fn set_allowed_domains(
             .bind(org_id)
             .fetch_all(&mut *tx)
             .await?;
+    let before: Vec<String> = before.into_iter().map(|(d,)| d).collect();
+    // Saving what is already there changes nothing, and is not logged.
+    if before.iter().eq(clean.iter()) {
+        return Ok(before);
+    }
     sqlx::query("DELETE FROM org_allowed_domains WHERE org_id = $1").bind(org_id).execute(&mut *tx).await?;
     for domain in &clean {
         sqlx::query("INSERT INTO org_allowed_domains (org_id, domain) VALUES ($1, $2)")
@@ -907,7 +916,6 @@ pub async fn set_allowed_domains(
             .execute(&mut *tx)
             .await?;
     }
-    let before: Vec<String> = before.into_iter().map(|(d,)| d).collect();
     let event = AuditEvent::new("organization.allowed_domains.update", "organization", org_id)
         .in_org(org_id)
         .with_details(serde_json::json!({ "before": before, "after": clean }));

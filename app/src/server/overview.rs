@@ -11,11 +11,9 @@ use crate::{
 /// The Admin Panel's home for `user` in `org_id`. Someone outside the
 /// organization gets `NotFound`, as if it did not exist.
 pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppResult<AdminOverview> {
-    let org = orgs::memberships(db, user.id)
-        .await?
-        .into_iter()
-        .find(|org| org.id == org_id)
-        .ok_or(AppError::NotFound)?;
+    let (mut this, other_orgs): (Vec<_>, Vec<_>) =
+        orgs::memberships(db, user.id).await?.into_iter().partition(|org| org.id == org_id);
+    let org = this.pop().ok_or(AppError::NotFound)?;
     // Admins see every workspace; others only those they reach, directly or through a group.
     let sees_all = org.roles.contains(&OrgRole::Admin);
     let rows: Vec<workspaces::WorkspaceRow> = sqlx::query_as(&format!(
@@ -33,5 +31,5 @@ pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppRes
     let workspaces = rows.into_iter().map(Into::into).collect();
     let backoffice_access = enterprise::of_user(db, user.id).await?.is_some();
     let email_verified = recovery::is_verified(&mut *db.pool().acquire().await?, user.id).await?;
-    Ok(AdminOverview { user, org, workspaces, backoffice_access, email_verified })
+    Ok(AdminOverview { user, org, workspaces, other_orgs, backoffice_access, email_verified })
 }

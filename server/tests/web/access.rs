@@ -19,7 +19,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::{
-    common::{TestApp, TestResponse},
+    common::{TestApp, TestResponse, PUBLIC_URL},
     gateway::billed,
 };
 
@@ -218,7 +218,7 @@ async fn enterprise_membership_ends_with_the_last_admin_role(app: TestApp) {
         .id;
     let ada = Actor::User { id: org.admin_id.parse().unwrap(), email: "ada@example.com".into() };
     let bob = Actor::User { id: bob_id.parse().unwrap(), email: "bob@example.com".into() };
-    enterprise::add_member(&app.db, &ada, &client, ea, "bob@example.com").await.unwrap();
+    enterprise::add_member(&app.db, &ada, &client, ea, PUBLIC_URL, "bob@example.com").await.unwrap();
     enterprise::accept_invitation(&app.db, &bob, &client, ea).await.unwrap();
     let looms = enterprise::create_org(&app.db, &bob, &client, ea, "Looms").await.unwrap().id;
 
@@ -369,7 +369,7 @@ async fn concurrent_removals_never_empty_an_enterprise_account(app: TestApp) {
             })
         };
         // Bob joins (again), then both remove each other at the same moment.
-        enterprise::add_member(&app.db, &ada, &client, ea, "bob@example.com").await.unwrap();
+        enterprise::add_member(&app.db, &ada, &client, ea, PUBLIC_URL, "bob@example.com").await.unwrap();
         enterprise::accept_invitation(&app.db, &bob, &client, ea).await.unwrap();
         let (a, b) = (remove(ada.clone(), bob_id), remove(bob.clone(), ada_id));
         for outcome in [a.await.unwrap(), b.await.unwrap()] {
@@ -384,7 +384,7 @@ async fn concurrent_removals_never_empty_an_enterprise_account(app: TestApp) {
         }
         if enterprise::of_user(&app.db, ada_id).await.unwrap().is_none() {
             // Bob won: he brings Ada back for the next round, and she removes him.
-            enterprise::add_member(&app.db, &bob, &client, ea, "ada@example.com").await.unwrap();
+            enterprise::add_member(&app.db, &bob, &client, ea, PUBLIC_URL, "ada@example.com").await.unwrap();
             enterprise::accept_invitation(&app.db, &ada, &client, ea).await.unwrap();
             enterprise::remove_member(&app.db, &ada, &client, ea, bob_id).await.unwrap();
         }

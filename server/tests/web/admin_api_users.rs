@@ -12,7 +12,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestApp, PASSWORD};
+use crate::common::{TestApp, PASSWORD, PUBLIC_URL};
 
 crate::on_both_databases!(
     admin_api_manages_members_and_invitations_of_its_organization_only,
@@ -111,7 +111,7 @@ async fn setup(app: &TestApp) -> (String, String, String) {
     let key = |org_id| NewAdminKey { name: "automation".into(), org_id, expires_on: String::new() };
     let engines_key = admin_keys::create(&app.db, &ada_actor, &client, acme, key(engines)).await.unwrap().key;
     // Only an Organization's Admins hand out its keys: Bob joins the Enterprise Account for Looms'.
-    enterprise::add_member(&app.db, &ada_actor, &client, acme, "bob@example.com").await.unwrap();
+    enterprise::add_member(&app.db, &ada_actor, &client, acme, PUBLIC_URL, "bob@example.com").await.unwrap();
     enterprise::accept_invitation(&app.db, &bob_actor, &client, acme).await.unwrap();
     let looms_key = admin_keys::create(&app.db, &bob_actor, &client, acme, key(looms)).await.unwrap().key;
     (engines_key, looms_key, ada_id)

@@ -12,7 +12,9 @@ use crate::common::{TestApp, PASSWORD};
 crate::on_both_databases!(
     audit_log_is_filtered_exported_and_scoped_to_the_organization,
     admin_api_lists_the_audit_log_as_mistral_does,
-    renaming_the_organization_is_for_its_admins_and_audited
+    renaming_the_organization_is_for_its_admins_and_audited,
+    saving_what_is_already_there_is_not_logged,
+    the_panel_names_targets_and_reads_details_as_words,
 );
 
 /// Ada's Engines, where she logged in twice more, and Bob's Looms: Ada's client.
@@ -285,4 +287,66 @@ async fn admin_api_lists_the_audit_log_as_mistral_does(app: TestApp) {
     let unknown = app.api("GET", "/api/admin/audit-logs?page=2", &key, None).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "an unknown parameter is not ignored");
     assert!(unknown.body.contains("page"), "{}", unknown.body);
+}
+
+/// A save that changes nothing writes no event: settings, roles, limits.
+async fn saving_what_is_already_there_is_not_logged(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    let (_, grace_id) = app.join(&mut org, "grace@example.com", &["member"]).await;
+    let saves = [
+        (
+            "organization.allowed_domains.update",
+            "/_fn/settings/set_allowed_domains",
+            vec![("domains", "example.com")],
+        ),
+        (
+            "user.organization.role.update",
+            "/_fn/members/set_roles",
+            vec![("user_id", &grace_id), ("role_billing", "on")],
+        ),
+        ("billing.monthly_limit.updated", "/_fn/billing/set_limit", vec![("amount", "500")]),
+        ("api_key_policy.update", "/_fn/settings/set_key_policy", vec![("max_days", "90")]),
+    ];
+    for (action, path, form) in saves {
+        for _ in 0..2 {
+            let saved = org.admin.call(path, &form).await;
+            assert!(saved.status.is_success() || saved.status.is_redirection(), "{path}: {}", saved.body);
+        }
+        assert_eq!(
+            app.audit_details(action).await.len(),
+            1,
+            "{action}: the second, unchanged save is not logged"
+        );
+    }
+}
+
+/// The Admin Panel's page of the log: targets by their names now, details as (what, value).
+async fn the_panel_names_targets_and_reads_details_as_words(app: TestApp) {
+    let mut org = app.organization("ada@example.com", "Engines").await;
+    org.admin.call("/_fn/settings/rename_organization", &[("name", "Analytical Engines")]).await;
+    org.admin.call("/_fn/log_out", &[]).await;
+    org.admin.log_in("ada@example.com", PASSWORD).await;
+    let page =
+        org.admin.call("/_fn/audit_log", &[("actor", ""), ("action", ""), ("from", ""), ("to", "")]).await;
+    let items = page.json()["items"].as_array().unwrap().clone();
+    let event =
+        |action: &str| items.iter().find(|e| e["action"] == action).unwrap_or_else(|| panic!("{action}"));
+    let renamed = event("organization.update");
+    assert_eq!(renamed["target_name"], "Analytical Engines");
+    assert_eq!(renamed["facts"], serde_json::json!([["name", "Engines → Analytical Engines"]]));
+    assert_eq!(event("workspace.create")["target_name"], "Default");
+    assert_eq!(event("user.log_in")["target_name"], "ada@example.com");
+
+    // A range that ends before it starts is refused, naming the field.
+    let inverted = org
+        .admin
+        .call(
+            "/_fn/audit_log",
+            &[("actor", ""), ("action", ""), ("from", "2026-03-02"), ("to", "2026-03-01")],
+        )
+        .await;
+    assert_eq!(
+        (inverted.status, inverted.json()["Invalid"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("to"))
+    );
 }

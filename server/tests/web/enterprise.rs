@@ -6,14 +6,14 @@ use app::{
     server::{
         actor::{Actor, Client},
         admin_keys::{self, NewAdminKey},
-        enterprise, overview,
+        enterprise, mail, overview,
     },
     AppError,
 };
 use axum::body::Body;
 use http::{Request, StatusCode};
 
-use crate::common::{TestApp, PASSWORD};
+use crate::common::{TestApp, PASSWORD, PUBLIC_URL};
 
 crate::on_both_databases!(
     operator_errors_are_clear_and_write_nothing,
@@ -91,10 +91,18 @@ async fn only_admins_of_linked_organizations_can_be_added(app: TestApp) {
     let client = Client::default();
 
     for outsider in ["eve@example.com", "nobody@example.com"] {
-        let err = enterprise::add_member(&app.db, &ada, &client, acme, outsider).await.unwrap_err();
+        let err =
+            enterprise::add_member(&app.db, &ada, &client, acme, PUBLIC_URL, outsider).await.unwrap_err();
         assert_eq!(err, AppError::invalid("email", enterprise::NOT_AN_ORG_ADMIN), "{outsider}");
     }
-    enterprise::add_member(&app.db, &ada, &client, acme, "Bob@Example.com").await.unwrap();
+    enterprise::add_member(&app.db, &ada, &client, acme, PUBLIC_URL, "Bob@Example.com").await.unwrap();
+    // Bob is told, with where to accept.
+    let outbox = mail::outbox(&app.db, 10).await.unwrap();
+    let told = outbox
+        .iter()
+        .find(|m| m.to_email == "bob@example.com" && m.subject == "You were added to Acme Group on Chancery")
+        .expect("an email to Bob");
+    assert!(told.body.contains(&format!("{PUBLIC_URL}/backoffice")), "{}", told.body);
     let members = enterprise::list_members(&app.db, &ada, acme).await.unwrap();
     let bob_row = members.iter().find(|m| m.email == "bob@example.com").unwrap();
     assert!(bob_row.pending, "Invite pending until Bob accepts");

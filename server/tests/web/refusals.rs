@@ -13,7 +13,7 @@ use axum::body::Body;
 use http::{header, Request, StatusCode};
 use serde_json::json;
 
-use crate::common::TestApp;
+use crate::common::{TestApp, PUBLIC_URL};
 
 crate::on_both_databases!(nobody_but_an_admin_administers_an_organization);
 
@@ -108,7 +108,7 @@ async fn nobody_but_an_admin_administers_an_organization(app: TestApp) {
     let eve_actor = Actor::User { id: mills.admin_id.parse().unwrap(), email: "eve@example.com".into() };
     // Engines' keys come from Engines' Admin, who joins the Enterprise Account for it.
     let ada_actor = Actor::User { id: engines.admin_id.parse().unwrap(), email: "ada@example.com".into() };
-    enterprise::add_member(&app.db, &eve_actor, &origin, acme, "ada@example.com").await.unwrap();
+    enterprise::add_member(&app.db, &eve_actor, &origin, acme, PUBLIC_URL, "ada@example.com").await.unwrap();
     enterprise::accept_invitation(&app.db, &ada_actor, &origin, acme).await.unwrap();
     let new_key =
         |name: &str| NewAdminKey { name: name.into(), org_id: engines.id, expires_on: String::new() };
