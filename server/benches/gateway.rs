@@ -18,20 +18,12 @@ use std::{
 
 mod common;
 
-use app::{
-    model::TokenLimits,
-    money::MICROS_PER_USD,
-    payment,
-    server::{
-        api_keys::{self, NewApiKey},
-        billing,
-        db::Db,
-        gateway::{meter, shared::SharedCounters, Gateway, Metering},
-        state::AppState,
-    },
+use app::server::{
+    db::Db,
+    gateway::{meter, shared::SharedCounters, Gateway, Metering},
+    state::AppState,
 };
 use axum::Router;
-use common::BenchOrg;
 use leptos::config::LeptosOptions;
 use serde_json::json;
 
@@ -46,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
 
     let path = std::env::temp_dir().join(format!("chancery-bench-{}.db", uuid::Uuid::new_v4().simple()));
     let db = Db::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-    let key = workspace_key_with_limits(&db).await?;
+    let key = common::workspace_key_with_limits(&db).await?;
 
     let mut targets = vec![
         Target::serve("bare mock", server::gateway::bare_mock_routes(), None, None).await?,
@@ -140,34 +132,6 @@ async fn forget_redis_keys(url: &str, prefix: &str) {
     if !keys.is_empty() {
         let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
     }
-}
-
-/// A billed organization whose Default workspace has a rate limit and a budget
-/// high enough never to refuse, so each request runs every check; its key.
-async fn workspace_key_with_limits(db: &Db) -> anyhow::Result<String> {
-    let BenchOrg { admin: actor, client, id: org_id, workspace: workspace_id } =
-        common::organization(db).await?;
-    let today = chrono::Utc::now().date_naive();
-    let expiry = format!("12/{}", (chrono::Datelike::year(&today) + 3) % 100);
-    let card = payment::card("4242424242424242", &expiry, today)?;
-    billing::activate(db, &actor, &client, org_id, card).await?;
-    let ceiling = Some(1_000_000 * MICROS_PER_USD);
-    billing::set_org_limit(db, &actor, &client, org_id, ceiling).await?;
-    billing::set_workspace_budget(db, &actor, &client, org_id, workspace_id, ceiling).await?;
-    // Every limit the gateway checks, set high enough never to refuse.
-    billing::update_rate_limits(db, &actor, &client, org_id, workspace_id, |limits| {
-        limits.requests_per_second = Some(billing::MAX_REQUESTS_PER_SECOND);
-        limits.requests_per_minute = Some(billing::MAX_REQUESTS_PER_MINUTE);
-        limits.allowed_models = Some(vec!["mistral-small-latest".into()]);
-        let tokens = TokenLimits {
-            tokens_per_minute: Some(billing::MAX_TOKENS_LIMIT),
-            tokens_per_month: Some(billing::MAX_TOKENS_LIMIT),
-        };
-        limits.tokens_limits_by_model.insert("mistral-small-latest".into(), tokens);
-    })
-    .await?;
-    let new_key = NewApiKey { name: "bench".into(), ..NewApiKey::default() };
-    Ok(api_keys::create(db, &actor, &client, org_id, workspace_id, new_key).await?.key)
 }
 
 struct Target {

@@ -5,9 +5,14 @@
 
 use app::{
     ids::{OrgId, WorkspaceId},
+    model::TokenLimits,
+    money::MICROS_PER_USD,
+    payment,
     server::{
         accounts::{self, SignUp},
         actor::{Actor, Client},
+        api_keys::{self, NewApiKey},
+        billing,
         db::Db,
         orgs,
     },
@@ -68,4 +73,52 @@ pub async fn on_both_engines(measure: impl AsyncFn(&str, &Db) -> anyhow::Result<
     .await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await?;
     outcome
+}
+
+/// A billed organization whose Default workspace has a rate limit and a budget
+/// high enough never to refuse, so each request runs every check; its key.
+pub async fn workspace_key_with_limits(db: &Db) -> anyhow::Result<String> {
+    let BenchOrg { admin: actor, client, id: org_id, workspace: workspace_id } = organization(db).await?;
+    let today = chrono::Utc::now().date_naive();
+    let expiry = format!("12/{}", (chrono::Datelike::year(&today) + 3) % 100);
+    let card = payment::card("4242424242424242", &expiry, today)?;
+    billing::activate(db, &actor, &client, org_id, card).await?;
+    let ceiling = Some(1_000_000 * MICROS_PER_USD);
+    billing::set_org_limit(db, &actor, &client, org_id, ceiling).await?;
+    billing::set_workspace_budget(db, &actor, &client, org_id, workspace_id, ceiling).await?;
+    // Every limit the gateway checks, set high enough never to refuse.
+    billing::update_rate_limits(db, &actor, &client, org_id, workspace_id, |limits| {
+        limits.requests_per_second = Some(billing::MAX_REQUESTS_PER_SECOND);
+        limits.requests_per_minute = Some(billing::MAX_REQUESTS_PER_MINUTE);
+        limits.allowed_models = Some(vec!["mistral-small-latest".into()]);
+        let tokens = TokenLimits {
+            tokens_per_minute: Some(billing::MAX_TOKENS_LIMIT),
+            tokens_per_month: Some(billing::MAX_TOKENS_LIMIT),
+        };
+        limits.tokens_limits_by_model.insert("mistral-small-latest".into(), tokens);
+    })
+    .await?;
+    let new_key = NewApiKey { name: "bench".into(), ..NewApiKey::default() };
+    Ok(api_keys::create(db, &actor, &client, org_id, workspace_id, new_key).await?.key)
+}
+
+/// Makes the Bench Organization's Default workspace's budget one micro-dollar:
+/// spent at once, so the gateway refuses its calls (429).
+pub async fn exhaust_budget(db: &Db) -> anyhow::Result<()> {
+    let BenchOrg { admin, client, id, workspace } = existing_organization(db).await?;
+    billing::set_workspace_budget(db, &admin, &client, id, workspace, Some(1)).await?;
+    Ok(())
+}
+
+/// The Bench Organization made by [`organization`] in an earlier run of the same database.
+async fn existing_organization(db: &Db) -> anyhow::Result<BenchOrg> {
+    let (user_id, email, id, workspace): (app::ids::UserId, String, OrgId, WorkspaceId) = sqlx::query_as(
+        "SELECT u.id, u.email, o.id, w.id FROM users u JOIN org_members m ON m.user_id = u.id
+         JOIN organizations o ON o.id = m.org_id JOIN workspaces w ON w.org_id = o.id
+         WHERE u.email = 'bench@example.com'",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    let client = Client { ip: Some("127.0.0.1".into()) };
+    Ok(BenchOrg { admin: Actor::User { id: user_id, email }, client, id, workspace })
 }
