@@ -30,7 +30,7 @@ use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Query, Request, State},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::{any, get, post},
     serve::ListenerExt,
     Router,
@@ -90,7 +90,9 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         }),
     );
     Router::new()
+        // Liveness: the process answers. Readiness: it can do its work.
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         // Machine APIs: no session, no cookies; their own authentication.
         .nest("/api/admin", admin_api())
         .nest("/v1/admin", admin_api())
@@ -110,6 +112,42 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
             hardening::security_headers(secure_cookies, request, next)
         }))
         .with_state(state)
+}
+
+/// The snapshot may lag the database by a refresh or two; beyond this the
+/// gateway is deciding on stale keys and limits.
+const STALE_SNAPSHOT: Duration = Duration::from_secs(5);
+/// How long a readiness check waits on the database or Redis.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready to serve: the database answers with every migration applied, the
+/// gateway's snapshot was found up to date within `STALE_SNAPSHOT`, and Redis
+/// answers where the counters are shared. 503 naming each check that failed.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match tokio::time::timeout(READINESS_TIMEOUT, state.db.pending_migrations()).await {
+        Ok(Ok(0)) => Ok("ok".to_string()),
+        Ok(Ok(pending)) => Err(format!("{pending} of this build's migrations not applied")),
+        Ok(Err(_)) | Err(_) => Err("unreachable".to_string()),
+    };
+    let age = state.gateway.snapshot_age(app::time::Timestamp::now());
+    let snapshot = if age <= STALE_SNAPSHOT {
+        Ok(format!("up to date {} ms ago", age.as_millis()))
+    } else {
+        Err(format!("not refreshed for {} s", age.as_secs()))
+    };
+    let redis = match tokio::time::timeout(READINESS_TIMEOUT, state.gateway.shared_counters_answer()).await {
+        Ok(None) => Ok("not used (counters in this process)".to_string()),
+        Ok(Some(true)) => Ok("ok".to_string()),
+        Ok(Some(false)) | Err(_) => Err("unreachable".to_string()),
+    };
+    let checks = [("database", database), ("snapshot", snapshot), ("redis", redis)];
+    let ready = checks.iter().all(|(_, outcome)| outcome.is_ok());
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "checks": checks.into_iter().map(|(name, outcome)| (name, outcome.unwrap_or_else(|e| e))).collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }
 
 /// A path under `/v1` or `/api` that no API serves, in the APIs' error shape.

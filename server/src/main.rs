@@ -157,9 +157,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Readable text by default; a JSON object a line for log collectors.
+    match std::env::var("CHANCERY_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        Ok("text") | Ok("") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => anyhow::bail!("CHANCERY_LOG_FORMAT is text or json, not {other:?}"),
+    }
     // No command at all (as `cargo leptos serve` runs it) means `serve` with its defaults.
     let command =
         Cli::parse().command.unwrap_or_else(|| Command::Serve(DefaultServe::parse_from(["chancery"]).args));

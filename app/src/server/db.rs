@@ -88,6 +88,24 @@ impl Db {
         }
     }
 
+    /// Migrations this build knows that the database has not applied (or
+    /// applied and failed): none once `migrate` has run.
+    pub async fn pending_migrations(&self) -> Result<usize, sqlx::Error> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let applied: Vec<(i64,)> =
+            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await?;
+        let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
+        Ok(migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .count())
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

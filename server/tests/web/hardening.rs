@@ -18,6 +18,8 @@ crate::on_both_databases!(
     responses_carry_security_headers,
     open_sign_ups_are_limited_per_address,
     the_bundle_is_sent_compressed_and_kept_for_good,
+    readiness_says_what_it_checked,
+    logs_are_json_lines_when_asked,
 );
 
 fn log_in_request(
@@ -239,4 +241,69 @@ async fn the_bundle_is_sent_compressed_and_kept_for_good(app: TestApp) {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert!(!missing.headers().contains_key(header::CACHE_CONTROL));
     std::fs::remove_dir_all(site).unwrap();
+}
+
+/// `/readyz`: the database migrated, the snapshot fresh, Redis not needed here;
+/// a database missing a migration is not ready, and says so.
+async fn readiness_says_what_it_checked(app: TestApp) {
+    let readyz = || async {
+        let request = Request::get("/readyz").body(Body::empty()).unwrap();
+        let answer = app.router.clone().oneshot(request).await.unwrap();
+        let status = answer.status();
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+    };
+    let (status, ready) = readyz().await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"], "ok");
+    assert!(ready["checks"]["snapshot"].as_str().unwrap().starts_with("up to date"), "{ready}");
+    assert_eq!(ready["checks"]["redis"], "not used (counters in this process)");
+
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let (status, not_ready) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(not_ready["status"], "not ready");
+    assert_eq!(not_ready["checks"]["database"], "1 of this build's migrations not applied");
+}
+
+/// `CHANCERY_LOG_FORMAT=json`: each log line of `chancery serve` is a JSON object.
+async fn logs_are_json_lines_when_asked(app: TestApp) {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+    };
+    let dir = std::env::temp_dir().join(format!("chancery-json-logs-{}", uuid::Uuid::new_v4().simple()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chancery"))
+        .arg("serve")
+        .env("DATABASE_URL", &app.database_url)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_OUTPUT_NAME", "chancery")
+        .env("CHANCERY_SPOOL_DIR", dir.join("spool"))
+        .env("CHANCERY_SECRET_KEY_FILE", dir.join("secret.key"))
+        .env("RUST_LOG", "info")
+        .env("CHANCERY_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the chancery binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let reading = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("Chancery is listening"))
+    });
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), reading).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let line = line.expect("it started within 30 s").unwrap().expect("it logged where it listens");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(event["level"], "INFO", "{line}");
+    assert_eq!(event["fields"]["message"], "Chancery is listening", "{line}");
+    assert_eq!(event["fields"]["address"], format!("127.0.0.1:{port}"), "{line}");
 }

@@ -18,7 +18,7 @@ pub mod spool;
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
         Arc, Mutex, RwLock, RwLockReadGuard,
     },
     time::Duration,
@@ -289,6 +289,8 @@ pub struct Gateway {
     unsettled: Unsettled,
     /// Announces each settlement of this replica to held-up calls.
     settled: Notify,
+    /// When the snapshot was last found up to date (Unix ms): how stale it may be.
+    refreshed_at: AtomicI64,
 }
 
 /// Where requests and money are counted.
@@ -373,6 +375,7 @@ impl Gateway {
             spool: spool.clone(),
             unsettled: Unsettled::default(),
             settled: Notify::new(),
+            refreshed_at: AtomicI64::new(Timestamp::now().0),
         });
         let weak = Arc::downgrade(&gateway);
         let limits_of: meter::LimitsOf = Box::new(move |org, workspace| match weak.upgrade() {
@@ -401,7 +404,10 @@ impl Gateway {
         let since = self.snapshot().version;
         let now = Timestamp::now();
         let version = match Changes::since(&self.db, since, now).await? {
-            Some(changes) if changes.version == since => return Ok(()),
+            Some(changes) if changes.version == since => {
+                self.refreshed_at.store(now.0, Ordering::Release);
+                return Ok(());
+            }
             Some(changes) => {
                 let version = changes.version;
                 self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner()).apply(changes);
@@ -414,7 +420,22 @@ impl Gateway {
                 version
             }
         };
-        Changes::prune(&self.db, version).await
+        Changes::prune(&self.db, version).await?;
+        self.refreshed_at.store(now.0, Ordering::Release);
+        Ok(())
+    }
+
+    /// How long ago the snapshot was last found up to date.
+    pub fn snapshot_age(&self, now: Timestamp) -> Duration {
+        Duration::from_millis((now.0 - self.refreshed_at.load(Ordering::Acquire)).max(0) as u64)
+    }
+
+    /// Whether the shared counters answer: `None` when this replica counts alone.
+    pub async fn shared_counters_answer(&self) -> Option<bool> {
+        match &self.counters {
+            Counters::Local(_) => None,
+            Counters::Shared(redis) => Some(redis.ping().await),
+        }
     }
 
     /// Waits until every call admitted so far is settled (those still at the

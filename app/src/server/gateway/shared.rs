@@ -160,6 +160,12 @@ impl SharedCounters {
         })
     }
 
+    /// Whether Redis answers a PING.
+    pub async fn ping(&self) -> bool {
+        let mut redis = self.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut redis).await.is_ok()
+    }
+
     fn spend_key(&self, month: Timestamp, scope: Scope) -> String {
         match scope {
             Scope::Org(id) => format!("{}:spend:{}:org:{id}", self.prefix, month.0),
