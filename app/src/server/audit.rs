@@ -356,29 +356,26 @@ fn facts(details: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Where each kind of target is named: its table, the column that names it,
-/// and whether the table belongs to one Organization (it is then read only
-/// within the log's own; the others are named only as this log references
-/// them). A domain or a model is its own name.
-const TARGET_NAMES: &[(&str, &str, &str, bool)] = &[
-    ("user", "users", "email", false),
+/// Where targets are named: the kinds of target a table names, its column
+/// that names them, and whether the table belongs to one Organization (it is
+/// then read only within the log's own; the others are named only as this log
+/// references them). A domain or a model is its own name.
+const TARGET_NAMES: &[(&[&str], &str, &str, bool)] = &[
+    (&["user"], "users", "email", false),
     // The Organization's own settings are named by it.
-    ("organization", "organizations", "name", false),
-    ("payment_method", "organizations", "name", false),
-    ("monthly_limit", "organizations", "name", false),
-    ("workspace", "workspaces", "name", true),
-    ("workspace_monthly_limit", "workspaces", "name", true),
-    ("api_key", "workspace_api_keys", "name", true),
-    ("service_account", "service_accounts", "name", true),
-    ("invitation", "invitations", "email", true),
-    ("user_group", "user_groups", "name", true),
-    ("admin_api_key", "admin_api_keys", "name", true),
-    ("scim_token", "scim_tokens", "name", true),
-    ("enterprise_account", "enterprise_accounts", "name", false),
+    (&["organization", "payment_method", "monthly_limit"], "organizations", "name", false),
+    (&["workspace", "workspace_monthly_limit"], "workspaces", "name", true),
+    (&["api_key"], "workspace_api_keys", "name", true),
+    (&["service_account"], "service_accounts", "name", true),
+    (&["invitation"], "invitations", "email", true),
+    (&["user_group"], "user_groups", "name", true),
+    (&["admin_api_key"], "admin_api_keys", "name", true),
+    (&["scim_token"], "scim_tokens", "name", true),
+    (&["enterprise_account"], "enterprise_accounts", "name", false),
 ];
 
-/// Names the targets of `events` as they are called now: one query per kind
-/// of target on the page, by primary key.
+/// Names the targets of `events` as they are called now: one query per table
+/// that names a target on the page, by primary key.
 async fn name_targets(conn: &mut AnyConnection, org_id: OrgId, events: &mut [AuditEntry]) -> AppResult<()> {
     for event in events.iter_mut() {
         event.target_name = match event.target_type.as_str() {
@@ -386,9 +383,10 @@ async fn name_targets(conn: &mut AnyConnection, org_id: OrgId, events: &mut [Aud
             _ => None,
         };
     }
-    for &(kind, table, column, per_org) in TARGET_NAMES {
+    for &(kinds, table, column, per_org) in TARGET_NAMES {
+        let named = |event: &AuditEntry| kinds.contains(&event.target_type.as_str());
         let ids: BTreeSet<&str> =
-            events.iter().filter(|e| e.target_type == kind).filter_map(|e| e.target_id.as_deref()).collect();
+            events.iter().filter(|e| named(e)).filter_map(|e| e.target_id.as_deref()).collect();
         if ids.is_empty() {
             continue;
         }
@@ -402,7 +400,7 @@ async fn name_targets(conn: &mut AnyConnection, org_id: OrgId, events: &mut [Aud
         let query = format!("SELECT id, {column} FROM {table} WHERE {}", sql.text);
         let names: HashMap<String, String> =
             bind_all(sqlx::query_as(&query), sql.params).fetch_all(&mut *conn).await?.into_iter().collect();
-        for event in events.iter_mut().filter(|e| e.target_type == kind) {
+        for event in events.iter_mut().filter(|e| named(e)) {
             event.target_name = event.target_id.as_ref().and_then(|id| names.get(id).cloned());
         }
     }
