@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use app::server::audit_chain::AuditSigner;
 use clap::Args;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chancery.db?mode=rwc";
@@ -99,9 +100,28 @@ pub struct ServeArgs {
     /// `redis://host:6379`. Without it each process counts alone, right for one replica.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// The Ed25519 key that signs the audit log's checkpoints (`chancery audit keygen` makes
+    /// one). Without it the log is still chained, but a chain rewritten whole would not show.
+    #[arg(long, env = "CHANCERY_AUDIT_SIGNING_KEY", hide_env_values = true, value_parser = audit_signer)]
+    pub audit_signing_key: Option<AuditSigner>,
+
+    /// How often each audit chain's newest event is signed, in seconds.
+    #[arg(long, env = "CHANCERY_AUDIT_CHECKPOINT_SECS", default_value_t = 300)]
+    pub audit_checkpoint_secs: u64,
+}
+
+/// A key as `chancery audit keygen` writes it.
+pub fn audit_signer(text: &str) -> Result<AuditSigner, String> {
+    AuditSigner::parse(text)
+        .ok_or_else(|| "not a key made by `chancery audit keygen` (32 bytes, base64)".into())
 }
 
 impl ServeArgs {
+    pub fn audit_checkpoint_every(&self) -> Duration {
+        Duration::from_secs(self.audit_checkpoint_secs.max(1))
+    }
+
     pub fn upstream(&self) -> Option<app::server::gateway::Upstream> {
         self.upstream_url.as_ref().map(|url| app::server::gateway::Upstream {
             timeout: Duration::from_secs(self.upstream_timeout_secs),

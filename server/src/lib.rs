@@ -17,6 +17,7 @@ use app::{
     server::{
         actor::Actor,
         audit,
+        audit_chain::{self, AuditSigner},
         db::redact,
         gateway::{shared::SharedCounters, Gateway, Metering},
         request,
@@ -299,8 +300,18 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     )
     .with_upstream(args.upstream())
     .with_dns(dns(args.dns_server))
-    .with_sign_up_policy(args.sign_up.clone());
+    .with_sign_up_policy(args.sign_up.clone())
+    .with_audit_key(args.audit_signing_key.as_ref().map(AuditSigner::verifying_key));
     tokio::spawn(delete_expired_sessions(state.clone()));
+    match &args.audit_signing_key {
+        Some(signer) => {
+            tracing::info!(public_key = %signer.public_key(), "the audit log's chains are signed at intervals");
+            tokio::spawn(sign_audit_checkpoints(db.clone(), signer.clone(), args.audit_checkpoint_every()));
+        }
+        None => tracing::warn!(
+            "no CHANCERY_AUDIT_SIGNING_KEY: the audit log is chained but not signed (`chancery audit keygen`)"
+        ),
+    }
     match &args.smtp_url {
         Some(url) => {
             let mailer = app::server::mail::Mailer::new(url, &args.mail_from)?;
@@ -330,6 +341,9 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     // No new call comes now: let the ones under way finish, and write their usage.
     gateway.shut_down().await;
     tracing::info!("usage written; stopped");
+    if let Some(signer) = &args.audit_signing_key {
+        sign_audit_heads(&db, signer).await;
+    }
     db.close().await;
     Ok(())
 }
@@ -351,6 +365,23 @@ async fn delete_expired_sessions(state: AppState) {
             Ok(n) => tracing::debug!(n, "expired sessions deleted"),
             Err(err) => tracing::warn!(error = %err, "could not delete expired sessions"),
         }
+    }
+}
+
+/// Signs each audit chain's newest event every `every`.
+async fn sign_audit_checkpoints(db: Db, signer: AuditSigner, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        sign_audit_heads(&db, &signer).await;
+    }
+}
+
+async fn sign_audit_heads(db: &Db, signer: &AuditSigner) {
+    match audit_chain::sign_checkpoints(db, signer, app::time::Timestamp::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(n, "audit chains checkpointed"),
+        Err(err) => tracing::warn!(error = %err, "could not sign the audit log's checkpoints"),
     }
 }
 

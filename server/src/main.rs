@@ -6,6 +6,7 @@ use app::{
     money::{format_usd, parse_usd},
     server::{
         actor::{Actor, Client},
+        audit_chain::{self, AuditSigner, ChainRecord},
         domains, enterprise, mail, models, sso,
     },
 };
@@ -27,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the web UI and APIs (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations, then exit.
     Migrate(DatabaseArgs),
     /// Print the newest emails (invitations...) and whether they were delivered.
@@ -50,6 +51,34 @@ enum Command {
     /// Operator commands for Organizations' single sign-on.
     #[command(subcommand)]
     Sso(SsoCommand),
+    /// The tamper-evident audit log: its signing key and its verification.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Make an Ed25519 key to sign the audit log's checkpoints. Keep the key secret and give it
+    /// to every replica as CHANCERY_AUDIT_SIGNING_KEY; give the public key to whoever verifies.
+    Keygen,
+    /// Check the audit log's chains, from the database or from an export: exits with 1 naming
+    /// the first event modified, deleted, inserted or reordered.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Only this Organization's chain.
+        #[arg(long, conflicts_with = "file")]
+        org: Option<OrgId>,
+        /// An Organization's export (`GET /api/admin/audit-logs/export`) instead of the database.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// The public key the checkpoints must be signed with (as `keygen` printed it).
+        #[arg(long, env = "CHANCERY_AUDIT_PUBLIC_KEY")]
+        public_key: Option<String>,
+        /// Or the signing key itself, whose public half is then used.
+        #[arg(long, env = "CHANCERY_AUDIT_SIGNING_KEY", hide_env_values = true, value_parser = server::config::audit_signer)]
+        signing_key: Option<AuditSigner>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,10 +194,11 @@ async fn run() -> anyhow::Result<()> {
         Ok(other) => anyhow::bail!("CHANCERY_LOG_FORMAT is text or json, not {other:?}"),
     }
     // No command at all (as `cargo leptos serve` runs it) means `serve` with its defaults.
-    let command =
-        Cli::parse().command.unwrap_or_else(|| Command::Serve(DefaultServe::parse_from(["chancery"]).args));
+    let command = Cli::parse()
+        .command
+        .unwrap_or_else(|| Command::Serve(Box::new(DefaultServe::parse_from(["chancery"]).args)));
     match command {
-        Command::Serve(args) => server::serve(args).await,
+        Command::Serve(args) => server::serve(*args).await,
         Command::Migrate(args) => {
             server::Db::connect_and_migrate(&args.database_url).await?;
             println!("Database is up to date.");
@@ -245,6 +275,74 @@ async fn run() -> anyhow::Result<()> {
             let db = server::Db::connect_and_migrate(&database.database_url).await?;
             let verified = domains::verify_by_operator(&db, &Actor::Operator, org, &domain).await?;
             println!("Verified {} for Organization {org}.", verified.domain);
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Keygen) => {
+            let signer = AuditSigner::generate();
+            println!("CHANCERY_AUDIT_SIGNING_KEY={}", signer.to_base64());
+            println!("CHANCERY_AUDIT_PUBLIC_KEY={}", signer.public_key());
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { database, org, file, public_key, signing_key }) => {
+            let key = match (public_key, signing_key) {
+                (Some(text), _) => Some(audit_chain::parse_public_key(&text).ok_or_else(|| {
+                    anyhow::anyhow!("--public-key is not a key printed by `chancery audit keygen`")
+                })?),
+                (None, Some(signer)) => Some(signer.verifying_key()),
+                (None, None) => None,
+            };
+            let records = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+                    vec![serde_json::from_str::<ChainRecord>(&text).map_err(|err| {
+                        anyhow::anyhow!("{} is not an audit log export: {err}", path.display())
+                    })?]
+                }
+                None => {
+                    let db = server::Db::connect_and_migrate(&database.database_url).await?;
+                    let chains = match org {
+                        Some(org) => vec![org.to_string()],
+                        None => ChainRecord::chains(&db).await?,
+                    };
+                    let mut records = Vec::with_capacity(chains.len());
+                    for chain in chains {
+                        records.push(
+                            ChainRecord::load(&db, Some(chain.as_str()).filter(|c| !c.is_empty())).await?,
+                        );
+                    }
+                    records
+                }
+            };
+            if key.is_none() {
+                println!("No public key given: checkpoints' signatures are not checked, only the links.");
+            }
+            let mut broken = 0;
+            for record in &records {
+                let report = record.verify(key.as_ref());
+                let name = if report.chain.is_empty() {
+                    "events of no Organization".into()
+                } else {
+                    format!("Organization {}", report.chain)
+                };
+                let signed = match &report.last_checkpoint {
+                    Some(last) => format!(
+                        "{} checkpoint(s), the last at event {} signed {}",
+                        report.checkpoints_verified,
+                        last.seq,
+                        app::time::Timestamp(last.signed_at).rfc3339()
+                    ),
+                    None => "no checkpoint".into(),
+                };
+                match &report.problem {
+                    None => println!("{name}: intact, {} events, {signed}.", report.events),
+                    Some(problem) => {
+                        broken += 1;
+                        println!("{name}: TAMPERED ({:?}): {}", problem.kind, problem.message);
+                    }
+                }
+            }
+            anyhow::ensure!(broken == 0, "{broken} of {} audit chains are not intact", records.len());
             Ok(())
         }
         Command::Sso(SsoCommand::AllowPasswords { database, org }) => {

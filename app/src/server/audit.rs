@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, FromRow};
 
 use super::{
     actor::{Actor, Client},
-    authz,
+    audit_chain, authz,
     db::{bind_all, created_at_of, escape_like, Conditions, Db, Param},
     paging,
 };
@@ -62,21 +62,37 @@ pub async fn record(
         event.target_type
     );
     let actor = by.actor();
+    let content = audit_chain::Content {
+        org_id: event.org_id.map(|id| id.to_string()),
+        actor_type: actor.kind().to_string(),
+        actor_id: actor.id(),
+        actor_label: actor.label(),
+        action: event.action.to_string(),
+        target_type: event.target_type.to_string(),
+        target_id: event.target_id,
+        details: event.details.map(|d| d.to_string()),
+        ip: client.ip.clone(),
+        created_at: Timestamp::now().0,
+    };
+    let (seq, hash) = audit_chain::link(conn, &content).await?;
     sqlx::query(
         "INSERT INTO audit_events
-             (org_id, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             (org_id, actor_type, actor_id, actor_label, action, target_type, target_id, details, ip, created_at,
+              chain_seq, chain_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(event.org_id)
-    .bind(actor.kind())
-    .bind(actor.id())
-    .bind(actor.label())
-    .bind(event.action)
-    .bind(event.target_type)
-    .bind(event.target_id)
-    .bind(event.details.map(|d| d.to_string()))
-    .bind(client.ip.clone())
-    .bind(Timestamp::now())
+    .bind(content.org_id)
+    .bind(content.actor_type)
+    .bind(content.actor_id)
+    .bind(content.actor_label)
+    .bind(content.action)
+    .bind(content.target_type)
+    .bind(content.target_id)
+    .bind(content.details)
+    .bind(content.ip)
+    .bind(content.created_at)
+    .bind(seq)
+    .bind(hash)
     .execute(conn)
     .await?;
     Ok(())

@@ -81,11 +81,15 @@ impl Db {
         Ok(db)
     }
 
+    /// Brings the database to this build's shape, audit events recorded
+    /// before the log was chained linked into it.
     pub async fn migrate(&self) -> Result<(), MigrateError> {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
+        super::audit_chain::link_earlier_events(self).await.map_err(MigrateError::Execute)?;
+        Ok(())
     }
 
     /// Migrations this build knows that the database has not applied (or

@@ -9,6 +9,7 @@ pub mod actor;
 pub mod admin_keys;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_chain;
 pub mod authz;
 pub mod billing;
 pub mod db;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub sealing: SealingKey,
     /// Who may create an account on their own.
     pub sign_up: SignUpPolicy,
+    /// The public half of the operator's audit checkpoint key: checkpoints are verified with it.
+    pub audit_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             dns: None,
             sealing,
             sign_up: SignUpPolicy::Open,
+            audit_key: None,
         }
     }
 
@@ -70,6 +73,12 @@ impl AppState {
     /// Lets people create accounts on their own as `policy` says.
     pub fn with_sign_up_policy(mut self, policy: SignUpPolicy) -> Self {
         self.sign_up = policy;
+        self
+    }
+
+    /// Verifies audit checkpoints with the operator's `key`.
+    pub fn with_audit_key(mut self, key: Option<ed25519_dalek::VerifyingKey>) -> Self {
+        self.audit_key = key;
         self
     }
 

@@ -6,6 +6,7 @@ use app::{
     model::AuditEntry,
     server::{
         audit::{self, AuditFilter, Window},
+        audit_chain::{self, ChainRecord, ChainedEvent, Checkpoint, TamperKind},
         state::AppState,
     },
     time::Timestamp,
@@ -233,4 +234,92 @@ fn next_link(uri: &Uri, cursor: i64) -> String {
         .append_pair("cursor", &cursor.to_string())
         .finish();
     format!("<{}?{query}>; rel=\"next\"", uri.path())
+}
+
+/// What checking the Organization's audit chain found.
+#[derive(Serialize, ToSchema)]
+pub struct AuditVerificationOut {
+    pub organization_uuid: String,
+    /// No event modified, deleted, inserted or reordered, and every checkpoint passed through.
+    pub intact: bool,
+    /// Events in the chain.
+    pub events: usize,
+    /// Signed checkpoints the chain passes through.
+    pub checkpoints_verified: usize,
+    /// The newest of them: the event it signed, and when (RFC 3339).
+    pub last_checkpoint_log_seq: Option<i64>,
+    pub last_checkpoint_at: Option<String>,
+    /// Whether the checkpoints' signatures were checked (the server knows the operator's key).
+    pub signatures_checked: bool,
+    /// The first break found.
+    pub problem: Option<AuditTamperOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditTamperOut {
+    /// `modified`, `deleted`, `inserted`, `reordered`, `rewritten` or `bad_checkpoint`.
+    #[schema(value_type = String)]
+    pub kind: TamperKind,
+    /// The place in the chain where it breaks.
+    pub seq: i64,
+    /// The event at fault (`log_id`), when there is one.
+    pub log_id: Option<i64>,
+    pub message: String,
+}
+
+/// Check the audit log: each event's link to the one before, and the chain
+/// against the checkpoints the operator's key signed. Names the first event
+/// modified, deleted, inserted or reordered.
+#[utoipa::path(get, path = "/audit-logs/verify", tag = "audit-logs",
+    responses((status = 200, body = AuditVerificationOut, description = "What the check found (`intact`)")))]
+pub async fn verify_audit_logs(
+    State(state): State<AppState>,
+    key: AdminKey,
+) -> Result<Json<AuditVerificationOut>, ApiError> {
+    let record = audit_chain::org_chain(&state.db, &key.actor, key.org_id).await?;
+    let report = record.verify(state.audit_key.as_ref());
+    Ok(Json(AuditVerificationOut {
+        organization_uuid: key.org_id.to_string(),
+        intact: report.problem.is_none(),
+        events: report.events,
+        checkpoints_verified: report.checkpoints_verified,
+        last_checkpoint_log_seq: report.last_checkpoint.as_ref().map(|c| c.seq),
+        last_checkpoint_at: report.last_checkpoint.as_ref().map(|c| Timestamp(c.signed_at).rfc3339()),
+        signatures_checked: report.signatures_checked,
+        problem: report.problem.map(|p| AuditTamperOut {
+            kind: p.kind,
+            seq: p.seq,
+            log_id: p.event_id,
+            message: p.message,
+        }),
+    }))
+}
+
+/// The Organization's whole audit chain with its signed checkpoints, to keep
+/// and verify elsewhere: `chancery audit verify --file export.json --public-key ...`.
+#[derive(Serialize, ToSchema)]
+pub struct AuditExportOut {
+    /// The Organization's id.
+    pub chain: String,
+    /// Every event, oldest first, with its place (`chain_seq`) and hash (`chain_hash`).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<ChainedEvent>,
+    /// The chain's newest place and hash: `[seq, hash]`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub head: Option<(i64, String)>,
+    /// The heads signed with the operator's key.
+    #[schema(value_type = Vec<Object>)]
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Export the audit log as a chain that verifies offline.
+#[utoipa::path(get, path = "/audit-logs/export", tag = "audit-logs",
+    responses((status = 200, body = AuditExportOut, description = "The chain and its checkpoints")))]
+pub async fn export_audit_logs(
+    State(state): State<AppState>,
+    key: AdminKey,
+) -> Result<Json<AuditExportOut>, ApiError> {
+    let ChainRecord { chain, events, head, checkpoints } =
+        audit_chain::org_chain(&state.db, &key.actor, key.org_id).await?;
+    Ok(Json(AuditExportOut { chain, events, head, checkpoints }))
 }

@@ -97,6 +97,8 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         billing::list_models,
         usage::get_usage,
         audit_logs::list_audit_logs,
+        audit_logs::verify_audit_logs,
+        audit_logs::export_audit_logs,
         domains::list_domains,
         domains::claim_domain,
         domains::verify_domain,
@@ -268,6 +270,8 @@ pub fn router() -> Router<AppState> {
         .route("/models", get(billing::list_models))
         .route("/usage", get(usage::get_usage))
         .route("/audit-logs", get(audit_logs::list_audit_logs))
+        .route("/audit-logs/verify", get(audit_logs::verify_audit_logs))
+        .route("/audit-logs/export", get(audit_logs::export_audit_logs))
         .route("/domains", get(domains::list_domains).post(domains::claim_domain))
         .route("/domains/{domain}", delete(domains::remove_domain))
         .route("/domains/{domain}/verify", post(domains::verify_domain))

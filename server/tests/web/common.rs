@@ -129,6 +129,12 @@ impl TestApp {
         rows.into_iter().map(|(details,)| details.unwrap_or_default()).collect()
     }
 
+    /// From now on audit checkpoints are verified with the public half of `signer`.
+    pub fn use_audit_signer(&mut self, signer: &app::server::audit_chain::AuditSigner) {
+        self.state = self.state.clone().with_audit_key(Some(signer.verifying_key()));
+        self.router = server::router(self.state.clone(), false);
+    }
+
     /// From now on people may sign up on their own as `policy` says.
     pub fn use_sign_up_policy(&mut self, policy: app::model::SignUpPolicy) {
         self.state = self.state.clone().with_sign_up_policy(policy);

@@ -6,6 +6,7 @@ mod accounts;
 mod admin_api_users;
 mod api_keys;
 mod audit;
+mod audit_chain;
 mod billing;
 mod common;
 mod domains;
