@@ -106,6 +106,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHANCERY_AUDIT_SIGNING_KEY", hide_env_values = true, value_parser = audit_signer)]
     pub audit_signing_key: Option<AuditSigner>,
 
+    /// Days raw usage rows are kept; hourly roll-ups (reports, budgets) stay.
+    #[arg(long, env = "CHANCERY_USAGE_RETENTION_DAYS", default_value_t = app::server::housekeeping::USAGE_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub usage_retention_days: u32,
+
     /// How often each audit chain's newest event is signed, in seconds.
     #[arg(long, env = "CHANCERY_AUDIT_CHECKPOINT_SECS", default_value_t = 300)]
     pub audit_checkpoint_secs: u64,

@@ -20,7 +20,7 @@ use app::{
         audit_chain::{self, AuditSigner},
         db::redact,
         gateway::{shared::SharedCounters, Gateway, Metering},
-        request,
+        housekeeping, request,
         sealed::SealingKey,
         state::AppState,
         usage,
@@ -302,7 +302,7 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     .with_dns(dns(args.dns_server))
     .with_sign_up_policy(args.sign_up.clone())
     .with_audit_key(args.audit_signing_key.as_ref().map(AuditSigner::verifying_key));
-    tokio::spawn(delete_expired_sessions(state.clone()));
+    tokio::spawn(sweep_forever(db.clone(), args.usage_retention_days));
     match &args.audit_signing_key {
         Some(signer) => {
             tracing::info!(public_key = %signer.public_key(), "the audit log's chains are signed at intervals");
@@ -356,14 +356,15 @@ pub fn leptos_options(listen: SocketAddr) -> anyhow::Result<LeptosOptions> {
     Ok(options)
 }
 
-async fn delete_expired_sessions(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+/// Deletes what has outlived its use (see `housekeeping`), now and every `SWEEP_EVERY`.
+async fn sweep_forever(db: Db, usage_retention_days: u32) {
+    let mut tick = tokio::time::interval(housekeeping::SWEEP_EVERY);
     loop {
         tick.tick().await;
-        match state.sessions.delete_expired().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(n, "expired sessions deleted"),
-            Err(err) => tracing::warn!(error = %err, "could not delete expired sessions"),
+        match housekeeping::sweep(&db, usage_retention_days, app::time::Timestamp::now()).await {
+            Ok(swept) if swept.total() == 0 => {}
+            Ok(swept) => tracing::info!(?swept, "rows past their use deleted"),
+            Err(err) => tracing::warn!(error = %err, "could not delete rows past their use"),
         }
     }
 }

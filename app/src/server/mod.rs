@@ -18,6 +18,7 @@ pub mod domains;
 pub mod enterprise;
 pub mod gateway;
 pub mod groups;
+pub mod housekeeping;
 pub mod identity;
 pub mod key_policy;
 pub mod lifecycle;

@@ -38,14 +38,6 @@ impl DbSessionStore {
             .await?;
         Ok(done.rows_affected())
     }
-
-    pub async fn delete_expired(&self) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(Timestamp::now())
-            .execute(self.db.pool())
-            .await?;
-        Ok(done.rows_affected())
-    }
 }
 
 /// What the `sessions` table keeps of a session id.

@@ -27,5 +27,6 @@ mod service_accounts;
 mod shutdown;
 mod snapshot;
 mod sso;
+mod storage;
 mod usage;
 mod workspaces;
