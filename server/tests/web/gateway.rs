@@ -682,7 +682,7 @@ async fn model_limits_hold(
             .to_string(),
     };
     let (used,): (i64,) = sqlx::query_as(
-        "SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_events
+        "SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_hourly
          WHERE model = 'mistral-large-latest' AND workspace_id = $1",
     )
     .bind(&workspace_id)

@@ -17,18 +17,19 @@ async fn rows_past_their_use_are_swept_and_roll_ups_stay(app: TestApp) {
     let (org_id, workspace) = (org.id.to_string(), org.default_workspace.clone());
 
     // 12,000 usage rows 91 days old (more than two batches) and 2 from today.
+    let blob = if app.database_url.starts_with("postgres") { "BYTEA" } else { "BLOB" };
     for (prefix, count, at) in [("old", 12_000, now.0 - 91 * DAY_MS), ("new", 2, now.0)] {
-        sqlx::query(
+        sqlx::query(&format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
-             INSERT INTO usage_events (id, at, org_id, workspace_id, key_id, model, status, input_tokens,
-                                       output_tokens, cost_micros, latency_ms)
-             SELECT $2 || i, $3, $4, $5, 'key', 'mistral-small-latest', 200, 10, 8, 7, 1 FROM n",
-        )
+             INSERT INTO usage_events (id, at, key_id, model, status, outcome, input_tokens, output_tokens,
+                                       usage_estimated, held_micros, cost_micros, latency_ms)
+             SELECT CAST($2 || i AS {blob}), $3, CAST('key' AS {blob}), 'mistral-small-latest', 200, 'ok', 10, 8,
+                    0, 7, 7, 1
+             FROM n"
+        ))
         .bind(count)
         .bind(format!("{prefix}-"))
         .bind(at)
-        .bind(&org_id)
-        .bind(&workspace)
         .execute(app.db.pool())
         .await
         .unwrap();

@@ -260,17 +260,14 @@ async fn write(
     let mut last_used: HashMap<ApiKeyId, Timestamp> = HashMap::new();
     for e in batch {
         let inserted = sqlx::query(
-            "INSERT INTO usage_events (id, at, org_id, workspace_id, key_id, model, status, outcome,
-                 upstream_status, input_tokens, output_tokens, usage_estimated, held_micros, cost_micros,
-                 latency_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            "INSERT INTO usage_events (id, at, key_id, model, status, outcome, upstream_status, input_tokens,
+                 output_tokens, usage_estimated, held_micros, cost_micros, latency_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (id) DO NOTHING",
         )
-        .bind(e.id.to_string())
+        .bind(e.id.as_bytes().to_vec())
         .bind(e.at)
-        .bind(e.org_id)
-        .bind(e.workspace_id)
-        .bind(e.key_id)
+        .bind(e.key_id.0.as_bytes().to_vec())
         .bind(&e.model)
         .bind(i64::from(e.status))
         .bind(e.outcome.as_str())

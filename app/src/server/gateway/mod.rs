@@ -623,7 +623,8 @@ impl Gateway {
         let headroom = headroom(&ask, &counts, now);
         self.unsettled.begin();
         let reservation = Reservation {
-            id: uuid::Uuid::new_v4(),
+            // Time-ordered: usage rows are appended in order (see migration 0035).
+            id: uuid::Uuid::now_v7(),
             gateway: self.clone(),
             caller: caller.clone(),
             model: model.id.clone(),
