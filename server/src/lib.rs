@@ -8,6 +8,7 @@ pub mod hardening;
 mod html;
 pub mod scim;
 pub mod sso;
+pub mod telemetry;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -112,6 +113,7 @@ pub fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(middleware::from_fn(move |request, next| {
             hardening::security_headers(secure_cookies, request, next)
         }))
+        .layer(middleware::from_fn(telemetry::request_context))
         .with_state(state)
 }
 

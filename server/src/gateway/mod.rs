@@ -28,12 +28,14 @@ use axum::{
     http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use serde_json::{json, Map, Value};
 use tokio::{sync::oneshot, time::Instant};
+use tracing::Instrument as _;
 
 use self::{metered::MeteredStream, provider::Answer};
+use crate::telemetry::TraceContext;
 
 /// Set on an answer whose `max_tokens` was lowered to what the budget covers.
 pub const CLAMPED_MAX_TOKENS: HeaderName = HeaderName::from_static("chancery-clamped-max-tokens");
@@ -58,7 +60,7 @@ async fn bare_mock_chat(body: Bytes) -> Response {
         Ok(request) => request,
         Err(err) => return Refused(GatewayError::bad_request(err.to_string())).into_response(),
     };
-    match provider::send(None, Endpoint::ChatCompletions, request, false).await {
+    match provider::send(None, Endpoint::ChatCompletions, request, false, None).await {
         Answer::Json { status, body } => {
             (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response()
         }
@@ -128,22 +130,25 @@ fn model_card(model: &CatalogueModel) -> Value {
 
 async fn chat_completions(
     State(state): State<AppState>,
+    trace: Option<Extension<TraceContext>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refused> {
-    call(state, &headers, Endpoint::ChatCompletions, &body).await
+    call(state, trace.map(|t| t.0), &headers, Endpoint::ChatCompletions, &body).await
 }
 
 async fn embeddings(
     State(state): State<AppState>,
+    trace: Option<Extension<TraceContext>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refused> {
-    call(state, &headers, Endpoint::Embeddings, &body).await
+    call(state, trace.map(|t| t.0), &headers, Endpoint::Embeddings, &body).await
 }
 
 async fn call(
     state: AppState,
+    trace: Option<TraceContext>,
     headers: &HeaderMap,
     endpoint: Endpoint,
     body: &[u8],
@@ -154,8 +159,13 @@ async fn call(
     let stream = call.stream;
     let admitted = state.gateway.admit(&caller, call, now).await?;
     let headroom = admitted.headroom;
-    let exchange =
-        Exchange { upstream: state.upstream.clone(), endpoint, stream, reservation: admitted.reservation };
+    let exchange = Exchange {
+        upstream: state.upstream.clone(),
+        endpoint,
+        stream,
+        trace,
+        reservation: admitted.reservation,
+    };
     let mut response = exchange.run(admitted.body).await;
     if let Some(tokens) = admitted.clamped_to {
         response.headers_mut().insert(CLAMPED_MAX_TOKENS, HeaderValue::from(tokens));
@@ -199,6 +209,8 @@ struct Exchange {
     upstream: Option<Upstream>,
     endpoint: Endpoint,
     stream: bool,
+    /// The trace the call to the upstream continues.
+    trace: Option<TraceContext>,
     reservation: Reservation,
 }
 
@@ -207,17 +219,19 @@ impl Exchange {
     /// caller hangs up meanwhile, the task still settles the call.
     async fn run(self, body: Map<String, Value>) -> Response {
         let (respond, response) = oneshot::channel();
-        tokio::spawn(async move {
+        // In the request's span: what the exchange logs carries the request's id.
+        let exchange = async move {
             let response = self.forward(body, &respond).await;
             let _ = respond.send(response);
-        });
+        };
+        tokio::spawn(exchange.in_current_span());
         response.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 
     /// Sends `body` and settles the call by how it ended; `respond` is where
     /// the response goes, closed if the caller hung up.
     async fn forward(self, body: Map<String, Value>, respond: &oneshot::Sender<Response>) -> Response {
-        let Self { upstream, endpoint, stream, reservation } = self;
+        let Self { upstream, endpoint, stream, trace, reservation } = self;
         let hung_up = || respond.is_closed();
         let timeout = match (&upstream, stream) {
             (Some(upstream), true) => upstream.stream_timeout,
@@ -225,8 +239,10 @@ impl Exchange {
             (None, _) => Upstream::DEFAULT_TIMEOUT,
         };
         let deadline = Instant::now() + timeout;
-        let sent =
-            tokio::time::timeout_at(deadline, provider::send(upstream.as_ref(), endpoint, body, stream));
+        let sent = tokio::time::timeout_at(
+            deadline,
+            provider::send(upstream.as_ref(), endpoint, body, stream, trace),
+        );
         let answer = match sent.await {
             Ok(answer) => answer,
             Err(_elapsed) => {

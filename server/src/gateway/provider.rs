@@ -10,6 +10,8 @@ use futures_util::{stream::BoxStream, StreamExt};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::telemetry::{TraceContext, TRACEPARENT};
+
 pub enum Answer {
     /// A whole answer, success or error, with the provider's status.
     Json { status: u16, body: Value },
@@ -40,6 +42,7 @@ pub async fn send(
     endpoint: Endpoint,
     mut request: Map<String, Value>,
     stream: bool,
+    trace: Option<TraceContext>,
 ) -> Answer {
     let Some(upstream) = upstream else {
         return match endpoint {
@@ -52,7 +55,11 @@ pub async fn send(
         request.insert("stream_options".into(), json!({ "include_usage": true }));
     }
     let url = format!("{}/{}", upstream.base_url, endpoint.path());
-    let sent = client().post(&url).bearer_auth(&upstream.api_key).json(&request).send().await;
+    let mut sending = client().post(&url).bearer_auth(&upstream.api_key).json(&request);
+    if let Some(trace) = trace {
+        sending = sending.header(TRACEPARENT, trace.header_value());
+    }
+    let sent = sending.send().await;
     let response = match sent {
         Ok(response) => response,
         Err(error) if error.is_connect() => {

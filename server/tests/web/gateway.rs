@@ -517,9 +517,10 @@ async fn calls_are_forwarded_to_the_upstream_with_its_key(mut app: TestApp) {
         "/v1/chat/completions",
         axum::routing::post(|headers: http::HeaderMap, body: String| async move {
             let auth = headers[header::AUTHORIZATION].to_str().unwrap().to_string();
+            let trace = headers.get("traceparent").map(|v| v.to_str().unwrap().to_string());
             let sent: Value = serde_json::from_str(&body).unwrap();
             axum::Json(json!({
-                "id": "cmpl-1", "object": "chat.completion", "model": sent["model"],
+                "id": trace, "object": "chat.completion", "model": sent["model"],
                 "choices": [{ "index": 0, "message": { "role": "assistant", "content": auth }, "finish_reason": "stop" }],
                 "usage": { "prompt_tokens": 1_000_000, "completion_tokens": 3, "total_tokens": 1_000_003 },
             }))
@@ -537,11 +538,35 @@ async fn calls_are_forwarded_to_the_upstream_with_its_key(mut app: TestApp) {
         "Bearer upstream-secret",
         "the caller's key stays here"
     );
+    // The upstream call starts a trace of its own, the caller sent none.
+    let started = answer.json()["id"].as_str().unwrap().to_string();
+    assert!(server::telemetry::TraceContext::parse(&started).is_some(), "{started}");
     app.state.gateway.flush().await;
     let (cost,): (i64,) =
         sqlx::query_as("SELECT cost_micros FROM usage_events").fetch_one(app.db.pool()).await.unwrap();
     // 1M input tokens at $0.10 and 3 output tokens at $0.30 per million, rounded up.
     assert_eq!(cost, 100_000 + 1);
+
+    // A caller's trace is continued: same trace, a span of the gateway's own.
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("traceparent", parent)
+        .header("x-request-id", "req-42")
+        .body(axum::body::Body::from(chat("mistral-small-latest", "Hello").to_string()))
+        .unwrap();
+    let answer = app.client("192.0.2.60").send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.header("x-request-id"), Some("req-42"));
+    let sent_on = answer.json()["id"].as_str().unwrap().to_string();
+    assert!(
+        sent_on.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent_on.ends_with("-01"),
+        "{sent_on}"
+    );
+    assert!(!sent_on.contains("00f067aa0ba902b7"), "{sent_on}");
 }
 
 /// Mistral's workspace limits through the Admin API: requests per second and,

@@ -20,6 +20,7 @@ crate::on_both_databases!(
     the_bundle_is_sent_compressed_and_kept_for_good,
     readiness_says_what_it_checked,
     logs_are_json_lines_when_asked,
+    every_answer_carries_a_request_id,
 );
 
 fn log_in_request(
@@ -285,25 +286,69 @@ async fn logs_are_json_lines_when_asked(app: TestApp) {
         .env("LEPTOS_OUTPUT_NAME", "chancery")
         .env("CHANCERY_SPOOL_DIR", dir.join("spool"))
         .env("CHANCERY_SECRET_KEY_FILE", dir.join("secret.key"))
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,server::telemetry=debug")
         .env("CHANCERY_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .spawn()
         .expect("the chancery binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let reading = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|line| line.contains("Chancery is listening"))
-    });
-    let line = tokio::time::timeout(std::time::Duration::from_secs(30), reading).await;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let next_line_with = move |text: &'static str| {
+        let found = lines.by_ref().find(|line| line.contains(text));
+        (found, lines)
+    };
+    let seconds = std::time::Duration::from_secs(30);
+    let (listening, lines) = tokio::time::timeout(
+        seconds,
+        tokio::task::spawn_blocking(move || next_line_with("Chancery is listening")),
+    )
+    .await
+    .expect("it started within 30 s")
+    .unwrap();
+    // A request with an id of the caller's: the lines written while answering carry it.
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .header("x-request-id", "json-logs-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "json-logs-1");
+    let mut lines = lines;
+    let answered = tokio::time::timeout(
+        seconds,
+        tokio::task::spawn_blocking(move || lines.find(|line| line.contains("json-logs-1"))),
+    )
+    .await;
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let line = line.expect("it started within 30 s").unwrap().expect("it logged where it listens");
+    let line = listening.expect("it logged where it listens");
     let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
     assert_eq!(event["level"], "INFO", "{line}");
     assert_eq!(event["fields"]["message"], "Chancery is listening", "{line}");
     assert_eq!(event["fields"]["address"], format!("127.0.0.1:{port}"), "{line}");
+    let line = answered.expect("answered within 30 s").unwrap().expect("a line about the request");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(event["fields"]["message"], "answered", "{line}");
+    assert_eq!(event["fields"]["status"], 200, "{line}");
+    assert_eq!(event["span"]["id"], "json-logs-1", "{line}");
+    assert_eq!(event["span"]["route"], "/healthz", "{line}");
+}
+
+/// Every answer carries a request id: the caller's when sane, a new one otherwise.
+async fn every_answer_carries_a_request_id(app: TestApp) {
+    let get = |id: Option<String>| {
+        let mut request = http::Request::builder().uri("/healthz");
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        let mut client = app.client("192.0.2.70");
+        async move { client.send(request).await.header("x-request-id").map(str::to_owned) }
+    };
+    let fresh = get(None).await.expect("an id");
+    assert!(fresh.len() == 32 && fresh.bytes().all(|b| b.is_ascii_hexdigit()), "{fresh}");
+    assert_ne!(get(None).await.unwrap(), fresh, "one per request");
+    assert_eq!(get(Some("lb-7f3a".into())).await.as_deref(), Some("lb-7f3a"));
+    let too_long = get(Some("x".repeat(200))).await.unwrap();
+    assert_eq!(too_long.len(), 32, "replaced: {too_long}");
 }
