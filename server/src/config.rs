@@ -111,6 +111,17 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub usage_retention_days: u32,
 
+    /// A token that lets Prometheus read `/metrics` on the main address
+    /// (`Authorization: Bearer <token>`). Without it (and without
+    /// `--metrics-listen`) there is no `/metrics`.
+    #[arg(long, env = "CHANCERY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// An address of its own for `/metrics`, with no token (keep it internal):
+    /// `127.0.0.1:9100`.
+    #[arg(long, env = "CHANCERY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// How often each audit chain's newest event is signed, in seconds.
     #[arg(long, env = "CHANCERY_AUDIT_CHECKPOINT_SECS", default_value_t = 300)]
     pub audit_checkpoint_secs: u64,

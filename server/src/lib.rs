@@ -322,7 +322,16 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         }
         None => tracing::info!("no SMTP server configured: emails stay in the outbox (`chancery outbox`)"),
     }
-    let app = router(state, args.secure_cookies());
+    let mut app = router(state.clone(), args.secure_cookies());
+    if let Some(token) = args.metrics_token.clone().filter(|token| !token.is_empty()) {
+        app = app.merge(telemetry::metrics_routes(state.clone(), telemetry::MetricsAccess::Token(token)));
+    }
+    if let Some(address) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        tracing::info!(address = %listener.local_addr()?, "metrics are served on their own address");
+        let metrics = telemetry::metrics_routes(state.clone(), telemetry::MetricsAccess::Open);
+        tokio::spawn(async move { axum::serve(listener, metrics).await });
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;

@@ -6,15 +6,21 @@
 //! - `traceparent`: the gateway's call to the upstream continues the caller's
 //!   trace (same trace id, a span id of its own), or starts one, so a provider's
 //!   logs can be joined with ours.
+//! - `/metrics`: what `app::server::observability` names, in Prometheus's text
+//!   format, behind a bearer token or on an address of its own.
 
-use std::time::Instant;
+use std::{sync::OnceLock, time::Instant};
 
+use app::server::{observability, state::AppState};
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
 };
-use http::{HeaderName, HeaderValue};
+use http::{header, HeaderName, HeaderValue, StatusCode};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument as _;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,19 +40,95 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     // The id is sane (visible ASCII) and the route is one of ours: neither can forge a log line.
     let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
     request.extensions_mut().insert(trace);
+    let method = request.method().clone();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            "answered"
-        )
-    });
+    let (status, took) = (response.status().as_u16(), started.elapsed());
+    span.in_scope(|| tracing::debug!(status, ms = took.as_millis() as u64, "answered"));
+    metrics::counter!(observability::HTTP_REQUESTS, "route" => route.clone(), "method" => method.to_string(),
+        "status" => status.to_string())
+    .increment(1);
+    metrics::histogram!(observability::HTTP_DURATION, "route" => route).record(took);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
+}
+
+/// Time buckets for every histogram: 100 µs to 2 minutes.
+const BUCKETS: [f64; 18] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 120.0,
+];
+
+/// The process's metrics recorder, installed on first use (what was recorded
+/// before is dropped).
+pub fn metrics_recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(&BUCKETS)
+                .expect("buckets are given")
+                .install_recorder()
+                .expect("no other metrics recorder in this process");
+            observability::describe();
+            handle
+        })
+        .clone()
+}
+
+/// Who may read `/metrics`.
+#[derive(Clone, Debug)]
+pub enum MetricsAccess {
+    /// Whoever sends `Authorization: Bearer <token>`.
+    Token(String),
+    /// Anyone who reaches it: it listens on an address of its own.
+    Open,
+}
+
+#[derive(Clone)]
+struct Scrape {
+    app: AppState,
+    recorder: PrometheusHandle,
+    access: MetricsAccess,
+}
+
+/// `GET /metrics`, for whoever `access` lets in.
+pub fn metrics_routes(app: AppState, access: MetricsAccess) -> Router {
+    let scrape = Scrape { app, recorder: metrics_recorder(), access };
+    Router::new().route("/metrics", get(metrics)).with_state(scrape)
+}
+
+async fn metrics(State(scrape): State<Scrape>, request: Request) -> Response {
+    if let MetricsAccess::Token(token) = &scrape.access {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let matches = presented.is_some_and(|presented| {
+            use subtle::ConstantTimeEq as _;
+            bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+        });
+        if !matches {
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")]).into_response();
+        }
+    }
+    // Levels are read now; events were counted as they happened.
+    let (app, now) = (&scrape.app, app::time::Timestamp::now());
+    let pool = app.db.pool();
+    let idle = pool.num_idle() as f64;
+    metrics::gauge!(observability::DB_CONNECTIONS, "state" => "idle").set(idle);
+    metrics::gauge!(observability::DB_CONNECTIONS, "state" => "in_use").set(f64::from(pool.size()) - idle);
+    metrics::gauge!(observability::SNAPSHOT_VERSION).set(app.gateway.snapshot_version() as f64);
+    metrics::gauge!(observability::SNAPSHOT_AGE).set(app.gateway.snapshot_age(now).as_secs_f64());
+    metrics::gauge!(observability::GATEWAY_CALLS_IN_FLIGHT).set(app.gateway.calls_in_flight() as f64);
+    metrics::gauge!(observability::METER_QUEUE).set(app.gateway.meter_queue_depth() as f64);
+    // Drains the histograms' buffers: scrapes keep them small.
+    scrape.recorder.run_upkeep();
+    let text = scrape.recorder.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// Up to 128 visible ASCII characters, no spaces: enough for any id scheme,

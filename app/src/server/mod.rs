@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod members;
 pub mod models;
+pub mod observability;
 pub mod oidc;
 pub mod orgs;
 pub mod overview;

@@ -18,6 +18,7 @@ use app::{
         gateway::{
             Call, Ending, Endpoint, GatewayError, Headroom, Metered, Outcome, Reservation, Upstream, Usage,
         },
+        observability,
         state::AppState,
     },
     time::Timestamp,
@@ -146,6 +147,7 @@ async fn embeddings(
     call(state, trace.map(|t| t.0), &headers, Endpoint::Embeddings, &body).await
 }
 
+/// One gateway call, counted and timed (see `observability`).
 async fn call(
     state: AppState,
     trace: Option<TraceContext>,
@@ -153,12 +155,48 @@ async fn call(
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<Response, Refused> {
+    let started = Instant::now();
+    let answered = admit_and_forward(state, trace, headers, endpoint, body).await;
+    let upstream =
+        answered.as_ref().ok().and_then(|(response, _)| response.extensions().get::<UpstreamTime>());
+    let upstream = upstream.map(|waited| waited.0);
+    observability::gateway_timed(started.elapsed().saturating_sub(upstream.unwrap_or_default()), upstream);
+    match answered {
+        Ok((response, model)) => {
+            let code = response.extensions().get::<FailureCode>().map_or("ok", |code| code.0);
+            observability::gateway_answered(response.status().as_u16(), code, &model);
+            Ok(response)
+        }
+        Err(Refused(err)) => {
+            observability::gateway_answered(err.status, err.code, "-");
+            Err(Refused(err))
+        }
+    }
+}
+
+/// How long the upstream took to answer a call (a stream: to its headers).
+#[derive(Clone, Copy)]
+struct UpstreamTime(std::time::Duration);
+
+/// Why Chancery answered a forwarded call with an error of its own (`upstream_timeout`...).
+#[derive(Clone, Copy)]
+struct FailureCode(&'static str);
+
+/// Admits the call and forwards it: the answer, and the model it was admitted for.
+async fn admit_and_forward(
+    state: AppState,
+    trace: Option<TraceContext>,
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Result<(Response, String), Refused> {
     let now = Timestamp::now();
     let caller = state.gateway.authenticate(bearer(headers), now)?;
     let call = Call::parse(endpoint, body)?;
     let stream = call.stream;
     let admitted = state.gateway.admit(&caller, call, now).await?;
     let headroom = admitted.headroom;
+    let model = admitted.reservation.model().to_owned();
     let exchange = Exchange {
         upstream: state.upstream.clone(),
         endpoint,
@@ -171,7 +209,7 @@ async fn call(
         response.headers_mut().insert(CLAMPED_MAX_TOKENS, HeaderValue::from(tokens));
     }
     announce(response.headers_mut(), &headroom);
-    Ok(response)
+    Ok((response, model))
 }
 
 /// OpenAI's `x-ratelimit-*` headers for the caller's tightest request and
@@ -238,12 +276,27 @@ impl Exchange {
             (Some(upstream), false) => upstream.timeout,
             (None, _) => Upstream::DEFAULT_TIMEOUT,
         };
-        let deadline = Instant::now() + timeout;
+        let sent_at = Instant::now();
+        let deadline = sent_at + timeout;
         let sent = tokio::time::timeout_at(
             deadline,
             provider::send(upstream.as_ref(), endpoint, body, stream, trace),
         );
-        let answer = match sent.await {
+        let answered = sent.await;
+        let waited = UpstreamTime(sent_at.elapsed());
+        let mut response = Self::respond(answered, reservation, deadline, hung_up);
+        response.extensions_mut().insert(waited);
+        response
+    }
+
+    /// Settles the call by how the provider answered, and makes the caller's response.
+    fn respond(
+        answered: Result<Answer, tokio::time::error::Elapsed>,
+        reservation: Reservation,
+        deadline: Instant,
+        hung_up: impl Fn() -> bool,
+    ) -> Response {
+        let answer = match answered {
             Ok(answer) => answer,
             Err(_elapsed) => {
                 let status = if hung_up() { 499 } else { 504 };
@@ -317,7 +370,9 @@ impl Exchange {
 }
 
 fn upstream_failed(status: u16, code: &'static str, message: &str) -> Response {
-    Refused(GatewayError::new(status, code, message)).into_response()
+    let mut response = Refused(GatewayError::new(status, code, message)).into_response();
+    response.extensions_mut().insert(FailureCode(code));
+    response
 }
 
 /// `usage` of an OpenAI-shaped answer or chunk, if it is a count at all:

@@ -129,6 +129,15 @@ impl TestApp {
         rows.into_iter().map(|(details,)| details.unwrap_or_default()).collect()
     }
 
+    /// From now on `/metrics` answers whoever sends `token`.
+    pub fn use_metrics_token(&mut self, token: &str) {
+        let metrics = server::telemetry::metrics_routes(
+            self.state.clone(),
+            server::telemetry::MetricsAccess::Token(token.into()),
+        );
+        self.router = server::router(self.state.clone(), false).merge(metrics);
+    }
+
     /// From now on audit checkpoints are verified with the public half of `signer`.
     pub fn use_audit_signer(&mut self, signer: &app::server::audit_chain::AuditSigner) {
         self.state = self.state.clone().with_audit_key(Some(signer.verifying_key()));

@@ -16,6 +16,7 @@ mod groups;
 mod hardening;
 mod mail;
 mod members;
+mod metrics;
 mod money;
 mod recovery;
 mod refusals;

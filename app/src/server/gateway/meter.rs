@@ -24,7 +24,7 @@ use crate::{
         billing::month_start,
         db::Db,
         gateway::{spool::Spool, Outcome},
-        mail,
+        mail, observability,
     },
     time::Timestamp,
 };
@@ -112,7 +112,9 @@ impl Batch {
 
     /// Writes the batch; once written, its events leave the spool.
     pub async fn write(&self, db: &Db, limits_of: &LimitsOf, spool: &Spool) -> Result<(), sqlx::Error> {
+        let started = std::time::Instant::now();
         write(db, &self.events, &self.reached, limits_of).await?;
+        metrics::histogram!(observability::METER_FLUSH).record(started.elapsed());
         let mut written: HashMap<u64, u64> = HashMap::new();
         for segment in self.segments.iter().flatten() {
             *written.entry(*segment).or_default() += 1;

@@ -40,7 +40,7 @@ use self::{
     snapshot::{Changes, Snapshot},
     spool::Spool,
 };
-use super::{admin_keys, billing::month_start, db::Db, secret_key};
+use super::{admin_keys, billing::month_start, db::Db, observability, secret_key};
 use crate::{
     error::{AppError, AppResult},
     ids::{ApiKeyId, OrgId, WorkspaceId},
@@ -403,6 +403,7 @@ impl Gateway {
         let _one_at_a_time = self.refreshing.lock().await;
         let since = self.snapshot().version;
         let now = Timestamp::now();
+        let started = std::time::Instant::now();
         let version = match Changes::since(&self.db, since, now).await? {
             Some(changes) if changes.version == since => {
                 self.refreshed_at.store(now.0, Ordering::Release);
@@ -422,7 +423,23 @@ impl Gateway {
         };
         Changes::prune(&self.db, version).await?;
         self.refreshed_at.store(now.0, Ordering::Release);
+        metrics::histogram!(observability::SNAPSHOT_RELOAD).record(started.elapsed());
         Ok(())
+    }
+
+    /// The change-log version the snapshot is at.
+    pub fn snapshot_version(&self) -> i64 {
+        self.snapshot().version
+    }
+
+    /// Calls admitted whose holds are not settled yet (and settlements not yet counted in Redis).
+    pub fn calls_in_flight(&self) -> usize {
+        self.unsettled.count.load(Ordering::Acquire)
+    }
+
+    /// Usage events waiting in memory for the database.
+    pub fn meter_queue_depth(&self) -> usize {
+        self.meter.max_capacity() - self.meter.capacity()
     }
 
     /// How long ago the snapshot was last found up to date.
@@ -692,6 +709,7 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<Verdict, GatewayError> {
         let unavailable = |_| {
+            observability::redis_failed();
             GatewayError::new(
                 503,
                 "limits_unavailable",
@@ -744,6 +762,7 @@ impl Gateway {
                     // A lost settlement would pin its hold until the month ends: retry a while.
                     let mut attempt = 0;
                     while let Err(error) = redis.settle(month, &settlement).await {
+                        observability::redis_failed();
                         attempt += 1;
                         if attempt == 5 {
                             tracing::error!(%error, workspace = %settlement.workspace, held = settlement.held.money,
@@ -834,6 +853,7 @@ impl Reservation {
             ),
         };
         let cost = self.quote.price(usage);
+        observability::booked(&self.model, usage.input_tokens, usage.output_tokens, cost);
         let gateway = &self.gateway;
         gateway.settle_counters(self.month, self.settlement(cost, usage.input_tokens + usage.output_tokens));
         let now = Timestamp::now();
