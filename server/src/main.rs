@@ -291,13 +291,17 @@ async fn run() -> anyhow::Result<()> {
                 (None, Some(signer)) => Some(signer.verifying_key()),
                 (None, None) => None,
             };
-            let records = match file {
+            if key.is_none() {
+                println!("No public key given: checkpoints' signatures are not checked, only the links.");
+            }
+            let reports = match file {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-                    vec![serde_json::from_str::<ChainRecord>(&text).map_err(|err| {
+                    let record = serde_json::from_str::<ChainRecord>(&text).map_err(|err| {
                         anyhow::anyhow!("{} is not an audit log export: {err}", path.display())
-                    })?]
+                    })?;
+                    vec![record.verify(key.as_ref())]
                 }
                 None => {
                     let db = server::Db::connect_and_migrate(&database.database_url).await?;
@@ -305,21 +309,16 @@ async fn run() -> anyhow::Result<()> {
                         Some(org) => vec![org.to_string()],
                         None => ChainRecord::chains(&db).await?,
                     };
-                    let mut records = Vec::with_capacity(chains.len());
+                    let mut reports = Vec::with_capacity(chains.len());
                     for chain in chains {
-                        records.push(
-                            ChainRecord::load(&db, Some(chain.as_str()).filter(|c| !c.is_empty())).await?,
-                        );
+                        let org = Some(chain.as_str()).filter(|c| !c.is_empty());
+                        reports.push(ChainRecord::verify_stored(&db, org, key.as_ref()).await?);
                     }
-                    records
+                    reports
                 }
             };
-            if key.is_none() {
-                println!("No public key given: checkpoints' signatures are not checked, only the links.");
-            }
             let mut broken = 0;
-            for record in &records {
-                let report = record.verify(key.as_ref());
+            for report in &reports {
                 let name = if report.chain.is_empty() {
                     "events of no Organization".into()
                 } else {
@@ -342,7 +341,7 @@ async fn run() -> anyhow::Result<()> {
                     }
                 }
             }
-            anyhow::ensure!(broken == 0, "{broken} of {} audit chains are not intact", records.len());
+            anyhow::ensure!(broken == 0, "{broken} of {} audit chains are not intact", reports.len());
             Ok(())
         }
         Command::Sso(SsoCommand::AllowPasswords { database, org }) => {

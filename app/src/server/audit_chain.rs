@@ -257,13 +257,22 @@ pub async fn sign_checkpoints(db: &Db, signer: &AuditSigner, now: Timestamp) -> 
     Ok(heads.len())
 }
 
-/// An Organization's chain, for one of its Admins: to verify, or to export
-/// and verify elsewhere (`chancery audit verify --file`).
+/// An Organization's chain, for one of its Admins to export and verify
+/// elsewhere (`chancery audit verify --file`).
 pub async fn org_chain(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<ChainRecord> {
-    let mut conn = db.pool().acquire().await?;
-    authz::org_admin(&mut conn, actor, org_id).await?;
-    drop(conn);
+    authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
     Ok(ChainRecord::load(db, Some(&org_id.to_string())).await?)
+}
+
+/// Verifies an Organization's chain, for one of its Admins.
+pub async fn verify_org(
+    db: &Db,
+    actor: &Actor,
+    org_id: OrgId,
+    key: Option<&VerifyingKey>,
+) -> AppResult<ChainReport> {
+    authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
+    Ok(ChainRecord::verify_stored(db, Some(&org_id.to_string()), key).await?)
 }
 
 /// Everything needed to check one chain, from the database or from an export.
@@ -280,14 +289,20 @@ pub struct ChainRecord {
 impl ChainRecord {
     /// One chain as the database holds it: `None` for events of no Organization.
     pub async fn load(db: &Db, org_id: Option<&str>) -> Result<Self, sqlx::Error> {
-        let chain = org_id.unwrap_or("");
+        let record = Self::load_without_events(db, org_id).await?;
         let events: Vec<ChainedEvent> = sqlx::query_as(&format!(
             "SELECT {EVENT_COLUMNS} FROM audit_events WHERE COALESCE(org_id, '') = $1
              ORDER BY chain_seq IS NULL, chain_seq, id"
         ))
-        .bind(chain)
+        .bind(&record.chain)
         .fetch_all(db.pool())
         .await?;
+        Ok(Self { events, ..record })
+    }
+
+    /// A chain's head and checkpoints.
+    async fn load_without_events(db: &Db, org_id: Option<&str>) -> Result<Self, sqlx::Error> {
+        let chain = org_id.unwrap_or("");
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_chain_heads WHERE chain = $1")
                 .bind(chain)
@@ -300,7 +315,7 @@ impl ChainRecord {
         .bind(chain)
         .fetch_all(db.pool())
         .await?;
-        Ok(Self { chain: chain.to_string(), events, head, checkpoints })
+        Ok(Self { chain: chain.to_string(), events: Vec::new(), head, checkpoints })
     }
 
     /// Every chain in the database: each Organization's, and the one of no Organization.
@@ -321,25 +336,106 @@ impl ChainRecord {
     /// each checkpoint's signature with `key` (without one, signatures are not
     /// checked and only the links are).
     pub fn verify(&self, key: Option<&VerifyingKey>) -> ChainReport {
-        let mut report = ChainReport {
-            chain: self.chain.clone(),
-            events: self.events.len(),
-            head_seq: self.head.as_ref().map_or(0, |(seq, _)| *seq),
-            checkpoints: self.checkpoints.len(),
-            checkpoints_verified: 0,
-            last_checkpoint: None,
-            signatures_checked: key.is_some(),
-            problem: None,
-        };
-        report.problem = self.first_break(key, &mut report);
-        report
+        let mut walk = Walk::new(&self.chain, self.head.clone(), &self.checkpoints, key);
+        for event in &self.events {
+            if walk.step(event.clone()) {
+                break;
+            }
+        }
+        walk.finish()
     }
 
-    fn first_break(&self, key: Option<&VerifyingKey>, report: &mut ChainReport) -> Option<Tamper> {
-        let mut signed: BTreeMap<i64, &Checkpoint> = BTreeMap::new();
-        for checkpoint in &self.checkpoints {
-            if checkpoint.chain != self.chain || key.is_some_and(|key| !checkpoint.signed_by(key)) {
-                return Some(Tamper::at(
+    /// Verifies one chain as the database holds it, a page of events at a
+    /// time: memory stays small whatever the chain's length.
+    pub async fn verify_stored(
+        db: &Db,
+        org_id: Option<&str>,
+        key: Option<&VerifyingKey>,
+    ) -> Result<ChainReport, sqlx::Error> {
+        const PAGE: i64 = 5_000;
+        let Self { chain, head, checkpoints, .. } = Self::load_without_events(db, org_id).await?;
+        let mut walk = Walk::new(&chain, head, &checkpoints, key);
+        // Linked events in their places, then any that were never linked.
+        let (mut seq, mut id) = (i64::MIN, i64::MIN);
+        loop {
+            let page: Vec<ChainedEvent> = sqlx::query_as(&format!(
+                "SELECT {EVENT_COLUMNS} FROM audit_events
+                 WHERE COALESCE(org_id, '') = $1 AND chain_seq IS NOT NULL
+                   AND (chain_seq > $2 OR (chain_seq = $2 AND id > $3))
+                 ORDER BY chain_seq, id LIMIT $4"
+            ))
+            .bind(&chain)
+            .bind(seq)
+            .bind(id)
+            .bind(PAGE)
+            .fetch_all(db.pool())
+            .await?;
+            let full = page.len() as i64 == PAGE;
+            for event in page {
+                (seq, id) = (event.chain_seq.unwrap_or_default(), event.id);
+                if walk.step(event) {
+                    return Ok(walk.finish());
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let unlinked: Option<ChainedEvent> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE COALESCE(org_id, '') = $1 AND chain_seq IS NULL
+             ORDER BY id LIMIT 1"
+        ))
+        .bind(&chain)
+        .fetch_optional(db.pool())
+        .await?;
+        if let Some(event) = unlinked {
+            walk.step(event);
+        }
+        Ok(walk.finish())
+    }
+}
+
+/// A walk along one chain, event by event, keeping only what the next link
+/// needs; stops at the first break.
+struct Walk<'a> {
+    head: Option<(i64, String)>,
+    signed: BTreeMap<i64, &'a Checkpoint>,
+    prev: String,
+    expected: i64,
+    last_checkpoint: i64,
+    /// The event read but not checked yet: whether it is in order shows with the next.
+    pending: Option<ChainedEvent>,
+    report: ChainReport,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        chain: &str,
+        head: Option<(i64, String)>,
+        checkpoints: &'a [Checkpoint],
+        key: Option<&VerifyingKey>,
+    ) -> Self {
+        let mut walk = Self {
+            signed: BTreeMap::new(),
+            prev: GENESIS.to_string(),
+            expected: 1,
+            last_checkpoint: 0,
+            pending: None,
+            report: ChainReport {
+                chain: chain.to_string(),
+                events: 0,
+                head_seq: head.as_ref().map_or(0, |(seq, _)| *seq),
+                checkpoints: checkpoints.len(),
+                checkpoints_verified: 0,
+                last_checkpoint: None,
+                signatures_checked: key.is_some(),
+                problem: None,
+            },
+            head,
+        };
+        for checkpoint in checkpoints {
+            if checkpoint.chain != chain || key.is_some_and(|key| !checkpoint.signed_by(key)) {
+                walk.report.problem = Some(Tamper::at(
                     TamperKind::BadCheckpoint,
                     checkpoint.seq,
                     None,
@@ -349,110 +445,129 @@ impl ChainRecord {
                         Timestamp(checkpoint.signed_at).rfc3339()
                     ),
                 ));
+                break;
             }
-            signed.insert(checkpoint.seq, checkpoint);
+            walk.signed.insert(checkpoint.seq, checkpoint);
         }
-        let head_seq = self.head.as_ref().map(|(seq, _)| *seq);
-        let mut prev = GENESIS.to_string();
-        let mut expected = 1_i64;
-        let mut last_checkpoint = 0_i64;
-        for (i, event) in self.events.iter().enumerate() {
-            let (Some(seq), Some(hash)) = (event.chain_seq, event.chain_hash.as_deref()) else {
-                return Some(Tamper::at(
-                    TamperKind::Inserted,
-                    expected,
-                    Some(event.id),
-                    format!("Event {} ({}) is not linked into the chain.", event.id, event.content.action),
-                ));
-            };
-            if seq < expected || head_seq.is_some_and(|head| seq > head) {
-                return Some(Tamper::at(
-                    TamperKind::Inserted,
-                    seq,
-                    Some(event.id),
-                    format!("Event {} ({}) claims place {seq}, which another event holds or the chain never reached.", event.id, event.content.action),
-                ));
+        walk
+    }
+
+    /// Takes the next event (in chain order); true once a break is found.
+    fn step(&mut self, event: ChainedEvent) -> bool {
+        if self.report.problem.is_some() {
+            return true;
+        }
+        self.report.events += 1;
+        if let Some(pending) = self.pending.take() {
+            self.report.problem = self.check(&pending, Some(&event));
+        }
+        self.pending = Some(event);
+        self.report.problem.is_some()
+    }
+
+    fn finish(mut self) -> ChainReport {
+        if self.report.problem.is_none() {
+            if let Some(last) = self.pending.take() {
+                self.report.problem = self.check(&last, None);
             }
-            if seq > expected {
-                let missing = if seq == expected + 1 {
-                    format!("{expected} is")
-                } else {
-                    format!("{expected} to {} are", seq - 1)
-                };
+        }
+        if self.report.problem.is_none() {
+            self.report.problem = self.check_tail();
+        }
+        self.report
+    }
+
+    fn check(&mut self, event: &ChainedEvent, next: Option<&ChainedEvent>) -> Option<Tamper> {
+        let expected = self.expected;
+        let (Some(seq), Some(hash)) = (event.chain_seq, event.chain_hash.as_deref()) else {
+            return Some(Tamper::at(
+                TamperKind::Inserted,
+                expected,
+                Some(event.id),
+                format!("Event {} ({}) is not linked into the chain.", event.id, event.content.action),
+            ));
+        };
+        if seq < expected || self.head.as_ref().is_some_and(|(head, _)| seq > *head) {
+            return Some(Tamper::at(
+                TamperKind::Inserted,
+                seq,
+                Some(event.id),
+                format!(
+                    "Event {} ({}) claims place {seq}, which another event holds or the chain never reached.",
+                    event.id, event.content.action
+                ),
+            ));
+        }
+        if seq > expected {
+            return Some(missing(expected, seq - 1));
+        }
+        if let Some(next) = next.filter(|next| next.chain_seq.is_some() && next.id < event.id) {
+            return Some(Tamper::at(
+                TamperKind::Reordered,
+                seq,
+                Some(event.id),
+                format!(
+                    "Event {seq} was recorded after event {} (row {} before row {}): the events were reordered.",
+                    seq + 1,
+                    next.id,
+                    event.id
+                ),
+            ));
+        }
+        if event.content.link_hash(seq, &self.prev) != hash {
+            return Some(Tamper::at(
+                TamperKind::Modified,
+                seq,
+                Some(event.id),
+                format!("Event {seq} ({}) is not what was recorded.", event.content.action),
+            ));
+        }
+        if let Some(checkpoint) = self.signed.get(&seq) {
+            if checkpoint.head_hash != hash {
+                let from = self.last_checkpoint + 1;
                 return Some(Tamper::at(
-                    TamperKind::Deleted,
-                    expected,
+                    TamperKind::Rewritten,
+                    from,
                     None,
-                    format!("The chain's event {missing} missing."),
-                ));
-            }
-            if let Some(next) =
-                self.events.get(i + 1).filter(|next| next.chain_seq.is_some() && next.id < event.id)
-            {
-                return Some(Tamper::at(
-                    TamperKind::Reordered,
-                    seq,
-                    Some(event.id),
                     format!(
-                        "Event {seq} was recorded after event {} (row {} before row {}): the events were reordered.",
-                        seq + 1,
-                        next.id,
-                        event.id
+                        "Events {from} to {seq} are not those signed at {}: the chain was rewritten.",
+                        Timestamp(checkpoint.signed_at).rfc3339()
                     ),
                 ));
             }
-            if event.content.link_hash(seq, &prev) != hash {
-                return Some(Tamper::at(
-                    TamperKind::Modified,
-                    seq,
-                    Some(event.id),
-                    format!("Event {seq} ({}) is not what was recorded.", event.content.action),
-                ));
-            }
-            if let Some(checkpoint) = signed.get(&seq) {
-                if checkpoint.head_hash != hash {
-                    return Some(Tamper::at(
-                        TamperKind::Rewritten,
-                        last_checkpoint + 1,
-                        None,
-                        format!(
-                            "Events {} to {seq} are not those signed at {}: the chain was rewritten.",
-                            last_checkpoint + 1,
-                            Timestamp(checkpoint.signed_at).rfc3339()
-                        ),
-                    ));
-                }
-                last_checkpoint = seq;
-                report.checkpoints_verified += 1;
-                report.last_checkpoint = Some(LastCheckpoint { seq, signed_at: checkpoint.signed_at });
-            }
-            prev = hash.to_string();
-            expected += 1;
+            self.last_checkpoint = seq;
+            self.report.checkpoints_verified += 1;
+            self.report.last_checkpoint = Some(LastCheckpoint { seq, signed_at: checkpoint.signed_at });
         }
-        let last = expected - 1;
-        let tail = signed.keys().next_back().copied().into_iter().chain(head_seq).max().unwrap_or(0);
-        if tail > last {
-            let missing =
-                if tail == last + 1 { format!("{tail} is") } else { format!("{} to {tail} are", last + 1) };
-            return Some(Tamper::at(
-                TamperKind::Deleted,
-                last + 1,
-                None,
-                format!("The chain's event {missing} missing."),
-            ));
-        }
-        if let Some((seq, hash)) = &self.head {
-            if *seq == last && *hash != prev {
-                return Some(Tamper::at(
-                    TamperKind::Modified,
-                    last,
-                    None,
-                    format!("Event {last} is not the one the chain's head recorded."),
-                ));
-            }
-        }
+        self.prev = hash.to_string();
+        self.expected += 1;
         None
     }
+
+    /// After the last event: nothing the head or a checkpoint remembers is missing.
+    fn check_tail(&self) -> Option<Tamper> {
+        let last = self.expected - 1;
+        let signed = self.signed.keys().next_back().copied();
+        let tail = signed.into_iter().chain(self.head.as_ref().map(|(seq, _)| *seq)).max().unwrap_or(0);
+        if tail > last {
+            return Some(missing(last + 1, tail));
+        }
+        match &self.head {
+            Some((seq, hash)) if *seq == last && *hash != self.prev => Some(Tamper::at(
+                TamperKind::Modified,
+                last,
+                None,
+                format!("Event {last} is not the one the chain's head recorded."),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Events `from` to `to` are not there.
+fn missing(from: i64, to: i64) -> Tamper {
+    let which = if from == to { format!("{from} is") } else { format!("{from} to {to} are") };
+    Tamper::at(TamperKind::Deleted, from, None, format!("The chain's event {which} missing."))
 }
 
 /// What checking one chain found.

@@ -276,8 +276,7 @@ pub async fn verify_audit_logs(
     State(state): State<AppState>,
     key: AdminKey,
 ) -> Result<Json<AuditVerificationOut>, ApiError> {
-    let record = audit_chain::org_chain(&state.db, &key.actor, key.org_id).await?;
-    let report = record.verify(state.audit_key.as_ref());
+    let report = audit_chain::verify_org(&state.db, &key.actor, key.org_id, state.audit_key.as_ref()).await?;
     Ok(Json(AuditVerificationOut {
         organization_uuid: key.org_id.to_string(),
         intact: report.problem.is_none(),
