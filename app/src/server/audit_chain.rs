@@ -68,7 +68,7 @@ impl Content {
         let mut hasher = Sha256::new();
         hasher.update(prev.as_bytes());
         hasher.update(serde_json::to_vec(&fields).unwrap_or_default());
-        hex(&hasher.finalize())
+        hex::encode(hasher.finalize())
     }
 }
 
@@ -625,10 +625,6 @@ pub enum TamperKind {
     Rewritten,
     /// A checkpoint the operator's key did not sign.
     BadCheckpoint,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub fn masked(prefix: &str, public_id: &str, secret_last4: &str) -> String {
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// `last used` of a key is written at most this often, not on every request.

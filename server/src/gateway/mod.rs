@@ -216,19 +216,22 @@ async fn admit_and_forward(
 /// token limits (none for a dimension without a limit): the limit, what is
 /// left of it, and when it resets (`1.5s`, as OpenAI writes durations).
 fn announce(headers: &mut HeaderMap, headroom: &Headroom) {
-    for (kind, quota) in [("requests", headroom.requests), ("tokens", headroom.tokens)] {
+    const REQUESTS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ];
+    const TOKENS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ];
+    for ([limit, remaining, reset], quota) in [(REQUESTS, headroom.requests), (TOKENS, headroom.tokens)] {
         let Some(quota) = quota else { continue };
-        let values = [
-            ("limit", quota.limit.to_string()),
-            ("remaining", quota.remaining.to_string()),
-            ("reset", duration(quota.reset_ms)),
-        ];
-        for (what, value) in values {
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")), HeaderValue::try_from(value))
-            {
-                headers.insert(name, value);
-            }
+        headers.insert(limit, HeaderValue::from(quota.limit));
+        headers.insert(remaining, HeaderValue::from(quota.remaining));
+        if let Ok(value) = HeaderValue::try_from(duration(quota.reset_ms)) {
+            headers.insert(reset, value);
         }
     }
 }

@@ -54,8 +54,11 @@ pub async fn send(
         // Ask for the final usage chunk, so a stream is billed what it used.
         request.insert("stream_options".into(), json!({ "include_usage": true }));
     }
-    let url = format!("{}/{}", upstream.base_url, endpoint.path());
-    let mut sending = client().post(&url).bearer_auth(&upstream.api_key).json(&request);
+    let Some(url) = upstream.url(endpoint) else {
+        tracing::warn!(base_url = %upstream.base_url, "the upstream's address is not a URL");
+        return Answer::Unreachable;
+    };
+    let mut sending = client().post(url.clone()).bearer_auth(&upstream.api_key).json(&request);
     if let Some(trace) = trace {
         sending = sending.header(TRACEPARENT, trace.header_value());
     }

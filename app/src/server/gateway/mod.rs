@@ -234,6 +234,9 @@ pub struct Ending {
 pub struct Upstream {
     /// Up to and including `/v1`, e.g. `https://api.mistral.ai/v1`.
     pub base_url: String,
+    /// `base_url` and each endpoint's path, parsed once rather than on every
+    /// call (`None`: `base_url` is not a URL).
+    pub endpoint_urls: Option<Arc<[url::Url; 2]>>,
     pub api_key: String,
     /// The longest a whole answer may take.
     pub timeout: Duration,
@@ -247,12 +250,29 @@ impl Upstream {
 
     /// An upstream with the default timeouts.
     pub fn new(base_url: &str, api_key: &str) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let url = |endpoint: Endpoint| url::Url::parse(&format!("{base_url}/{}", endpoint.path())).ok();
+        let endpoint_urls = url(Endpoint::ChatCompletions)
+            .zip(url(Endpoint::Embeddings))
+            .map(|(chat, embeddings)| Arc::new([chat, embeddings]));
         Self {
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
+            endpoint_urls,
             api_key: api_key.to_string(),
             timeout: Self::DEFAULT_TIMEOUT,
             stream_timeout: Self::DEFAULT_STREAM_TIMEOUT,
         }
+    }
+}
+
+impl Upstream {
+    /// Where `endpoint`'s calls go.
+    pub fn url(&self, endpoint: Endpoint) -> Option<&url::Url> {
+        let urls = self.endpoint_urls.as_deref()?;
+        Some(match endpoint {
+            Endpoint::ChatCompletions => &urls[0],
+            Endpoint::Embeddings => &urls[1],
+        })
     }
 }
 
