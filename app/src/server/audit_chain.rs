@@ -275,14 +275,21 @@ pub async fn verify_org(
     Ok(ChainRecord::verify_stored(db, Some(&org_id.to_string()), key).await?)
 }
 
+/// A chain's newest place and its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
 /// Everything needed to check one chain, from the database or from an export.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainRecord {
     pub chain: String,
     /// Its events, in their places (unlinked ones last, by id).
     pub events: Vec<ChainedEvent>,
-    /// The head as the database keeps it: `(seq, hash)`.
-    pub head: Option<(i64, String)>,
+    /// The head as the database keeps it.
+    pub head: Option<ChainHead>,
     pub checkpoints: Vec<Checkpoint>,
 }
 
@@ -303,7 +310,7 @@ impl ChainRecord {
     /// A chain's head and checkpoints.
     async fn load_without_events(db: &Db, org_id: Option<&str>) -> Result<Self, sqlx::Error> {
         let chain = org_id.unwrap_or("");
-        let head: Option<(i64, String)> =
+        let head: Option<ChainHead> =
             sqlx::query_as("SELECT seq, hash FROM audit_chain_heads WHERE chain = $1")
                 .bind(chain)
                 .fetch_optional(db.pool())
@@ -336,7 +343,8 @@ impl ChainRecord {
     /// each checkpoint's signature with `key` (without one, signatures are not
     /// checked and only the links are).
     pub fn verify(&self, key: Option<&VerifyingKey>) -> ChainReport {
-        let mut walk = Walk::new(&self.chain, self.head.clone(), &self.checkpoints, key);
+        let head = self.head.clone().map(|head| (head.seq, head.hash));
+        let mut walk = Walk::new(&self.chain, head, &self.checkpoints, key);
         for event in &self.events {
             if walk.step(event.clone()) {
                 break;
@@ -354,7 +362,7 @@ impl ChainRecord {
     ) -> Result<ChainReport, sqlx::Error> {
         const PAGE: i64 = 5_000;
         let Self { chain, head, checkpoints, .. } = Self::load_without_events(db, org_id).await?;
-        let mut walk = Walk::new(&chain, head, &checkpoints, key);
+        let mut walk = Walk::new(&chain, head.map(|head| (head.seq, head.hash)), &checkpoints, key);
         // Linked events in their places, then any that were never linked.
         let (mut seq, mut id) = (i64::MIN, i64::MIN);
         loop {
@@ -665,7 +673,7 @@ mod tests {
             });
             prev = hash;
         }
-        ChainRecord { chain: "org".into(), events, head: Some((n, prev)), checkpoints }
+        ChainRecord { chain: "org".into(), events, head: Some(ChainHead { seq: n, hash: prev }), checkpoints }
     }
 
     fn broken(record: &ChainRecord, key: &VerifyingKey) -> Option<(TamperKind, i64)> {
@@ -729,7 +737,7 @@ mod tests {
             event.chain_hash = Some(hash.clone());
             prev = hash;
         }
-        rebuilt.head = Some((4, prev));
+        rebuilt.head = Some(ChainHead { seq: 4, hash: prev });
         assert_eq!(broken(&rebuilt, &signer.verifying_key()), Some((TamperKind::Rewritten, 1)));
 
         // A checkpoint signed with another key is refused.

@@ -6,7 +6,7 @@ use app::{
     model::AuditEntry,
     server::{
         audit::{self, AuditFilter, Window},
-        audit_chain::{self, ChainRecord, ChainedEvent, Checkpoint, TamperKind},
+        audit_chain::{self, ChainHead, ChainRecord, ChainedEvent, Checkpoint, TamperKind},
         state::AppState,
     },
     time::Timestamp,
@@ -303,9 +303,9 @@ pub struct AuditExportOut {
     /// Every event, oldest first, with its place (`chain_seq`) and hash (`chain_hash`).
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<ChainedEvent>,
-    /// The chain's newest place and hash: `[seq, hash]`.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub head: Option<(i64, String)>,
+    /// The chain's newest place and hash: `{"seq": ..., "hash": ...}`.
+    #[schema(value_type = Option<Object>)]
+    pub head: Option<ChainHead>,
     /// The heads signed with the operator's key.
     #[schema(value_type = Vec<Object>)]
     pub checkpoints: Vec<Checkpoint>,
