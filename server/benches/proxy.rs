@@ -392,6 +392,17 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // SIGTERM first, for up to 2 s: nginx's master then ends its workers
+        // too, where SIGKILL would leave them running.
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            for _ in 0..40 {
+                if !matches!(self.0.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
