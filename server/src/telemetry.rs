@@ -27,7 +27,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Gives each request its id and trace context, and answers with the id.
-pub async fn request_context(mut request: Request, next: Next) -> Response {
+pub async fn request_context(request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -35,20 +35,15 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
         .filter(|id| sane_request_id(id))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    let trace = TraceContext::child_of(request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()));
     let route = request.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str).to_owned();
     // The id is sane (visible ASCII) and the route is one of ours: neither can forge a log line.
     let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
-    request.extensions_mut().insert(trace);
     let method = request.method().clone();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let (status, took) = (response.status().as_u16(), started.elapsed());
     span.in_scope(|| tracing::debug!(status, ms = took.as_millis() as u64, "answered"));
-    metrics::counter!(observability::HTTP_REQUESTS, "route" => route.clone(), "method" => method.to_string(),
-        "status" => status.to_string())
-    .increment(1);
-    metrics::histogram!(observability::HTTP_DURATION, "route" => route).record(took);
+    observability::http_answered(route, method.as_str(), status, took);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -67,6 +62,7 @@ pub fn metrics_recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            observability::enable();
             let handle = PrometheusBuilder::new()
                 .set_buckets(&BUCKETS)
                 .expect("buckets are given")
@@ -148,11 +144,11 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// A span of our own in the caller's trace, or in a new (sampled) trace when
-    /// the caller sent none, or one that does not parse.
-    pub fn child_of(traceparent: Option<&str>) -> Self {
+    /// A span of our own in the trace of a request with these `headers`, or in
+    /// a new (sampled) trace when it sent none, or one that does not parse.
+    pub fn child_of(headers: &http::HeaderMap) -> Self {
         let span_id = random_nonzero();
-        match traceparent.and_then(Self::parse) {
+        match headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(Self::parse) {
             Some(parent) => Self { span_id, ..parent },
             None => Self { trace_id: random_nonzero(), span_id, flags: 1 },
         }
@@ -188,16 +184,11 @@ fn random_nonzero<const N: usize>() -> [u8; N] {
     }
 }
 
-/// Lower-case hex of exactly `N` bytes.
+/// Lower-case hex of exactly `N` bytes (W3C refuses upper case).
 fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return None;
-    }
     let mut bytes = [0_u8; N];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(bytes)
+    let lower = text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (lower && hex::decode_to_slice(text, &mut bytes).is_ok()).then_some(bytes)
 }
 
 #[cfg(test)]
@@ -206,9 +197,15 @@ mod tests {
 
     const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    fn sent(traceparent: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_str(traceparent).unwrap());
+        headers
+    }
+
     #[test]
     fn a_callers_trace_is_continued_with_a_span_of_our_own() {
-        let child = TraceContext::child_of(Some(PARENT));
+        let child = TraceContext::child_of(&sent(PARENT));
         let header = child.header_value();
         assert!(header.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{header}");
         assert!(header.ends_with("-01"), "{header}");
@@ -228,7 +225,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
             assert_eq!(TraceContext::parse(bad), None, "{bad:?}");
-            let fresh = TraceContext::child_of(Some(bad));
+            let fresh = TraceContext::child_of(&sent(bad));
             assert_eq!(fresh.flags, 1);
             assert_ne!(fresh.trace_id, [0; 16]);
         }

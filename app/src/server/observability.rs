@@ -5,7 +5,10 @@
 //! Labels are bounded: models come from the catalogue, codes from Chancery's
 //! own refusals, routes from its own routes, never from what a caller sent.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 pub const GATEWAY_REQUESTS: &str = "chancery_gateway_requests_total";
 pub const GATEWAY_OVERHEAD: &str = "chancery_gateway_overhead_seconds";
@@ -22,6 +25,18 @@ pub const REDIS_ERRORS: &str = "chancery_redis_errors_total";
 pub const DB_CONNECTIONS: &str = "chancery_db_pool_connections";
 pub const HTTP_REQUESTS: &str = "chancery_http_requests_total";
 pub const HTTP_DURATION: &str = "chancery_http_request_duration_seconds";
+
+/// Whether a recorder is installed: without one, labels are not even built.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns recording on (the server does it when it installs its recorder).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Says what each metric means (shown as `# HELP` lines).
 pub fn describe() {
@@ -64,11 +79,17 @@ pub fn describe() {
 /// A gateway call answered: `code` is `ok` or the refusal's code; `model` is
 /// the catalogue model it was admitted for (`-` when refused before).
 pub fn gateway_answered(status: u16, code: &'static str, model: &str) {
+    if !enabled() {
+        return;
+    }
     metrics::counter!(GATEWAY_REQUESTS, "status" => status.to_string(), "code" => code, "model" => model.to_owned())
         .increment(1);
 }
 
 pub fn gateway_timed(overhead: Duration, upstream: Option<Duration>) {
+    if !enabled() {
+        return;
+    }
     metrics::histogram!(GATEWAY_OVERHEAD).record(overhead);
     if let Some(upstream) = upstream {
         metrics::histogram!(GATEWAY_UPSTREAM).record(upstream);
@@ -77,12 +98,25 @@ pub fn gateway_timed(overhead: Duration, upstream: Option<Duration>) {
 
 /// What a settled call booked.
 pub fn booked(model: &str, input_tokens: i64, output_tokens: i64, cost_micros: i64) {
+    if !enabled() {
+        return;
+    }
     let count = |n: i64| n.max(0) as u64;
     metrics::counter!(GATEWAY_TOKENS, "model" => model.to_owned(), "kind" => "input")
         .increment(count(input_tokens));
     metrics::counter!(GATEWAY_TOKENS, "model" => model.to_owned(), "kind" => "output")
         .increment(count(output_tokens));
     metrics::counter!(GATEWAY_COST, "model" => model.to_owned()).increment(count(cost_micros));
+}
+
+/// An HTTP request answered, by route template.
+pub fn http_answered(route: String, method: &str, status: u16, took: Duration) {
+    if !enabled() {
+        return;
+    }
+    let labels = [("route", route.clone()), ("method", method.to_owned()), ("status", status.to_string())];
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route).record(took);
 }
 
 pub fn redis_failed() {

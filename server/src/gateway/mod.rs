@@ -29,7 +29,7 @@ use axum::{
     http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Extension, Json, Router,
+    Json, Router,
 };
 use serde_json::{json, Map, Value};
 use tokio::{sync::oneshot, time::Instant};
@@ -131,32 +131,29 @@ fn model_card(model: &CatalogueModel) -> Value {
 
 async fn chat_completions(
     State(state): State<AppState>,
-    trace: Option<Extension<TraceContext>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refused> {
-    call(state, trace.map(|t| t.0), &headers, Endpoint::ChatCompletions, &body).await
+    call(state, &headers, Endpoint::ChatCompletions, &body).await
 }
 
 async fn embeddings(
     State(state): State<AppState>,
-    trace: Option<Extension<TraceContext>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refused> {
-    call(state, trace.map(|t| t.0), &headers, Endpoint::Embeddings, &body).await
+    call(state, &headers, Endpoint::Embeddings, &body).await
 }
 
 /// One gateway call, counted and timed (see `observability`).
 async fn call(
     state: AppState,
-    trace: Option<TraceContext>,
     headers: &HeaderMap,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<Response, Refused> {
     let started = Instant::now();
-    let answered = admit_and_forward(state, trace, headers, endpoint, body).await;
+    let answered = admit_and_forward(state, headers, endpoint, body).await;
     let upstream =
         answered.as_ref().ok().and_then(|(response, _)| response.extensions().get::<UpstreamTime>());
     let upstream = upstream.map(|waited| waited.0);
@@ -185,7 +182,6 @@ struct FailureCode(&'static str);
 /// Admits the call and forwards it: the answer, and the model it was admitted for.
 async fn admit_and_forward(
     state: AppState,
-    trace: Option<TraceContext>,
     headers: &HeaderMap,
     endpoint: Endpoint,
     body: &[u8],
@@ -201,7 +197,8 @@ async fn admit_and_forward(
         upstream: state.upstream.clone(),
         endpoint,
         stream,
-        trace,
+        // Only a real upstream is told which trace the call belongs to.
+        trace: state.upstream.is_some().then(|| TraceContext::child_of(headers)),
         reservation: admitted.reservation,
     };
     let mut response = exchange.run(admitted.body).await;

@@ -23,6 +23,7 @@ crate::on_both_databases!(
     the_application_cannot_change_or_empty_the_log,
     events_recorded_before_chaining_are_linked_once,
     the_command_line_verifies_and_names_the_break,
+    changes_made_at_once_take_consecutive_places,
 );
 
 /// A key for the operator, whose public half the app verifies checkpoints with.
@@ -310,4 +311,27 @@ async fn the_command_line_verifies_and_names_the_break(mut app: TestApp) {
     let said = String::from_utf8_lossy(&tampered.stdout).to_string();
     assert_eq!(tampered.status.code(), Some(1), "{said}");
     assert!(said.contains("TAMPERED (Modified): Event 3"), "{said}");
+}
+
+/// Twenty audited changes sent at once: each takes its own place, the chain holds.
+async fn changes_made_at_once_take_consecutive_places(mut app: TestApp) {
+    let signer = operator_key(&mut app);
+    let (org, key) = chained(&app, &signer).await;
+    let before = places(&app, &org).await.len();
+    let made = futures_util::future::join_all((0..20).map(|i| {
+        let body = serde_json::json!({ "name": format!("Lab {i}"), "admin_user_id": org.admin_id });
+        app.api("POST", "/api/admin/workspaces", &key, Some(body))
+    }))
+    .await;
+    assert!(
+        made.iter().all(|answer| answer.status.is_success()),
+        "{:?}",
+        made.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let events = places(&app, &org).await;
+    assert!(events.len() >= before + 20, "{} then {}", before, events.len());
+    let seqs: Vec<i64> = events.iter().map(|(_, seq)| *seq).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    let report = verify(&app, &key).await;
+    assert_eq!(report["intact"], true, "{report}");
 }
