@@ -12,7 +12,6 @@ use app::{
 };
 use clap::{Parser, Subcommand};
 use server::config::{DatabaseArgs, ServeArgs};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,7 +68,7 @@ enum AuditCommand {
         /// Only this Organization's chain.
         #[arg(long, conflicts_with = "file")]
         org: Option<OrgId>,
-        /// An Organization's export (`GET /api/admin/audit-logs/export`) instead of the database.
+        /// An Organization's export (`GET /api/admin/audit-logs/export`, JSON or `?format=csv`) instead of the database.
         #[arg(long)]
         file: Option<std::path::PathBuf>,
         /// The public key the checkpoints must be signed with (as `keygen` printed it).
@@ -186,13 +185,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Readable text by default; a JSON object a line for log collectors.
-    match std::env::var("CHANCERY_LOG_FORMAT").as_deref() {
-        Ok("json") => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
-        Ok("text") | Ok("") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        Ok(other) => anyhow::bail!("CHANCERY_LOG_FORMAT is text or json, not {other:?}"),
-    }
+    let _tracing = server::telemetry::install_subscriber()?;
     // No command at all (as `cargo leptos serve` runs it) means `serve` with its defaults.
     let command = Cli::parse()
         .command
@@ -298,7 +291,13 @@ async fn run() -> anyhow::Result<()> {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-                    let record = serde_json::from_str::<ChainRecord>(&text).map_err(|err| {
+                    // The export's JSON or CSV form.
+                    let record = if text.starts_with('{') {
+                        serde_json::from_str::<ChainRecord>(&text).map_err(|err| err.to_string())
+                    } else {
+                        ChainRecord::from_csv(&text)
+                    };
+                    let record = record.map_err(|err| {
                         anyhow::anyhow!("{} is not an audit log export: {err}", path.display())
                     })?;
                     vec![record.verify(key.as_ref())]

@@ -8,8 +8,16 @@
 //!   logs can be joined with ours.
 //! - `/metrics`: what `app::server::observability` names, in Prometheus's text
 //!   format, behind a bearer token or on an address of its own.
+//! - Logs and traces (`install_subscriber`): text or JSON lines on stdout, and
+//!   Chancery's spans sent to an OpenTelemetry collector when one is configured.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        OnceLock,
+    },
+    time::Instant,
+};
 
 use app::server::{observability, state::AppState};
 use axum::{
@@ -21,7 +29,13 @@ use axum::{
 };
 use http::{header, HeaderName, HeaderValue, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::{
+    filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter, Layer as _,
+};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -38,6 +52,15 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str).to_owned();
     // The id is sane (visible ASCII) and the route is one of ours: neither can forge a log line.
     let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
+    if exporting_traces() {
+        // The caller's trace, continued by our spans.
+        if let Some(parent) = request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()) {
+            if let Some(parent) = TraceContext::parse(parent) {
+                let _ =
+                    span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.into()));
+            }
+        }
+    }
     let method = request.method().clone();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -127,6 +150,79 @@ async fn metrics(State(scrape): State<Scrape>, request: Request) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
+/// Set once the subscriber sends spans to a collector.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans go to an OpenTelemetry collector: spans made only for it
+/// (the gateway's `gen_ai` span) are not made otherwise.
+pub fn exporting_traces() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// What `install_subscriber` set up; dropping it sends the spans still buffered.
+#[must_use = "dropping it stops sending traces"]
+pub struct Tracing {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(err) = provider.shutdown() {
+                eprintln!("warning: the last traces could not be sent: {err}");
+            }
+        }
+    }
+}
+
+/// Installs the process's subscriber: log lines on stdout, as text or as JSON
+/// objects (`CHANCERY_LOG_FORMAT=json`), filtered by `RUST_LOG` (`info` by
+/// default); and, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) names a collector, Chancery's own
+/// spans (info and above, whatever `RUST_LOG` says) sent to it over OTLP/HTTP
+/// with protobuf. The other `OTEL_*` variables (headers, timeout, sampler,
+/// batching, service name and resource attributes) are honoured.
+pub fn install_subscriber() -> anyhow::Result<Tracing> {
+    use tracing_subscriber::fmt;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = match std::env::var("CHANCERY_LOG_FORMAT").as_deref() {
+        Ok("json") => fmt::layer().json().boxed(),
+        Ok("text") | Ok("") | Err(_) => fmt::layer().boxed(),
+        Ok(other) => anyhow::bail!("CHANCERY_LOG_FORMAT is text or json, not {other:?}"),
+    };
+    let provider = otlp_provider()?;
+    let traces = provider.as_ref().map(|provider| {
+        let ours = Targets::new()
+            .with_target("app", tracing::Level::INFO)
+            .with_target("server", tracing::Level::INFO);
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("chancery")).with_filter(ours)
+    });
+    tracing_subscriber::registry().with(logs.with_filter(filter)).with(traces).init();
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+    Ok(Tracing { provider })
+}
+
+/// A tracer provider batching spans to the configured OTLP collector, if any.
+fn otlp_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if disabled || !(set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|err| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {err}"))?;
+    let mut resource = opentelemetry_sdk::Resource::builder()
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    if !set("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name("chancery");
+    }
+    let provider =
+        SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build();
+    Ok(Some(provider))
+}
+
 /// Up to 128 visible ASCII characters, no spaces: enough for any id scheme,
 /// nothing that could forge a log line.
 fn sane_request_id(id: &str) -> bool {
@@ -169,8 +265,39 @@ impl TraceContext {
         well_formed.then_some(Self { trace_id, span_id, flags })
     }
 
+    /// The trace context of `span`, when it is sent to a collector (its own
+    /// id, in the caller's trace); else a span of our own in the trace of a
+    /// request with these `headers` (see `child_of`).
+    pub fn of_span(span: &tracing::Span, headers: &http::HeaderMap) -> Self {
+        if exporting_traces() {
+            let context = span.context();
+            let ours = context.span().span_context().clone();
+            if ours.is_valid() {
+                return Self {
+                    trace_id: ours.trace_id().to_bytes(),
+                    span_id: ours.span_id().to_bytes(),
+                    flags: ours.trace_flags().to_u8(),
+                };
+            }
+        }
+        Self::child_of(headers)
+    }
+
     pub fn header_value(&self) -> String {
         format!("00-{}-{}-{:02x}", hex::encode(self.trace_id), hex::encode(self.span_id), self.flags)
+    }
+}
+
+impl From<TraceContext> for SpanContext {
+    /// The context of a span in another process (the caller's).
+    fn from(trace: TraceContext) -> Self {
+        SpanContext::new(
+            opentelemetry::trace::TraceId::from_bytes(trace.trace_id),
+            opentelemetry::trace::SpanId::from_bytes(trace.span_id),
+            TraceFlags::new(trace.flags),
+            true,
+            TraceState::default(),
+        )
     }
 }
 

@@ -51,6 +51,7 @@ impl From<UserRow> for CurrentUser {
 /// Someone signs up on their own (not from an invitation), if the operator's
 /// `policy` lets them: at most `SIGN_UPS_PER_CLIENT` accounts an hour from one
 /// address. Their address is to be proven by the link emailed to it.
+#[tracing::instrument(name = "accounts::open_sign_up", skip_all, err(level = "debug"))]
 pub async fn open_sign_up(
     db: &Db,
     throttle: &Throttle,
@@ -90,6 +91,7 @@ fn refuse_unless_allowed(policy: &SignUpPolicy, email: &validate::Email) -> AppR
 
 /// Creates an account (from an invitation, whose link proves the address).
 /// The new person is the actor of their own `user.create` event.
+#[tracing::instrument(name = "accounts::sign_up", skip_all, err(level = "debug"))]
 pub async fn sign_up(db: &Db, client: &Client, input: SignUp) -> AppResult<CurrentUser> {
     let (name, email, password_hash) = checked(input).await?;
     let mut tx = db.begin().await?;
@@ -111,6 +113,7 @@ async fn checked(input: SignUp) -> AppResult<(String, validate::Email, String)> 
 /// address, and never say whether the email or the password was wrong. The
 /// right password of someone who must use single sign-on is refused too, and
 /// says so (only to whoever knows the password).
+#[tracing::instrument(name = "accounts::log_in", skip_all, err(level = "debug"))]
 pub async fn log_in(
     db: &Db,
     throttle: &Throttle,
@@ -259,6 +262,7 @@ async fn create(
     Ok(user)
 }
 
+#[tracing::instrument(name = "accounts::find_user", skip_all, fields(id = %id), err(level = "debug"))]
 pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<CurrentUser>> {
     let row: Option<UserRow> = sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
         .bind(id)

@@ -67,6 +67,7 @@ const SELECT_KEYS: &str = "SELECT k.id, k.name, k.org_id, o.name AS org_name, k.
                           AND m.user_id = k.created_by AND m.accepted_at IS NOT NULL) THEN 0 ELSE 1 END AS creator_left
     FROM admin_api_keys k JOIN organizations o ON o.id = k.org_id";
 
+#[tracing::instrument(name = "admin_keys::create", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -126,6 +127,7 @@ pub async fn create(
     Ok(CreatedAdminKey { view: row.into(), key: key.full })
 }
 
+#[tracing::instrument(name = "admin_keys::list", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn list(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppResult<Vec<AdminKeyView>> {
     let mut conn = db.pool().acquire().await?;
     authz::enterprise_member(&mut conn, actor, enterprise).await?;
@@ -138,6 +140,7 @@ pub async fn list(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppResult
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
+#[tracing::instrument(name = "admin_keys::revoke", skip_all, fields(actor = actor.kind(), enterprise = %enterprise, key = %key), err(level = "debug"))]
 pub async fn revoke(
     db: &Db,
     actor: &Actor,
@@ -163,6 +166,7 @@ pub async fn revoke(
 
 /// The Admin API keys that administer an Organization, for its Admins: they
 /// see who can act on their Organization from outside, and can cut it off.
+#[tracing::instrument(name = "admin_keys::list_for_org", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list_for_org(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<AdminKeyView>> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -175,6 +179,7 @@ pub async fn list_for_org(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Ve
 }
 
 /// An Organization's Admin revokes an Admin API key that administers it.
+#[tracing::instrument(name = "admin_keys::revoke_for_org", skip_all, fields(actor = actor.kind(), org_id = %org_id, key = %key), err(level = "debug"))]
 pub async fn revoke_for_org(
     db: &Db,
     actor: &Actor,
@@ -231,6 +236,7 @@ async fn mark_revoked(
 
 /// The actor behind a presented `x-api-key`. Unknown, malformed, revoked and
 /// expired keys are all `Unauthenticated`.
+#[tracing::instrument(name = "admin_keys::authenticate", skip_all, err(level = "debug"))]
 pub async fn authenticate(db: &Db, presented: Option<&str>) -> AppResult<Actor> {
     let invalid = || {
         AppError::Unauthenticated(

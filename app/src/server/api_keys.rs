@@ -150,6 +150,7 @@ struct KeyFields<'a> {
     expires_at: Option<Timestamp>,
 }
 
+#[tracing::instrument(name = "api_keys::create", skip_all, fields(actor = actor.kind(), org_id = %org_id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -312,6 +313,7 @@ pub struct KeyFilter {
 }
 
 /// The organization's keys, newest first.
+#[tracing::instrument(name = "api_keys::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> AppResult<Vec<ApiKeyView>> {
     if !(1..=paging::MAX_PAGE_SIZE).contains(&filter.limit)
         || !(0..=paging::MAX_OFFSET).contains(&filter.offset)
@@ -370,6 +372,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId, filter: &KeyFilter) -> 
 
 /// One page of a workspace's keys as its page lists them, newest first past
 /// `after`: all of them for whoever runs the workspace, their own for others.
+#[tracing::instrument(name = "api_keys::workspace_page", skip_all, fields(actor = actor.kind(), org_id = %org_id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn workspace_page(
     db: &Db,
     actor: &Actor,
@@ -412,6 +415,7 @@ pub async fn working_count(
 pub const KEYS_PAGE_SIZE: i64 = 50;
 
 /// Revokes a key at once (the gateway refuses it within a second).
+#[tracing::instrument(name = "api_keys::revoke", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: ApiKeyId) -> AppResult<()> {
     let manager = require_key_manager(db, actor, org_id, id).await?;
     let mut tx = db.begin().await?;
@@ -441,6 +445,7 @@ pub async fn revoke(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: 
 /// `lifecycle`). An Admin API key acts for the Organization and can make keys
 /// for anyone, so it rotates a key without taking it. Either way, an owner who
 /// did not rotate their own key is told by email, and the audit event names both.
+#[tracing::instrument(name = "api_keys::rotate", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn rotate(
     db: &Db,
     actor: &Actor,

@@ -261,6 +261,7 @@ pub struct Window {
 
 /// Events of one organization for its administrators (Admins and its Admin API
 /// keys), in time order (newest first unless asked otherwise).
+#[tracing::instrument(name = "audit::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(
     db: &Db,
     actor: &Actor,
@@ -307,6 +308,7 @@ async fn read(
 
 /// One page of the audit log, newest first, starting past `cursor`: the
 /// Admin Panel's list, and where the next (older) page starts, if any.
+#[tracing::instrument(name = "audit::page", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn page(
     db: &Db,
     actor: &Actor,
@@ -440,6 +442,7 @@ const EXPORT_WINDOW: i64 = 1_000;
 
 impl Export {
     /// An export for `actor`, who must administer the Organization.
+    #[tracing::instrument(name = "audit::start", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
     pub async fn start(db: &Db, actor: &Actor, org_id: OrgId, filter: AuditFilter) -> AppResult<Self> {
         filter.check()?;
         authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
@@ -525,8 +528,11 @@ pub fn to_csv(entries: &[AuditEntry]) -> String {
 /// The first line of the CSV export, naming the columns of [`to_csv`]'s lines.
 pub const CSV_HEADER: &str = "time,actor_type,actor,actor_id,action,target_type,target_id,ip,details\r\n";
 
+/// A CSV cell. A text a spreadsheet would run as a formula is prefixed with
+/// `'`, as is one that starts with `'`, so [`csv_text`] gives back exactly what
+/// was written.
 pub(super) fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
         format!("'{text}")
     } else {
         text.to_string()
@@ -536,6 +542,11 @@ pub(super) fn csv_cell(text: &str) -> String {
     } else {
         text
     }
+}
+
+/// The text [`csv_cell`] wrote (once the CSV reader has undone the quoting).
+pub(super) fn csv_text(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
 }
 
 #[cfg(test)]
@@ -579,5 +590,9 @@ mod tests {
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_cell("-1"), "'-1");
+        assert_eq!(csv_cell("'quoted"), "''quoted");
+        for text in ["plain", "-1", "'quoted", "''", "=1+1", ""] {
+            assert_eq!(csv_text(csv_cell(text).trim_matches('"')), text);
+        }
     }
 }

@@ -19,7 +19,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Connection as _, FromRow};
 
-use super::{actor::Actor, authz, db::Db};
+use super::{
+    actor::Actor,
+    audit::{csv_cell, csv_text},
+    authz,
+    db::Db,
+};
 use crate::{error::AppResult, ids::OrgId, time::Timestamp};
 
 /// The hash before a chain's first event.
@@ -204,6 +209,7 @@ const EVENT_COLUMNS: &str = "id, org_id, actor_type, actor_id, actor_label, acti
 /// Links the events recorded before chaining began (see the migration
 /// `0034_audit_chain`), oldest first, once: the first start after the upgrade
 /// does it, and nothing recorded later is ever linked this way.
+#[tracing::instrument(name = "audit_chain::link_earlier_events", skip_all, err(level = "debug"))]
 pub async fn link_earlier_events(db: &Db) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     let (up_to,): (Option<i64>,) =
@@ -231,6 +237,7 @@ pub async fn link_earlier_events(db: &Db) -> Result<u64, sqlx::Error> {
 
 /// Signs the head of every chain that grew since its last checkpoint; returns
 /// how many were signed.
+#[tracing::instrument(name = "audit_chain::sign_checkpoints", skip_all, err(level = "debug"))]
 pub async fn sign_checkpoints(db: &Db, signer: &AuditSigner, now: Timestamp) -> Result<usize, sqlx::Error> {
     let heads: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT h.chain, h.seq, h.hash FROM audit_chain_heads h
@@ -259,12 +266,14 @@ pub async fn sign_checkpoints(db: &Db, signer: &AuditSigner, now: Timestamp) -> 
 
 /// An Organization's chain, for one of its Admins to export and verify
 /// elsewhere (`chancery audit verify --file`).
+#[tracing::instrument(name = "audit_chain::org_chain", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn org_chain(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<ChainRecord> {
     authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
     Ok(ChainRecord::load(db, Some(&org_id.to_string())).await?)
 }
 
 /// Verifies an Organization's chain, for one of its Admins.
+#[tracing::instrument(name = "audit_chain::verify_org", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn verify_org(
     db: &Db,
     actor: &Actor,
@@ -274,6 +283,26 @@ pub async fn verify_org(
     authz::org_admin(&mut *db.pool().acquire().await?, actor, org_id).await?;
     Ok(ChainRecord::verify_stored(db, Some(&org_id.to_string()), key).await?)
 }
+
+/// The header lines of the CSV export's three tables.
+const CSV_EVENTS: [&str; 13] = [
+    "seq",
+    "hash",
+    "id",
+    "created_at_ms",
+    "org_id",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "details",
+    "ip",
+];
+const CSV_HEAD: [&str; 2] = ["head_seq", "head_hash"];
+const CSV_CHECKPOINTS: [&str; 6] =
+    ["checkpoint_chain", "checkpoint_seq", "head_hash", "signed_at_ms", "public_key", "signature"];
 
 /// A chain's newest place and its hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
@@ -295,6 +324,7 @@ pub struct ChainRecord {
 
 impl ChainRecord {
     /// One chain as the database holds it: `None` for events of no Organization.
+    #[tracing::instrument(name = "audit_chain::load", skip_all, err(level = "debug"))]
     pub async fn load(db: &Db, org_id: Option<&str>) -> Result<Self, sqlx::Error> {
         let record = Self::load_without_events(db, org_id).await?;
         let events: Vec<ChainedEvent> = sqlx::query_as(&format!(
@@ -326,6 +356,7 @@ impl ChainRecord {
     }
 
     /// Every chain in the database: each Organization's, and the one of no Organization.
+    #[tracing::instrument(name = "audit_chain::chains", skip_all, err(level = "debug"))]
     pub async fn chains(db: &Db) -> Result<Vec<String>, sqlx::Error> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT COALESCE(org_id, '') FROM audit_events
@@ -337,6 +368,137 @@ impl ChainRecord {
         let mut chains: Vec<String> = rows.into_iter().map(|(chain,)| chain).collect();
         chains.sort();
         Ok(chains)
+    }
+
+    /// The record as CSV that verifies offline like the JSON export: a table of
+    /// events (every hashed column, with its place and hash; an empty cell is an
+    /// absent value, Chancery records no empty text), then the head's, then the
+    /// signed checkpoints' table, each under its own header line.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::new();
+        let mut line = |cells: &[&str]| {
+            let cells: Vec<String> = cells.iter().map(|cell| csv_cell(cell)).collect();
+            out += &cells.join(",");
+            out += "\r\n";
+        };
+        line(&CSV_EVENTS);
+        for event in &self.events {
+            let (seq, id, at) = (
+                event.chain_seq.map(|s| s.to_string()),
+                event.id.to_string(),
+                event.content.created_at.to_string(),
+            );
+            let c = &event.content;
+            let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
+            line(&[
+                seq.as_deref().unwrap_or(""),
+                event.chain_hash.as_deref().unwrap_or(""),
+                &id,
+                &at,
+                &text(&c.org_id),
+                &c.actor_type,
+                &text(&c.actor_id),
+                &c.actor_label,
+                &c.action,
+                &c.target_type,
+                &text(&c.target_id),
+                &text(&c.details),
+                &text(&c.ip),
+            ]);
+        }
+        line(&[]);
+        line(&CSV_HEAD);
+        if let Some(head) = &self.head {
+            line(&[&head.seq.to_string(), &head.hash]);
+        }
+        line(&[]);
+        line(&CSV_CHECKPOINTS);
+        for c in &self.checkpoints {
+            line(&[
+                &c.chain,
+                &c.seq.to_string(),
+                &c.head_hash,
+                &c.signed_at.to_string(),
+                &c.public_key,
+                &c.signature,
+            ]);
+        }
+        out
+    }
+
+    /// Reads back what [`ChainRecord::to_csv`] wrote; the chain is its
+    /// events' Organization (or its checkpoints').
+    pub fn from_csv(text: &str) -> Result<Self, String> {
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+        let mut record = Self::default();
+        let mut table = None;
+        for (number, row) in reader.records().enumerate() {
+            let row = row.map_err(|err| format!("line {}: {err}", number + 1))?;
+            let cells: Vec<&str> = row.iter().map(csv_text).collect();
+            if cells.iter().all(|cell| cell.is_empty()) {
+                continue;
+            }
+            let at = |what: &str| format!("line {}: {what}", number + 1);
+            let number_in =
+                |cell: &str| cell.parse::<i64>().map_err(|_| at(&format!("{cell:?} is not a number")));
+            let optional = |cell: &str| (!cell.is_empty()).then(|| cell.to_string());
+            for (header, name) in
+                [(&CSV_EVENTS[..], "events"), (&CSV_HEAD[..], "head"), (&CSV_CHECKPOINTS[..], "checkpoints")]
+            {
+                if cells == header {
+                    table = Some(name);
+                }
+            }
+            if [&CSV_EVENTS[..], &CSV_HEAD[..], &CSV_CHECKPOINTS[..]].contains(&&cells[..]) {
+                continue;
+            }
+            match (table, &cells[..]) {
+                (
+                    Some("events"),
+                    [seq, hash, id, at_ms, org, actor_type, actor_id, label, action, target_type, target_id, details, ip],
+                ) => {
+                    record.events.push(ChainedEvent {
+                        id: number_in(id)?,
+                        content: Content {
+                            org_id: optional(org),
+                            actor_type: actor_type.to_string(),
+                            actor_id: optional(actor_id),
+                            actor_label: label.to_string(),
+                            action: action.to_string(),
+                            target_type: target_type.to_string(),
+                            target_id: optional(target_id),
+                            details: optional(details),
+                            ip: optional(ip),
+                            created_at: number_in(at_ms)?,
+                        },
+                        chain_seq: optional(seq).map(|seq| number_in(&seq)).transpose()?,
+                        chain_hash: optional(hash),
+                    });
+                }
+                (Some("head"), [seq, hash]) => {
+                    record.head = Some(ChainHead { seq: number_in(seq)?, hash: hash.to_string() });
+                }
+                (Some("checkpoints"), [chain, seq, head_hash, signed_at, public_key, signature]) => {
+                    record.checkpoints.push(Checkpoint {
+                        chain: chain.to_string(),
+                        seq: number_in(seq)?,
+                        head_hash: head_hash.to_string(),
+                        signed_at: number_in(signed_at)?,
+                        public_key: public_key.to_string(),
+                        signature: signature.to_string(),
+                    });
+                }
+                (None, _) => return Err(at("not an audit log export (no header line)")),
+                (Some(table), cells) => {
+                    return Err(at(&format!("{} cells where the {table} table has others", cells.len())))
+                }
+            }
+        }
+        let first = record.events.first().and_then(|e| e.content.org_id.clone());
+        record.chain =
+            first.or_else(|| record.checkpoints.first().map(|c| c.chain.clone())).unwrap_or_default();
+        Ok(record)
     }
 
     /// Walks the chain from its first place and names the first break; checks
@@ -355,6 +517,7 @@ impl ChainRecord {
 
     /// Verifies one chain as the database holds it, a page of events at a
     /// time: memory stays small whatever the chain's length.
+    #[tracing::instrument(name = "audit_chain::verify_stored", skip_all, err(level = "debug"))]
     pub async fn verify_stored(
         db: &Db,
         org_id: Option<&str>,
@@ -678,6 +841,38 @@ mod tests {
 
     fn broken(record: &ChainRecord, key: &VerifyingKey) -> Option<(TamperKind, i64)> {
         record.verify(Some(key)).problem.map(|p| (p.kind, p.seq))
+    }
+
+    #[test]
+    fn the_csv_export_reads_back_as_written_and_still_shows_edits() {
+        let signer = AuditSigner::generate();
+        let mut record = chain(4, &signer, &[3]);
+        // Texts a CSV or a spreadsheet could mangle.
+        record.events[1].content.actor_label = "=HYPERLINK(\"x\"), 'o'brien\"\n-1".into();
+        record.events[1].content.details = Some(r#"{"a":"b, c","q":"\"x\""}"#.into());
+        record.events[2].content.ip = Some("192.0.2.1".into());
+        let record = {
+            // Relinked after the edits, as if recorded so.
+            let mut prev = GENESIS.to_string();
+            for event in &mut record.events {
+                let hash = event.content.link_hash(event.chain_seq.unwrap(), &prev);
+                event.chain_hash = Some(hash.clone());
+                prev = hash;
+            }
+            record.head = Some(ChainHead { seq: 4, hash: prev });
+            record.checkpoints =
+                vec![signer.sign("org", 3, record.events[2].chain_hash.as_ref().unwrap(), 9)];
+            record
+        };
+        let csv = record.to_csv();
+        assert!(csv.starts_with("seq,hash,id,created_at_ms,org_id,"), "{csv}");
+        let read = ChainRecord::from_csv(&csv).unwrap();
+        assert_eq!(read, record);
+        assert_eq!(read.verify(Some(&signer.verifying_key())).problem, None);
+        let edited = csv.replace("ada@example.com", "eve@example.com");
+        let read = ChainRecord::from_csv(&edited).unwrap();
+        assert_eq!(broken(&read, &signer.verifying_key()), Some((TamperKind::Modified, 1)));
+        assert!(ChainRecord::from_csv("a,b\r\n").unwrap_err().contains("no header line"));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn next_month_start(at: Timestamp) -> Timestamp {
     month_start(Timestamp(month_start(at).0 + THIRTY_TWO_DAYS_MS))
 }
 
+#[tracing::instrument(name = "billing::view", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn view(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<BillingView> {
     let mut conn = db.pool().acquire().await?;
     authz::billing_manager(&mut conn, actor, org_id).await?;
@@ -98,6 +99,7 @@ async fn payment_method(
 
 /// Activates billing with `method` (checked by `payment::card` or
 /// `payment::marketplace`), replacing any earlier one.
+#[tracing::instrument(name = "billing::activate", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn activate(
     db: &Db,
     actor: &Actor,
@@ -146,6 +148,7 @@ pub async fn activate(
 }
 
 /// Removes the payment method: billing becomes inactive and the gateway refuses the keys.
+#[tracing::instrument(name = "billing::deactivate", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn deactivate(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let manager = authz::billing_manager(&mut tx, actor, org_id).await?;
@@ -167,6 +170,7 @@ fn shown(limit: Option<i64>) -> String {
 
 /// Sets (or with `None`, removes) the organization's monthly spending limit.
 /// It cannot go below a workspace's budget.
+#[tracing::instrument(name = "billing::set_org_limit", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn set_org_limit(
     db: &Db,
     actor: &Actor,
@@ -219,6 +223,7 @@ pub async fn set_org_limit(
 }
 
 /// Sets (or with `None`, removes) a workspace's monthly budget, at most the organization's limit.
+#[tracing::instrument(name = "billing::set_workspace_budget", skip_all, fields(actor = actor.kind(), org_id = %org_id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn set_workspace_budget(
     db: &Db,
     actor: &Actor,
@@ -317,6 +322,7 @@ async fn checked(db: &Db, mut limits: RateLimits) -> AppResult<RateLimits> {
 /// Changes a workspace's rate limits, model allow-list and per-model token
 /// limits (Admins only): `change` edits the current ones, which are then
 /// checked, stored and audited with their before and after.
+#[tracing::instrument(name = "billing::update_rate_limits", skip_all, fields(actor = actor.kind(), org_id = %org_id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn update_rate_limits(
     db: &Db,
     actor: &Actor,
@@ -445,6 +451,7 @@ async fn workspace_limits(
 
 /// One workspace's limits and spend (the default workspace's without one), for
 /// its Admins and the billing managers.
+#[tracing::instrument(name = "billing::limits_of", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn limits_of(
     db: &Db,
     actor: &Actor,

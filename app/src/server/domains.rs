@@ -86,6 +86,7 @@ pub(super) async fn verified_for(
     Ok(verified.is_some())
 }
 
+#[tracing::instrument(name = "domains::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<DomainView>> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -100,6 +101,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<Domain
 }
 
 /// Claims `domain` for the Organization: it is verified once its TXT record is published.
+#[tracing::instrument(name = "domains::claim", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn claim(
     db: &Db,
     actor: &Actor,
@@ -126,6 +128,7 @@ pub async fn claim(
 
 /// Looks up the claimed domain's TXT record with `dns` and, if it holds the
 /// token, marks the domain verified.
+#[tracing::instrument(name = "domains::verify", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn verify(
     db: &Db,
     dns: Option<&Dns>,
@@ -175,6 +178,7 @@ pub async fn verify(
 
 /// The operator's override for installs without public DNS: claims and
 /// verifies `domain` for the Organization at once.
+#[tracing::instrument(name = "domains::verify_by_operator", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn verify_by_operator(
     db: &Db,
     actor: &Actor,
@@ -199,6 +203,7 @@ pub async fn verify_by_operator(
 }
 
 /// Gives up a claimed or verified domain.
+#[tracing::instrument(name = "domains::remove", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, domain: &str) -> AppResult<()> {
     let domain = normalize(domain)?;
     let mut tx = db.begin().await?;

@@ -26,6 +26,7 @@ pub const NOT_AN_ORG_ADMIN: &str =
 
 /// The operator creates an Enterprise Account for a company: it links `orgs`
 /// and makes `admin_email` (an admin of one of them) its first member.
+#[tracing::instrument(name = "enterprise::create", skip_all, fields(actor = actor.kind()), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -79,6 +80,7 @@ pub async fn create(
 }
 
 /// The operator links one more Organization to an Enterprise Account.
+#[tracing::instrument(name = "enterprise::link_org", skip_all, fields(actor = actor.kind(), enterprise = %enterprise, org_id = %org_id), err(level = "debug"))]
 pub async fn link_org(
     db: &Db,
     actor: &Actor,
@@ -141,6 +143,7 @@ async fn link(
 }
 
 /// The Enterprise Account `user` is an active member (admin) of, if any.
+#[tracing::instrument(name = "enterprise::of_user", skip_all, fields(user = %user), err(level = "debug"))]
 pub async fn of_user(db: &Db, user: UserId) -> AppResult<Option<EnterpriseSummary>> {
     let row: Option<(EnterpriseId, String)> = sqlx::query_as(
         "SELECT e.id, e.name FROM enterprise_members m JOIN enterprise_accounts e ON e.id = m.enterprise_account_id
@@ -153,6 +156,7 @@ pub async fn of_user(db: &Db, user: UserId) -> AppResult<Option<EnterpriseSummar
 }
 
 /// Enterprise Accounts that invited `user` and wait for them to accept.
+#[tracing::instrument(name = "enterprise::invitations_of", skip_all, fields(user = %user), err(level = "debug"))]
 pub async fn invitations_of(db: &Db, user: UserId) -> AppResult<Vec<EnterpriseSummary>> {
     let rows: Vec<(EnterpriseId, String)> = sqlx::query_as(
         "SELECT e.id, e.name FROM enterprise_members m JOIN enterprise_accounts e ON e.id = m.enterprise_account_id
@@ -206,6 +210,7 @@ async fn insert_member(
     Ok(())
 }
 
+#[tracing::instrument(name = "enterprise::list_members", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn list_members(
     db: &Db,
     actor: &Actor,
@@ -255,6 +260,7 @@ pub async fn list_members(
 
 /// Invites an admin of a linked Organization; they show as "Invite pending" until
 /// they accept, and are told by email where to accept.
+#[tracing::instrument(name = "enterprise::add_member", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn add_member(
     db: &Db,
     actor: &Actor,
@@ -295,6 +301,7 @@ pub async fn add_member(
     Ok(())
 }
 
+#[tracing::instrument(name = "enterprise::accept_invitation", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn accept_invitation(
     db: &Db,
     actor: &Actor,
@@ -324,6 +331,7 @@ pub async fn accept_invitation(
 }
 
 /// Removes a member or withdraws an invitation. The last active member stays.
+#[tracing::instrument(name = "enterprise::remove_member", skip_all, fields(actor = actor.kind(), enterprise = %enterprise, user = %user), err(level = "debug"))]
 pub async fn remove_member(
     db: &Db,
     actor: &Actor,
@@ -361,6 +369,7 @@ pub async fn remove_member(
     Ok(())
 }
 
+#[tracing::instrument(name = "enterprise::list_orgs", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn list_orgs(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppResult<Vec<EnterpriseOrg>> {
     let mut conn = db.pool().acquire().await?;
     let viewer = authz::enterprise_member(&mut conn, actor, enterprise).await?.user();
@@ -388,6 +397,7 @@ pub async fn list_orgs(db: &Db, actor: &Actor, enterprise: EnterpriseId) -> AppR
 
 /// Creates an Organization linked to the Enterprise Account, with its Default
 /// workspace and no members: its creator still has to promote themself.
+#[tracing::instrument(name = "enterprise::create_org", skip_all, fields(actor = actor.kind(), enterprise = %enterprise), err(level = "debug"))]
 pub async fn create_org(
     db: &Db,
     actor: &Actor,
@@ -407,6 +417,7 @@ pub async fn create_org(
 }
 
 /// "Promote to admin": the acting Enterprise Account admin becomes an Admin of a linked Organization.
+#[tracing::instrument(name = "enterprise::promote_to_admin", skip_all, fields(actor = actor.kind(), enterprise = %enterprise, org_id = %org_id), err(level = "debug"))]
 pub async fn promote_to_admin(
     db: &Db,
     actor: &Actor,

@@ -95,6 +95,7 @@ fn name_taken(name: &str) -> AppError {
 }
 
 /// The organization's groups by name; `search` keeps those whose name contains it.
+#[tracing::instrument(name = "groups::groups_page", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn groups_page(
     db: &Db,
     actor: &Actor,
@@ -136,6 +137,7 @@ async fn with_parents(
 }
 
 /// One group of the organization; another organization's is `NotFound`.
+#[tracing::instrument(name = "groups::group", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn group(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<GroupSummary> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -173,6 +175,7 @@ pub(super) async fn find(conn: &mut AnyConnection, org_id: OrgId, id: GroupId) -
     Ok(with_parents(conn, org_id, vec![group.into()]).await?.remove(0))
 }
 
+#[tracing::instrument(name = "groups::create", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -218,6 +221,7 @@ pub async fn create(
 /// is nested in; the event keeps before and after. A group the identity
 /// provider manages keeps its name and description; a group's target changes
 /// only while it grants nothing of its present kind.
+#[tracing::instrument(name = "groups::update", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn update(
     db: &Db,
     actor: &Actor,
@@ -317,6 +321,7 @@ fn require_target(group: &GroupSummary, target: GroupTarget) -> AppResult<()> {
 /// `organization_role`); a member who loses what it gave loses what came with
 /// it (see `lifecycle`), and the Organization keeps at least one Admin. Groups
 /// the identity provider manages too: Admins decide what a group grants.
+#[tracing::instrument(name = "groups::set_organization_role", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn set_organization_role(
     db: &Db,
     actor: &Actor,
@@ -349,6 +354,7 @@ pub async fn set_organization_role(
     Ok(())
 }
 
+#[tracing::instrument(name = "groups::delete", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: GroupId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let admin = authz::org_admin(&mut tx, actor, org_id).await?;
@@ -395,6 +401,7 @@ pub(super) async fn erase(
 
 /// One page of a group's members by name, read in the Organization's order
 /// by name (its index), keeping this group's: no page sorts the whole group.
+#[tracing::instrument(name = "groups::members_page", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn members_page(
     db: &Db,
     actor: &Actor,
@@ -428,6 +435,7 @@ pub async fn members_page(
 }
 
 /// Adds the Organization's member with this email to group `id`.
+#[tracing::instrument(name = "groups::add_member_by_email", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn add_member_by_email(
     db: &Db,
     actor: &Actor,
@@ -448,6 +456,7 @@ pub async fn add_member_by_email(
 
 /// Adds organization members to a group; those already in are left as they are.
 /// Returns how many joined.
+#[tracing::instrument(name = "groups::add_members", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn add_members(
     db: &Db,
     actor: &Actor,
@@ -471,6 +480,7 @@ pub async fn add_members(
 }
 
 /// Removes people from a group. Returns how many left it.
+#[tracing::instrument(name = "groups::remove_members", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn remove_members(
     db: &Db,
     actor: &Actor,
@@ -605,6 +615,7 @@ fn grant(row: GrantRow) -> GroupGrant {
 }
 
 /// One page of the active workspaces a group grants, by workspace name.
+#[tracing::instrument(name = "groups::grants_of_group", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn grants_of_group(
     db: &Db,
     actor: &Actor,
@@ -636,6 +647,7 @@ pub async fn grants_of_group(
 }
 
 /// The groups that grant a workspace, by group name.
+#[tracing::instrument(name = "groups::grants_on_workspace", skip_all, fields(actor = actor.kind(), org_id = %org_id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn grants_on_workspace(
     db: &Db,
     actor: &Actor,
@@ -655,6 +667,7 @@ pub async fn grants_on_workspace(
 
 /// Grants a group a role on a workspace, or changes the role it grants.
 /// True if the grant is new.
+#[tracing::instrument(name = "groups::grant_workspace", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn grant_workspace(
     db: &Db,
     actor: &Actor,
@@ -702,6 +715,7 @@ pub async fn grant_workspace(
 }
 
 /// Ends a group's grant on a workspace; `NotFound` if it had none.
+#[tracing::instrument(name = "groups::revoke_workspace", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn revoke_workspace(
     db: &Db,
     actor: &Actor,
@@ -792,6 +806,7 @@ impl Nesting {
 /// `change` edits the present set, read under the Organization's lock. A
 /// change that would put a group inside itself is refused; people who leave a
 /// group this way lose what it gave them.
+#[tracing::instrument(name = "groups::set_nesting", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn set_nesting(
     db: &Db,
     actor: &Actor,
@@ -817,6 +832,7 @@ pub struct Relatives {
     pub nestable: Vec<GroupSummary>,
 }
 
+#[tracing::instrument(name = "groups::relatives", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn relatives(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<Relatives> {
     group(db, actor, org_id, id).await?;
     let all =

@@ -48,6 +48,7 @@ impl Swept {
 
 /// Deletes what has outlived its use at `now`, raw usage rows older than
 /// `usage_retention_days`.
+#[tracing::instrument(name = "housekeeping::sweep", skip_all, err(level = "debug"))]
 pub async fn sweep(db: &Db, usage_retention_days: u32, now: Timestamp) -> Result<Swept, sqlx::Error> {
     let days = |n: u64| Duration::from_secs(n * 86_400);
     let before = |age: Duration| Timestamp(now.0 - age.as_millis() as i64);

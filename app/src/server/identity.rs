@@ -50,6 +50,7 @@ type IdentityRow = (
 );
 
 /// The identity behind a workspace key the gateway accepted.
+#[tracing::instrument(name = "identity::of_key", skip_all, fields(key_id = %key_id), err(level = "debug"))]
 pub async fn of_key(db: &Db, key_id: ApiKeyId) -> AppResult<Identity> {
     let row: Option<IdentityRow> = sqlx::query_as(
         "SELECT k.name, o.id, o.name, w.id, w.name, u.id, u.email, u.name, s.id, s.name
@@ -88,6 +89,7 @@ pub async fn of_key(db: &Db, key_id: ApiKeyId) -> AppResult<Identity> {
 /// The active workspaces of the key's Organization its principal works in,
 /// oldest first: a person's (directly or through groups, while a member), a
 /// service account's own, a key's own for a key made for no one.
+#[tracing::instrument(name = "identity::workspaces_of", skip_all, err(level = "debug"))]
 pub async fn workspaces_of(
     db: &Db,
     identity: &Identity,

@@ -83,6 +83,7 @@ pub(super) async fn of(
 }
 
 /// The policy for its Admins and Billing managers to read.
+#[tracing::instrument(name = "key_policy::get", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn get(
     db: &Db,
     actor: &Actor,
@@ -109,6 +110,7 @@ fn check_days(days: Option<i64>) -> AppResult<()> {
 
 /// Sets the Organization's maximum key lifetime (`None`: keys may live forever).
 /// Admins only; audited as `api_key_policy.update`.
+#[tracing::instrument(name = "key_policy::set_for_org", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn set_for_org(
     db: &Db,
     actor: &Actor,
@@ -139,6 +141,7 @@ pub async fn set_for_org(
 
 /// Sets a workspace's maximum key lifetime, at most the Organization's
 /// (`None`: the Organization's applies). Admins only; audited.
+#[tracing::instrument(name = "key_policy::set_for_workspace", skip_all, fields(actor = actor.kind(), org_id = %org_id, workspace_id = %workspace_id), err(level = "debug"))]
 pub async fn set_for_workspace(
     db: &Db,
     actor: &Actor,

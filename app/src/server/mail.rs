@@ -62,6 +62,7 @@ pub struct Message {
 }
 
 /// The newest messages first.
+#[tracing::instrument(name = "mail::outbox", skip_all, err(level = "debug"))]
 pub async fn outbox(db: &Db, limit: i64) -> Result<Vec<Message>, sqlx::Error> {
     sqlx::query_as(
         "SELECT to_email, subject, body, created_at, sent_at, attempts, last_error
@@ -123,6 +124,7 @@ pub fn retry_delay_ms(attempts: i64) -> i64 {
 
 /// Sends the messages that are due. Returns how many were sent; failures are
 /// kept for a later try with their error.
+#[tracing::instrument(name = "mail::deliver_pending", skip_all, err(level = "debug"))]
 pub async fn deliver_pending(db: &Db, mailer: &Mailer) -> Result<usize, sqlx::Error> {
     let now = Timestamp::now();
     let due: Vec<(String, String, String, String, i64)> = sqlx::query_as(

@@ -113,6 +113,7 @@ impl MemberFilter {
 
 /// One page of the Organization's members by name, read from the database
 /// page by page: an Organization of thousands sends what one page shows.
+#[tracing::instrument(name = "members::members_page", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn members_page(
     db: &Db,
     actor: &Actor,
@@ -147,6 +148,7 @@ pub async fn members_page(
 }
 
 /// One member of the Organization; `NotFound` for anyone else.
+#[tracing::instrument(name = "members::member", skip_all, fields(actor = actor.kind(), org_id = %org_id, user = %user), err(level = "debug"))]
 pub async fn member(db: &Db, actor: &Actor, org_id: OrgId, user: UserId) -> AppResult<Member> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -199,6 +201,7 @@ pub const INVITATIONS_PAGE_SIZE: i64 = 50;
 /// The Organization's invitations not yet accepted nor revoked (expired ones
 /// too), oldest first: `size` (1 to 100) of them past the invitation `after`,
 /// only those of `email` (any case) if given.
+#[tracing::instrument(name = "members::invitations", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn invitations(
     db: &Db,
     actor: &Actor,
@@ -263,6 +266,7 @@ pub struct Invitee<'a> {
 }
 
 /// Invites someone and emails them a link to `/invite/{token}`.
+#[tracing::instrument(name = "members::invite", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn invite(
     db: &Db,
     throttle: &Throttle,
@@ -407,20 +411,25 @@ pub struct NewMember {
 /// At most this many people in one provisioning call.
 pub const MAX_PROVISIONED: usize = 100;
 
+/// Who [`provision`] made (or found) a member, `(email, id)`, and who it
+/// refused, `(email, reason)`.
+pub type Provisioned = (Vec<(String, UserId)>, Vec<(String, String)>);
+
 /// Makes each person a member at once, with their roles, as an identity
 /// provider would: only addresses in a domain this Organization verified (it
 /// owns those mailboxes); an account is made without a password where none
 /// exists (its owner sets one through "Forgot password"), and an existing,
 /// never-proven one is taken back for its owner. Already a member: listed with
 /// their id, unchanged. Each person is written on their own; those refused come
-/// back with the reason as `(email, reason)`.
+/// back with the reason.
+#[tracing::instrument(name = "members::provision", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn provision(
     db: &Db,
     actor: &Actor,
     client: &Client,
     org_id: OrgId,
     people: &[NewMember],
-) -> AppResult<(Vec<(String, UserId)>, Vec<(String, String)>)> {
+) -> AppResult<Provisioned> {
     if people.len() > MAX_PROVISIONED {
         return Err(AppError::invalid("body", format!("At most {MAX_PROVISIONED} people at a time.")));
     }
@@ -488,6 +497,7 @@ async fn provision_one(
 }
 
 /// A fresh link (the old one stops working) and seven more days.
+#[tracing::instrument(name = "members::resend", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn resend(
     db: &Db,
     actor: &Actor,
@@ -527,6 +537,7 @@ pub async fn resend(
     Ok(())
 }
 
+#[tracing::instrument(name = "members::revoke", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn revoke(
     db: &Db,
     actor: &Actor,
@@ -598,6 +609,7 @@ async fn usable_invitation(conn: &mut AnyConnection, token: &str) -> AppResult<I
     Ok(row)
 }
 
+#[tracing::instrument(name = "members::preview", skip_all, err(level = "debug"))]
 pub async fn preview(
     db: &Db,
     token: &str,
@@ -620,6 +632,7 @@ pub async fn preview(
 
 /// `user` accepts the invitation behind `token`: they join with its roles and
 /// become a member of the Default workspace.
+#[tracing::instrument(name = "members::accept", skip_all, err(level = "debug"))]
 pub async fn accept(db: &Db, client: &Client, token: &str, user: &CurrentUser) -> AppResult<OrgId> {
     let mut tx = db.begin().await?;
     let row = usable_invitation(&mut tx, token).await?;
@@ -703,6 +716,7 @@ pub(super) async fn join(
 
 /// A newcomer creates their account from the invitation (its email, their name
 /// and password) and accepts it.
+#[tracing::instrument(name = "members::sign_up_and_accept", skip_all, err(level = "debug"))]
 pub async fn sign_up_and_accept(
     db: &Db,
     client: &Client,
@@ -722,6 +736,7 @@ pub async fn sign_up_and_accept(
 
 /// Replaces a member's roles. The last Admin keeps the Admin role. Losing the
 /// Admin role ends what depended on it (see `lifecycle`).
+#[tracing::instrument(name = "members::set_roles", skip_all, fields(actor = actor.kind(), org_id = %org_id, user_id = %user_id), err(level = "debug"))]
 pub async fn set_roles(
     db: &Db,
     actor: &Actor,
@@ -766,6 +781,7 @@ pub async fn set_roles(
 
 /// Removes a member from the organization, its workspaces and groups, and ends
 /// their sessions and what they may no longer use (see `lifecycle`).
+#[tracing::instrument(name = "members::remove", skip_all, fields(actor = actor.kind(), org_id = %org_id, user_id = %user_id), err(level = "debug"))]
 pub async fn remove(
     db: &Db,
     sessions: &DbSessionStore,
@@ -869,6 +885,7 @@ async fn refuse_if_last_admin(conn: &mut AnyConnection, org_id: OrgId, what: &st
     Ok(())
 }
 
+#[tracing::instrument(name = "members::allowed_domains", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn allowed_domains(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<String>> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -881,6 +898,7 @@ pub async fn allowed_domains(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult
 }
 
 /// Replaces the allowed email domains; an empty list allows any domain.
+#[tracing::instrument(name = "members::set_allowed_domains", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn set_allowed_domains(
     db: &Db,
     actor: &Actor,

@@ -27,6 +27,7 @@ fn model((id, kind, input, output, images): ModelRow) -> CatalogueModel {
 }
 
 /// Every model, by id.
+#[tracing::instrument(name = "models::list", skip_all, err(level = "debug"))]
 pub async fn list(db: &Db) -> AppResult<Vec<CatalogueModel>> {
     let rows: Vec<ModelRow> = sqlx::query_as(
         "SELECT id, kind, input_micros_per_mtok, output_micros_per_mtok, image_max_tokens FROM models ORDER BY id",
@@ -38,6 +39,7 @@ pub async fn list(db: &Db) -> AppResult<Vec<CatalogueModel>> {
 
 /// `ids` cleaned (trimmed, without repeats, in order), each a model of the
 /// catalogue; an unknown one is refused by name.
+#[tracing::instrument(name = "models::require_known", skip_all, err(level = "debug"))]
 pub async fn require_known(db: &Db, field: &str, ids: &[String]) -> AppResult<Vec<String>> {
     let known = list(db).await?;
     let mut cleaned: Vec<String> = Vec::new();
@@ -53,6 +55,7 @@ pub async fn require_known(db: &Db, field: &str, ids: &[String]) -> AppResult<Ve
 }
 
 /// Adds a model or changes its prices (the operator only).
+#[tracing::instrument(name = "models::set", skip_all, fields(actor = actor.kind()), err(level = "debug"))]
 pub async fn set(db: &Db, actor: &Actor, client: &Client, input: CatalogueModel) -> AppResult<()> {
     let operator = authz::operator(actor)?;
     let id = input.id.trim();

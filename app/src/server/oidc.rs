@@ -141,6 +141,7 @@ fn secret_context(org_id: OrgId) -> String {
 }
 
 /// The Organization's provider, for its Admins.
+#[tracing::instrument(name = "oidc::settings", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn settings(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Option<OidcSettings>> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -168,6 +169,7 @@ async fn discover(issuer: IssuerUrl) -> Result<CoreProviderMetadata, String> {
 
 /// Saves the Organization's provider after reading its discovery document, so
 /// a typo is caught now rather than at someone's log-in.
+#[tracing::instrument(name = "oidc::save", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn save(
     db: &Db,
     sealing: &SealingKey,
@@ -254,12 +256,14 @@ pub async fn save(
 }
 
 /// Forgets the Organization's provider; its people log in with passwords again.
+#[tracing::instrument(name = "oidc::remove", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
     sso::remove_provider(db, actor, client, org_id, Protocol::Oidc).await
 }
 
 /// Where to send `email`, of the Organization `org_id` whose provider is on,
 /// and what their session must keep until they come back.
+#[tracing::instrument(name = "oidc::start", skip_all, fields(org_id = %org_id), err(level = "debug"))]
 pub async fn start(
     db: &Db,
     public_url: &str,
@@ -298,6 +302,7 @@ pub async fn start(
 /// Finishes a log-in when the provider sends the person back: checks
 /// everything, then signs them in (creating their account and membership on
 /// their first visit). A refusal is audited in the Organization.
+#[tracing::instrument(name = "oidc::finish", skip_all, err(level = "debug"))]
 pub async fn finish(
     db: &Db,
     sealing: &SealingKey,

@@ -20,6 +20,7 @@ pub const DEFAULT_WORKSPACE_NAME: &str = "Default";
 
 /// Creates a person's first organization: they become its Admin, and its
 /// Default workspace is created with them as workspace Admin.
+#[tracing::instrument(name = "orgs::create_first_organization", skip_all, fields(actor = actor.kind()), err(level = "debug"))]
 pub async fn create_first_organization(
     db: &Db,
     actor: &Actor,
@@ -53,6 +54,7 @@ pub async fn create_first_organization(
 }
 
 /// An organization's name, for whoever already proved they act in it.
+#[tracing::instrument(name = "orgs::name_of", skip_all, fields(org_id = %org_id), err(level = "debug"))]
 pub async fn name_of(db: &Db, org_id: OrgId) -> AppResult<String> {
     let row: Option<(String,)> = sqlx::query_as("SELECT name FROM organizations WHERE id = $1")
         .bind(org_id)
@@ -62,6 +64,7 @@ pub async fn name_of(db: &Db, org_id: OrgId) -> AppResult<String> {
 }
 
 /// Renames an organization (its Admins only).
+#[tracing::instrument(name = "orgs::rename", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn rename(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, name: &str) -> AppResult<()> {
     let name = validate::org_name(name)?;
     let mut tx = db.begin().await?;
@@ -180,6 +183,7 @@ pub(super) async fn join_as_admin(
 }
 
 /// The organizations a person belongs to, with their roles in each, oldest membership first.
+#[tracing::instrument(name = "orgs::memberships", skip_all, fields(user_id = %user_id), err(level = "debug"))]
 pub async fn memberships(db: &Db, user_id: UserId) -> AppResult<Vec<OrgSummary>> {
     let rows: Vec<(OrgId, String, String)> = sqlx::query_as(
         "SELECT o.id, o.name, r.role

@@ -10,6 +10,7 @@ use crate::{
 
 /// The Admin Panel's home for `user` in `org_id`. Someone outside the
 /// organization gets `NotFound`, as if it did not exist.
+#[tracing::instrument(name = "overview::admin_overview", skip_all, fields(org_id = %org_id), err(level = "debug"))]
 pub async fn admin_overview(db: &Db, user: CurrentUser, org_id: OrgId) -> AppResult<AdminOverview> {
     let (mut this, other_orgs): (Vec<_>, Vec<_>) =
         orgs::memberships(db, user.id).await?.into_iter().partition(|org| org.id == org_id);

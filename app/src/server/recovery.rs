@@ -52,6 +52,7 @@ const INVALID_LINK: &str = "This link is not valid, or was already used: ask for
 
 /// Emails a reset link to the account using `email`, if there is one (see the
 /// module's documentation). `Ok` tells the asker nothing more than `RESET_REQUESTED`.
+#[tracing::instrument(name = "recovery::request_reset", skip_all, err(level = "debug"))]
 pub async fn request_reset(
     db: &Db,
     throttle: &Throttle,
@@ -112,6 +113,7 @@ pub async fn request_reset(
 
 /// Sets a new password with a reset link's token: the link is spent, and every
 /// session of the account ends. The person is to be signed in afresh.
+#[tracing::instrument(name = "recovery::reset", skip_all, err(level = "debug"))]
 pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) -> AppResult<CurrentUser> {
     validate::new_password("password", &new_password)?;
     let hash = password::hash(new_password).await?;
@@ -158,6 +160,7 @@ pub async fn reset(db: &Db, client: &Client, token: &str, new_password: String) 
 /// Changes a signed-in person's password, given the current one (wrong ones
 /// count against the log-in throttle); every session of theirs ends, and the
 /// caller signs the present one in afresh.
+#[tracing::instrument(name = "recovery::change", skip_all, err(level = "debug"))]
 pub async fn change(
     db: &Db,
     throttle: &Throttle,
@@ -221,6 +224,7 @@ pub(super) async fn send_verification(
 
 /// Emails the signed-in person a new link to prove their address, unless it is
 /// proven (counted like reset emails).
+#[tracing::instrument(name = "recovery::resend_verification", skip_all, err(level = "debug"))]
 pub async fn resend_verification(
     db: &Db,
     throttle: &Throttle,
@@ -244,6 +248,7 @@ pub async fn resend_verification(
 }
 
 /// Proves an address with the link emailed at sign-up.
+#[tracing::instrument(name = "recovery::verify_email", skip_all, err(level = "debug"))]
 pub async fn verify_email(db: &Db, client: &Client, token: &str) -> AppResult<CurrentUser> {
     let mut tx = db.begin().await?;
     let link: Option<(UserId, String, String, Timestamp)> = sqlx::query_as(

@@ -166,6 +166,7 @@ impl Config {
 }
 
 /// The Organization's IdP and what to register with it, for its Admins.
+#[tracing::instrument(name = "saml::panel", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn panel(db: &Db, actor: &Actor, public_url: &str, org_id: OrgId) -> AppResult<SamlPanel> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -178,6 +179,7 @@ pub async fn panel(db: &Db, actor: &Actor, public_url: &str, org_id: OrgId) -> A
 }
 
 /// Saves the Organization's IdP, from its metadata or typed fields.
+#[tracing::instrument(name = "saml::save", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn save(
     db: &Db,
     actor: &Actor,
@@ -267,6 +269,7 @@ pub async fn save(
 }
 
 /// Forgets the Organization's IdP.
+#[tracing::instrument(name = "saml::remove", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> AppResult<()> {
     sso::remove_provider(db, actor, client, org_id, Protocol::Saml).await
 }
@@ -274,6 +277,7 @@ pub async fn remove(db: &Db, actor: &Actor, client: &Client, org_id: OrgId) -> A
 /// Chancery's SP metadata for the Organization, for its IdP to import: entity
 /// id, the ACS (HTTP-POST), signed assertions wanted, email NameIDs. Public,
 /// as every SP's is; `NotFound` for an unknown Organization.
+#[tracing::instrument(name = "saml::sp_metadata", skip_all, fields(org_id = %org_id), err(level = "debug"))]
 pub async fn sp_metadata(db: &Db, public_url: &str, org_id: OrgId) -> AppResult<String> {
     let known: Option<(OrgId,)> = sqlx::query_as("SELECT id FROM organizations WHERE id = $1")
         .bind(org_id)
@@ -439,6 +443,7 @@ fn service_provider(public_url: &str, org_id: OrgId, config: &Config) -> Service
 
 /// Where to send `email`, of the Organization `org_id` whose IdP is on (an
 /// AuthnRequest in the URL), and what their session must keep meanwhile.
+#[tracing::instrument(name = "saml::start", skip_all, fields(org_id = %org_id), err(level = "debug"))]
 pub async fn start(
     db: &Db,
     public_url: &str,
@@ -465,6 +470,7 @@ pub async fn start(
 /// Organization's ACS: checks everything, then signs the person in (creating
 /// their account and membership on their first visit). `pending` is the log-in
 /// this browser started, if any. A refusal is audited in the Organization.
+#[tracing::instrument(name = "saml::finish", skip_all, fields(org_id = %org_id), err(level = "debug"))]
 pub async fn finish(
     db: &Db,
     public_url: &str,

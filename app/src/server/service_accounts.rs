@@ -101,6 +101,7 @@ pub struct NewServiceAccount {
     pub role: WorkspaceRole,
 }
 
+#[tracing::instrument(name = "service_accounts::create", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -180,6 +181,7 @@ async fn administered(
 }
 
 /// One account, deleted ones included, for those who administer its workspace.
+#[tracing::instrument(name = "service_accounts::get", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn get(
     db: &Db,
     actor: &Actor,
@@ -206,6 +208,7 @@ pub struct ServiceAccountQuery {
     pub limit: i64,
 }
 
+#[tracing::instrument(name = "service_accounts::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(
     db: &Db,
     actor: &Actor,
@@ -254,6 +257,7 @@ pub async fn list(
 }
 
 /// Changes an account's description (`None` clears it); its name never changes.
+#[tracing::instrument(name = "service_accounts::update", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn update(
     db: &Db,
     actor: &Actor,
@@ -283,6 +287,7 @@ pub async fn update(
 }
 
 /// Replaces an account's workspace role.
+#[tracing::instrument(name = "service_accounts::set_role", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn set_role(
     db: &Db,
     actor: &Actor,
@@ -311,6 +316,7 @@ pub async fn set_role(
 }
 
 /// Deletes an account and revokes its keys; returns how many were revoked.
+#[tracing::instrument(name = "service_accounts::delete", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn delete(
     db: &Db,
     actor: &Actor,

@@ -75,6 +75,7 @@ pub async fn required_of(conn: &mut AnyConnection, user_id: UserId) -> AppResult
 
 /// Whether a session signed in `via` may go on: password sessions of people
 /// who must use single sign-on may not.
+#[tracing::instrument(name = "sso::session_may_continue", skip_all, fields(user_id = %user_id), err(level = "debug"))]
 pub async fn session_may_continue(db: &Db, user_id: UserId, via: SignInMethod) -> AppResult<bool> {
     if via.is_single_sign_on() {
         return Ok(true);
@@ -117,6 +118,7 @@ async fn enforcement_of(conn: &mut AnyConnection, org_id: OrgId) -> AppResult<Ss
 }
 
 /// The Organization's choice, for its Admins.
+#[tracing::instrument(name = "sso::enforcement", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn enforcement(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<SsoEnforcement> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -126,6 +128,7 @@ pub async fn enforcement(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Sso
 /// Requires single sign-on of the members in the Organization's verified
 /// domains and ends their password sessions. `signed_in_via` is how the
 /// acting Admin's own session began.
+#[tracing::instrument(name = "sso::require", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn require(
     db: &Db,
     actor: &Actor,
@@ -193,6 +196,7 @@ async fn covers(conn: &mut AnyConnection, org_id: OrgId, user_id: UserId) -> App
 
 /// Lets the Organization's members log in with passwords again: by one of its
 /// Admins, or by the operator (the break-glass path when the provider is gone).
+#[tracing::instrument(name = "sso::allow_passwords", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn allow_passwords(
     db: &Db,
     actor: &Actor,
@@ -413,6 +417,7 @@ pub enum Pending {
 
 /// Where to send someone who asked to log in with single sign-on as `email`:
 /// to the provider of the Organization that verified the email's domain.
+#[tracing::instrument(name = "sso::start", skip_all, err(level = "debug"))]
 pub async fn start(db: &Db, public_url: &str, email: &str) -> AppResult<(String, Pending)> {
     let email = validate::email(email)?;
     let domain = email.domain().to_string();

@@ -57,6 +57,7 @@ impl UsageQuery {
 /// One bucket's sums for one group, as the database adds them up.
 type GroupSums = (i64, String, i64, i64, i64, i64, i64);
 
+#[tracing::instrument(name = "usage::report", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn report(db: &Db, actor: &Actor, org_id: OrgId, query: &UsageQuery) -> AppResult<UsageReport> {
     let width_ms = query.width.millis();
     let start = Timestamp(query.start.0 - query.start.0.rem_euclid(width_ms));

@@ -69,6 +69,7 @@ pub struct WorkspaceFilter {
 
 /// The organization's workspaces (active ones, or archived ones), oldest
 /// first, for its administrators.
+#[tracing::instrument(name = "workspaces::workspaces_page", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn workspaces_page(
     db: &Db,
     actor: &Actor,
@@ -116,6 +117,7 @@ impl Access {
 
 /// `actor`'s access to a workspace of `org_id`; `NotFound` if none (or if the
 /// workspace is another organization's).
+#[tracing::instrument(name = "workspaces::access", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn access(db: &Db, actor: &Actor, org_id: OrgId, id: WorkspaceId) -> AppResult<Access> {
     let mut conn = db.pool().acquire().await?;
     let (exists,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM workspaces WHERE id = $1 AND org_id = $2")
@@ -139,6 +141,7 @@ pub async fn access(db: &Db, actor: &Actor, org_id: OrgId, id: WorkspaceId) -> A
 
 /// One workspace of the organization, for its Admins and the people granted
 /// it; another organization's is `NotFound`.
+#[tracing::instrument(name = "workspaces::workspace", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn workspace(
     db: &Db,
     actor: &Actor,
@@ -182,6 +185,7 @@ fn clean(fields: &WorkspaceFields) -> AppResult<WorkspaceFields> {
 /// Creates a workspace; `admin` (an organization member) becomes its workspace
 /// Admin, and with `all_members` every member of the organization joins it as
 /// a workspace Member.
+#[tracing::instrument(name = "workspaces::create", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -243,6 +247,7 @@ pub async fn create(
 }
 
 /// Changes name, description and icon; the event keeps the values before and after.
+#[tracing::instrument(name = "workspaces::update", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn update(
     db: &Db,
     actor: &Actor,
@@ -300,6 +305,7 @@ fn name_taken(name: &str) -> AppError {
 }
 
 /// Archives a workspace (never the Default one). Its data stays; it leaves the lists.
+#[tracing::instrument(name = "workspaces::archive", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn archive(
     db: &Db,
     actor: &Actor,
@@ -334,6 +340,7 @@ pub async fn archive(
 
 /// Brings an archived workspace back as it was: its members, grants, limits and
 /// keys (those not revoked or expired work again).
+#[tracing::instrument(name = "workspaces::restore", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn restore(
     db: &Db,
     actor: &Actor,
@@ -371,6 +378,7 @@ pub async fn restore(
 
 /// One page of a workspace's direct members by name, read from the database
 /// page by page (a Default workspace holds everyone).
+#[tracing::instrument(name = "workspaces::members_page", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn members_page(
     db: &Db,
     actor: &Actor,
@@ -413,6 +421,7 @@ pub async fn members_page(
 
 /// The role `user` holds in a workspace: the union of their direct grant and
 /// their groups' grants. `None` if they reach it neither way.
+#[tracing::instrument(name = "workspaces::access_role", skip_all, fields(user = %user, id = %id), err(level = "debug"))]
 pub async fn access_role(db: &Db, user: UserId, id: WorkspaceId) -> AppResult<Option<WorkspaceRole>> {
     let roles: Vec<(String,)> = sqlx::query_as(
         "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2
@@ -429,6 +438,7 @@ pub async fn access_role(db: &Db, user: UserId, id: WorkspaceId) -> AppResult<Op
 
 /// The active workspaces each of `people` reaches, directly or through groups,
 /// oldest first, with the role they hold there. For the organization's Admins.
+#[tracing::instrument(name = "workspaces::reached_by", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn reached_by(
     db: &Db,
     actor: &Actor,
@@ -500,6 +510,7 @@ pub(super) async fn require_active(
 
 /// Adds the Organization's member with this email to workspace `id` in
 /// `role`, for whoever runs the workspace.
+#[tracing::instrument(name = "workspaces::add_member_by_email", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn add_member_by_email(
     db: &Db,
     actor: &Actor,
@@ -519,6 +530,7 @@ pub async fn add_member_by_email(
 }
 
 /// Adds members, or changes the role of those already in. Returns `(added, updated)`.
+#[tracing::instrument(name = "workspaces::put_members", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn put_members(
     db: &Db,
     actor: &Actor,
@@ -560,6 +572,7 @@ pub async fn put_members(
 }
 
 /// Removes members; nobody leaves the Default workspace. Returns `(removed, not_removed)`.
+#[tracing::instrument(name = "workspaces::remove_members", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn remove_members(
     db: &Db,
     actor: &Actor,

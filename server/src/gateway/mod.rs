@@ -16,7 +16,8 @@ use app::{
     model::{CatalogueModel, ModelKind},
     server::{
         gateway::{
-            Call, Ending, Endpoint, GatewayError, Headroom, Metered, Outcome, Reservation, Upstream, Usage,
+            Call, Caller, Ending, Endpoint, GatewayError, Headroom, Metered, Outcome, Reservation, Upstream,
+            Usage,
         },
         observability,
         state::AppState,
@@ -190,23 +191,70 @@ async fn admit_and_forward(
     let caller = state.gateway.authenticate(bearer(headers), now)?;
     let call = Call::parse(endpoint, body)?;
     let stream = call.stream;
-    let admitted = state.gateway.admit(&caller, call, now).await?;
+    let mut admitted = state.gateway.admit(&caller, call, now).await?;
     let headroom = admitted.headroom;
     let model = admitted.reservation.model().to_owned();
+    let span = gen_ai_span(endpoint, &model, &caller, state.upstream.as_ref());
+    admitted.reservation.traced_by(span.clone());
     let exchange = Exchange {
         upstream: state.upstream.clone(),
         endpoint,
         stream,
         // Only a real upstream is told which trace the call belongs to.
-        trace: state.upstream.is_some().then(|| TraceContext::child_of(headers)),
+        trace: state.upstream.is_some().then(|| TraceContext::of_span(&span, headers)),
         reservation: admitted.reservation,
     };
-    let mut response = exchange.run(admitted.body).await;
+    let mut response = exchange.run(admitted.body).instrument(span.clone()).await;
+    if let Some(FailureCode(code)) = response.extensions().get::<FailureCode>() {
+        span.record("error.type", *code);
+        span.record("otel.status_code", "error");
+    }
     if let Some(tokens) = admitted.clamped_to {
         response.headers_mut().insert(CLAMPED_MAX_TOKENS, HeaderValue::from(tokens));
     }
     announce(response.headers_mut(), &headroom);
     Ok((response, model))
+}
+
+/// An admitted call's span for an OpenTelemetry collector, named and described
+/// as the GenAI semantic conventions say (`chat mistral-small-latest`, a client
+/// span with `gen_ai.*` attributes); its usage is recorded when the call is
+/// settled. No span when traces are not exported: logs carry the request's.
+fn gen_ai_span(
+    endpoint: Endpoint,
+    model: &str,
+    caller: &Caller,
+    upstream: Option<&Upstream>,
+) -> tracing::Span {
+    use tracing::field::Empty;
+    if !crate::telemetry::exporting_traces() {
+        return tracing::Span::none();
+    }
+    let operation = match endpoint {
+        Endpoint::ChatCompletions => "chat",
+        Endpoint::Embeddings => "embeddings",
+    };
+    let url = upstream.and_then(|upstream| upstream.url(endpoint));
+    let (address, port) =
+        (url.and_then(|url| url.host_str()), url.and_then(|url| url.port_or_known_default()));
+    tracing::info_span!(
+        "gen_ai",
+        "otel.name" = %format_args!("{operation} {model}"),
+        "otel.kind" = "client",
+        "otel.status_code" = Empty,
+        "gen_ai.operation.name" = operation,
+        "gen_ai.request.model" = model,
+        "gen_ai.usage.input_tokens" = Empty,
+        "gen_ai.usage.output_tokens" = Empty,
+        "server.address" = address,
+        "server.port" = port,
+        "error.type" = Empty,
+        "chancery.org.id" = %caller.org_id,
+        "chancery.workspace.id" = %caller.workspace_id,
+        "chancery.api_key.id" = %caller.key_id,
+        "chancery.cost.usd_micros" = Empty,
+        "chancery.usage.estimated" = Empty,
+    )
 }
 
 /// OpenAI's `x-ratelimit-*` headers for the caller's tightest request and

@@ -281,15 +281,38 @@ async fn the_command_line_verifies_and_names_the_break(mut app: TestApp) {
     assert_eq!(signer.public_key(), value("CHANCERY_AUDIT_PUBLIC_KEY"));
 
     app.use_audit_signer(&signer);
-    let (org, _) = chained(&app, &signer).await;
-    let verify = |public_key: &str| {
+    let (org, key) = chained(&app, &signer).await;
+    let verify_with = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chancery"))
-            .args(["audit", "verify", "--public-key", public_key])
+            .args(["audit", "verify"])
+            .args(args)
             .env("DATABASE_URL", &app.database_url)
             .env_remove("CHANCERY_AUDIT_SIGNING_KEY")
             .output()
             .unwrap()
     };
+    let verify = |public_key: &str| verify_with(&["--public-key", public_key]);
+
+    // The CSV export verifies offline; an edited copy does not.
+    let export = app.api("GET", "/api/admin/audit-logs/export?format=csv", &key, None).await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+    assert_eq!(export.header("content-type"), Some("text/csv; charset=utf-8"));
+    let file = std::env::temp_dir().join(format!("audit-{}.csv", uuid::Uuid::new_v4().simple()));
+    let offline = |csv: &str| {
+        std::fs::write(&file, csv).unwrap();
+        verify_with(&["--file", file.to_str().unwrap(), "--public-key", &signer.public_key()])
+    };
+    let intact = offline(&export.body);
+    let said = String::from_utf8_lossy(&intact.stdout).to_string();
+    assert!(intact.status.success(), "{said}{}", String::from_utf8_lossy(&intact.stderr));
+    assert!(said.contains(&format!("Organization {}: intact", org.id)), "{said}");
+    let edited = offline(&export.body.replacen("workspace.", "workspace.x", 1));
+    assert_eq!(edited.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&edited.stdout).contains("TAMPERED (Modified)"));
+    let _ = std::fs::remove_file(&file);
+    let refused = app.api("GET", "/api/admin/audit-logs/export?format=xml", &key, None).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+
     let intact = verify(&signer.public_key());
     let said = String::from_utf8_lossy(&intact.stdout).to_string();
     assert!(intact.status.success(), "{said}{}", String::from_utf8_lossy(&intact.stderr));

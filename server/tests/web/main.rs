@@ -29,5 +29,6 @@ mod shutdown;
 mod snapshot;
 mod sso;
 mod storage;
+mod traces;
 mod usage;
 mod workspaces;

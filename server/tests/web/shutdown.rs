@@ -18,16 +18,22 @@ crate::on_both_databases!(sigterm_writes_every_answered_call, sigkill_loses_noth
 const BURST: usize = 400;
 
 /// A `chancery serve` of the test's own, on `app`'s database.
-struct Process {
+pub struct Process {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Process {
     async fn start(app: &TestApp, spool: &Path) -> Self {
+        Self::start_with(app, spool, &[]).await
+    }
+
+    /// Started with these environment variables besides the database's and the spool's.
+    pub async fn start_with(app: &TestApp, spool: &Path, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_chancery"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("DATABASE_URL", &app.database_url)
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("LEPTOS_OUTPUT_NAME", "chancery")
@@ -65,13 +71,13 @@ impl Process {
             .await
     }
 
-    fn signal(&self, name: &str) {
+    pub fn signal(&self, name: &str) {
         let sent = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
         assert!(sent.unwrap().success());
     }
 
     /// Waits for the process to end by itself.
-    async fn exit(mut self) {
+    pub async fn exit(mut self) {
         for _ in 0..200 {
             if self.child.try_wait().unwrap().is_some() {
                 return;
@@ -92,7 +98,7 @@ impl Drop for Process {
     }
 }
 
-fn spool_dir() -> PathBuf {
+pub fn spool_dir() -> PathBuf {
     std::env::temp_dir().join(format!("chancery-spool-{}", uuid::Uuid::new_v4().simple()))
 }
 

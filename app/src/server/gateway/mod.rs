@@ -672,6 +672,7 @@ impl Gateway {
             month,
             started: now,
             settled: false,
+            span: tracing::Span::none(),
         };
         Ok(Admitted {
             body: call.into_upstream_body(&model.id, max_tokens),
@@ -830,11 +831,20 @@ pub struct Reservation {
     month: Timestamp,
     started: Timestamp,
     settled: bool,
+    /// The call's span for an OpenTelemetry collector; told what was booked.
+    span: tracing::Span,
 }
 
 impl Reservation {
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// Has `span` told what the call used and cost when it is settled: the
+    /// GenAI semantic conventions' `gen_ai.usage.*`, and Chancery's
+    /// `chancery.cost.usd_micros` and `chancery.usage.estimated`.
+    pub fn traced_by(&mut self, span: tracing::Span) {
+        self.span = span;
     }
 
     /// What this call gives back, having cost `cost` and used `tokens`.
@@ -874,6 +884,10 @@ impl Reservation {
         };
         let cost = self.quote.price(usage);
         observability::booked(&self.model, usage.input_tokens, usage.output_tokens, cost);
+        self.span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+        self.span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        self.span.record("chancery.cost.usd_micros", cost);
+        self.span.record("chancery.usage.estimated", estimated || ending.metered == Metered::Unknown);
         let gateway = &self.gateway;
         gateway.settle_counters(self.month, self.settlement(cost, usage.input_tokens + usage.output_tokens));
         let now = Timestamp::now();

@@ -70,6 +70,7 @@ type GroupRow = (GroupId, String, Option<String>, Timestamp, Option<Timestamp>);
 const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.scim_external_id, g.created_at, g.updated_at
     FROM user_groups g WHERE g.org_id = $1 AND g.scim_managed_at IS NOT NULL";
 
+#[tracing::instrument(name = "scim::groups::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(
     db: &Db,
     actor: &Actor,
@@ -104,6 +105,7 @@ pub async fn list(
     Ok(Listed { total, resources })
 }
 
+#[tracing::instrument(name = "scim::groups::get", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn get(db: &Db, actor: &Actor, org_id: OrgId, id: GroupId) -> AppResult<ScimGroup> {
     let mut conn = db.pool().acquire().await?;
     authz::provisioner(&mut conn, actor, org_id).await?;
@@ -157,6 +159,7 @@ fn name_taken(name: &str) -> AppError {
     )
 }
 
+#[tracing::instrument(name = "scim::groups::create", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -198,6 +201,7 @@ pub async fn create(
 
 /// Applies `change` to the group as it is now, under the Organization's lock:
 /// a replacement (PUT) or a PATCH.
+#[tracing::instrument(name = "scim::groups::change", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn change(
     db: &Db,
     actor: &Actor,
@@ -252,6 +256,7 @@ pub async fn change(
     Ok(group)
 }
 
+#[tracing::instrument(name = "scim::groups::delete", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn delete(db: &Db, actor: &Actor, client: &Client, org_id: OrgId, id: GroupId) -> AppResult<()> {
     let mut tx = db.begin().await?;
     let by = authz::provisioner(&mut tx, actor, org_id).await?;

@@ -51,6 +51,7 @@ const SELECT_TOKENS: &str = "SELECT t.id, t.name, t.public_id, t.secret_last4,
         COALESCE(u.email, '') AS created_by, t.created_at, t.last_used_at, t.revoked_at
     FROM scim_tokens t LEFT JOIN users u ON u.id = t.created_by";
 
+#[tracing::instrument(name = "scim::tokens::create", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -89,6 +90,7 @@ pub async fn create(
     Ok(CreatedScimToken { view: row.into(), token: key.full })
 }
 
+#[tracing::instrument(name = "scim::tokens::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<ScimTokenView>> {
     let mut conn = db.pool().acquire().await?;
     authz::org_admin(&mut conn, actor, org_id).await?;
@@ -101,6 +103,7 @@ pub async fn list(db: &Db, actor: &Actor, org_id: OrgId) -> AppResult<Vec<ScimTo
 }
 
 /// Revokes a token: its next request is refused. Revoking twice changes nothing.
+#[tracing::instrument(name = "scim::tokens::revoke", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn revoke(
     db: &Db,
     actor: &Actor,
@@ -135,6 +138,7 @@ pub async fn revoke(
 
 /// The identity provider behind a presented bearer token. Unknown, malformed
 /// and revoked tokens are all `Unauthenticated`.
+#[tracing::instrument(name = "scim::tokens::authenticate", skip_all, err(level = "debug"))]
 pub async fn authenticate(db: &Db, presented: Option<&str>) -> AppResult<Actor> {
     let invalid =
         || AppError::Unauthenticated("Invalid or missing SCIM token (Authorization: Bearer).".into());

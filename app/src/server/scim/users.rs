@@ -125,6 +125,7 @@ impl UserFilter {
     }
 }
 
+#[tracing::instrument(name = "scim::users::list", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn list(
     db: &Db,
     actor: &Actor,
@@ -153,6 +154,7 @@ pub async fn list(
     Ok(Listed { total, resources: rows.into_iter().map(Into::into).collect() })
 }
 
+#[tracing::instrument(name = "scim::users::get", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn get(db: &Db, actor: &Actor, org_id: OrgId, id: UserId) -> AppResult<ScimUser> {
     let mut conn = db.pool().acquire().await?;
     authz::provisioner(&mut conn, actor, org_id).await?;
@@ -194,6 +196,7 @@ fn checked(fields: UserFields) -> AppResult<UserFields> {
 
 /// Provisions a person: their account (made if there is none), and, if
 /// active, membership of the Organization as a Member.
+#[tracing::instrument(name = "scim::users::create", skip_all, fields(actor = actor.kind(), org_id = %org_id), err(level = "debug"))]
 pub async fn create(
     db: &Db,
     actor: &Actor,
@@ -282,6 +285,7 @@ pub async fn create(
 /// Applies `change` to the person as the provider sees them now, under the
 /// Organization's lock: a replacement (PUT) or a PATCH. Deactivating ends
 /// their access as removing a member does, sessions included.
+#[tracing::instrument(name = "scim::users::change", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn change(
     db: &Db,
     sessions: &DbSessionStore,
@@ -355,6 +359,7 @@ pub async fn change(
 
 /// Deprovisions the person if active, and forgets them: their account stays
 /// (it is theirs, and may belong to other Organizations).
+#[tracing::instrument(name = "scim::users::delete", skip_all, fields(actor = actor.kind(), org_id = %org_id, id = %id), err(level = "debug"))]
 pub async fn delete(
     db: &Db,
     sessions: &DbSessionStore,
