@@ -19,6 +19,14 @@
 //! One command: `scripts/bench-gateway.sh` (installs nginx and wrk, builds the
 //! release binary, runs this). `BENCH_SECONDS` sets each measurement's length
 //! (default 3), `CHANCERY_BIN` the binary (default `target/release/chancery`).
+//!
+//! `BENCH_CALLGRIND=1` counts instructions per call instead, with valgrind's
+//! callgrind: the same count for the same binary whatever else the machine
+//! does, so a change's gain shows even where req/s is noise. The upstream alone
+//! (one HTTP exchange on hyper: the floor for any server of this stack) and
+//! Chancery forwarding to it (two exchanges and the governance), each under
+//! callgrind in turn, `BENCH_CALLS` calls (default 1,000) one after another
+//! after a warm-up; the ratio is Chancery's cost in upstreams.
 
 use std::{
     convert::Infallible,
@@ -60,24 +68,26 @@ async fn run() -> anyhow::Result<()> {
         "no {}: build it first (scripts/bench-gateway.sh does)",
         chancery.display()
     );
-    for tool in ["wrk", "nginx"] {
+    let callgrind = std::env::var("BENCH_CALLGRIND").is_ok_and(|v| v == "1");
+    let tools: &[&str] = if callgrind { &["valgrind", "callgrind_control"] } else { &["wrk", "nginx"] };
+    for tool in tools {
         anyhow::ensure!(
             Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .stdout(Stdio::null())
                 .status()?
                 .success(),
-            "{tool} is not installed (scripts/bench-gateway.sh installs it)"
+            "{tool} is not installed (scripts/bench-gateway.sh installs wrk and nginx; valgrind is Debian's)"
         );
     }
     let dir = std::env::temp_dir().join(format!("chancery-proxy-bench-{}", uuid::Uuid::new_v4().simple()));
     fs::create_dir_all(&dir)?;
-    let outcome = measure(&dir, &chancery, seconds).await;
+    let outcome = measure(&dir, &chancery, seconds, callgrind).await;
     let _ = fs::remove_dir_all(&dir);
     outcome
 }
 
-async fn measure(dir: &Path, chancery: &Path, seconds: u64) -> anyhow::Result<()> {
+async fn measure(dir: &Path, chancery: &Path, seconds: u64, callgrind: bool) -> anyhow::Result<()> {
     let database_url = format!("sqlite://{}?mode=rwc", dir.join("chancery.db").display());
     let db = Db::connect_and_migrate(&database_url).await?;
     let key = common::workspace_key_with_limits(&db).await?;
@@ -89,9 +99,12 @@ async fn measure(dir: &Path, chancery: &Path, seconds: u64) -> anyhow::Result<()
             .env("BENCH_UPSTREAM_ADDR", format!("127.0.0.1:{upstream_port}")),
         &dir.join("upstream.log"),
     )?;
+    let upstream_url = format!("http://127.0.0.1:{upstream_port}/v1");
+    if callgrind {
+        return instructions(dir, chancery, &database_url, &upstream_url, &key).await;
+    }
     let hop_port = free_port()?;
     let _nginx = nginx(dir, upstream_port, hop_port)?;
-    let upstream_url = format!("http://127.0.0.1:{upstream_port}/v1");
     let mut targets =
         vec![Target::new("direct", upstream_port, None), Target::new("hop (nginx)", hop_port, None)];
     let port = free_port()?;
@@ -232,6 +245,97 @@ async fn measure(dir: &Path, chancery: &Path, seconds: u64) -> anyhow::Result<()
     Ok(())
 }
 
+/// Instructions per call of the upstream alone and of Chancery, plain and
+/// streamed, counted by callgrind (see the module's comment).
+async fn instructions(
+    dir: &Path,
+    chancery: &Path,
+    database_url: &str,
+    upstream_url: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
+    let client = reqwest::Client::new();
+    let mut counted = Vec::new();
+    for name in ["upstream alone", "chancery"] {
+        let port = free_port()?;
+        let mut command = Command::new("valgrind");
+        command
+            .args(["--tool=callgrind", "--instr-atstart=no"])
+            .arg(format!("--callgrind-out-file={}", dir.join(format!("{port}.callgrind")).display()));
+        if name == "chancery" {
+            command.arg(chancery).arg("serve").envs([
+                ("DATABASE_URL", database_url.to_string()),
+                ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
+                ("CHANCERY_UPSTREAM_URL", upstream_url.to_string()),
+                ("CHANCERY_SPOOL_DIR", dir.join("callgrind-spool").display().to_string()),
+                ("CHANCERY_SECRET_KEY_FILE", dir.join("secret.key").display().to_string()),
+                ("RUST_LOG", "warn".into()),
+            ]);
+        } else {
+            command.arg(std::env::current_exe()?).env("BENCH_UPSTREAM_ADDR", format!("127.0.0.1:{port}"));
+        }
+        let process = Process::spawn(&mut command, &dir.join(format!("{port}.log")))?;
+        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        let target = Target { name, url: url.clone(), process: None };
+        target.wait_until_up_within(&client, Duration::from_secs(120)).await?;
+        let pid = process.0.id().to_string();
+        let control = |args: &[&str]| -> anyhow::Result<String> {
+            let output = Command::new("callgrind_control").args(args).arg(&pid).output()?;
+            anyhow::ensure!(output.status.success(), "callgrind_control {args:?} failed");
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        };
+        let mut per_call = [0.0; 2];
+        for (i, stream) in [false, true].into_iter().enumerate() {
+            let send = || async {
+                let answer = client.post(&url).bearer_auth(key).json(&body(stream, false)).send().await?;
+                anyhow::ensure!(answer.status().is_success(), "{name}: {}", answer.status());
+                answer.bytes().await?;
+                Ok(())
+            };
+            for _ in 0..calls / 5 {
+                send().await?; // warm-up: connections, caches, the allocator's pools
+            }
+            control(&["--zero"])?;
+            control(&["--instr=on"])?;
+            for _ in 0..calls {
+                send().await?;
+            }
+            control(&["--instr=off"])?;
+            control(&["--dump"])?;
+            per_call[i] = last_dump_total(dir, port)? as f64 / calls as f64;
+        }
+        drop(process);
+        counted.push((name, per_call));
+    }
+    println!("\ninstructions per call (callgrind, {calls} calls one after another, after a warm-up)");
+    println!("{:<18}{:>16}{:>10}{:>18}{:>10}", "", "chat", "÷ floor", "streamed chat", "÷ floor");
+    let floor = counted[0].1;
+    for (name, [chat, streamed]) in &counted {
+        println!(
+            "{name:<18}{chat:>16.0}{:>10.2}{streamed:>18.0}{:>10.2}",
+            chat / floor[0],
+            streamed / floor[1]
+        );
+    }
+    Ok(())
+}
+
+/// The `totals:` of the newest callgrind dump of the process on `port`.
+fn last_dump_total(dir: &Path, port: u16) -> anyhow::Result<u64> {
+    let prefix = format!("{port}.callgrind.");
+    let newest = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| Some((name.strip_prefix(&prefix)?.parse::<u32>().ok()?, name)))
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no callgrind dump"))?;
+    let text = fs::read_to_string(dir.join(newest.1))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("totals:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no totals in the callgrind dump"))
+}
+
 /// A request body: a short chat, streamed or not; `paced` asks the upstream to
 /// space its chunks (see [`first_bytes`]).
 fn body(stream: bool, paced: bool) -> serde_json::Value {
@@ -282,8 +386,13 @@ impl Target {
     }
 
     async fn wait_until_up(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        self.wait_until_up_within(client, Duration::from_secs(10)).await
+    }
+
+    async fn wait_until_up_within(&self, client: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
         let health = self.url.replace("/v1/chat/completions", "/healthz");
-        for _ in 0..200 {
+        let started = Instant::now();
+        while started.elapsed() < limit {
             // The upstream and nginx answer anything; Chancery its health check.
             if client.get(&health).send().await.is_ok() {
                 return Ok(());
