@@ -26,7 +26,7 @@ use crate::{
 /// Who may create an account here on their own (the sign-up page says so first).
 #[server(prefix = "/_fn", endpoint = "sign_up_policy")]
 pub async fn get_sign_up_policy() -> Result<crate::model::SignUpPolicy, AppError> {
-    Ok(crate::server::request::state()?.sign_up)
+    Ok(crate::server::request::state()?.sign_up.clone())
 }
 
 /// Creates an account, signs it in, and goes on to naming the first organization.

@@ -16,8 +16,16 @@ use super::{
     throttle::Throttle,
 };
 
+/// Shared application state, handed to every request. axum clones it for each
+/// handler and middleware that asks for it, so it is one `Arc`: a clone costs a
+/// reference count, not a copy of every field. Its fields are read through it
+/// (`state.db`); the `with_*` builders set them before it is shared.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares.
+#[derive(Clone, Debug)]
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub sessions: DbSessionStore,
@@ -48,7 +56,7 @@ impl AppState {
         public_url: String,
         sealing: SealingKey,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             leptos_options,
             sessions: DbSessionStore::new(db.clone()),
             db,
@@ -61,31 +69,44 @@ impl AppState {
             sealing,
             sign_up: SignUpPolicy::Open,
             audit_key: None,
-        }
+        }))
+    }
+
+    /// The fields, to set before the state is shared (a shared one is copied first).
+    pub fn set(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Looks up domains' TXT records with `dns`.
     pub fn with_dns(mut self, dns: Option<Dns>) -> Self {
-        self.dns = dns;
+        self.set().dns = dns;
         self
     }
 
     /// Lets people create accounts on their own as `policy` says.
     pub fn with_sign_up_policy(mut self, policy: SignUpPolicy) -> Self {
-        self.sign_up = policy;
+        self.set().sign_up = policy;
         self
     }
 
     /// Verifies audit checkpoints with the operator's `key`.
     pub fn with_audit_key(mut self, key: Option<ed25519_dalek::VerifyingKey>) -> Self {
-        self.audit_key = key;
+        self.set().audit_key = key;
         self
     }
 
     /// Forwards model calls to an OpenAI-compatible API instead of the mock provider.
     pub fn with_upstream(mut self, upstream: Option<Upstream>) -> Self {
-        self.upstream = upstream;
+        self.set().upstream = upstream;
         self
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

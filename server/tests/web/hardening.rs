@@ -79,7 +79,7 @@ async fn parallel_wrong_passwords_get_at_most_five_checks(app: TestApp) {
 async fn a_forged_forwarded_for_neither_escapes_the_throttle_nor_the_audit_log(app: TestApp) {
     app.client("203.0.113.7").sign_up("Ada", "ada@example.com", PASSWORD).await;
     let mut state = app.state.clone();
-    state.trusted_proxies = 1;
+    state.set().trusted_proxies = 1;
     let behind_proxy = server::router(state, false);
     let proxy: SocketAddr = "10.0.0.2:40000".parse().unwrap();
     // Each attempt forges a new left-most address; our proxy appended the real one.
@@ -203,8 +203,8 @@ async fn the_bundle_is_sent_compressed_and_kept_for_good(app: TestApp) {
     std::fs::write(pkg.join("chancery.Abc123.wasm.gz"), b"gzip bytes").unwrap();
     std::fs::write(pkg.join("snippets/leptos/inline0.js"), b"export {}").unwrap();
     let mut state = app.state.clone();
-    state.leptos_options.site_root = site.to_string_lossy().into_owned().into();
-    state.leptos_options.hash_files = true;
+    state.set().leptos_options.site_root = site.to_string_lossy().into_owned().into();
+    state.set().leptos_options.hash_files = true;
     let router = server::router(state, false);
     let get = |path: &str, encodings: Option<&str>| {
         let mut request = Request::get(path);
