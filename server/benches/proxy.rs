@@ -256,12 +256,15 @@ async fn instructions(
 ) -> anyhow::Result<()> {
     let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let client = reqwest::Client::new();
+    // Where the profiles stay, for `callgrind_annotate --inclusive=yes`.
+    let kept = std::env::temp_dir().join("chancery-callgrind");
+    fs::create_dir_all(&kept)?;
     let mut counted = Vec::new();
     for name in ["upstream alone", "chancery"] {
         let port = free_port()?;
         let mut command = Command::new("valgrind");
         command
-            .args(["--tool=callgrind", "--instr-atstart=no"])
+            .args(["--tool=callgrind", "--instr-atstart=no", "--compress-strings=no"])
             .arg(format!("--callgrind-out-file={}", dir.join(format!("{port}.callgrind")).display()));
         if name == "chancery" {
             command.arg(chancery).arg("serve").envs([
@@ -303,12 +306,18 @@ async fn instructions(
             }
             control(&["--instr=off"])?;
             control(&["--dump"])?;
-            per_call[i] = last_dump_total(dir, port)? as f64 / calls as f64;
+            let dump = last_dump(dir, port)?;
+            per_call[i] = dump_total(&dump)? as f64 / calls as f64;
+            let kind = if stream { "stream" } else { "chat" };
+            fs::copy(&dump, kept.join(format!("{}-{kind}.callgrind", name.replace(' ', "-"))))?;
         }
         drop(process);
         counted.push((name, per_call));
     }
-    println!("\ninstructions per call (callgrind, {calls} calls one after another, after a warm-up)");
+    println!(
+        "\ninstructions per call (callgrind, {calls} calls one after another, after a warm-up; profiles in {})",
+        kept.display()
+    );
     println!("{:<18}{:>16}{:>10}{:>18}{:>10}", "", "chat", "÷ floor", "streamed chat", "÷ floor");
     let floor = counted[0].1;
     for (name, [chat, streamed]) in &counted {
@@ -321,15 +330,20 @@ async fn instructions(
     Ok(())
 }
 
-/// The `totals:` of the newest callgrind dump of the process on `port`.
-fn last_dump_total(dir: &Path, port: u16) -> anyhow::Result<u64> {
+/// The newest callgrind dump of the process on `port`.
+fn last_dump(dir: &Path, port: u16) -> anyhow::Result<PathBuf> {
     let prefix = format!("{port}.callgrind.");
     let newest = fs::read_dir(dir)?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter_map(|name| Some((name.strip_prefix(&prefix)?.parse::<u32>().ok()?, name)))
         .max()
         .ok_or_else(|| anyhow::anyhow!("no callgrind dump"))?;
-    let text = fs::read_to_string(dir.join(newest.1))?;
+    Ok(dir.join(newest.1))
+}
+
+/// The instructions a callgrind dump counted.
+fn dump_total(dump: &Path) -> anyhow::Result<u64> {
+    let text = fs::read_to_string(dump)?;
     text.lines()
         .find_map(|line| line.strip_prefix("totals:"))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())

@@ -12,8 +12,7 @@
 //! read their counters into `Counts` and decide with `check_rates` and
 //! `check_tokens` here.
 
-use std::collections::HashMap;
-
+use super::FastMap;
 use crate::{
     ids::{ApiKeyId, OrgId, WorkspaceId},
     model::TokenLimits,
@@ -290,19 +289,19 @@ type ModelKey = (WorkspaceId, String);
 pub struct Ledger {
     /// The calendar month the spend counts belong to.
     month: Timestamp,
-    spent: HashMap<Scope, i64>,
-    held: HashMap<Scope, i64>,
+    spent: FastMap<Scope, i64>,
+    held: FastMap<Scope, i64>,
     /// Per limited workspace or key: the window and the requests counted in it.
-    windows: HashMap<RateScope, (i64, i64)>,
+    windows: FastMap<RateScope, (i64, i64)>,
     /// Per workspace and model with a tokens-per-minute limit: the minute and its tokens, used or held.
-    minute_tokens: HashMap<ModelKey, (i64, i64)>,
+    minute_tokens: FastMap<ModelKey, (i64, i64)>,
     /// Per workspace and model: this month's tokens used, and held by calls in flight.
-    month_tokens: HashMap<ModelKey, (i64, i64)>,
+    month_tokens: FastMap<ModelKey, (i64, i64)>,
 }
 
 impl Ledger {
     /// Starts a month with the spend and tokens already recorded for it.
-    pub fn new(month: Timestamp, spent: HashMap<Scope, i64>, tokens: HashMap<ModelKey, i64>) -> Self {
+    pub fn new(month: Timestamp, spent: FastMap<Scope, i64>, tokens: FastMap<ModelKey, i64>) -> Self {
         let month_tokens = tokens.into_iter().map(|(key, used)| (key, (used, 0))).collect();
         Self { month, spent, month_tokens, ..Self::default() }
     }
@@ -514,9 +513,9 @@ mod tests {
     #[test]
     fn a_new_month_starts_from_nothing_spent() {
         let (org, ws) = ids();
-        let mut spent = HashMap::new();
+        let mut spent = FastMap::default();
         spent.insert(Scope::Workspace(ws), 100);
-        let mut tokens = HashMap::new();
+        let mut tokens = FastMap::default();
         tokens.insert((ws, "m".to_string()), 900);
         let mut ledger = Ledger::new(Timestamp(0), spent, tokens);
         let one = Hold::exactly(1);

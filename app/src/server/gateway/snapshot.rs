@@ -8,8 +8,9 @@
 //! name), so a change takes effect within a second; it reloads whole only at
 //! start or when it has fallen further behind than the log reaches.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
+use super::FastMap;
 use crate::{
     error::AppResult,
     ids::{ApiKeyId, OrgId, WorkspaceId},
@@ -68,10 +69,10 @@ pub struct Snapshot {
     /// `gateway_config.version` this snapshot is up to.
     pub version: i64,
     /// By the key's public id: only keys not revoked or expired before the grace.
-    pub keys: HashMap<String, KeyEntry>,
-    pub workspaces: HashMap<WorkspaceId, WorkspaceEntry>,
-    pub orgs: HashMap<OrgId, OrgEntry>,
-    pub models: HashMap<String, CatalogueModel>,
+    pub keys: FastMap<String, KeyEntry>,
+    pub workspaces: FastMap<WorkspaceId, WorkspaceEntry>,
+    pub orgs: FastMap<OrgId, OrgEntry>,
+    pub models: FastMap<String, CatalogueModel>,
 }
 
 /// What changed between two versions: each named entity as it is now, or
@@ -80,11 +81,11 @@ pub struct Snapshot {
 pub struct Changes {
     /// The version these changes bring a snapshot to.
     pub version: i64,
-    pub keys: HashMap<String, Option<KeyEntry>>,
-    pub workspaces: HashMap<WorkspaceId, Option<WorkspaceEntry>>,
-    pub orgs: HashMap<OrgId, Option<OrgEntry>>,
+    pub keys: FastMap<String, Option<KeyEntry>>,
+    pub workspaces: FastMap<WorkspaceId, Option<WorkspaceEntry>>,
+    pub orgs: FastMap<OrgId, Option<OrgEntry>>,
     /// The whole catalogue, when any model changed (it is small).
-    pub models: Option<HashMap<String, CatalogueModel>>,
+    pub models: Option<FastMap<String, CatalogueModel>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -199,7 +200,7 @@ impl Snapshot {
 
     /// Brings this snapshot to the version of `changes`.
     pub fn apply(&mut self, changes: Changes) {
-        fn put<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, changed: HashMap<K, Option<V>>) {
+        fn put<K: Eq + std::hash::Hash, V>(map: &mut FastMap<K, V>, changed: FastMap<K, Option<V>>) {
             for (id, entry) in changed {
                 match entry {
                     Some(entry) => map.insert(id, entry),
@@ -240,7 +241,7 @@ impl Changes {
         if logged.len() as i64 != version - since {
             return Ok(None);
         }
-        let mut named: HashMap<&str, HashSet<String>> = HashMap::new();
+        let mut named: FastMap<&str, HashSet<String>> = FastMap::default();
         for (_, kind, id) in logged.iter() {
             named.entry(kind.as_str()).or_default().insert(id.clone());
         }
@@ -309,7 +310,7 @@ fn grace_start(now: Timestamp) -> Timestamp {
     Timestamp(now.0 - KEY_GRACE_MS)
 }
 
-async fn catalogue(db: &Db) -> AppResult<HashMap<String, CatalogueModel>> {
+async fn catalogue(db: &Db) -> AppResult<FastMap<String, CatalogueModel>> {
     Ok(models::list(db).await?.into_iter().map(|m| (m.id.clone(), m)).collect())
 }
 
@@ -326,7 +327,7 @@ mod tests {
         snapshot.orgs.insert(gone, OrgEntry { billing_active: true, monthly_limit_micros: None });
         let changes = Changes {
             version: 7,
-            orgs: HashMap::from([
+            orgs: FastMap::from_iter([
                 (org, Some(OrgEntry { billing_active: true, monthly_limit_micros: Some(5) })),
                 (gone, None),
             ]),
