@@ -3,7 +3,7 @@
 # under data/, created and migrated on first start. Nothing else to install.
 #
 #   scripts/run.sh            a development build: the first page soonest
-#   scripts/run.sh --release  the optimised build production runs (about 8 more
+#   scripts/run.sh --release  the optimised build production runs (about 6 more
 #                             minutes the first time), with precompressed assets
 #
 # Anything else is passed to `chancery serve` (see `--help`).
