@@ -20,6 +20,9 @@
 //! release binary, runs this). `BENCH_SECONDS` sets each measurement's length
 //! (default 3), `CHANCERY_BIN` the binary (default `target/release/chancery`).
 //!
+//! It also prints each Chancery's resident memory idle and at its peak under
+//! load; `BENCH_KEYS` adds that many live keys to the snapshot first.
+//!
 //! `BENCH_CALLGRIND=1` counts instructions per call instead, with valgrind's
 //! callgrind: the same count for the same binary whatever else the machine
 //! does, so a change's gain shows even where req/s is noise. The upstream alone
@@ -91,6 +94,15 @@ async fn measure(dir: &Path, chancery: &Path, seconds: u64, callgrind: bool) -> 
     let database_url = format!("sqlite://{}?mode=rwc", dir.join("chancery.db").display());
     let db = Db::connect_and_migrate(&database_url).await?;
     let key = common::workspace_key_with_limits(&db).await?;
+    let extra_keys: usize = std::env::var("BENCH_KEYS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if extra_keys > 0 {
+        // An enterprise's worth of keys in the snapshot every call looks in.
+        let (org, workspace): (app::ids::OrgId, app::ids::WorkspaceId) =
+            sqlx::query_as("SELECT org_id, workspace_id FROM workspace_api_keys LIMIT 1")
+                .fetch_one(db.pool())
+                .await?;
+        common::insert_keys(&db, org, workspace, extra_keys, None).await?;
+    }
     db.close().await;
 
     let upstream_port = free_port()?;
@@ -131,6 +143,7 @@ async fn measure(dir: &Path, chancery: &Path, seconds: u64, callgrind: bool) -> 
         );
     }
 
+    let idle: Vec<_> = targets.iter().map(|t| t.process.as_ref().map(Process::memory)).collect();
     let scripts = Scripts::write(dir, &key)?;
     let mut answered_by_chancery = 0_u64;
     let mut in_flight_at_ends = 0_u64;
@@ -222,6 +235,18 @@ async fn measure(dir: &Path, chancery: &Path, seconds: u64, callgrind: bool) -> 
             target.name
         );
         println!("spent budget, {}: {} of {} calls refused with 429", target.name, run.refused, run.requests);
+    }
+    println!("\nmemory ({extra_keys} more live keys than the one measured with; BENCH_KEYS sets it)");
+    for (target, idle) in targets.iter().zip(&idle) {
+        if let (Some(process), Some(Ok((idle, _)))) = (&target.process, idle) {
+            let (_, peak) = process.memory()?;
+            println!(
+                "{:<18} RSS {:>6.1} MB idle, {:>6.1} MB at its peak under load",
+                target.name,
+                mb(*idle),
+                mb(peak)
+            );
+        }
     }
     for target in &mut targets {
         if let Some(process) = &mut target.process {
@@ -505,6 +530,21 @@ impl Process {
         Ok(Self(command.stdout(log.try_clone()?).stderr(log).spawn()?))
     }
 
+    /// Its resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
+    fn memory(&self) -> anyhow::Result<(u64, u64)> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
+        let kb = |field: &str| {
+            status
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(field)?.trim().strip_suffix(" kB")?.trim().parse::<u64>().ok()
+                })
+                .map(|kb| kb * 1024)
+                .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/.../status"))
+        };
+        Ok((kb("VmRSS:")?, kb("VmHWM:")?))
+    }
+
     /// Asks it to stop (SIGTERM) and waits until it has.
     fn terminate(&mut self) -> anyhow::Result<()> {
         Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status()?;
@@ -529,6 +569,10 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
 }
 
 fn free_port() -> anyhow::Result<u16> {

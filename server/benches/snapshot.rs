@@ -18,7 +18,6 @@ use std::{
 mod common;
 
 use app::{
-    ids::{OrgId, WorkspaceId},
     server::{
         db::Db,
         gateway::snapshot::{Changes, Snapshot},
@@ -47,7 +46,6 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 const ROUNDS: usize = 5;
-const ROWS_PER_INSERT: usize = 500;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[tokio::main]
@@ -62,8 +60,8 @@ async fn measure(engine: &str, db: &Db, keys: usize) -> anyhow::Result<()> {
     let (org_id, workspace_id) = (org.id, org.workspace);
     let now = Timestamp::now();
     let started = Instant::now();
-    insert_keys(db, org_id, workspace_id, keys, None).await?;
-    insert_keys(db, org_id, workspace_id, keys, Some(Timestamp(now.0 - 60 * DAY_MS))).await?;
+    common::insert_keys(db, org_id, workspace_id, keys, None).await?;
+    common::insert_keys(db, org_id, workspace_id, keys, Some(Timestamp(now.0 - 60 * DAY_MS))).await?;
     println!(
         "\n{engine}: {keys} live keys and {keys} revoked 60 days ago, inserted in {}",
         shown(started.elapsed())
@@ -158,56 +156,6 @@ async fn load_whole(db: &Db, now: Timestamp) -> anyhow::Result<Loaded> {
         keys = snapshot.keys.len();
     }
     Ok(Loaded { time: median(times), bytes, keys })
-}
-
-/// `count` keys in the shape the app writes; live ones are named `bench0...`.
-async fn insert_keys(
-    db: &Db,
-    org: OrgId,
-    workspace: WorkspaceId,
-    count: usize,
-    revoked_at: Option<Timestamp>,
-) -> anyhow::Result<()> {
-    let prefix = if revoked_at.is_some() { "gone" } else { "bench" };
-    let mut tx = db.pool().begin().await?;
-    for first in (0..count).step_by(ROWS_PER_INSERT) {
-        let rows = ROWS_PER_INSERT.min(count - first);
-        let values: Vec<String> = (0..rows)
-            .map(|n| {
-                let p = n * 7;
-                format!(
-                    "(${}, ${}, ${}, 'bench', ${}, ${}, 'abcd', 'bench', ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256,
-                 secret_last4, created_by_label, created_at, revoked_at)
-             VALUES {}",
-            values.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for n in first..first + rows {
-            query = query
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(org)
-                .bind(workspace)
-                .bind(format!("{prefix}{n:020}"))
-                .bind(format!("{:064x}", n))
-                .bind(Timestamp::now())
-                .bind(revoked_at);
-        }
-        query.execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// `time` against `baseline`: `0.36x`, or `1/2900x` when far below.

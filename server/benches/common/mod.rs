@@ -16,6 +16,7 @@ use app::{
         db::Db,
         orgs,
     },
+    time::Timestamp,
 };
 
 /// Its Admin (as the actor of later changes), its id and its Default workspace.
@@ -121,4 +122,57 @@ async fn existing_organization(db: &Db) -> anyhow::Result<BenchOrg> {
     .await?;
     let client = Client { ip: Some("127.0.0.1".into()) };
     Ok(BenchOrg { admin: Actor::User { id: user_id, email }, client, id, workspace })
+}
+
+/// Keys are written this many to an INSERT.
+const ROWS_PER_INSERT: usize = 500;
+
+/// `count` keys in the shape the app writes; live ones are named `bench0...`.
+pub async fn insert_keys(
+    db: &Db,
+    org: OrgId,
+    workspace: WorkspaceId,
+    count: usize,
+    revoked_at: Option<Timestamp>,
+) -> anyhow::Result<()> {
+    let prefix = if revoked_at.is_some() { "gone" } else { "bench" };
+    let mut tx = db.pool().begin().await?;
+    for first in (0..count).step_by(ROWS_PER_INSERT) {
+        let rows = ROWS_PER_INSERT.min(count - first);
+        let values: Vec<String> = (0..rows)
+            .map(|n| {
+                let p = n * 7;
+                format!(
+                    "(${}, ${}, ${}, 'bench', ${}, ${}, 'abcd', 'bench', ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO workspace_api_keys (id, org_id, workspace_id, name, public_id, secret_sha256,
+                 secret_last4, created_by_label, created_at, revoked_at)
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for n in first..first + rows {
+            query = query
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(org)
+                .bind(workspace)
+                .bind(format!("{prefix}{n:020}"))
+                .bind(format!("{:064x}", n))
+                .bind(Timestamp::now())
+                .bind(revoked_at);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
