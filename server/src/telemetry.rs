@@ -52,14 +52,10 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str).to_owned();
     // The id is sane (visible ASCII) and the route is one of ours: neither can forge a log line.
     let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
-    if exporting_traces() {
+    let callers = || request.headers().get(&TRACEPARENT)?.to_str().ok().and_then(TraceContext::parse);
+    if let Some(parent) = exporting_traces().then(callers).flatten() {
         // The caller's trace, continued by our spans.
-        if let Some(parent) = request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()) {
-            if let Some(parent) = TraceContext::parse(parent) {
-                let _ =
-                    span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.into()));
-            }
-        }
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.into()));
     }
     let method = request.method().clone();
     let started = Instant::now();

@@ -443,14 +443,10 @@ impl ChainRecord {
             let number_in =
                 |cell: &str| cell.parse::<i64>().map_err(|_| at(&format!("{cell:?} is not a number")));
             let optional = |cell: &str| (!cell.is_empty()).then(|| cell.to_string());
-            for (header, name) in
-                [(&CSV_EVENTS[..], "events"), (&CSV_HEAD[..], "head"), (&CSV_CHECKPOINTS[..], "checkpoints")]
-            {
-                if cells == header {
-                    table = Some(name);
-                }
-            }
-            if [&CSV_EVENTS[..], &CSV_HEAD[..], &CSV_CHECKPOINTS[..]].contains(&&cells[..]) {
+            let tables =
+                [(&CSV_EVENTS[..], "events"), (&CSV_HEAD[..], "head"), (&CSV_CHECKPOINTS[..], "checkpoints")];
+            if let Some((_, name)) = tables.iter().find(|(header, _)| cells == *header) {
+                table = Some(*name);
                 continue;
             }
             match (table, &cells[..]) {
