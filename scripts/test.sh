@@ -8,7 +8,8 @@ scripts/setup.sh --test
 export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export CHANCERY_TEST_POSTGRES_URL="${CHANCERY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started, so a slow or stuck run shows where its time went.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 work=$(mktemp -d)
 server_pid=
 trap '[[ -n $server_pid ]] && kill $server_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -46,4 +47,4 @@ sum() { grep -Eo "[0-9]+ $1" "$2" | awk '{ n += $1 } END { print n + 0 }'; }
 rust_passed=$(sum passed "$work/cargo-test.log")
 rust_failed=$(sum failed "$work/cargo-test.log")
 e2e_passed=$(grep -Eo '^ *[0-9]+ passed' "$work/e2e.log" | awk '{ n += $1 } END { print n + 0 }')
-printf '\ntests: %d passed, %d failed\n' $((rust_passed + e2e_passed)) "$rust_failed"
+printf '\ntests: %d passed, %d failed in %dm%02ds\n' $((rust_passed + e2e_passed)) "$rust_failed" $((SECONDS / 60)) $((SECONDS % 60))

@@ -3,8 +3,6 @@
 //! `GET /api/admin/audit-logs/verify`, by an export checked offline and by
 //! `chancery audit verify`.
 
-use std::process::Command;
-
 use app::{
     server::audit_chain::{self, AuditSigner, ChainRecord, TamperKind},
     time::Timestamp,
@@ -267,8 +265,21 @@ async fn events_recorded_before_chaining_are_linked_once(mut app: TestApp) {
     assert_eq!(problem(&report).2, Some(later));
 }
 
+/// `chancery audit ...` on the test's database. Run asynchronously: the test's
+/// runtime also runs the gateway's background tasks, which must go on meanwhile.
+async fn chancery_audit(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_chancery"))
+        .arg("audit")
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env_remove("CHANCERY_AUDIT_SIGNING_KEY")
+        .output()
+        .await
+        .unwrap()
+}
+
 async fn the_command_line_verifies_and_names_the_break(mut app: TestApp) {
-    let keygen = Command::new(env!("CARGO_BIN_EXE_chancery")).args(["audit", "keygen"]).output().unwrap();
+    let keygen = chancery_audit(&app, &["keygen"]).await;
     let printed = String::from_utf8(keygen.stdout).unwrap();
     let value = |name: &str| {
         printed
@@ -282,44 +293,35 @@ async fn the_command_line_verifies_and_names_the_break(mut app: TestApp) {
 
     app.use_audit_signer(&signer);
     let (org, key) = chained(&app, &signer).await;
-    let verify_with = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_chancery"))
-            .args(["audit", "verify"])
-            .args(args)
-            .env("DATABASE_URL", &app.database_url)
-            .env_remove("CHANCERY_AUDIT_SIGNING_KEY")
-            .output()
-            .unwrap()
-    };
-    let verify = |public_key: &str| verify_with(&["--public-key", public_key]);
+    let public_key = signer.public_key();
 
     // The CSV export verifies offline; an edited copy does not.
     let export = app.api("GET", "/api/admin/audit-logs/export?format=csv", &key, None).await;
     assert_eq!(export.status, StatusCode::OK, "{}", export.body);
     assert_eq!(export.header("content-type"), Some("text/csv; charset=utf-8"));
     let file = std::env::temp_dir().join(format!("audit-{}.csv", uuid::Uuid::new_v4().simple()));
-    let offline = |csv: &str| {
-        std::fs::write(&file, csv).unwrap();
-        verify_with(&["--file", file.to_str().unwrap(), "--public-key", &signer.public_key()])
-    };
-    let intact = offline(&export.body);
+    let offline = ["verify", "--file", file.to_str().unwrap(), "--public-key", &public_key];
+    std::fs::write(&file, &export.body).unwrap();
+    let intact = chancery_audit(&app, &offline).await;
     let said = String::from_utf8_lossy(&intact.stdout).to_string();
     assert!(intact.status.success(), "{said}{}", String::from_utf8_lossy(&intact.stderr));
     assert!(said.contains(&format!("Organization {}: intact", org.id)), "{said}");
-    let edited = offline(&export.body.replacen("workspace.", "workspace.x", 1));
+    std::fs::write(&file, export.body.replacen("workspace.", "workspace.x", 1)).unwrap();
+    let edited = chancery_audit(&app, &offline).await;
     assert_eq!(edited.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&edited.stdout).contains("TAMPERED (Modified)"));
     let _ = std::fs::remove_file(&file);
     let refused = app.api("GET", "/api/admin/audit-logs/export?format=xml", &key, None).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
 
-    let intact = verify(&signer.public_key());
+    let intact = chancery_audit(&app, &["verify", "--public-key", &public_key]).await;
     let said = String::from_utf8_lossy(&intact.stdout).to_string();
     assert!(intact.status.success(), "{said}{}", String::from_utf8_lossy(&intact.stderr));
     assert!(said.contains(&format!("Organization {}: intact", org.id)), "{said}");
 
     // Checked against another key, the checkpoints are refused: exit 1.
-    let other = verify(&AuditSigner::generate().public_key());
+    let other =
+        chancery_audit(&app, &["verify", "--public-key", &AuditSigner::generate().public_key()]).await;
     assert_eq!(other.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&other.stdout).contains("TAMPERED (BadCheckpoint)"));
 
@@ -330,7 +332,7 @@ async fn the_command_line_verifies_and_names_the_break(mut app: TestApp) {
         .execute(app.db.pool())
         .await
         .unwrap();
-    let tampered = verify(&signer.public_key());
+    let tampered = chancery_audit(&app, &["verify", "--public-key", &public_key]).await;
     let said = String::from_utf8_lossy(&tampered.stdout).to_string();
     assert_eq!(tampered.status.code(), Some(1), "{said}");
     assert!(said.contains("TAMPERED (Modified): Event 3"), "{said}");

@@ -1,7 +1,7 @@
 //! Test harness: a fresh database per test (SQLite file or PostgreSQL
 //! database), the real router, and a cookie-keeping client.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr, sync::mpsc::RecvTimeoutError, time::Duration};
 
 use app::server::{
     db::Db,
@@ -21,21 +21,48 @@ macro_rules! on_both_databases {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name($crate::common::TestApp::sqlite().await).await
+                #[test]
+                fn $name() {
+                    $crate::common::run(|| async { super::$name($crate::common::TestApp::sqlite().await).await })
                 }
             )+
         }
         mod postgres {
             $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name($crate::common::TestApp::postgres().await).await
+                #[test]
+                fn $name() {
+                    $crate::common::run(|| async { super::$name($crate::common::TestApp::postgres().await).await })
                 }
             )+
         }
     };
+}
+
+/// The longest a test may take: the slowest takes about 20 s on 2 busy cores.
+const TEST_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs a test as `#[tokio::test]` would, on a thread of its own watched from
+/// the harness's: a test that hangs (even blocked outside its runtime) fails by
+/// name instead of holding the whole run until CI's limit, and blocking work it
+/// leaves behind cannot keep it from ending.
+pub fn run<F: Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'static) {
+    let (finished, outcome) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a test runtime");
+        runtime.block_on(test());
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        let _ = finished.send(());
+    });
+    match outcome.recv_timeout(TEST_LIMIT) {
+        Ok(()) => {}
+        // The test panicked: fail with its message.
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the test thread ends by sending or by panicking"),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("the test did not finish within {TEST_LIMIT:?}"),
+    }
 }
 
 pub struct TestApp {
