@@ -10,7 +10,7 @@ pub mod scim;
 pub mod sso;
 pub mod telemetry;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 use admin_api::ApiError;
 use app::{
@@ -40,7 +40,7 @@ use axum::{
 use futures_util::{StreamExt, TryStreamExt};
 use http::{header, HeaderValue, StatusCode};
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower_http_csrf::csrf::CsrfLayer;
 use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 
@@ -51,10 +51,20 @@ pub const SESSION_COOKIE: &str = "chancery_session";
 /// A session ends after this long without a request.
 const SESSION_IDLE: time::Duration = time::Duration::days(7);
 
+/// The pages' routes, found once per process by rendering the app with its
+/// data loading held back. The hold is process-wide (leptos_server's
+/// `SuppressResourceLoad`): a page another router of this process rendered
+/// meanwhile would wait forever for its data (leptos issue #4773), so a second
+/// router must not find them again.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// Every route of the application. Pages and server functions sit behind the
 /// session and cross-origin (CSRF) layers; machine APIs will not.
 pub fn router(state: AppState, secure_cookies: bool) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
