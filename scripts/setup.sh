@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Installs what building (and, with --test, testing) Chancery needs. Idempotent:
-# each tool is checked first and installed only when missing or at the wrong version.
+# Installs what building Chancery needs. Idempotent: each tool is checked first
+# and installed only when missing or at the wrong version.
+#
+#   scripts/setup.sh            a development build (scripts/run.sh)
+#   scripts/setup.sh --release  also cargo-leptos and wasm-opt, for the optimised build
+#   scripts/setup.sh --test     also what the tests need (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +12,14 @@ CARGO_LEPTOS_VERSION=0.3.10     # 0.3.11 does not build on rustc 1.95
 WASM_BINDGEN_VERSION=0.2.130    # must equal the wasm-bindgen crate pinned in Cargo.toml
 export PATH="$HOME/.cargo/bin:$PATH"
 
+with_release=false
 with_tests=false
-[[ "${1:-}" == "--test" ]] && with_tests=true
+case "${1:-}" in
+  --release) with_release=true ;;
+  --test) with_release=true with_tests=true ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--release | --test]" >&2; exit 2 ;;
+esac
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -31,13 +41,6 @@ if ((${#build_packages[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${build_packages[@]}"
 fi
 
-# cargo-leptos only runs the builds: unoptimised (--debug) it installs in about
-# 6 minutes on 2 cores instead of 23, and builds as fast.
-if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
-  step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 6 minutes on 2 cores)"
-  cargo install --debug --locked "cargo-leptos@$CARGO_LEPTOS_VERSION" --features no_downloads
-fi
-
 if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$WASM_BINDGEN_VERSION"* ]]; then
   step "Installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   # Not --locked: its lockfile wants a webpki-roots release the registry does not serve.
@@ -45,10 +48,18 @@ if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$WASM_BINDGEN_VERSION
   cargo install --debug wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
 fi
 
-# wasm-opt for release builds, from npm: Debian's binaryen 108 emits wasm that fails to hydrate.
-if [[ ! -x tools/node_modules/.bin/wasm-opt ]]; then
-  step "Installing binaryen (wasm-opt) from npm"
-  (cd tools && npm ci --no-audit --no-fund)
+if $with_release; then
+  # cargo-leptos only runs the builds: unoptimised (--debug) it installs in about
+  # 7 minutes on 2 cores instead of 23, and builds as fast.
+  if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
+    step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 7 minutes on 2 cores)"
+    cargo install --debug --locked "cargo-leptos@$CARGO_LEPTOS_VERSION" --features no_downloads
+  fi
+  # wasm-opt, from npm: Debian's binaryen 108 emits wasm that fails to hydrate.
+  if [[ ! -x tools/node_modules/.bin/wasm-opt ]]; then
+    step "Installing binaryen (wasm-opt) from npm"
+    (cd tools && npm ci --no-audit --no-fund)
+  fi
 fi
 
 if $with_tests; then
