@@ -63,9 +63,12 @@ async fn bare_mock_chat(body: Bytes) -> Response {
         Err(err) => return Refused(GatewayError::bad_request(err.to_string())).into_response(),
     };
     match provider::send(None, Endpoint::ChatCompletions, request, false, None).await {
-        Answer::Json { status, body } => {
-            (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response()
-        }
+        Answer::Json { status, bytes, .. } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            bytes,
+        )
+            .into_response(),
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -378,7 +381,7 @@ impl Exchange {
                 reservation.settle(ending);
                 upstream_failed(502, "upstream_error", "The model provider's answer could not be read.")
             }
-            Answer::Json { status, body } if (200..300).contains(&status) => {
+            Answer::Json { status, body, bytes } if (200..300).contains(&status) => {
                 let metered = match usage_of(&body) {
                     Some(usage) => Metered::Reported(usage),
                     None => Metered::Estimated(reservation.estimate(answer_bytes(&body))),
@@ -391,9 +394,11 @@ impl Exchange {
                     status: caller_status,
                     upstream_status: Some(status),
                 });
-                (StatusCode::OK, Json(body)).into_response()
+                // The provider's own bytes: no second serialisation on the hot path.
+                ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes)
+                    .into_response()
             }
-            Answer::Json { status, body } => {
+            Answer::Json { status, body, .. } => {
                 // The provider's error stays here (it may name its account); the caller learns its kind only.
                 let code = body["error"]["code"].as_str().or(body["error"]["type"].as_str()).unwrap_or("");
                 tracing::warn!(status, code, model = reservation.model(), "upstream answered with an error");

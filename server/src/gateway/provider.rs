@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::telemetry::{TraceContext, TRACEPARENT};
 
 pub enum Answer {
-    /// A whole answer, success or error, with the provider's status.
-    Json { status: u16, body: Value },
+    /// A whole answer, success or error, with the provider's status: read
+    /// for its usage, and passed on as the provider wrote it.
+    Json { status: u16, body: Value, bytes: Bytes },
     /// A successful answer as server-sent events, passed on as they come.
     Stream(BoxStream<'static, Result<Bytes, std::io::Error>>),
     /// The provider could not be reached: nothing was forwarded.
@@ -79,13 +80,26 @@ pub async fn send(
         let chunks = response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other));
         return Answer::Stream(chunks.boxed());
     }
-    match response.json::<Value>().await {
-        Ok(body) => Answer::Json { status, body },
+    let bytes = match response.bytes().await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::warn!(%url, status, %error, "upstream answer broke off");
+            return Answer::Broken { status: Some(status) };
+        }
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(body) => Answer::Json { status, body, bytes },
         Err(error) => {
             tracing::warn!(%url, status, %error, "upstream answer is not JSON");
             Answer::Broken { status: Some(status) }
         }
     }
+}
+
+/// The mock's whole answers, written as a provider would send them.
+fn mock_answer(body: Value) -> Answer {
+    let bytes = Bytes::from(body.to_string());
+    Answer::Json { status: 200, body, bytes }
 }
 
 fn estimate_tokens(bytes: usize) -> i64 {
@@ -130,14 +144,11 @@ fn mock_chat(request: &Map<String, Value>, stream: bool) -> Answer {
     let created = chrono::Utc::now().timestamp();
     let finish = if (words.len() as i64) < max_tokens { "stop" } else { "length" };
     if !stream {
-        return Answer::Json {
-            status: 200,
-            body: json!({
-                "id": id, "object": "chat.completion", "created": created, "model": model, "provider": "mock",
-                "choices": [{ "index": 0, "message": { "role": "assistant", "content": words.join(" ") }, "finish_reason": finish }],
-                "usage": usage,
-            }),
-        };
+        return mock_answer(json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model, "provider": "mock",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": words.join(" ") }, "finish_reason": finish }],
+            "usage": usage,
+        }));
     }
     let chunk = |delta: Value, finish: Value, usage: Value| {
         let chunk = json!({
@@ -181,12 +192,9 @@ fn mock_embeddings(request: &Map<String, Value>) -> Answer {
         })
         .collect();
     let tokens: i64 = inputs.iter().map(|t| estimate_tokens(t.len())).sum();
-    Answer::Json {
-        status: 200,
-        body: json!({
-            "id": format!("embd-mock-{}", uuid::Uuid::new_v4().simple()),
-            "object": "list", "model": model, "provider": "mock", "data": data,
-            "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
-        }),
-    }
+    mock_answer(json!({
+        "id": format!("embd-mock-{}", uuid::Uuid::new_v4().simple()),
+        "object": "list", "model": model, "provider": "mock", "data": data,
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+    }))
 }

@@ -510,20 +510,28 @@ async fn streams_are_billed_even_when_the_caller_hangs_up(app: TestApp) {
 }
 
 async fn calls_are_forwarded_to_the_upstream_with_its_key(mut app: TestApp) {
-    // A stand-in for an OpenAI-compatible API that says what it received.
+    // A stand-in for an OpenAI-compatible API that says what it received, in
+    // an answer laid out its own way (indented), kept to compare.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let written = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let upstream = axum::Router::new().route(
         "/v1/chat/completions",
-        axum::routing::post(|headers: http::HeaderMap, body: String| async move {
-            let auth = headers[header::AUTHORIZATION].to_str().unwrap().to_string();
-            let trace = headers.get("traceparent").map(|v| v.to_str().unwrap().to_string());
-            let sent: Value = serde_json::from_str(&body).unwrap();
-            axum::Json(json!({
-                "id": trace, "object": "chat.completion", "model": sent["model"],
-                "choices": [{ "index": 0, "message": { "role": "assistant", "content": auth }, "finish_reason": "stop" }],
-                "usage": { "prompt_tokens": 1_000_000, "completion_tokens": 3, "total_tokens": 1_000_003 },
-            }))
+        axum::routing::post({
+            let written = written.clone();
+            move |headers: http::HeaderMap, body: String| async move {
+                let auth = headers[header::AUTHORIZATION].to_str().unwrap().to_string();
+                let trace = headers.get("traceparent").map(|v| v.to_str().unwrap().to_string());
+                let sent: Value = serde_json::from_str(&body).unwrap();
+                let answer = serde_json::to_string_pretty(&json!({
+                    "id": trace, "object": "chat.completion", "model": sent["model"],
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": auth }, "finish_reason": "stop" }],
+                    "usage": { "prompt_tokens": 1_000_000, "completion_tokens": 3, "total_tokens": 1_000_003 },
+                }))
+                .unwrap();
+                *written.lock().unwrap() = answer.clone();
+                ([(header::CONTENT_TYPE, "application/json")], answer)
+            }
         }),
     );
     tokio::spawn(async move { axum::serve(listener, upstream).await.unwrap() });
@@ -538,6 +546,8 @@ async fn calls_are_forwarded_to_the_upstream_with_its_key(mut app: TestApp) {
         "Bearer upstream-secret",
         "the caller's key stays here"
     );
+    assert_eq!(answer.body, *written.lock().unwrap(), "passed on as the provider wrote it");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
     // The upstream call starts a trace of its own, the caller sent none.
     let started = answer.json()["id"].as_str().unwrap().to_string();
     assert!(server::telemetry::TraceContext::parse(&started).is_some(), "{started}");
