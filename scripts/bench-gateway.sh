@@ -3,7 +3,7 @@
 # wrk from Debian when missing, builds the release binary, and runs the benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --release
 export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 missing=()
