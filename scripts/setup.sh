@@ -28,17 +28,6 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# cargo-leptos only runs the builds: unoptimised (--debug) it installs in about
-# 7 minutes on 2 cores instead of 23, and builds as fast. It compiles in the
-# background while the rest, mostly downloads, is installed; setup waits for it.
-leptos_install=
-if $with_release && [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
-  step "Installing cargo-leptos $CARGO_LEPTOS_VERSION in the background (about 7 minutes on 2 cores)"
-  leptos_log=$(mktemp)
-  cargo install --debug --locked "cargo-leptos@$CARGO_LEPTOS_VERSION" --features no_downloads >"$leptos_log" 2>&1 &
-  leptos_install=$!
-fi
-
 # SAML's XML signatures are checked by libxmlsec1 (the samael crate), whose
 # bindings are generated with libclang when Chancery is built.
 build_packages=()
@@ -59,10 +48,18 @@ if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$WASM_BINDGEN_VERSION
   cargo install --debug wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
 fi
 
-# wasm-opt, from npm: Debian's binaryen 108 emits wasm that fails to hydrate.
-if $with_release && [[ ! -x tools/node_modules/.bin/wasm-opt ]]; then
-  step "Installing binaryen (wasm-opt) from npm"
-  (cd tools && npm ci --no-audit --no-fund)
+if $with_release; then
+  # cargo-leptos only runs the builds: unoptimised (--debug) it installs in about
+  # 7 minutes on 2 cores instead of 23, and builds as fast.
+  if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
+    step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 7 minutes on 2 cores)"
+    cargo install --debug --locked "cargo-leptos@$CARGO_LEPTOS_VERSION" --features no_downloads
+  fi
+  # wasm-opt, from npm: Debian's binaryen 108 emits wasm that fails to hydrate.
+  if [[ ! -x tools/node_modules/.bin/wasm-opt ]]; then
+    step "Installing binaryen (wasm-opt) from npm"
+    (cd tools && npm ci --no-audit --no-fund)
+  fi
 fi
 
 if $with_tests; then
@@ -99,14 +96,4 @@ if $with_tests; then
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
     cp end2end/package-lock.json end2end/node_modules/.installed-lock.json
   fi
-fi
-
-if [[ -n $leptos_install ]]; then
-  if ! wait "$leptos_install"; then
-    cat "$leptos_log"
-    echo "cargo-leptos $CARGO_LEPTOS_VERSION could not be installed" >&2
-    exit 1
-  fi
-  rm -f "$leptos_log"
-  step "cargo-leptos $CARGO_LEPTOS_VERSION installed"
 fi
