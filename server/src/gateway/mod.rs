@@ -63,12 +63,9 @@ async fn bare_mock_chat(body: Bytes) -> Response {
         Err(err) => return Refused(GatewayError::bad_request(err.to_string())).into_response(),
     };
     match provider::send(None, Endpoint::ChatCompletions, request, false, None).await {
-        Answer::Json { status, bytes, .. } => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            bytes,
-        )
-            .into_response(),
+        Answer::Json { status, bytes, .. } => {
+            written_json(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), bytes)
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -394,9 +391,7 @@ impl Exchange {
                     status: caller_status,
                     upstream_status: Some(status),
                 });
-                // The provider's own bytes: no second serialisation on the hot path.
-                ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes)
-                    .into_response()
+                written_json(StatusCode::OK, bytes)
             }
             Answer::Json { status, body, .. } => {
                 // The provider's error stays here (it may name its account); the caller learns its kind only.
@@ -420,6 +415,12 @@ impl Exchange {
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         }
     }
+}
+
+/// A provider's JSON answer, passed on as it was written: no second
+/// serialisation on the hot path.
+fn written_json(status: StatusCode, bytes: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
 }
 
 fn upstream_failed(status: u16, code: &'static str, message: &str) -> Response {
